@@ -1,0 +1,53 @@
+# Convenience front end over CMake. `make run` and `make test` do all set-up
+# on a fresh Debian machine (packages, build) and then run.
+
+BUILD      ?= build
+BUILD_SAN  ?= build-san
+BUILD_FUZZ ?= build-fuzz
+JOBS       ?= $(shell nproc)
+OUT        ?= ./flowlogs
+
+.PHONY: all deps build build-san build-fuzz run test test-unit test-e2e test-san test-fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Sanitizer build: every test suite runs again under ASan and UBSan.
+build-san: deps
+	@cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DPF_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD_SAN) -j $(JOBS)
+
+build-fuzz: deps
+	@cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DPF_SANITIZE=ON -DPF_FUZZ=ON -DPF_E2E=OFF >/dev/null
+	@cmake --build $(BUILD_FUZZ) -j $(JOBS)
+
+# Run the agent on its defaults, writing $(OUT)/flows.log and printing each line.
+run: build
+	@mkdir -p $(OUT)
+	$(BUILD)/procflow run --output-dir $(OUT) --stdout
+
+test: build build-san build-fuzz
+	@echo "== tests (release build)"
+	@ctest --test-dir $(BUILD) --output-on-failure
+	@echo "== tests (ASan + UBSan build)"
+	@ctest --test-dir $(BUILD_SAN) --output-on-failure
+	@echo "== fuzz harnesses (bounded runs)"
+	@ctest --test-dir $(BUILD_FUZZ) --output-on-failure -L fuzz
+
+test-unit: build
+	@ctest --test-dir $(BUILD) --output-on-failure -L unit
+
+test-e2e: build
+	@ctest --test-dir $(BUILD) --output-on-failure -L e2e
+
+bench: build
+	@bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

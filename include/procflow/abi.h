@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The ABI shared by the BPF programs (bpf/) and user space (agent/, lib/).
+ *
+ * Only fixed-width fields, widest first, so the layout is the same for
+ * clang -target bpf and for the host compiler. Addresses are 16-byte fields;
+ * IPv4 is stored IPv4-mapped (::ffff:a.b.c.d) so one key type serves both
+ * families. Every limit that sizes a map or a record lives here.
+ */
+#ifndef PROCFLOW_ABI_H
+#define PROCFLOW_ABI_H
+
+#ifdef __bpf__
+/* vmlinux.h provides __u8 .. __u64 on the BPF side. */
+#else
+#include <linux/types.h>
+#endif
+
+#define PF_COMM_LEN 16
+
+/* An exec event carries the path as passed to execve and the raw argument
+ * area (NUL-separated argv, argv[0] included). PF_PATH_MAX bounds the path,
+ * PF_ARGS_CAP is the compile-time cap of the configurable argument bound
+ * (the run-time default is PF_ARGS_DEFAULT). */
+#define PF_PATH_MAX 4096
+#define PF_ARGS_CAP 32768
+#define PF_ARGS_DEFAULT 4096
+#define PF_ARGC_DEFAULT 64
+
+/* Map bounds. Sized for a busy node; the agent can override before load. */
+#define PF_FLOWS_MAX 65536  /* flow counters (per socket and peer) */
+#define PF_SOCKS_MAX 65536  /* socket owners */
+#define PF_RINGBUF_BYTES (8u << 20)
+
+enum pf_event_type {
+	PF_EV_EXEC = 1,
+	PF_EV_FORK = 2,
+	PF_EV_EXIT = 3,
+};
+
+/* Exec event flags. */
+#define PF_EXEC_ARGS_TRUNC (1u << 0) /* the argument area was longer than the bound */
+#define PF_EXEC_PATH_TRUNC (1u << 1)
+
+struct pf_event_hdr {
+	__u64 ts_ns; /* bpf_ktime_get_boot_ns() at the event */
+	__u32 type;  /* enum pf_event_type */
+	__u32 pid;   /* thread-group id (the PID users see) */
+};
+
+/* Variable length: data[] holds path_len bytes of path (no NUL), then
+ * args_len bytes of the argument area. Only path_len + args_len bytes of
+ * data[] are sent. */
+struct pf_exec_event {
+	struct pf_event_hdr hdr;
+	__u64 start_ns;  /* group leader's start_boottime: with pid, the identity */
+	__u64 cgroup_id;
+	__u32 ppid;
+	__u32 uid;
+	__u32 path_len;
+	__u32 args_len;
+	__u32 flags; /* PF_EXEC_* */
+	char comm[PF_COMM_LEN];
+	char data[PF_PATH_MAX + PF_ARGS_CAP];
+};
+
+struct pf_fork_event {
+	struct pf_event_hdr hdr; /* pid: the child */
+	__u64 start_ns;		 /* child's start_boottime */
+	__u64 parent_start_ns;
+	__u32 ppid;
+	__u32 pad;
+	char comm[PF_COMM_LEN];
+};
+
+struct pf_exit_event {
+	struct pf_event_hdr hdr;
+	__u64 start_ns;
+	char comm[PF_COMM_LEN];
+};
+
+/* Which side started a flow: reporter "src" or "dst". */
+enum pf_role {
+	PF_ROLE_UNKNOWN = 0,
+	PF_ROLE_SRC = 1,
+	PF_ROLE_DST = 2,
+};
+
+/* Flow counters, one entry per (socket, local address, peer). A socket
+ * cookie is unique for the kernel's lifetime, so it also separates network
+ * namespaces; the agent maps it to a namespace through the socket map. */
+struct pf_flow_key {
+	__u64 cookie;
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport; /* host byte order */
+	__u16 rport;
+	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 pad[3];
+};
+
+/* Flow value flags. */
+#define PF_FLOW_LISTENER (1u << 0) /* counted on a listening socket (handshake) */
+#define PF_FLOW_FIN (1u << 1)	   /* a FIN or RST was seen */
+
+struct pf_flow_val {
+	__u64 bytes_in; /* IP layer, headers included; updated atomically */
+	__u64 bytes_out;
+	__u64 pkts_in;
+	__u64 pkts_out;
+	__u64 first_ns;
+	__u64 last_ns;
+	__u32 role;  /* enum pf_role, decided when the entry is created */
+	__u32 flags; /* PF_FLOW_* */
+};
+
+/* Where an owner claim came from, most trusted last. */
+enum pf_claim {
+	PF_CLAIM_NONE = 0,
+	PF_CLAIM_ITER = 1,	   /* found by the task_file iterator */
+	PF_CLAIM_CREATE = 2,	   /* socket() */
+	PF_CLAIM_CONNECT = 3,	   /* connect() */
+	PF_CLAIM_UDP_MSG = 4,	   /* sendmsg()/recvmsg() on UDP */
+	PF_CLAIM_LISTEN = 5,	   /* listen() */
+	PF_CLAIM_ACCEPT = 6,	   /* accept() */
+};
+
+/* One entry per socket, keyed by socket cookie: who owns it (a process
+ * context hook saw this thread group use it at ts_ns), its namespace, its
+ * TCP role and when it closed, and TCP health figures sampled at close. */
+struct pf_sock_val {
+	__u64 ts_ns;	 /* when the owner was last claimed */
+	__u64 netns;	 /* network namespace cookie, 0 if unknown */
+	__u64 closed_ns; /* 0 while open */
+	__u32 tgid;	 /* 0 if no owner seen yet */
+	__u32 claim;	 /* enum pf_claim */
+	__u32 role;	 /* enum pf_role (TCP: from the state machine) */
+	__u32 listener;	 /* 1 for a listening socket */
+	/* TCP health at close (or last sample), true units. */
+	__u32 srtt_us;
+	__u32 min_rtt_us;
+	__u32 snd_cwnd;
+	__u32 mss;
+	__u32 total_retrans;
+	__u32 lost_out;
+	char comm[PF_COMM_LEN];
+};
+
+/* Counters of what the kernel side could not do, one slot each in a
+ * per-CPU array. */
+enum pf_stat {
+	PF_STAT_RB_DROPS = 0,	  /* ring buffer full: event lost */
+	PF_STAT_FLOWS_FULL = 1,	  /* flow map full: packet not counted */
+	PF_STAT_SOCKS_FULL = 2,	  /* socket map full: owner not recorded */
+	PF_STAT_ACCEPT_MISS = 3,  /* accept() returned a socket we could not read */
+	PF_STAT_MAX = 8,
+};
+
+#endif /* PROCFLOW_ABI_H */

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * Aggregation of flow observations into flow-log records, and their JSON
+ * form (../shared/spec/flow-log-format.md is the contract).
+ *
+ * The agent feeds one observation per flow (5-tuple, network namespace,
+ * reporter) per interval with that interval's counter deltas and the
+ * process that owns the local side, then calls pf_agg__flush() once per
+ * interval. The aggregator folds observations by the aggregation level,
+ * keeps per-process statistics within each folded key (first-seen order),
+ * and writes one JSON line per (key, process name) through a callback.
+ *
+ * Nothing here knows about BPF or the kernel: it is pure logic.
+ */
+#ifndef PF_FLOW_AGG_H
+#define PF_FLOW_AGG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum pf_reporter {
+	PF_REPORTER_SRC = 1, /* local side initiated */
+	PF_REPORTER_DST = 2, /* local side received */
+};
+
+struct pf_flow_obs {
+	uint64_t netns;	   /* network namespace: part of the flow key */
+	uint64_t flow_id;  /* unique per flow across intervals (distinct flow count) */
+	uint8_t laddr[16]; /* local address, IPv4 as ::ffff:a.b.c.d */
+	uint8_t raddr[16]; /* remote address */
+	uint16_t lport, rport;
+	uint8_t proto;	  /* IPPROTO_* */
+	uint8_t reporter; /* enum pf_reporter */
+	uint8_t started;  /* the flow started in this interval */
+	uint8_t completed; /* the flow completed in this interval */
+	uint64_t bytes_in, bytes_out, packets_in, packets_out; /* this interval */
+
+	/* Process on the local side. proc_name NULL: no process known ("-").
+	 * proc_pid 0: PID unknown. proc_args NULL: arguments unknown. */
+	const char *proc_name;
+	uint32_t proc_pid;
+	const char *proc_args;
+
+	/* TCP health; has_tcp 0 when there is no sample. */
+	uint8_t has_tcp;
+	uint32_t tcp_cwnd, tcp_srtt_us, tcp_min_rtt_us, tcp_mss;
+	uint64_t tcp_retrans, tcp_lost, tcp_unrecovered_to; /* increases in this interval */
+};
+
+struct pf_agg_opts {
+	int level;		   /* aggregation level 0..3 */
+	const char *host;	   /* host name: "host" field and the hep name */
+	unsigned proc_limit;	   /* flowLogsFilePerFlowProcessLimit (default 2) */
+	unsigned args_limit;	   /* flowLogsFilePerFlowProcessArgsLimit (default 5) */
+	int include_process;	   /* 0: every process_name is "-" */
+	int include_tcp;	   /* 0: every tcp_* field is 0 */
+	size_t max_keys;	   /* bound on folded keys per interval; 0 = 1<<20 */
+};
+
+/* Called for each finished line: @line is one JSON object followed by
+ * '\n', @len bytes. Return 0 to go on, a negative errno to stop. */
+typedef int (*pf_agg_line_fn)(const char *line, size_t len, void *ctx);
+
+struct pf_agg;
+
+/* Returns NULL with errno set (EINVAL for a bad level). @opts->host is copied. */
+struct pf_agg *pf_agg__new(const struct pf_agg_opts *opts);
+void pf_agg__free(struct pf_agg *a); /* accepts NULL */
+
+/* Add one observation to the current interval. Strings are copied.
+ * Returns 0, -ENOSPC when max_keys is reached (the observation is counted
+ * in pf_agg__dropped()), or -ENOMEM. */
+int pf_agg__add(struct pf_agg *a, const struct pf_flow_obs *obs);
+
+/* Write every line of the interval [start_s, end_s] in first-seen key
+ * order, then clear the interval. Returns 0 or the first error from @fn. */
+int pf_agg__flush(struct pf_agg *a, uint64_t start_s, uint64_t end_s, pf_agg_line_fn fn, void *ctx);
+
+uint64_t pf_agg__dropped(const struct pf_agg *a);
+
+/* "pvt" for private, unique-local, loopback and link-local addresses,
+ * otherwise "pub". @addr is 16 bytes (IPv4-mapped for IPv4). */
+const char *pf_addr_aggr_name(const uint8_t addr[16]);
+
+/* Text form of a 16-byte address ("198.18.0.1", "fd00::1"). Returns @buf. */
+char *pf_addr_str(const uint8_t addr[16], char *buf, size_t bufsz);
+
+#endif

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the Debian packages procflow needs to build, run and test, and
+# only those that are missing. Needs root (apt-get).
+set -euo pipefail
+
+pkgs=(
+	build-essential cmake pkg-config clang llvm    # host and BPF compilers
+	libbpf-dev bpftool libelf-dev zlib1g-dev       # loader and skeletons
+	libcmocka-dev                                  # unit tests
+	python3 iproute2 procps                        # end-to-end tests
+)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
