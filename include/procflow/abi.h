@@ -21,9 +21,10 @@
 /* An exec event carries the path as passed to execve and the raw argument
  * area (NUL-separated argv, argv[0] included). PF_PATH_MAX bounds the path,
  * PF_ARGS_CAP is the compile-time cap of the configurable argument bound
- * (the run-time default is PF_ARGS_DEFAULT). */
+ * (the run-time default is PF_ARGS_DEFAULT). A per-CPU map value, which
+ * holds one event while it is built, is limited to 32 KiB by the kernel. */
 #define PF_PATH_MAX 4096
-#define PF_ARGS_CAP 32768
+#define PF_ARGS_CAP 16384
 #define PF_ARGS_DEFAULT 4096
 #define PF_ARGC_DEFAULT 64
 

@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The collector: once per interval, turn the kernel's maps into flow
+ * observations for the aggregator.
+ *
+ * The kernel keeps cumulative counters per (socket cookie, local address,
+ * peer) in the flows map and the owner of each socket in the socks map.
+ * Here we:
+ *   1. read every flow entry;
+ *   2. read the socket of each (running the task_file iterator once when a
+ *      socket has no owner yet: it predates the agent);
+ *   3. move handshake counters (counted on a listening socket) into a
+ *      stash keyed by the connection's 5-tuple, to be added to the
+ *      accepted connection's flow;
+ *   4. report each flow's increase since the last interval, with the
+ *      process that owned its socket when the socket was claimed;
+ *   5. forget completed flows and closed sockets, in the kernel and here.
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "flow_agg.h"
+#include "hmap.h"
+#include "proc_cache.h"
+#include "procflow/abi.h"
+#include "procflow.skel.h"
+
+/* What was already reported of a flow that is still open. */
+struct prev_val {
+	uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
+	uint64_t flow_id;
+};
+
+/* A flow as the log knows it: 5-tuple and network namespace. */
+struct user_key {
+	uint64_t netns;
+	uint8_t laddr[16];
+	uint8_t raddr[16];
+	uint16_t lport, rport;
+	uint8_t proto;
+	uint8_t pad[7];
+};
+
+struct hs_val {
+	uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
+	uint64_t cookie; /* the listener */
+	uint64_t first_ns;
+};
+
+struct sock_ent {
+	struct pf_sock_val v;
+	int found;
+};
+
+struct flow_ent {
+	struct pf_flow_key k;
+	struct pf_flow_val v;
+};
+
+int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_proc_cache *procs,
+		       struct pf_agg *agg, const struct pf_config *cfg)
+{
+	memset(c, 0, sizeof(*c));
+	c->loader = l;
+	c->flows_fd = l ? bpf_map__fd(l->skel->maps.flows) : -1;
+	c->socks_fd = l ? bpf_map__fd(l->skel->maps.socks) : -1;
+	c->procs = procs;
+	c->agg = agg;
+	c->cfg = cfg;
+	c->next_flow_id = 1;
+	/* Bounded by the kernel maps they mirror. */
+	c->prev = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(struct prev_val), PF_FLOWS_MAX);
+	c->handshakes = pf_hmap__new(sizeof(struct user_key), sizeof(struct hs_val), PF_FLOWS_MAX);
+	c->socks = pf_hmap__new(sizeof(uint64_t), sizeof(struct sock_ent), PF_SOCKS_MAX);
+	if (!c->prev || !c->handshakes || !c->socks) {
+		pf_collector__fini(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void pf_collector__fini(struct pf_collector *c)
+{
+	pf_hmap__free(c->prev);
+	pf_hmap__free(c->handshakes);
+	pf_hmap__free(c->socks);
+	c->prev = c->handshakes = c->socks = NULL;
+}
+
+/* The socket behind @cookie as the kernel has it now (cached per flush). */
+static const struct pf_sock_val *sock_get(struct pf_collector *c, uint64_t cookie)
+{
+	struct sock_ent *e;
+	int created;
+
+	e = pf_hmap__upsert(c->socks, &cookie, &created);
+	if (!e)
+		return NULL;
+	if (created)
+		e->found = !bpf_map_lookup_elem(c->socks_fd, &cookie, &e->v);
+	return e->found ? &e->v : NULL;
+}
+
+static void socks_forget(struct pf_collector *c)
+{
+	struct pf_hmap_iter it = {0};
+	const void *k;
+	void *v;
+
+	while (pf_hmap__next(c->socks, &it, &k, &v))
+		pf_hmap__remove(c->socks, k);
+}
+
+static void user_key_of(struct user_key *uk, const struct pf_flow_key *k,
+			const struct pf_sock_val *s)
+{
+	memset(uk, 0, sizeof(*uk));
+	uk->netns = s ? s->netns : 0;
+	memcpy(uk->laddr, k->laddr, 16);
+	memcpy(uk->raddr, k->raddr, 16);
+	uk->lport = k->lport;
+	uk->rport = k->rport;
+	uk->proto = k->proto;
+}
+
+/* Fill the process fields of @o from the owner of socket @s. */
+static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
+			    struct pf_flow_obs *o)
+{
+	const struct pf_proc *p;
+
+	o->proc_name = NULL;
+	o->proc_args = NULL;
+	o->proc_pid = 0;
+	if (!c->cfg->process_info || !s || !s->tgid)
+		return;
+	o->proc_pid = s->tgid;
+	p = pf_proc_cache__lookup(c->procs, s->tgid, s->ts_ns);
+	if (p && c->cfg->process_path && p->path) {
+		o->proc_name = p->path;
+		o->proc_args = p->args;
+	} else if (p && p->comm[0]) {
+		o->proc_name = p->comm;
+	} else if (s->comm[0]) {
+		/* The task name captured with the socket: the last resort. */
+		o->proc_name = s->comm;
+	}
+}
+
+static enum pf_reporter reporter_of(const struct pf_flow_key *k, const struct pf_flow_val *v,
+				    const struct pf_sock_val *s)
+{
+	uint32_t role = v->role;
+
+	if (role == PF_ROLE_UNKNOWN && s)
+		role = s->role;
+	if (role == PF_ROLE_SRC)
+		return PF_REPORTER_SRC;
+	if (role == PF_ROLE_DST)
+		return PF_REPORTER_DST;
+	/* A connection older than the agent: the side on the lower port is
+	 * most likely the server. */
+	return k->lport < k->rport ? PF_REPORTER_DST : PF_REPORTER_SRC;
+}
+
+static void tcp_sample(const struct pf_collector *c, const struct pf_sock_val *s,
+		       struct pf_flow_obs *o)
+{
+	if (!c->cfg->tcp_stats || !s || !s->closed_ns || o->proto != IPPROTO_TCP || !s->mss)
+		return;
+	o->has_tcp = 1;
+	o->tcp_cwnd = s->snd_cwnd;
+	o->tcp_srtt_us = s->srtt_us;
+	o->tcp_min_rtt_us = s->min_rtt_us;
+	o->tcp_mss = s->mss;
+	o->tcp_retrans = s->total_retrans;
+	o->tcp_lost = s->lost_out;
+}
+
+static int read_flows(struct pf_collector *c, struct flow_ent **out, size_t *n)
+{
+	struct pf_flow_key key, next;
+	struct flow_ent *ents = NULL;
+	size_t cnt = 0, cap = 0;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(c->flows_fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : 1024;
+			struct flow_ent *ne = realloc(ents, ncap * sizeof(*ents));
+
+			if (!ne) {
+				free(ents);
+				return -ENOMEM;
+			}
+			ents = ne;
+			cap = ncap;
+		}
+		if (bpf_map_lookup_elem(c->flows_fd, &key, &ents[cnt].v))
+			continue; /* deleted meanwhile */
+		ents[cnt].k = key;
+		cnt++;
+	}
+	*out = ents;
+	*n = cnt;
+	return 0;
+}
+
+
+int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
+{
+	const uint64_t interval_ns = (uint64_t)c->cfg->flush_interval_s * 1000000000ull;
+	const uint64_t udp_idle_ns = (uint64_t)c->cfg->udp_idle_s * 1000000000ull;
+	struct flow_ent *ents = NULL;
+	size_t n = 0, unowned = 0;
+	struct pf_hmap_iter it = {0};
+	const void *hk;
+	void *hv;
+	int err;
+
+	c->n_completed = 0;
+	socks_forget(c);
+	err = read_flows(c, &ents, &n);
+	if (err)
+		return err;
+	c->n_entries = n;
+
+	/* Sockets the kernel saw traffic on but no owner for were opened
+	 * before the agent started: ask the iterator, once per flush. */
+	for (size_t i = 0; i < n; i++) {
+		const struct pf_sock_val *s = sock_get(c, ents[i].k.cookie);
+
+		if (!s || !s->tgid)
+			unowned++;
+	}
+	if (unowned && c->loader) {
+		c->n_iter_runs++;
+		if (!pf_loader__scan_sockets(c->loader))
+			socks_forget(c);
+	}
+
+	/* Handshake packets counted on a listener: stash them under the
+	 * connection's 5-tuple and take them out of the kernel map. */
+	for (size_t i = 0; i < n; i++) {
+		struct flow_ent *e = &ents[i];
+		const struct pf_sock_val *s;
+		struct user_key uk;
+		struct hs_val *h;
+		int created;
+
+		if (!(e->v.flags & PF_FLOW_LISTENER))
+			continue;
+		s = sock_get(c, e->k.cookie);
+		user_key_of(&uk, &e->k, s);
+		h = pf_hmap__upsert(c->handshakes, &uk, &created);
+		if (h) {
+			if (created) {
+				h->cookie = e->k.cookie;
+				h->first_ns = now_ns;
+			}
+			h->bytes_in += e->v.bytes_in;
+			h->bytes_out += e->v.bytes_out;
+			h->pkts_in += e->v.pkts_in;
+			h->pkts_out += e->v.pkts_out;
+		}
+		bpf_map_delete_elem(c->flows_fd, &e->k);
+	}
+
+	c->n_unowned = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct flow_ent *e = &ents[i];
+		const struct pf_sock_val *s;
+		struct pf_flow_obs o;
+		struct prev_val *p;
+		struct user_key uk;
+		struct hs_val *h;
+		int created, done;
+
+		if (e->v.flags & PF_FLOW_LISTENER)
+			continue;
+		s = sock_get(c, e->k.cookie);
+		p = pf_hmap__upsert(c->prev, &e->k, &created);
+		if (!p)
+			continue; /* bounded like the kernel map: cannot happen */
+		memset(&o, 0, sizeof(o));
+		if (created)
+			p->flow_id = c->next_flow_id++;
+		o.flow_id = p->flow_id;
+		o.started = created;
+		o.netns = s ? s->netns : 0;
+		memcpy(o.laddr, e->k.laddr, 16);
+		memcpy(o.raddr, e->k.raddr, 16);
+		o.lport = e->k.lport;
+		o.rport = e->k.rport;
+		o.proto = e->k.proto;
+		o.reporter = reporter_of(&e->k, &e->v, s);
+		o.bytes_in = e->v.bytes_in - p->bytes_in;
+		o.bytes_out = e->v.bytes_out - p->bytes_out;
+		o.packets_in = e->v.pkts_in - p->pkts_in;
+		o.packets_out = e->v.pkts_out - p->pkts_out;
+		p->bytes_in = e->v.bytes_in;
+		p->bytes_out = e->v.bytes_out;
+		p->pkts_in = e->v.pkts_in;
+		p->pkts_out = e->v.pkts_out;
+
+		user_key_of(&uk, &e->k, s);
+		h = pf_hmap__find(c->handshakes, &uk);
+		if (h) {
+			o.bytes_in += h->bytes_in;
+			o.bytes_out += h->bytes_out;
+			o.packets_in += h->pkts_in;
+			o.packets_out += h->pkts_out;
+			pf_hmap__remove(c->handshakes, &uk);
+		}
+
+		/* Completed: its socket closed before this read began; or, for
+		 * a socket the kernel side has no entry for, it went quiet. */
+		if (s && s->closed_ns && s->closed_ns <= now_ns)
+			done = 1;
+		else if (e->k.proto == IPPROTO_UDP && e->v.last_ns + udp_idle_ns < now_ns)
+			done = 1;
+		else if (!s && (e->v.flags & PF_FLOW_FIN) && e->v.last_ns + interval_ns < now_ns)
+			done = 1;
+		else if (!s && e->v.last_ns + udp_idle_ns < now_ns)
+			done = 1;
+		else
+			done = 0;
+		o.completed = done;
+
+		if (!s || !s->tgid)
+			c->n_unowned++;
+		resolve_process(c, s, &o);
+		tcp_sample(c, s, &o);
+		pf_agg__add(c->agg, &o);
+
+		if (done) {
+			bpf_map_delete_elem(c->flows_fd, &e->k);
+			pf_hmap__remove(c->prev, &e->k);
+			c->n_completed++;
+		}
+	}
+
+	/* Handshakes whose connection was never accepted (or not yet, after
+	 * two intervals): report them on the listener's process. */
+	while (pf_hmap__next(c->handshakes, &it, &hk, &hv)) {
+		const struct user_key *uk = hk;
+		struct hs_val *h = hv;
+		struct pf_flow_obs o;
+
+		if (h->first_ns + 2 * interval_ns > now_ns)
+			continue;
+		memset(&o, 0, sizeof(o));
+		o.flow_id = c->next_flow_id++;
+		o.started = 1;
+		o.completed = 1;
+		o.netns = uk->netns;
+		memcpy(o.laddr, uk->laddr, 16);
+		memcpy(o.raddr, uk->raddr, 16);
+		o.lport = uk->lport;
+		o.rport = uk->rport;
+		o.proto = uk->proto;
+		o.reporter = PF_REPORTER_DST;
+		o.bytes_in = h->bytes_in;
+		o.bytes_out = h->bytes_out;
+		o.packets_in = h->pkts_in;
+		o.packets_out = h->pkts_out;
+		resolve_process(c, sock_get(c, h->cookie), &o);
+		pf_agg__add(c->agg, &o);
+		pf_hmap__remove(c->handshakes, hk);
+	}
+
+	/* Closed sockets: every flow of theirs was read after they closed
+	 * and has completed above. */
+	{
+		uint64_t key, next, *prev = NULL;
+		uint64_t *dead = NULL;
+		size_t ndead = 0, cap = 0;
+		struct pf_sock_val v;
+
+		while (!bpf_map_get_next_key(c->socks_fd, prev, &next)) {
+			key = next;
+			prev = &key;
+			if (bpf_map_lookup_elem(c->socks_fd, &key, &v) || !v.closed_ns ||
+			    v.closed_ns > now_ns)
+				continue;
+			if (ndead == cap) {
+				size_t ncap = cap ? cap * 2 : 256;
+				uint64_t *nd = realloc(dead, ncap * sizeof(*nd));
+
+				if (!nd)
+					break;
+				dead = nd;
+				cap = ncap;
+			}
+			dead[ndead++] = key;
+		}
+		for (size_t i = 0; i < ndead; i++)
+			bpf_map_delete_elem(c->socks_fd, &dead[i]);
+		free(dead);
+	}
+	free(ents);
+	return 0;
+}

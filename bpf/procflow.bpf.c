@@ -1,0 +1,612 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * procflow's kernel side: who owns each socket, and what each flow carried.
+ *
+ * Three concerns, all feeding the same maps and the same ring buffer:
+ *
+ *   process identity  scheduler tracepoints (exec, fork, exit) -> events
+ *   socket ownership  hooks that run in the owning process's context
+ *                     (socket(), connect(), listen(), accept(), UDP
+ *                     sendmsg/recvmsg) -> socks map, keyed by socket cookie
+ *   flow counters     cgroup_skb ingress/egress on the root cgroup ->
+ *                     flows map, keyed by (cookie, local, remote)
+ *
+ * A hook tier is the set of programs that fill "socket ownership"; the
+ * agent picks it by probing and turns the others off with autoload. This
+ * file holds the tier that needs neither kprobes nor fentry
+ * ("tracepoint"): tracepoints, BTF tracepoints, cgroup hooks and an
+ * iterator. The BPF side only collects; user space joins and formats.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "procflow/abi.h"
+#include "core_fixes.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_CLOSE 7
+#define TCP_LISTEN 10
+#define PF_TCP_FIN 0x01
+#define PF_TCP_SYN 0x02
+#define PF_TCP_RST 0x04
+#define PF_TCP_ACK 0x10
+
+/* Set by the agent before load. */
+const volatile __u32 cfg_args_max = PF_ARGS_DEFAULT;
+const volatile __u8 cfg_include_loopback = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PF_RINGBUF_BYTES);
+} events SEC(".maps");
+
+/* Plain hashes, not LRU: an evicted entry would be a flow or an owner lost
+ * without a trace. When full, the update fails and is counted; the agent
+ * deletes entries once their flows have been written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PF_FLOWS_MAX);
+	__type(key, struct pf_flow_key);
+	__type(value, struct pf_flow_val);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PF_SOCKS_MAX);
+	__type(key, __u64);
+	__type(value, struct pf_sock_val);
+} socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PF_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* An exec event is ~36 KiB: built here, never on the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pf_exec_event);
+} exec_scratch SEC(".maps");
+
+static __always_inline void stat_inc(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &which);
+
+	if (v)
+		*v += 1; /* per-CPU slot: no other writer */
+}
+
+/* ---- process identity ------------------------------------------------- */
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(pf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 zero = 0;
+	struct pf_exec_event *e = bpf_map_lookup_elem(&exec_scratch, &zero);
+	struct mm_struct *mm;
+	unsigned long arg_start, arg_end, len;
+	long n;
+	__u32 path_len, size;
+
+	if (!e)
+		return 0;
+	e->hdr.ts_ns = bpf_ktime_get_boot_ns();
+	e->hdr.type = PF_EV_EXEC;
+	e->hdr.pid = BPF_CORE_READ(p, tgid);
+	e->start_ns = pf_task_start_ns(BPF_CORE_READ(p, group_leader));
+	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->flags = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+
+	/* The path as passed to execve (bprm->filename): for a script it is
+	 * the script, not the interpreter, which is what a user asks about. */
+	n = bpf_probe_read_kernel_str(e->data, PF_PATH_MAX, BPF_CORE_READ(bprm, filename));
+	path_len = n > 0 ? n - 1 : 0;
+	if (n == PF_PATH_MAX)
+		e->flags |= PF_EXEC_PATH_TRUNC;
+	path_len &= PF_PATH_MAX - 1;
+
+	/* The new image's argument area is in place and resident here: it was
+	 * just copied in by the exec itself. */
+	mm = BPF_CORE_READ(p, mm);
+	arg_start = BPF_CORE_READ(mm, arg_start);
+	arg_end = BPF_CORE_READ(mm, arg_end);
+	len = arg_end > arg_start ? arg_end - arg_start : 0;
+	if (len > cfg_args_max) {
+		len = cfg_args_max;
+		e->flags |= PF_EXEC_ARGS_TRUNC;
+	}
+	if (len > PF_ARGS_CAP) {
+		len = PF_ARGS_CAP;
+		e->flags |= PF_EXEC_ARGS_TRUNC;
+	}
+	if (bpf_probe_read_user(e->data + path_len, len, (void *)arg_start))
+		len = 0;
+	e->path_len = path_len;
+	e->args_len = len;
+
+	size = offsetof(struct pf_exec_event, data) + path_len + len;
+	if (size > sizeof(*e))
+		return 0;
+	if (bpf_ringbuf_output(&events, e, size, 0))
+		stat_inc(PF_STAT_RB_DROPS);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(pf_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct pf_fork_event *e;
+
+	/* A new thread is not a new process: its flows belong to the group. */
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(PF_STAT_RB_DROPS);
+		return 0;
+	}
+	e->hdr.ts_ns = bpf_ktime_get_boot_ns();
+	e->hdr.type = PF_EV_FORK;
+	e->hdr.pid = BPF_CORE_READ(child, tgid);
+	e->start_ns = pf_task_start_ns(child);
+	e->parent_start_ns = pf_task_start_ns(BPF_CORE_READ(parent, group_leader));
+	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->pad = 0;
+	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(pf_exit, struct task_struct *p)
+{
+	struct pf_exit_event *e;
+
+	/* Only the last thread of a group ends the process. signal->live is
+	 * decremented before this tracepoint fires. */
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(PF_STAT_RB_DROPS);
+		return 0;
+	}
+	e->hdr.ts_ns = bpf_ktime_get_boot_ns();
+	e->hdr.type = PF_EV_EXIT;
+	e->hdr.pid = BPF_CORE_READ(p, tgid);
+	e->start_ns = pf_task_start_ns(BPF_CORE_READ(p, group_leader));
+	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- socket ownership ----------------------------------------------------- */
+
+/*
+ * The current thread group uses the socket @cookie in process context:
+ * record it as the owner. Only call this from hooks that run in the
+ * process that made the call (never from softirq paths, where "current"
+ * is whatever task was interrupted).
+ */
+static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
+{
+	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct pf_sock_val *v, nv = {};
+
+	if (!cookie || !tgid)
+		return;
+	v = bpf_map_lookup_elem(&socks, &cookie);
+	if (v) {
+		if (v->tgid == tgid)
+			return;
+		/* A socket passed to another process (fork, SCM_RIGHTS) now
+		 * belongs to the one using it. */
+		v->tgid = tgid;
+		v->ts_ns = bpf_ktime_get_boot_ns();
+		v->claim = how;
+		if (!v->netns)
+			v->netns = netns;
+		bpf_get_current_comm(v->comm, sizeof(v->comm));
+		return;
+	}
+	nv.tgid = tgid;
+	nv.ts_ns = bpf_ktime_get_boot_ns();
+	nv.netns = netns;
+	nv.claim = how;
+	bpf_get_current_comm(nv.comm, sizeof(nv.comm));
+	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7 /* E2BIG */)
+		stat_inc(PF_STAT_SOCKS_FULL);
+}
+
+static __always_inline int inet_l4(struct bpf_sock *sk)
+{
+	return (sk->family == AF_INET || sk->family == AF_INET6) &&
+	       (sk->protocol == IPPROTO_TCP || sk->protocol == IPPROTO_UDP);
+}
+
+SEC("cgroup/sock_create")
+int pf_sock_create(struct bpf_sock *sk)
+{
+	if (inet_l4(sk))
+		claim(bpf_get_socket_cookie(sk), bpf_get_netns_cookie(sk), PF_CLAIM_CREATE);
+	return 1;
+}
+
+/* connect() and UDP sendmsg/recvmsg: all in the calling process. The hooks
+ * never change the address; they return 1 (allow). */
+#define PF_SOCK_ADDR_HOOK(name, sec, how)                                                          \
+	SEC(sec)                                                                                   \
+	int name(struct bpf_sock_addr *ctx)                                                        \
+	{                                                                                          \
+		claim(bpf_get_socket_cookie(ctx), bpf_get_netns_cookie(ctx), how);                 \
+		return 1;                                                                          \
+	}
+
+PF_SOCK_ADDR_HOOK(pf_connect4, "cgroup/connect4", PF_CLAIM_CONNECT)
+PF_SOCK_ADDR_HOOK(pf_connect6, "cgroup/connect6", PF_CLAIM_CONNECT)
+PF_SOCK_ADDR_HOOK(pf_sendmsg4, "cgroup/sendmsg4", PF_CLAIM_UDP_MSG)
+PF_SOCK_ADDR_HOOK(pf_sendmsg6, "cgroup/sendmsg6", PF_CLAIM_UDP_MSG)
+PF_SOCK_ADDR_HOOK(pf_recvmsg4, "cgroup/recvmsg4", PF_CLAIM_UDP_MSG)
+PF_SOCK_ADDR_HOOK(pf_recvmsg6, "cgroup/recvmsg6", PF_CLAIM_UDP_MSG)
+
+/* A UDP socket has no state machine: its flows complete when it is
+ * released. TCP completion comes from inet_sock_set_state. */
+SEC("cgroup/sock_release")
+int pf_sock_release(struct bpf_sock *sk)
+{
+	__u64 cookie;
+	struct pf_sock_val *v;
+
+	if (sk->protocol != IPPROTO_UDP || !inet_l4(sk))
+		return 1;
+	cookie = bpf_get_socket_cookie(sk);
+	v = bpf_map_lookup_elem(&socks, &cookie);
+	if (v)
+		v->closed_ns = bpf_ktime_get_boot_ns();
+	return 1;
+}
+
+/*
+ * accept() returns a socket the kernel created in softirq context, where no
+ * process is known; the process that accepts it is its owner. The syscall
+ * exit runs in that process: find the socket behind the returned fd and
+ * claim it. Its cookie was generated when the connection became
+ * established (inet_sock_set_state below), which the accept waits for (it
+ * takes the socket lock).
+ *
+ * The raw sys_exit tracepoint is used rather than syscalls/sys_exit_accept4
+ * because it attaches without tracefs, which locked-down hosts often do not
+ * mount. Enabling any syscall tracepoint puts every syscall on the traced
+ * path anyway; the program returns at once for other syscalls.
+ */
+static __always_inline void claim_accepted(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt;
+	struct file **fds;
+	struct file *file = NULL;
+	struct socket *sock;
+	struct sock *sk;
+	__u64 cookie;
+
+	if (fd < 0)
+		return;
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!cookie) {
+		stat_inc(PF_STAT_ACCEPT_MISS);
+		return;
+	}
+	claim(cookie, pf_net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net)), PF_CLAIM_ACCEPT);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(pf_sys_exit, struct pt_regs *regs, long ret)
+{
+	long nr = pf_syscall_nr(regs);
+
+	if (ret >= 0 && (nr == PF_NR_ACCEPT || nr == PF_NR_ACCEPT4))
+		claim_accepted(ret);
+	return 0;
+}
+
+static __always_inline struct pf_sock_val *sock_entry(__u64 cookie, __u64 netns)
+{
+	struct pf_sock_val *v = bpf_map_lookup_elem(&socks, &cookie), nv = {};
+
+	if (v)
+		return v;
+	nv.netns = netns;
+	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7)
+		stat_inc(PF_STAT_SOCKS_FULL);
+	return bpf_map_lookup_elem(&socks, &cookie);
+}
+
+/*
+ * The TCP state machine: the side that sends the SYN is the source. Two
+ * transitions run in the process that caused them (CLOSE->SYN_SENT in
+ * connect(), ->LISTEN in listen()) and claim the owner; the others can run
+ * in softirq and only record the role and the close.
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	struct pf_sock_val *v;
+	struct tcp_sock *tp;
+	__u64 cookie, netns;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	cookie = bpf_get_socket_cookie((void *)sk);
+	netns = pf_net_cookie(sk->__sk_common.skc_net.net);
+
+	if (newstate == TCP_SYN_SENT) {
+		claim(cookie, netns, PF_CLAIM_CONNECT);
+		v = bpf_map_lookup_elem(&socks, &cookie);
+		if (v)
+			v->role = PF_ROLE_SRC;
+	} else if (newstate == TCP_LISTEN) {
+		claim(cookie, netns, PF_CLAIM_LISTEN);
+		v = bpf_map_lookup_elem(&socks, &cookie);
+		if (v) {
+			v->listener = 1;
+			v->role = PF_ROLE_DST;
+		}
+	} else if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
+		v = sock_entry(cookie, netns);
+		if (v)
+			v->role = PF_ROLE_DST;
+	} else if (newstate == TCP_CLOSE) {
+		v = bpf_map_lookup_elem(&socks, &cookie);
+		if (!v)
+			return 0;
+		v->closed_ns = bpf_ktime_get_boot_ns();
+		/* TCP health at the end of the connection, in true units. */
+		tp = (struct tcp_sock *)sk;
+		v->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+		v->min_rtt_us = BPF_CORE_READ(tp, rtt_min.s[0].v);
+		v->snd_cwnd = BPF_CORE_READ(tp, snd_cwnd);
+		v->mss = BPF_CORE_READ(tp, mss_cache);
+		v->total_retrans = BPF_CORE_READ(tp, total_retrans);
+		v->lost_out = BPF_CORE_READ(tp, lost_out);
+	}
+	return 0;
+}
+
+/*
+ * Sockets that existed before the agent: the agent runs this iterator over
+ * every task's files at start-up (and when it meets a socket it has no
+ * owner for). The file's holder is the owner.
+ */
+SEC("iter/task_file")
+int pf_iter_sockets(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct pf_sock_val *v, nv = {};
+	struct socket *sock;
+	struct sock *sk;
+	__u64 cookie;
+	__u16 family;
+	__u8 proto;
+
+	if (!task || !file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk;
+	if (!sk)
+		return 0;
+	family = sk->__sk_common.skc_family;
+	proto = sk->sk_protocol;
+	if ((family != AF_INET && family != AF_INET6) ||
+	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
+		return 0;
+	cookie = bpf_get_socket_cookie(sk);
+	v = bpf_map_lookup_elem(&socks, &cookie);
+	if (v && v->tgid)
+		return 0;
+	if (v) {
+		v->tgid = task->tgid;
+		v->ts_ns = bpf_ktime_get_boot_ns();
+		v->claim = PF_CLAIM_ITER;
+		BPF_CORE_READ_STR_INTO(&v->comm, task, comm);
+		return 0;
+	}
+	nv.tgid = task->tgid;
+	nv.ts_ns = bpf_ktime_get_boot_ns();
+	nv.claim = PF_CLAIM_ITER;
+	nv.netns = pf_net_cookie(sk->__sk_common.skc_net.net);
+	if (proto == IPPROTO_TCP && sk->__sk_common.skc_state == TCP_LISTEN) {
+		nv.listener = 1;
+		nv.role = PF_ROLE_DST;
+	}
+	BPF_CORE_READ_STR_INTO(&nv.comm, task, comm);
+	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7)
+		stat_inc(PF_STAT_SOCKS_FULL);
+	return 0;
+}
+
+/* ---- flow counters ---------------------------------------------------------- */
+
+static __always_inline int is_loopback(const __u8 a[16])
+{
+	/* ::ffff:127.0.0.0/104 or ::1 */
+	if (a[10] == 0xff && a[11] == 0xff && a[12] == 127)
+		return 1;
+	for (int i = 0; i < 15; i++)
+		if (a[i])
+			return 0;
+	return a[15] == 1;
+}
+
+static __always_inline void map_v4(__u8 out[16], __u32 addr)
+{
+	__builtin_memset(out, 0, 10);
+	out[10] = 0xff;
+	out[11] = 0xff;
+	__builtin_memcpy(out + 12, &addr, 4);
+}
+
+/*
+ * Count one packet (or one GSO/GRO super-packet) at the IP layer. The skb
+ * data starts at the network header in cgroup_skb programs, for ingress and
+ * egress alike, so skb->len counts the IP header as conntrack does.
+ */
+static __always_inline int count(struct __sk_buff *skb, int egress)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct pf_flow_key key = {};
+	struct pf_flow_val *v;
+	__u8 saddr[16], daddr[16];
+	__u16 ports[2];
+	__u32 hdrlen, segs;
+	__u8 l4, tcpflags = 0;
+	__u64 bytes, now;
+
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || (sk->protocol != IPPROTO_TCP && sk->protocol != IPPROTO_UDP))
+		return 1;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return 1;
+		/* A non-first fragment has no ports: nothing to key it by. */
+		if (ip.frag_off & bpf_htons(0x1fff))
+			return 1;
+		l4 = ip.protocol;
+		hdrlen = ip.ihl * 4;
+		map_v4(saddr, ip.saddr);
+		map_v4(daddr, ip.daddr);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return 1;
+		l4 = ip6.nexthdr; /* extension headers: not counted (rare on sockets) */
+		hdrlen = sizeof(ip6);
+		__builtin_memcpy(saddr, &ip6.saddr, 16);
+		__builtin_memcpy(daddr, &ip6.daddr, 16);
+	} else {
+		return 1;
+	}
+	/* ICMP errors are delivered to the socket too; they are not the flow. */
+	if (l4 != sk->protocol)
+		return 1;
+	if (bpf_skb_load_bytes(skb, hdrlen & 0x3f, ports, sizeof(ports)))
+		return 1;
+	if (l4 == IPPROTO_TCP) {
+		__u8 doff_flags[2];
+
+		if (bpf_skb_load_bytes(skb, (hdrlen & 0x3f) + 12, doff_flags, 2))
+			return 1;
+		tcpflags = doff_flags[1];
+		hdrlen += (doff_flags[0] >> 4) * 4;
+	} else {
+		hdrlen += 8;
+	}
+
+	if (egress) {
+		__builtin_memcpy(key.laddr, saddr, 16);
+		__builtin_memcpy(key.raddr, daddr, 16);
+		key.lport = bpf_ntohs(ports[0]);
+		key.rport = bpf_ntohs(ports[1]);
+	} else {
+		__builtin_memcpy(key.laddr, daddr, 16);
+		__builtin_memcpy(key.raddr, saddr, 16);
+		key.lport = bpf_ntohs(ports[1]);
+		key.rport = bpf_ntohs(ports[0]);
+	}
+	if (!cfg_include_loopback && (is_loopback(key.laddr) || is_loopback(key.raddr)))
+		return 1;
+	key.cookie = bpf_get_socket_cookie(skb);
+	key.proto = l4;
+
+	/* A GSO (egress) or GRO (ingress) skb stands for gso_segs packets on
+	 * the wire, each with its own headers. */
+	segs = skb->gso_segs;
+	if (!segs)
+		segs = 1;
+	bytes = skb->len + (__u64)(segs - 1) * hdrlen;
+	now = bpf_ktime_get_boot_ns();
+
+	v = bpf_map_lookup_elem(&flows, &key);
+	if (!v) {
+		struct pf_flow_val nv = {};
+		struct pf_sock_val *s;
+
+		nv.first_ns = now;
+		if (l4 == IPPROTO_TCP && sk->state == TCP_LISTEN) {
+			/* Handshake packets are delivered to the listener; the
+			 * agent folds them into the accepted connection. */
+			nv.flags = PF_FLOW_LISTENER;
+			nv.role = PF_ROLE_DST;
+		} else if (l4 == IPPROTO_TCP && (tcpflags & (PF_TCP_SYN | PF_TCP_ACK)) == PF_TCP_SYN) {
+			nv.role = egress ? PF_ROLE_SRC : PF_ROLE_DST;
+		} else if (l4 == IPPROTO_TCP) {
+			s = bpf_map_lookup_elem(&socks, &key.cookie);
+			nv.role = s ? s->role : PF_ROLE_UNKNOWN;
+		} else {
+			/* UDP: whoever sent the first datagram started it. */
+			nv.role = egress ? PF_ROLE_SRC : PF_ROLE_DST;
+		}
+		if (bpf_map_update_elem(&flows, &key, &nv, BPF_NOEXIST) == -7) {
+			stat_inc(PF_STAT_FLOWS_FULL);
+			return 1;
+		}
+		v = bpf_map_lookup_elem(&flows, &key);
+		if (!v)
+			return 1;
+	}
+	if (egress) {
+		__sync_fetch_and_add(&v->bytes_out, bytes);
+		__sync_fetch_and_add(&v->pkts_out, segs);
+	} else {
+		__sync_fetch_and_add(&v->bytes_in, bytes);
+		__sync_fetch_and_add(&v->pkts_in, segs);
+	}
+	v->last_ns = now;
+	if (tcpflags & (PF_TCP_FIN | PF_TCP_RST))
+		v->flags |= PF_FLOW_FIN;
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int pf_skb_egress(struct __sk_buff *skb)
+{
+	return count(skb, 1);
+}
+
+SEC("cgroup_skb/ingress")
+int pf_skb_ingress(struct __sk_buff *skb)
+{
+	return count(skb, 0);
+}
