@@ -104,6 +104,10 @@ struct pf_collector {
 	struct pf_hmap *handshakes;  /* user flow key -> listener-side counters */
 	struct pf_hmap *socks;	     /* cookie -> socket, read once per flush */
 	uint64_t next_flow_id;
+	/* Drains the event ring buffer; called once the maps have been read,
+	 * so that every exec that preceded a socket claim is in the cache. */
+	void (*drain)(void *ctx);
+	void *drain_ctx;
 	/* what the last flush did, for the log */
 	uint64_t n_entries, n_completed, n_unowned, n_iter_runs;
 };

@@ -245,6 +245,12 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		if (!pf_loader__scan_sockets(c->loader))
 			socks_forget(c);
 	}
+	/* An exec event is in the ring buffer before the process can touch
+	 * a socket: draining after the reads makes every claim resolvable. */
+	for (size_t i = 0; i < n; i++)
+		sock_get(c, ents[i].k.cookie);
+	if (c->drain)
+		c->drain(c->drain_ctx);
 
 	/* Handshake packets counted on a listener: stash them under the
 	 * connection's 5-tuple and take them out of the kernel map. */

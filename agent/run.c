@@ -255,14 +255,19 @@ static void log_kernel_losses(struct pf_agent *a)
 	free(vals);
 }
 
+static void drain_events(void *ctx)
+{
+	struct pf_agent *a = ctx;
+
+	ring_buffer__consume(a->rb);
+}
+
 static int flush(struct pf_agent *a)
 {
 	uint64_t now_s = (uint64_t)time(NULL);
 	uint64_t now = boot_ns();
 	int err;
 
-	/* Every exec up to now must be known before sockets are attributed. */
-	ring_buffer__consume(a->rb);
 	err = pf_collector__collect(&a->coll, now);
 	if (err)
 		pf_log("reading the kernel maps failed: %s", strerror(-err));
@@ -423,6 +428,8 @@ int pf_run(const struct pf_config *cfg)
 		pf_log("out of memory");
 		goto out;
 	}
+	a.coll.drain = drain_events;
+	a.coll.drain_ctx = &a;
 
 	/* Exec events are flowing already, so nothing starts unseen between
 	 * the scan and now; the cache keeps the newer of the two. */

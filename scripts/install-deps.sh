@@ -5,6 +5,7 @@ set -euo pipefail
 
 pkgs=(
 	build-essential cmake pkg-config clang llvm    # host and BPF compilers
+	libclang-rt-dev                                # ASan/UBSan/libFuzzer runtimes for clang
 	libbpf-dev bpftool libelf-dev zlib1g-dev       # loader and skeletons
 	libcmocka-dev                                  # unit tests
 	python3 iproute2 procps                        # end-to-end tests
