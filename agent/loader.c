@@ -57,7 +57,8 @@ static const struct pf_hook hooks[] = {
 
 static const char *const tiers[] = {"tracepoint"};
 
-static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static int libbpf_print(enum libbpf_print_level level,
+								 const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG || (!pf_verbose && level == LIBBPF_INFO))
 		return 0;
