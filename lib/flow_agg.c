@@ -1,0 +1,1093 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * Flow aggregation and the flow-log line (see flow_agg.h and
+ * ../shared/spec/flow-log-format.md).
+ *
+ * One interval's state is:
+ *   - keys[]: folded flow keys in first-seen order, found through an
+ *     open-addressing table (ktab) because every observation looks one up;
+ *   - lines[]: per key, one entry per output line (a process name, the "*"
+ *     merge, or the "-" line), chained in first-seen order;
+ *   - iset: distinct (line, flow id) and (line, PID) pairs, so num_flows,
+ *     num_flows_started/completed and num_process_ids are exact distinct
+ *     counts however often the agent reports the same flow;
+ *   - sset: distinct (key, process name) -> line and (line, args string);
+ *   - an arena holding the copied strings, released in one go at flush.
+ *
+ * Every table is cleared at flush, so memory follows the busiest interval
+ * and the key count is bounded by max_keys.
+ *
+ * Keys come from remote peers and strings from any local process, so the
+ * tables hash with a per-aggregator random secret: nobody outside can aim
+ * at one probe chain.
+ */
+#include "flow_agg.h"
+#include "jsonw.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define AGG_MAX_KEYS_DEFAULT ((size_t)1 << 20)
+/* A line is about 1.5 KiB plus its process fields; the default args limit
+ * (5) times the largest argument area (PF_ARGS_CAP, 32 KiB), escaped, still
+ * fits. A larger line is retried with fewer args listed (agg_flush_line). */
+#define AGG_LINE_MAX	((size_t)1 << 20)
+#define AGG_ARENA_CHUNK ((size_t)64 << 10)
+#define AGG_TAB_MIN	64 /* initial slots of each hash table */
+
+enum agg_line_kind {
+	AGG_LINE_NAMED = 0, /* one process name */
+	AGG_LINE_STAR,	    /* every name past proc_limit */
+	AGG_LINE_DASH,	    /* no process known, or process info off */
+};
+
+/* Class of a folded remote address (level >= 2). */
+enum agg_class {
+	AGG_CLASS_NONE = 0,
+	AGG_CLASS_PVT,
+	AGG_CLASS_PUB,
+};
+
+/* The folded key. Compared with memcmp, so it is always built from a zeroed
+ * struct and has no implicit padding. */
+struct agg_key {
+	uint64_t netns;
+	uint8_t laddr[16];
+	uint8_t raddr[16];
+	uint16_t lport, rport;
+	uint8_t proto, reporter, rclass, pad;
+};
+
+struct agg_kent {
+	struct agg_key k;
+	uint64_t hash;
+	uint32_t head, tail; /* lines of this key in first-seen order (index + 1) */
+	uint32_t n_named;    /* names that have their own line */
+	uint32_t star, dash; /* the "*" and "-" lines (index + 1), 0 if none yet */
+};
+
+struct agg_arg {
+	struct agg_arg *next;
+	const char *s;
+	size_t len;
+};
+
+struct agg_line {
+	uint32_t next; /* next line of the same key (index + 1) */
+	uint32_t kind; /* enum agg_line_kind */
+	const char *name;
+	size_t name_len;
+	uint64_t num_names; /* the "*" line: names merged into it */
+	uint64_t bytes_in, bytes_out, packets_in, packets_out;
+	uint64_t num_flows, num_started, num_completed;
+	uint64_t num_pids;
+	uint32_t pid; /* the first PID seen (the one written when num_pids is 1) */
+	uint32_t n_listed;
+	uint64_t num_args;
+	struct agg_arg *args, *args_tail; /* the first args_limit distinct strings */
+	const char *longest;		  /* longest distinct string, first seen on ties */
+	size_t longest_len;
+	uint64_t tcp_n, cwnd_sum, srtt_sum, min_rtt_sum, mss_sum;
+	uint32_t cwnd_min, srtt_max, min_rtt_max, mss_min;
+	uint64_t retrans, lost, unrecovered;
+};
+
+struct agg_kslot {
+	uint32_t idx1; /* key index + 1, 0 when empty */
+	uint32_t h32;  /* high half of the hash: most mismatches skip the memcmp */
+};
+
+enum { AGG_ISET_FLOW = 1, AGG_ISET_PID = 2 };
+#define AGG_FLOW_STARTED   (1u << 0)
+#define AGG_FLOW_COMPLETED (1u << 1)
+
+struct agg_iset_ent {
+	uint64_t v;
+	uint32_t line1; /* line index + 1, 0 when empty */
+	uint8_t tag;
+	uint8_t flags;
+};
+
+enum { AGG_SSET_NAME = 1, AGG_SSET_ARGS = 2 };
+
+struct agg_sset_ent {
+	uint64_t hash;
+	const char *s;
+	size_t len;
+	uint32_t owner1; /* NAME: key index + 1; ARGS: line index + 1; 0 when empty */
+	uint32_t val;	 /* NAME: the line index */
+	uint32_t tag;
+};
+
+struct agg_chunk {
+	struct agg_chunk *next;
+	size_t used, size;
+	char data[];
+};
+
+struct pf_agg {
+	int level;
+	unsigned proc_limit, args_limit;
+	int include_process, include_tcp;
+	size_t max_keys;
+	char *host;
+	uint64_t dropped;
+	uint64_t seed0, seed1;
+
+	struct agg_kent *keys;
+	size_t nkeys, keys_cap;
+	struct agg_kslot *ktab;
+	size_t kmask;
+
+	struct agg_line *lines;
+	size_t nlines, lines_cap;
+
+	struct agg_iset_ent *iset;
+	size_t iset_n, iset_mask;
+	struct agg_sset_ent *sset;
+	size_t sset_n, sset_mask;
+
+	struct agg_chunk *arena;
+	struct pf_jw jw;
+};
+
+/* ---- hashing --------------------------------------------------------------------------------- */
+
+/* wyhash-style multiply-fold: fast, and with the secret xored into every
+ * block the outcome cannot be steered without knowing the secret. */
+static inline uint64_t agg_mum(uint64_t a, uint64_t b)
+{
+	__uint128_t r = (__uint128_t)a * b;
+
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+#define AGG_K0 0xa0761d6478bd642fULL
+#define AGG_K1 0xe7037ed1a0b428dbULL
+#define AGG_K2 0x8ebc6af09c88c6e3ULL
+
+static inline uint64_t agg_rd64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint64_t agg_rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint64_t agg_hash(const struct pf_agg *a, uint64_t salt, const void *data, size_t n)
+{
+	const uint8_t *p = data;
+	uint64_t h = agg_mum(a->seed0 ^ salt, AGG_K0 ^ n), x, y;
+	size_t left = n;
+
+	while (left > 16) {
+		h = agg_mum(agg_rd64(p) ^ a->seed1, agg_rd64(p + 8) ^ h);
+		p += 16;
+		left -= 16;
+	}
+	if (left >= 8) {
+		x = agg_rd64(p);
+		y = agg_rd64(p + left - 8);
+	} else if (left >= 4) {
+		x = agg_rd32(p);
+		y = agg_rd32(p + left - 4);
+	} else if (left) {
+		x = (uint64_t)p[0] << 16 | (uint64_t)p[left >> 1] << 8 | p[left - 1];
+		y = 0;
+	} else {
+		x = y = 0;
+	}
+	h = agg_mum(x ^ a->seed1, y ^ h);
+	return agg_mum(h ^ AGG_K1, a->seed0 ^ AGG_K2);
+}
+
+static inline uint64_t agg_hash_int(const struct pf_agg *a, uint32_t line1, uint8_t tag, uint64_t v)
+{
+	uint64_t h = agg_mum(v ^ a->seed1, ((uint64_t)line1 << 8 | tag) ^ a->seed0);
+
+	return agg_mum(h ^ AGG_K1, a->seed0 ^ AGG_K2);
+}
+
+/* ---- arena ----------------------------------------------------------------------------------- */
+
+static void *agg_alloc(struct pf_agg *a, size_t n)
+{
+	struct agg_chunk *c = a->arena;
+	size_t sz;
+	void *p;
+
+	n = (n + 7) & ~(size_t)7;
+	if (!c || c->size - c->used < n) {
+		sz = n > AGG_ARENA_CHUNK ? n : AGG_ARENA_CHUNK;
+		c = malloc(sizeof(*c) + sz);
+		if (!c)
+			return NULL;
+		c->used = 0;
+		c->size = sz;
+		c->next = a->arena;
+		a->arena = c;
+	}
+	p = c->data + c->used;
+	c->used += n;
+	return p;
+}
+
+static const char *agg_strdup(struct pf_agg *a, const char *s, size_t n)
+{
+	char *d = agg_alloc(a, n + 1);
+
+	if (!d)
+		return NULL;
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+/* Keep one ordinary chunk for the next interval, free the rest. */
+static void agg_arena_reset(struct pf_agg *a)
+{
+	struct agg_chunk *c = a->arena, *next, *keep = NULL;
+
+	for (; c; c = next) {
+		next = c->next;
+		if (!keep && c->size == AGG_ARENA_CHUNK) {
+			keep = c;
+			continue;
+		}
+		free(c);
+	}
+	if (keep) {
+		keep->used = 0;
+		keep->next = NULL;
+	}
+	a->arena = keep;
+}
+
+/* ---- tables ---------------------------------------------------------------------------------- */
+
+static int agg_vec_grow(void **vec, size_t *cap, size_t need, size_t elsz)
+{
+	size_t ncap = *cap ? *cap : 16;
+	void *p;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	p = realloc(*vec, ncap * elsz);
+	if (!p)
+		return -ENOMEM;
+	*vec = p;
+	*cap = ncap;
+	return 0;
+}
+
+/* Tables stay at most half full, so linear probing chains stay short. */
+static int agg_ktab_grow(struct pf_agg *a)
+{
+	size_t nslots = (a->kmask + 1) * 2, i, j;
+	struct agg_kslot *t = calloc(nslots, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i < a->nkeys; i++) {
+		for (j = a->keys[i].hash & (nslots - 1); t[j].idx1; j = (j + 1) & (nslots - 1))
+			;
+		t[j].idx1 = (uint32_t)i + 1;
+		t[j].h32 = (uint32_t)(a->keys[i].hash >> 32);
+	}
+	free(a->ktab);
+	a->ktab = t;
+	a->kmask = nslots - 1;
+	return 0;
+}
+
+static int agg_iset_grow(struct pf_agg *a)
+{
+	size_t nslots = (a->iset_mask + 1) * 2, i, j;
+	struct agg_iset_ent *t = calloc(nslots, sizeof(*t)), *e;
+
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i <= a->iset_mask; i++) {
+		e = &a->iset[i];
+		if (!e->line1)
+			continue;
+		j = agg_hash_int(a, e->line1, e->tag, e->v) & (nslots - 1);
+		while (t[j].line1)
+			j = (j + 1) & (nslots - 1);
+		t[j] = *e;
+	}
+	free(a->iset);
+	a->iset = t;
+	a->iset_mask = nslots - 1;
+	return 0;
+}
+
+static int agg_sset_grow(struct pf_agg *a)
+{
+	size_t nslots = (a->sset_mask + 1) * 2, i, j;
+	struct agg_sset_ent *t = calloc(nslots, sizeof(*t)), *e;
+
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i <= a->sset_mask; i++) {
+		e = &a->sset[i];
+		if (!e->owner1)
+			continue;
+		for (j = e->hash & (nslots - 1); t[j].owner1; j = (j + 1) & (nslots - 1))
+			;
+		t[j] = *e;
+	}
+	free(a->sset);
+	a->sset = t;
+	a->sset_mask = nslots - 1;
+	return 0;
+}
+
+/* The (line, tag, v) entry; *@created tells whether it is new. NULL on ENOMEM. */
+static struct agg_iset_ent *agg_iset_get(struct pf_agg *a, uint32_t line1, uint8_t tag, uint64_t v,
+					 bool *created)
+{
+	struct agg_iset_ent *e;
+	size_t i;
+
+	if ((a->iset_n + 1) * 2 > a->iset_mask + 1 && agg_iset_grow(a))
+		return NULL;
+	for (i = agg_hash_int(a, line1, tag, v) & a->iset_mask;; i = (i + 1) & a->iset_mask) {
+		e = &a->iset[i];
+		if (!e->line1)
+			break;
+		if (e->line1 == line1 && e->v == v && e->tag == tag) {
+			*created = false;
+			return e;
+		}
+	}
+	e->line1 = line1;
+	e->tag = tag;
+	e->v = v;
+	e->flags = 0;
+	a->iset_n++;
+	*created = true;
+	return e;
+}
+
+/* The (owner, tag, string) entry; a new one gets an arena copy of the
+ * string. *@created tells whether it is new. NULL on ENOMEM. */
+static struct agg_sset_ent *agg_sset_get(struct pf_agg *a, uint32_t owner1, uint32_t tag,
+					 const char *s, size_t n, bool *created)
+{
+	uint64_t h = agg_hash(a, (uint64_t)owner1 << 8 | tag, s, n);
+	struct agg_sset_ent *e;
+	const char *copy;
+	size_t i;
+
+	if ((a->sset_n + 1) * 2 > a->sset_mask + 1 && agg_sset_grow(a))
+		return NULL;
+	for (i = h & a->sset_mask;; i = (i + 1) & a->sset_mask) {
+		e = &a->sset[i];
+		if (!e->owner1)
+			break;
+		if (e->hash == h && e->owner1 == owner1 && e->tag == tag && e->len == n &&
+		    !memcmp(e->s, s, n)) {
+			*created = false;
+			return e;
+		}
+	}
+	copy = agg_strdup(a, s, n);
+	if (!copy)
+		return NULL;
+	e->hash = h;
+	e->s = copy;
+	e->len = n;
+	e->owner1 = owner1;
+	e->tag = tag;
+	e->val = 0;
+	a->sset_n++;
+	*created = true;
+	return e;
+}
+
+/* ---- addresses ------------------------------------------------------------------------------- */
+
+static bool agg_is_v4mapped(const uint8_t a[16])
+{
+	static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	return !memcmp(a, prefix, sizeof(prefix));
+}
+
+/*
+ * RFC 1918 private, loopback, link-local and the RFC 6598 shared (CGNAT)
+ * space for IPv4; unique-local, link-local and loopback for IPv6.
+ *
+ * 198.18.0.0/15 (benchmarking, RFC 2544) is deliberately NOT private: the
+ * contract's example line (spec section 6) shows dest_ip 198.18.0.1 with
+ * dest_name_aggr "pub", which is also what Calico writes, and the test
+ * networks (spec/kernels.md) use exactly that range.
+ */
+static bool agg_v4_private(const uint8_t *b)
+{
+	return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
+	       b[0] == 127 || (b[0] == 169 && b[1] == 254) || (b[0] == 100 && (b[1] & 0xc0) == 64);
+}
+
+static bool agg_addr_private(const uint8_t a[16])
+{
+	static const uint8_t loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+	if (agg_is_v4mapped(a))
+		return agg_v4_private(a + 12);
+	return (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
+	       !memcmp(a, loopback, sizeof(loopback));
+}
+
+const char *pf_addr_aggr_name(const uint8_t addr[16])
+{
+	return agg_addr_private(addr) ? "pvt" : "pub";
+}
+
+char *pf_addr_str(const uint8_t addr[16], char *buf, size_t bufsz)
+{
+	const char *r;
+
+	if (agg_is_v4mapped(addr))
+		r = inet_ntop(AF_INET, addr + 12, buf, (socklen_t)bufsz);
+	else
+		r = inet_ntop(AF_INET6, addr, buf, (socklen_t)bufsz);
+	if (!r && bufsz)
+		buf[0] = '\0';
+	return buf;
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------ */
+
+static void agg_clear(struct pf_agg *a)
+{
+	memset(a->ktab, 0, (a->kmask + 1) * sizeof(*a->ktab));
+	memset(a->iset, 0, (a->iset_mask + 1) * sizeof(*a->iset));
+	memset(a->sset, 0, (a->sset_mask + 1) * sizeof(*a->sset));
+	a->nkeys = 0;
+	a->nlines = 0;
+	a->iset_n = 0;
+	a->sset_n = 0;
+	agg_arena_reset(a);
+}
+
+struct pf_agg *pf_agg__new(const struct pf_agg_opts *opts)
+{
+	struct pf_agg *a;
+	uint64_t seed[2];
+
+	if (!opts || opts->level < 0 || opts->level > 3 || !opts->host) {
+		errno = EINVAL;
+		return NULL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->level = opts->level;
+	a->proc_limit = opts->proc_limit;
+	a->args_limit = opts->args_limit;
+	a->include_process = opts->include_process;
+	a->include_tcp = opts->include_tcp;
+	a->max_keys = opts->max_keys ? opts->max_keys : AGG_MAX_KEYS_DEFAULT;
+	/* Line and key indexes are 32-bit. */
+	if (a->max_keys > UINT32_MAX / 2)
+		a->max_keys = UINT32_MAX / 2;
+	a->host = strdup(opts->host);
+	/* The secret only spreads the tables; without getrandom() the tables
+	 * still work, they are just predictable. */
+	if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
+		seed[0] = 0x2d358dccaa6c78a5ULL ^ (uint64_t)(uintptr_t)a;
+		seed[1] = 0x8bb84b93962eacc9ULL;
+	}
+	a->seed0 = seed[0];
+	a->seed1 = seed[1] | 1;
+	a->kmask = AGG_TAB_MIN - 1;
+	a->iset_mask = AGG_TAB_MIN - 1;
+	a->sset_mask = AGG_TAB_MIN - 1;
+	a->ktab = calloc(AGG_TAB_MIN, sizeof(*a->ktab));
+	a->iset = calloc(AGG_TAB_MIN, sizeof(*a->iset));
+	a->sset = calloc(AGG_TAB_MIN, sizeof(*a->sset));
+	pf_jw__init(&a->jw, AGG_LINE_MAX);
+	if (!a->host || !a->ktab || !a->iset || !a->sset) {
+		pf_agg__free(a);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return a;
+}
+
+void pf_agg__free(struct pf_agg *a)
+{
+	if (!a)
+		return;
+	agg_arena_reset(a);
+	free(a->arena);
+	free(a->keys);
+	free(a->ktab);
+	free(a->lines);
+	free(a->iset);
+	free(a->sset);
+	free(a->host);
+	pf_jw__fini(&a->jw);
+	free(a);
+}
+
+uint64_t pf_agg__dropped(const struct pf_agg *a)
+{
+	return a->dropped;
+}
+
+/* ---- adding ---------------------------------------------------------------------------------- */
+
+static bool agg_proto_has_ports(uint8_t proto)
+{
+	return proto != IPPROTO_ICMP && proto != IPPROTO_ICMPV6;
+}
+
+/* Apply the aggregation level. The reporter says which side is the source:
+ * for SRC the local side, for DST the remote side. */
+static void agg_fold(const struct pf_agg *a, const struct pf_flow_obs *o, struct agg_key *k)
+{
+	bool src = o->reporter == PF_REPORTER_SRC;
+
+	memset(k, 0, sizeof(*k));
+	k->netns = o->netns;
+	k->proto = o->proto;
+	k->reporter = o->reporter;
+	/* ICMP has no ports: the spec writes null for both. */
+	if (agg_proto_has_ports(o->proto)) {
+		k->lport = o->lport;
+		k->rport = o->rport;
+	}
+	if (a->level >= 1) {
+		if (src)
+			k->lport = 0;
+		else
+			k->rport = 0;
+	}
+	if (a->level >= 3) {
+		if (src)
+			k->rport = 0;
+		else
+			k->lport = 0;
+	}
+	if (a->level >= 2) {
+		/* The local side is always this host ("hep", aggregated to the
+		 * host name), the remote side folds to pvt/pub. */
+		k->rclass = agg_addr_private(o->raddr) ? AGG_CLASS_PVT : AGG_CLASS_PUB;
+	} else {
+		memcpy(k->laddr, o->laddr, sizeof(k->laddr));
+		memcpy(k->raddr, o->raddr, sizeof(k->raddr));
+	}
+}
+
+/* Index of the key, inserting it if new. -ENOSPC at max_keys. */
+static int agg_key_get(struct pf_agg *a, const struct agg_key *k, uint32_t *out)
+{
+	uint64_t h = agg_hash(a, 0, k, sizeof(*k));
+	uint32_t h32 = (uint32_t)(h >> 32);
+	struct agg_kslot *s;
+	struct agg_kent *ke;
+	size_t i;
+	int err;
+
+	for (i = h & a->kmask;; i = (i + 1) & a->kmask) {
+		s = &a->ktab[i];
+		if (!s->idx1)
+			break;
+		if (s->h32 == h32 && !memcmp(&a->keys[s->idx1 - 1].k, k, sizeof(*k))) {
+			*out = s->idx1 - 1;
+			return 0;
+		}
+	}
+	if (a->nkeys >= a->max_keys)
+		return -ENOSPC;
+	err = agg_vec_grow((void **)&a->keys, &a->keys_cap, a->nkeys + 1, sizeof(*a->keys));
+	if (err)
+		return err;
+	if ((a->nkeys + 1) * 2 > a->kmask + 1) {
+		err = agg_ktab_grow(a);
+		if (err)
+			return err;
+		for (i = h & a->kmask; a->ktab[i].idx1; i = (i + 1) & a->kmask)
+			;
+		s = &a->ktab[i];
+	}
+	ke = &a->keys[a->nkeys];
+	memset(ke, 0, sizeof(*ke));
+	ke->k = *k;
+	ke->hash = h;
+	s->idx1 = (uint32_t)a->nkeys + 1;
+	s->h32 = h32;
+	*out = (uint32_t)a->nkeys++;
+	return 0;
+}
+
+/* A new line appended to key @ki's list; -ENOMEM. */
+static int agg_line_new(struct pf_agg *a, uint32_t ki, uint32_t kind, uint32_t *out)
+{
+	struct agg_kent *ke = &a->keys[ki];
+	struct agg_line *ln;
+	uint32_t li;
+	int err;
+
+	err = agg_vec_grow((void **)&a->lines, &a->lines_cap, a->nlines + 1, sizeof(*a->lines));
+	if (err)
+		return err;
+	li = (uint32_t)a->nlines++;
+	ln = &a->lines[li];
+	memset(ln, 0, sizeof(*ln));
+	ln->kind = kind;
+	if (ke->tail)
+		a->lines[ke->tail - 1].next = li + 1;
+	else
+		ke->head = li + 1;
+	ke->tail = li + 1;
+	*out = li;
+	return 0;
+}
+
+/* The line an observation belongs to: its process name's own line, the
+ * "*" line once proc_limit names have their own, or the "-" line. */
+static int agg_line_get(struct pf_agg *a, uint32_t ki, const struct pf_flow_obs *o, uint32_t *out)
+{
+	struct agg_kent *ke = &a->keys[ki];
+	struct agg_sset_ent *e;
+	struct agg_line *ln;
+	bool created;
+	uint32_t li;
+	int err;
+
+	/* An empty name is as good as none. */
+	if (!a->include_process || !o->proc_name || !o->proc_name[0]) {
+		if (!ke->dash) {
+			err = agg_line_new(a, ki, AGG_LINE_DASH, &li);
+			if (err)
+				return err;
+			a->keys[ki].dash = li + 1;
+		}
+		*out = a->keys[ki].dash - 1;
+		return 0;
+	}
+	e = agg_sset_get(a, ki + 1, AGG_SSET_NAME, o->proc_name, strlen(o->proc_name), &created);
+	if (!e)
+		return -ENOMEM;
+	if (!created) {
+		*out = e->val;
+		return 0;
+	}
+	if (ke->n_named < a->proc_limit) {
+		err = agg_line_new(a, ki, AGG_LINE_NAMED, &li);
+		if (err)
+			goto undo;
+		ln = &a->lines[li];
+		ln->name = e->s;
+		ln->name_len = e->len;
+		ln->num_names = 1;
+		a->keys[ki].n_named++;
+	} else {
+		if (!ke->star) {
+			err = agg_line_new(a, ki, AGG_LINE_STAR, &li);
+			if (err)
+				goto undo;
+			a->keys[ki].star = li + 1;
+		}
+		li = a->keys[ki].star - 1;
+		a->lines[li].num_names++;
+	}
+	e->val = li;
+	*out = li;
+	return 0;
+undo:
+	/* Leave no name entry pointing at a line that does not exist. Linear
+	 * probing cannot just empty a slot, so the entry is parked on an owner
+	 * no key has. */
+	e->owner1 = UINT32_MAX;
+	return err;
+}
+
+static int agg_add_args(struct pf_agg *a, uint32_t li, const char *args)
+{
+	struct agg_sset_ent *e;
+	struct agg_arg *node;
+	struct agg_line *ln;
+	bool created;
+
+	e = agg_sset_get(a, li + 1, AGG_SSET_ARGS, args, strlen(args), &created);
+	if (!e)
+		return -ENOMEM;
+	if (!created)
+		return 0;
+	ln = &a->lines[li];
+	ln->num_args++;
+	if (e->len > ln->longest_len || !ln->longest) {
+		ln->longest = e->s;
+		ln->longest_len = e->len;
+	}
+	if (ln->n_listed < a->args_limit) {
+		node = agg_alloc(a, sizeof(*node));
+		if (!node)
+			return -ENOMEM;
+		node->next = NULL;
+		node->s = e->s;
+		node->len = e->len;
+		if (ln->args_tail)
+			ln->args_tail->next = node;
+		else
+			ln->args = node;
+		ln->args_tail = node;
+		ln->n_listed++;
+	}
+	return 0;
+}
+
+static void agg_add_tcp(struct agg_line *ln, const struct pf_flow_obs *o)
+{
+	if (!ln->tcp_n) {
+		ln->cwnd_min = o->tcp_cwnd;
+		ln->mss_min = o->tcp_mss;
+	}
+	ln->tcp_n++;
+	ln->cwnd_sum += o->tcp_cwnd;
+	ln->srtt_sum += o->tcp_srtt_us;
+	ln->min_rtt_sum += o->tcp_min_rtt_us;
+	ln->mss_sum += o->tcp_mss;
+	if (o->tcp_cwnd < ln->cwnd_min)
+		ln->cwnd_min = o->tcp_cwnd;
+	if (o->tcp_mss < ln->mss_min)
+		ln->mss_min = o->tcp_mss;
+	if (o->tcp_srtt_us > ln->srtt_max)
+		ln->srtt_max = o->tcp_srtt_us;
+	if (o->tcp_min_rtt_us > ln->min_rtt_max)
+		ln->min_rtt_max = o->tcp_min_rtt_us;
+	ln->retrans += o->tcp_retrans;
+	ln->lost += o->tcp_lost;
+	ln->unrecovered += o->tcp_unrecovered_to;
+}
+
+int pf_agg__add(struct pf_agg *a, const struct pf_flow_obs *o)
+{
+	struct agg_iset_ent *fe;
+	struct agg_line *ln;
+	struct agg_key k;
+	uint32_t ki, li;
+	bool created;
+	int err;
+
+	if (!a || !o || (o->reporter != PF_REPORTER_SRC && o->reporter != PF_REPORTER_DST))
+		return -EINVAL;
+	agg_fold(a, o, &k);
+	err = agg_key_get(a, &k, &ki);
+	if (err) {
+		if (err == -ENOSPC)
+			a->dropped++;
+		return err;
+	}
+	err = agg_line_get(a, ki, o, &li);
+	if (err)
+		return err;
+
+	fe = agg_iset_get(a, li + 1, AGG_ISET_FLOW, o->flow_id, &created);
+	if (!fe)
+		return -ENOMEM;
+	ln = &a->lines[li];
+	ln->num_flows += created;
+	if (o->started && !(fe->flags & AGG_FLOW_STARTED)) {
+		fe->flags |= AGG_FLOW_STARTED;
+		ln->num_started++;
+	}
+	if (o->completed && !(fe->flags & AGG_FLOW_COMPLETED)) {
+		fe->flags |= AGG_FLOW_COMPLETED;
+		ln->num_completed++;
+	}
+	ln->bytes_in += o->bytes_in;
+	ln->bytes_out += o->bytes_out;
+	ln->packets_in += o->packets_in;
+	ln->packets_out += o->packets_out;
+	if (o->proto == IPPROTO_TCP && a->include_tcp && o->has_tcp)
+		agg_add_tcp(ln, o);
+	if (ln->kind == AGG_LINE_DASH)
+		return 0;
+
+	/* The "-" line carries no PIDs or arguments (counts 0 by the spec). */
+	if (o->proc_pid) {
+		if (!agg_iset_get(a, li + 1, AGG_ISET_PID, o->proc_pid, &created))
+			return -ENOMEM;
+		if (created && !a->lines[li].num_pids++)
+			a->lines[li].pid = o->proc_pid;
+	}
+	if (o->proc_args && o->proc_args[0])
+		return agg_add_args(a, li, o->proc_args);
+	return 0;
+}
+
+/* ---- the line -------------------------------------------------------------------------------- */
+
+/* One side of the line as the spec's fields see it. */
+struct agg_ep {
+	const char *ip; /* NULL: null (aggregated away) */
+	const char *name;
+	const char *name_aggr;
+	const char *type;
+	int port; /* -1: null */
+};
+
+static const char *agg_proto_str(uint8_t proto, char tmp[4])
+{
+	char *p = tmp + 3;
+
+	switch (proto) {
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	case IPPROTO_ICMP:
+		return "icmp";
+	case IPPROTO_ICMPV6:
+		return "icmp6";
+	case IPPROTO_SCTP:
+		return "sctp";
+	}
+	*p = '\0';
+	do {
+		*--p = (char)('0' + proto % 10);
+		proto /= 10;
+	} while (proto);
+	return p;
+}
+
+static void agg_kv_str(struct pf_jw *w, const char *k, const char *v)
+{
+	pf_jw__key(w, k);
+	pf_jw__str(w, v);
+}
+
+static void agg_kv_u64(struct pf_jw *w, const char *k, uint64_t v)
+{
+	pf_jw__key(w, k);
+	pf_jw__u64(w, v);
+}
+
+static void agg_kv_null(struct pf_jw *w, const char *k)
+{
+	pf_jw__key(w, k);
+	pf_jw__null(w);
+}
+
+static void agg_kv_port(struct pf_jw *w, const char *k, int port)
+{
+	pf_jw__key(w, k);
+	if (port < 0)
+		pf_jw__null(w);
+	else
+		pf_jw__u64(w, (uint64_t)port);
+}
+
+/* Write the line for (@ke, @ln) into a->jw, listing at most @max_listed
+ * argument strings. Returns the writer's error. */
+static int agg_write_line(struct pf_agg *a, const struct agg_kent *ke, const struct agg_line *ln,
+			  uint64_t start_s, uint64_t end_s, uint32_t max_listed)
+{
+	const struct agg_key *k = &ke->k;
+	bool src = k->reporter == PF_REPORTER_SRC, ports = agg_proto_has_ports(k->proto);
+	char lip[INET6_ADDRSTRLEN], rip[INET6_ADDRSTRLEN], proto_tmp[4], pid_tmp[11];
+	struct agg_ep local, remote, *s, *d;
+	struct pf_jw *w = &a->jw;
+	const char *pid_str;
+	const struct agg_arg *arg;
+	uint64_t num_args;
+	uint32_t i, pid;
+	char *p;
+
+	local.type = "hep";
+	local.name_aggr = a->host;
+	remote.type = "net";
+	remote.name = "-";
+	if (a->level >= 2) {
+		local.ip = NULL;
+		local.name = "-";
+		remote.ip = NULL;
+		remote.name_aggr = k->rclass == AGG_CLASS_PVT ? "pvt" : "pub";
+	} else {
+		local.ip = pf_addr_str(k->laddr, lip, sizeof(lip));
+		local.name = a->host;
+		remote.ip = pf_addr_str(k->raddr, rip, sizeof(rip));
+		remote.name_aggr = pf_addr_aggr_name(k->raddr);
+	}
+	/* Folded ports are 0 in the key; which ones are folded follows from
+	 * the level and the reporter, not from the value (port 0 is a port). */
+	local.port = k->lport;
+	remote.port = k->rport;
+	if (!ports) {
+		local.port = -1;
+		remote.port = -1;
+	}
+	s = src ? &local : &remote;
+	d = src ? &remote : &local;
+	if (a->level >= 1)
+		s->port = -1;
+	if (a->level >= 3)
+		d->port = -1;
+
+	pf_jw__reset(w);
+	pf_jw__obj_begin(w);
+	agg_kv_u64(w, "start_time", start_s);
+	agg_kv_u64(w, "end_time", end_s);
+
+	pf_jw__key(w, "source_ip");
+	pf_jw__str(w, s->ip);
+	agg_kv_str(w, "source_name", s->name);
+	agg_kv_str(w, "source_name_aggr", s->name_aggr);
+	agg_kv_str(w, "source_namespace", "-");
+	agg_kv_null(w, "nat_outgoing_ports");
+	agg_kv_port(w, "source_port", s->port);
+	agg_kv_str(w, "source_type", s->type);
+	agg_kv_null(w, "source_labels");
+
+	pf_jw__key(w, "dest_ip");
+	pf_jw__str(w, d->ip);
+	agg_kv_str(w, "dest_name", d->name);
+	agg_kv_str(w, "dest_name_aggr", d->name_aggr);
+	agg_kv_str(w, "dest_namespace", "-");
+	agg_kv_port(w, "dest_port", d->port);
+	agg_kv_str(w, "dest_type", d->type);
+	agg_kv_null(w, "dest_labels");
+	agg_kv_str(w, "dest_service_namespace", "-");
+	agg_kv_str(w, "dest_service_name", "-");
+	agg_kv_str(w, "dest_service_port", "-");
+	agg_kv_null(w, "dest_service_port_num");
+	agg_kv_null(w, "dest_domains");
+
+	agg_kv_str(w, "proto", agg_proto_str(k->proto, proto_tmp));
+	agg_kv_str(w, "action", "allow");
+	agg_kv_str(w, "reporter", src ? "src" : "dst");
+	agg_kv_null(w, "policies");
+	agg_kv_u64(w, "bytes_in", ln->bytes_in);
+	agg_kv_u64(w, "bytes_out", ln->bytes_out);
+	agg_kv_u64(w, "num_flows", ln->num_flows);
+	agg_kv_u64(w, "num_flows_started", ln->num_started);
+	agg_kv_u64(w, "num_flows_completed", ln->num_completed);
+	agg_kv_u64(w, "packets_in", ln->packets_in);
+	agg_kv_u64(w, "packets_out", ln->packets_out);
+	agg_kv_u64(w, "transit_bytes_in", 0);
+	agg_kv_u64(w, "transit_bytes_out", 0);
+	agg_kv_u64(w, "transit_packets_in", 0);
+	agg_kv_u64(w, "transit_packets_out", 0);
+	agg_kv_u64(w, "http_requests_allowed_in", 0);
+	agg_kv_u64(w, "http_requests_denied_in", 0);
+
+	/* Process fields: spec section 3. */
+	pf_jw__key(w, "process_name");
+	if (ln->kind == AGG_LINE_NAMED)
+		pf_jw__strn(w, ln->name, ln->name_len);
+	else
+		pf_jw__str(w, ln->kind == AGG_LINE_STAR ? "*" : "-");
+	agg_kv_u64(w, "num_process_names", ln->kind == AGG_LINE_DASH ? 0 : ln->num_names);
+	if (ln->num_pids == 1) {
+		pid = ln->pid;
+		p = pid_tmp + sizeof(pid_tmp) - 1;
+		*p = '\0';
+		do {
+			*--p = (char)('0' + pid % 10);
+			pid /= 10;
+		} while (pid);
+		pid_str = p;
+	} else {
+		pid_str = ln->num_pids ? "*" : "-";
+	}
+	agg_kv_str(w, "process_id", pid_str);
+	agg_kv_u64(w, "num_process_ids", ln->num_pids);
+	pf_jw__key(w, "process_args");
+	pf_jw__arr_begin(w);
+	if (ln->num_pids == 1) {
+		/* One process: its longest argument string says the most. */
+		if (ln->longest && max_listed)
+			pf_jw__strn(w, ln->longest, ln->longest_len);
+		num_args = ln->num_args ? 1 : 0;
+	} else {
+		for (arg = ln->args, i = 0; arg && i < max_listed; arg = arg->next, i++)
+			pf_jw__strn(w, arg->s, arg->len);
+		num_args = ln->num_args;
+	}
+	pf_jw__arr_end(w);
+	agg_kv_u64(w, "num_process_args", num_args);
+	agg_kv_null(w, "original_source_ips");
+	agg_kv_u64(w, "num_original_source_ips", 0);
+
+	/* Means truncate, as integer division in Calico's collector does. */
+	agg_kv_u64(w, "tcp_mean_send_congestion_window", ln->tcp_n ? ln->cwnd_sum / ln->tcp_n : 0);
+	agg_kv_u64(w, "tcp_min_send_congestion_window", ln->cwnd_min);
+	agg_kv_u64(w, "tcp_mean_smooth_rtt", ln->tcp_n ? ln->srtt_sum / ln->tcp_n : 0);
+	agg_kv_u64(w, "tcp_max_smooth_rtt", ln->srtt_max);
+	agg_kv_u64(w, "tcp_mean_min_rtt", ln->tcp_n ? ln->min_rtt_sum / ln->tcp_n : 0);
+	agg_kv_u64(w, "tcp_max_min_rtt", ln->min_rtt_max);
+	agg_kv_u64(w, "tcp_mean_mss", ln->tcp_n ? ln->mss_sum / ln->tcp_n : 0);
+	agg_kv_u64(w, "tcp_min_mss", ln->mss_min);
+	agg_kv_u64(w, "tcp_total_retransmissions", ln->retrans);
+	agg_kv_u64(w, "tcp_lost_packets", ln->lost);
+	agg_kv_u64(w, "tcp_unrecovered_to", ln->unrecovered);
+	agg_kv_str(w, "host", a->host);
+	pf_jw__obj_end(w);
+	pf_jw__raw(w, "\n", 1);
+	return pf_jw__error(w);
+}
+
+int pf_agg__flush(struct pf_agg *a, uint64_t start_s, uint64_t end_s, pf_agg_line_fn fn, void *ctx)
+{
+	const struct agg_kent *ke;
+	const struct agg_line *ln;
+	uint32_t li, listed;
+	size_t ki;
+	int err = 0;
+
+	if (!a || !fn)
+		return -EINVAL;
+	for (ki = 0; ki < a->nkeys; ki++) {
+		ke = &a->keys[ki];
+		for (li = ke->head; li; li = ln->next) {
+			ln = &a->lines[li - 1];
+			/* A line over AGG_LINE_MAX (a huge args_limit, or many
+			 * long arguments) is written again with fewer argument
+			 * strings listed; num_process_args still counts them
+			 * all. A line that does not fit even with none is
+			 * dropped and counted. */
+			listed = a->args_limit;
+			for (;;) {
+				err = agg_write_line(a, ke, ln, start_s, end_s, listed);
+				if (err != -ENOSPC || !listed)
+					break;
+				listed /= 2;
+			}
+			if (err == -ENOSPC) {
+				a->dropped++;
+				err = 0;
+				continue;
+			}
+			if (!err)
+				err = fn(a->jw.buf, a->jw.len, ctx);
+			if (err)
+				goto out;
+		}
+	}
+out:
+	/* The interval is over whatever happened: keeping it would mix its
+	 * counts into the next interval under the wrong times. */
+	agg_clear(a);
+	return err;
+}
