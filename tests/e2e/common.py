@@ -1,0 +1,256 @@
+"""Shared pieces of procflow's end-to-end tests (Python 3 standard library only):
+command line, check bookkeeping, the agent process, and flows.log parsing.
+
+Every test file prints one line per check ("PASS name" / "FAIL name: why") and ends
+with "N passed, M failed"; it exits 1 when M > 0. A check that could not run is
+recorded as a failure with the reason, never skipped.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+# flows.log keys in the order of shared/spec/flow-log-format.md, section 1.
+SPEC_KEYS = [
+    "start_time", "end_time", "source_ip", "source_name", "source_name_aggr",
+    "source_namespace", "nat_outgoing_ports", "source_port", "source_type",
+    "source_labels", "dest_ip", "dest_name", "dest_name_aggr", "dest_namespace",
+    "dest_port", "dest_type", "dest_labels", "dest_service_namespace",
+    "dest_service_name", "dest_service_port", "dest_service_port_num", "dest_domains",
+    "proto", "action", "reporter", "policies", "bytes_in", "bytes_out", "num_flows",
+    "num_flows_started", "num_flows_completed", "packets_in", "packets_out",
+    "transit_bytes_in", "transit_bytes_out", "transit_packets_in",
+    "transit_packets_out", "http_requests_allowed_in", "http_requests_denied_in",
+    "process_name", "num_process_names", "process_id", "num_process_ids",
+    "process_args", "num_process_args", "original_source_ips",
+    "num_original_source_ips", "tcp_mean_send_congestion_window",
+    "tcp_min_send_congestion_window", "tcp_mean_smooth_rtt", "tcp_max_smooth_rtt",
+    "tcp_mean_min_rtt", "tcp_max_min_rtt", "tcp_mean_mss", "tcp_min_mss",
+    "tcp_total_retransmissions", "tcp_lost_packets", "tcp_unrecovered_to", "host",
+]
+
+# JSON types per key, from the spec's field table (section 2). "int" excludes bool.
+_INT, _STR, _NULL, _LIST, _OBJ = "int", "str", "null", "list", "obj"
+SPEC_TYPES = {k: (_INT,) for k in SPEC_KEYS}
+SPEC_TYPES.update({
+    "source_ip": (_STR, _NULL), "dest_ip": (_STR, _NULL),
+    "source_port": (_INT, _NULL), "dest_port": (_INT, _NULL),
+    "source_name": (_STR,), "source_name_aggr": (_STR,), "source_namespace": (_STR,),
+    "dest_name": (_STR,), "dest_name_aggr": (_STR,), "dest_namespace": (_STR,),
+    "nat_outgoing_ports": (_LIST, _NULL), "source_type": (_STR,), "dest_type": (_STR,),
+    "source_labels": (_OBJ, _NULL), "dest_labels": (_OBJ, _NULL),
+    "dest_service_namespace": (_STR,), "dest_service_name": (_STR,),
+    "dest_service_port": (_STR,), "dest_service_port_num": (_INT, _NULL),
+    "dest_domains": (_LIST, _NULL), "proto": (_STR,), "action": (_STR,),
+    "reporter": (_STR,), "policies": (_OBJ, _NULL), "process_name": (_STR,),
+    "process_id": (_STR,), "process_args": (_LIST,), "original_source_ips": (_LIST, _NULL),
+    "host": (_STR,),
+})
+SPEC_ENUMS = {
+    "source_type": {"wep", "hep", "ns", "net"},
+    "dest_type": {"wep", "hep", "ns", "net"},
+    "action": {"allow", "deny"},
+    "reporter": {"src", "dst"},
+}
+
+
+def _json_type(v):
+    if v is None:
+        return _NULL
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return _INT
+    if isinstance(v, str):
+        return _STR
+    if isinstance(v, list):
+        return _LIST
+    if isinstance(v, dict):
+        return _OBJ
+    return type(v).__name__
+
+
+def parse_args(description):
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--agent", required=True, help="path to the procflow binary")
+    ap.add_argument("--bindir", required=True, help="directory with pf_client and pf_server")
+    ap.add_argument("--keep", action="store_true", help="keep output directories")
+    return ap.parse_args()
+
+
+class Results:
+    """Per-check bookkeeping; see the module docstring."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            print("PASS %s%s" % (name, (": " + detail) if detail else ""), flush=True)
+        else:
+            self.failed += 1
+            print("FAIL %s: %s" % (name, detail or "failed"), flush=True)
+        return ok
+
+    def not_run(self, names, reason):
+        """Record checks that could not run as failures."""
+        for n in names:
+            self.check(n, False, "not run: " + reason)
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
+        return 1 if self.failed else 0
+
+
+class Agent:
+    """One procflow process: start, wait for "procflow: ready", stop with SIGTERM.
+
+    The agent runs in the root namespace (it must: it hooks the root cgroup and
+    observes every namespace). Its stderr is drained by a thread so a chatty agent
+    can never block on a full pipe.
+    """
+
+    READY = "procflow: ready"
+
+    def __init__(self, path, args, owner=None):
+        self.path = path
+        self.args = list(args)
+        self.owner = owner  # a netns.TestNet (or anything with .procs) that kills it on cleanup
+        self.proc = None
+        self.stderr_lines = []
+        self._ready = threading.Event()
+        self._done = threading.Event()
+
+    def start(self):
+        self.proc = subprocess.Popen([self.path] + self.args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if self.owner is not None:
+            self.owner.procs.append(self.proc)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.stderr_lines.append(line)
+            if self.READY in line:
+                self._ready.set()
+        self._done.set()
+
+    def wait_ready(self, timeout):
+        """Return (ok, detail)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._ready.wait(0.05):
+                return True, "ready after %.2f s" % (timeout - (deadline - time.monotonic()))
+            if self.proc.poll() is not None:
+                self._done.wait(2)
+                return False, "agent exited with code %d before %r; stderr:\n%s" % (
+                    self.proc.returncode, self.READY, self.stderr_text())
+        return False, "no %r within %.0f s; stderr so far:\n%s" % (
+            self.READY, timeout, self.stderr_text())
+
+    def stop(self, timeout=20):
+        """SIGTERM, wait; return (returncode or None on timeout, seconds)."""
+        if self.proc.poll() is not None:
+            return self.proc.returncode, 0.0
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None, time.monotonic() - t0
+        self._done.wait(2)
+        return rc, time.monotonic() - t0
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stderr_text(self):
+        return "\n".join("    | " + l for l in self.stderr_lines[-40:]) or "    | (empty)"
+
+
+def load_flows(path):
+    """Parse flows.log. Returns (records, problems): records are dicts with an extra
+    "_line" (1-based line number); problems lists every line that is not a JSON object
+    with exactly the spec's keys in the spec's order and the spec's types."""
+    records, problems = [], []
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return [], ["cannot read %s: %s" % (path, e)]
+    if data and not data.endswith(b"\n"):
+        problems.append("file does not end with a newline (partial last line)")
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the newline that ends the last line
+    for n, raw in enumerate(lines, 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problems.append("line %d: not UTF-8 (%s)" % (n, e))
+            continue
+        try:
+            pairs = json.loads(text, object_pairs_hook=lambda p: p)
+        except ValueError as e:
+            problems.append("line %d: not JSON (%s): %s" % (n, e, text[:300]))
+            continue
+        if not isinstance(pairs, list):
+            problems.append("line %d: not a JSON object: %s" % (n, text[:300]))
+            continue
+        keys = [k for k, _ in pairs]
+        if keys != SPEC_KEYS:
+            missing = [k for k in SPEC_KEYS if k not in keys]
+            extra = [k for k in keys if k not in SPEC_KEYS]
+            dup = sorted({k for k in keys if keys.count(k) > 1})
+            first_bad = next((i for i, (a, b) in enumerate(zip(keys, SPEC_KEYS)) if a != b), None)
+            problems.append("line %d: keys differ from the spec: missing %s, extra %s, duplicated %s, "
+                            "first out of order at position %s (%s)" % (
+                                n, missing, extra, dup, first_bad,
+                                keys[first_bad] if first_bad is not None and first_bad < len(keys) else "-"))
+            continue
+        rec = dict(pairs)
+        for k in SPEC_KEYS:
+            t = _json_type(rec[k])
+            if t not in SPEC_TYPES[k]:
+                problems.append("line %d: %s has JSON type %s, spec says %s" % (n, k, t, "/".join(SPEC_TYPES[k])))
+            elif k in SPEC_ENUMS and rec[k] not in SPEC_ENUMS[k]:
+                problems.append("line %d: %s = %r, spec allows %s" % (n, k, rec[k], sorted(SPEC_ENUMS[k])))
+        if isinstance(rec["process_args"], list) and not all(isinstance(a, str) for a in rec["process_args"]):
+            problems.append("line %d: process_args has a non-string element" % n)
+        rec["_line"] = n
+        records.append(rec)
+    return records, problems
+
+
+def compact(rec):
+    """One record as compact JSON (without our "_line"), for failure dumps."""
+    return "line %d: %s" % (rec.get("_line", 0),
+                            json.dumps({k: v for k, v in rec.items() if k != "_line"},
+                                       separators=(",", ":")))
+
+
+def wait_for(pred, timeout, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def require_root(res):
+    if os.geteuid() != 0:
+        res.check("running as root", False, "the e2e tests need root (namespaces, BPF)")
+        sys.exit(res.finish())
