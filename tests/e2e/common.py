@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 # flows.log keys in the order of shared/spec/flow-log-format.md, section 1.
 SPEC_KEYS = [
@@ -248,6 +249,20 @@ def wait_for(pred, timeout, step=0.1):
             return True
         time.sleep(step)
     return pred()
+
+
+def run_main(body, description):
+    """Parse the command line, run body(res, args), print the summary line and return
+    the exit code. An exception in the test itself is a failed check, so the run
+    still ends with "N passed, M failed"."""
+    args = parse_args(description)
+    res = Results()
+    require_root(res)
+    try:
+        body(res, args)
+    except Exception:  # noqa: BLE001 - any crash of the test is reported as a failure
+        res.check("test ran to completion", False, traceback.format_exc())
+    return res.finish()
 
 
 def require_root(res):

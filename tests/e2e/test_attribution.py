@@ -18,12 +18,16 @@ Why this setup (see netns.py for the namespaces):
 - The agent flushes every 2 s. The main clients have exited before a periodic flush
   writes them; one last client runs right before SIGTERM, so its flow can only
   reach flows.log through the final write on SIGTERM.
+- A burst of clients exec'd by a relative path ("./pf_client") while the agent is
+  paused checks that process_name is still the absolute path (spec: "what was passed
+  to execve, made absolute") for processes gone before the agent handled their exec.
 - A second agent run with --no-process-path checks the comm fallback.
 """
 
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -309,7 +313,7 @@ def phase_with_path(res, net, args, servers, tcp_srv, udp_srv, extra_srv, run_id
     for c in agg:
         run_client(net, args.bindir, c)
     check_clients_ran(res, label, clients + agg)
-    rel = run_relative_burst(res, label, net, args.bindir, extra_srv["rel"], run_id)
+    rel = run_relative_burst(res, label, net, args.bindir, extra_srv["rel"], run_id, agent)
 
     # The clients are gone; the periodic flush must still write them.
     logpath = os.path.join(outdir, "flows.log")
@@ -360,12 +364,27 @@ def phase_with_path(res, net, args, servers, tcp_srv, udp_srv, extra_srv, run_id
 REL_BURST = 30
 
 
-def run_relative_burst(res, label, net, bindir, srv, run_id):
+def run_relative_burst(res, label, net, bindir, srv, run_id, agent):
     """REL_BURST clients at once, each exec'd as "./pf_client" from bindir. The spec's
-    process_name is the path given to execve made absolute; with a burst, many of
-    these processes have exited before the agent handles their exec events, so a
-    path made absolute from /proc/PID/cwd after the fact would stay relative."""
+    process_name is the path given to execve made absolute. The agent is paused
+    (SIGSTOP) while they run, as a busy agent on a loaded node would be: the kernel
+    side keeps recording (exec events wait in the ring buffer, flows are counted in
+    the maps), but every client has exited before user space sees its exec event, so
+    a path made absolute from /proc/PID/cwd after the fact would stay relative. The
+    spec promises exec-event identity for processes that live a few milliseconds."""
     procs = []
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        _burst(procs, net, bindir, srv, run_id)
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    bad = ["%s rc=%s %s" % (c.label(), c.rc, c.err) for c, _ in procs if c.rc != 0]
+    res.check("%s: %d clients exec'd as ./pf_client at once (agent paused) exchanged data" % (
+        label, REL_BURST), not bad, "; ".join(bad))
+    return [c for c, _ in procs]
+
+
+def _burst(procs, net, bindir, srv, run_id):
     for i in range(REL_BURST):
         c = Client("rel4", "tcp", net.server_v4, net.client_v4, srv.port, 300 + i, run_id, i)
         argv = ["ip", "netns", "exec", net.client_ns, "./pf_client"] + c.argv("")[1:]
@@ -373,19 +392,13 @@ def run_relative_burst(res, label, net, bindir, srv, run_id):
         net.procs.append(p)
         c.pid = p.pid
         procs.append((c, p))
-    bad = []
     for c, p in procs:
         try:
             _, err = p.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
             _, err = p.communicate()
-        c.rc = p.returncode
-        if c.rc != 0:
-            bad.append("%s rc=%s %s" % (c.label(), c.rc, err.strip()))
-    res.check("%s: %d clients exec'd as ./pf_client at once exchanged data" % (label, REL_BURST), not bad,
-              "; ".join(bad))
-    return [c for c, _ in procs]
+        c.rc, c.err = p.returncode, err.strip()
 
 
 def check_relative_burst(res, label, records, rel, srv, client_path, net):
@@ -484,17 +497,14 @@ def phase_no_path(res, net, args, tcp_srv, udp_srv, run_id, hostname):
     return outdir, True
 
 
-def main():
-    args = common.parse_args(__doc__.splitlines()[1])
-    res = Results()
-    common.require_root(res)
+def main(res, args):
     # Absolute, so every client execs an absolute path except the relative-path burst.
     args.bindir = os.path.abspath(args.bindir)
     for prog in ("pf_client", "pf_server"):
         p = os.path.join(args.bindir, prog)
         if not os.access(p, os.X_OK):
             res.check("helper %s is built" % prog, False, "%s is missing or not executable" % p)
-            return res.finish()
+            return
     run_id = uuid.uuid4().hex[:12]
     hostname = socket.gethostname()
     base = port_base()
@@ -513,7 +523,7 @@ def main():
         servers = tcp_srv + udp_srv + list(extra_srv.values())
         if not start_servers(res, net, args.bindir, servers):
             res.not_run(["attribution"], "servers did not start")
-            return res.finish()
+            return
 
         d, _ = phase_with_path(res, net, args, servers, tcp_srv, udp_srv, extra_srv, run_id, hostname)
         outdirs.append(d)
@@ -527,8 +537,8 @@ def main():
             shutil.rmtree(d, ignore_errors=True)
         else:
             print("kept %s" % d)
-    return res.finish()
+    return
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.run_main(main, __doc__.splitlines()[1]))

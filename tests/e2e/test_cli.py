@@ -27,6 +27,7 @@ from common import Agent, Results  # noqa: E402
 
 FLAGS = ["--output-dir", "--flush-interval", "--include-loopback", "--no-process-path", "--stdout"]
 TIMEOUT_S = 20
+SIGTERM_TRIES = 8
 
 
 def run(agent, argv, timeout=TIMEOUT_S):
@@ -60,10 +61,7 @@ def project_version():
     return m.group(1) if m else None
 
 
-def main():
-    args = common.parse_args(__doc__.splitlines()[1])
-    res = Results()
-    common.require_root(res)
+def main(res, args):
     agent = args.agent
     tmp = tempfile.mkdtemp(prefix="pfe2e-%d-cli-" % os.getpid())
     try:
@@ -133,10 +131,33 @@ def main():
                     res.not_run(["all flags together: exit 0 on SIGTERM"], "the agent did not start")
             finally:
                 a.kill()
+        # The contract: once "procflow: ready" is printed, SIGTERM writes the interval
+        # and exits 0. A SIGTERM sent the moment the line appears finds out whether the
+        # signal handling is in place before the line is printed; repeated, because a
+        # gap between the two is a race.
+        rcs = []
+        for i in range(SIGTERM_TRIES):
+            a = Agent(agent, ["run", "--output-dir", outdir, "--flush-interval", "5"])
+            try:
+                a.start()
+                ok, detail = a.wait_ready(60)
+                if not ok:
+                    rcs.append("not ready: " + detail)
+                    break
+                rc, _ = a.stop()
+                rcs.append(rc)
+            except OSError as e:
+                rcs.append("cannot execute: %s" % e)
+                break
+            finally:
+                a.kill()
+        res.check("SIGTERM right after 'procflow: ready' exits 0 (%d tries)" % SIGTERM_TRIES,
+                  rcs == [0] * SIGTERM_TRIES,
+                  "exit codes %s (negative: killed by that signal)" % rcs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return res.finish()
+    return
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.run_main(main, __doc__.splitlines()[1]))
