@@ -64,29 +64,40 @@ static uint64_t boot_ns(void)
 /* ---- process identity ---- */
 
 /*
- * execve() got a relative path ("./prog"): make it absolute with the
- * process's working directory, while it is still there. Only where our
- * /proc shows the kernel's PIDs.
+ * execve() got a relative path ("./prog"): make it absolute. The kernel
+ * side sends the executable's path components (leaf first) for exactly
+ * this case, since the process may be gone before we could look at its
+ * working directory. Returns a malloc'd path, NULL on ENOMEM.
  */
-static char *absolute_path(struct pf_agent *a, uint32_t pid, const char *path)
+static char *absolute_path(const char *path, const char *comps, size_t len)
 {
-	char link[64], cwd[PATH_MAX], *out;
-	ssize_t n;
-	size_t need;
+	size_t n = 0, total = 0;
+	char *out, *p;
 
-	if (path[0] == '/' || !a->host_pidns)
+	/* Count the components and the bytes they need. */
+	for (size_t i = 0; i < len;) {
+		size_t l = strnlen(comps + i, len - i);
+
+		n++;
+		total += l + 1;
+		i += l + 1;
+	}
+	if (!n)
 		return strdup(path);
-	snprintf(link, sizeof(link), "/proc/%u/cwd", pid);
-	n = readlink(link, cwd, sizeof(cwd) - 1);
-	if (n <= 0)
-		return strdup(path);
-	cwd[n] = '\0';
-	while (path[0] == '.' && path[1] == '/')
-		path += 2;
-	need = (size_t)n + 1 + strlen(path) + 1;
-	out = malloc(need);
-	if (out)
-		snprintf(out, need, "%s/%s", strcmp(cwd, "/") ? cwd : "", path);
+	out = malloc(total + 1);
+	if (!out)
+		return NULL;
+	/* Lay them out root first: fill from the end. */
+	p = out + total;
+	*p = '\0';
+	for (size_t i = 0; i < len;) {
+		size_t l = strnlen(comps + i, len - i);
+
+		p -= l;
+		memcpy(p, comps + i, l);
+		*--p = '/';
+		i += l + 1;
+	}
 	return out;
 }
 
@@ -98,7 +109,7 @@ static void on_exec(struct pf_agent *a, const struct pf_exec_event *e, size_t si
 	size_t alen;
 
 	if (size < hdr || e->path_len > PF_PATH_MAX || e->args_len > PF_ARGS_CAP ||
-	    hdr + e->path_len + e->args_len > size)
+	    e->exe_len > PF_PATH_MAX || hdr + e->path_len + e->args_len + e->exe_len > size)
 		return; /* malformed: cannot come from our programs */
 	path = malloc(e->path_len + 1);
 	if (!path)
@@ -106,7 +117,7 @@ static void on_exec(struct pf_agent *a, const struct pf_exec_event *e, size_t si
 	memcpy(path, e->data, e->path_len);
 	path[e->path_len] = '\0';
 	if (path[0] != '/') {
-		char *abs = absolute_path(a, e->hdr.pid, path);
+		char *abs = absolute_path(path, e->data + e->path_len + e->args_len, e->exe_len);
 
 		free(path);
 		path = abs;
@@ -297,6 +308,17 @@ static int flush(struct pf_agent *a)
 
 /* ---- the loop ---- */
 
+/* The signals the loop takes through its signalfd. They are blocked from
+ * the start of the run, so a SIGTERM that arrives while the hooks are
+ * being loaded still ends the run cleanly, with a last flush. */
+static void pf_stop_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGHUP);
+}
+
 static int loop(struct pf_agent *a)
 {
 	struct itimerspec its = {0};
@@ -305,11 +327,7 @@ static int loop(struct pf_agent *a)
 	int ep, sfd, tfd, rbfd, err = 0;
 	bool stop = false;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	pf_stop_signals(&mask);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	ep = epoll_create1(EPOLL_CLOEXEC);
@@ -382,6 +400,10 @@ int pf_run(const struct pf_config *cfg)
 	struct scan_ctx sc;
 	int err, hp, ret = PF_EXIT_RUNTIME;
 
+	sigset_t mask;
+
+	pf_stop_signals(&mask);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
 	a.interval_start = (uint64_t)time(NULL);

@@ -92,6 +92,54 @@ static __always_inline void stat_inc(__u32 which)
 
 /* ---- process identity ------------------------------------------------- */
 
+/*
+ * The components of @f's path, leaf first, each NUL-terminated, into @buf
+ * (PF_PATH_MAX + 256 bytes of room). Walks the dentry tree up, crossing
+ * mount points, as d_path() does. Returns the bytes written, 0 when the
+ * path could not be read whole. Deeper paths than PF_PATH_DEPTH come back
+ * unresolved (left relative): 24 turns keep the verifier well under its
+ * one-million-instruction limit; 40 do not.
+ */
+#define PF_PATH_DEPTH 24
+static __always_inline __u32 path_components(struct file *f, char *buf)
+{
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+	struct mount *mnt = (void *)vm - bpf_core_field_offset(struct mount, mnt);
+	__u32 off = 0;
+
+	for (int i = 0; i < PF_PATH_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		const unsigned char *name;
+		long n;
+
+		if (d == BPF_CORE_READ(vm, mnt_root)) {
+			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+			if (up == mnt)
+				return off; /* the root of the root mount */
+			d = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = up;
+			vm = (void *)up + bpf_core_field_offset(struct mount, mnt);
+			continue;
+		}
+		if (d == parent)
+			return off;
+		if (off > PF_PATH_MAX - 256)
+			return 0;
+		name = BPF_CORE_READ(d, d_name.name);
+		n = bpf_probe_read_kernel_str(buf + off, 256, name);
+		if (n <= 0)
+			return 0;
+		/* The mask changes nothing (off + n <= PF_PATH_MAX) but gives
+		 * off the same range at every turn, so the verifier sees the
+		 * paths through one turn as equal and prunes them. */
+		off = (off + n) & (2 * PF_PATH_MAX - 1);
+		d = parent;
+	}
+	return 0; /* deeper than PF_PATH_DEPTH: a partial path would mislead */
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(pf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -141,7 +189,16 @@ int BPF_PROG(pf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->path_len = path_len;
 	e->args_len = len;
 
-	size = offsetof(struct pf_exec_event, data) + path_len + len;
+	/* A relative path ("./prog") means nothing without the process's
+	 * working directory: send the kernel's resolution of the file. */
+	e->exe_len = 0;
+	if (e->data[0] != '/') {
+		__u32 off = path_len + len;
+
+		if (off <= PF_PATH_MAX + PF_ARGS_CAP)
+			e->exe_len = path_components(BPF_CORE_READ(bprm, file), e->data + off);
+	}
+	size = offsetof(struct pf_exec_event, data) + path_len + len + e->exe_len;
 	if (size > sizeof(*e))
 		return 0;
 	if (bpf_ringbuf_output(&events, e, size, 0))

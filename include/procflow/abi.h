@@ -50,8 +50,11 @@ struct pf_event_hdr {
 };
 
 /* Variable length: data[] holds path_len bytes of path (no NUL), then
- * args_len bytes of the argument area. Only path_len + args_len bytes of
- * data[] are sent. */
+ * args_len bytes of the argument area, then exe_len bytes of the
+ * executable's path components, leaf first, each NUL-terminated (only for
+ * a relative path: the kernel's own resolution of it, from the dentry
+ * tree, since the process may be gone before user space could look).
+ * Only the used bytes of data[] are sent. */
 struct pf_exec_event {
 	struct pf_event_hdr hdr;
 	__u64 start_ns;  /* group leader's start_boottime: with pid, the identity */
@@ -60,9 +63,11 @@ struct pf_exec_event {
 	__u32 uid;
 	__u32 path_len;
 	__u32 args_len;
+	__u32 exe_len;
 	__u32 flags; /* PF_EXEC_* */
+	__u32 pad;
 	char comm[PF_COMM_LEN];
-	char data[PF_PATH_MAX + PF_ARGS_CAP];
+	char data[PF_PATH_MAX + PF_ARGS_CAP + PF_PATH_MAX + 256];
 };
 
 struct pf_fork_event {
