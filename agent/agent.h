@@ -68,6 +68,12 @@ void pf_loader__stop(struct pf_loader *l);
 /* Run the socket iterator: owners for sockets that have none yet. */
 int pf_loader__scan_sockets(struct pf_loader *l);
 
+struct pf_sk_flow;
+/* Call @cb for the counters of every live TCP connection (socket storage).
+ * Stops at the first non-zero return of @cb. Returns 0 or a negative errno. */
+int pf_loader__read_sk_flows(struct pf_loader *l, int (*cb)(const struct pf_sk_flow *f, void *ctx),
+			     void *ctx);
+
 /* Find the cgroup v2 mount. Returns 0 and fills @buf, or -ENOENT. */
 int pf_cgroup2_root(char *buf, size_t bufsz);
 
@@ -103,6 +109,7 @@ struct pf_collector {
 	struct pf_hmap *prev;	     /* flow key -> counters already reported */
 	struct pf_hmap *handshakes;  /* user flow key -> listener-side counters */
 	struct pf_hmap *socks;	     /* cookie -> socket, read once per flush */
+	struct pf_hmap *listeners;   /* (netns, port) -> listening socket */
 	uint64_t next_flow_id;
 	/* Drains the event ring buffer; called once the maps have been read,
 	 * so that every exec that preceded a socket claim is in the cache. */

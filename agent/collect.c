@@ -57,6 +57,13 @@ struct sock_ent {
 	int found;
 };
 
+/* A listening socket, by namespace and port. */
+struct listen_key {
+	uint64_t netns;
+	uint32_t port;
+	uint32_t pad;
+};
+
 struct flow_ent {
 	struct pf_flow_key k;
 	struct pf_flow_val v;
@@ -77,7 +84,9 @@ int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_pr
 	c->prev = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(struct prev_val), PF_FLOWS_MAX);
 	c->handshakes = pf_hmap__new(sizeof(struct user_key), sizeof(struct hs_val), PF_FLOWS_MAX);
 	c->socks = pf_hmap__new(sizeof(uint64_t), sizeof(struct sock_ent), PF_SOCKS_MAX);
-	if (!c->prev || !c->handshakes || !c->socks) {
+	c->listeners = pf_hmap__new(sizeof(struct listen_key), sizeof(struct pf_sock_val),
+				    PF_SOCKS_MAX);
+	if (!c->prev || !c->handshakes || !c->socks || !c->listeners) {
 		pf_collector__fini(c);
 		return -ENOMEM;
 	}
@@ -89,7 +98,8 @@ void pf_collector__fini(struct pf_collector *c)
 	pf_hmap__free(c->prev);
 	pf_hmap__free(c->handshakes);
 	pf_hmap__free(c->socks);
-	c->prev = c->handshakes = c->socks = NULL;
+	pf_hmap__free(c->listeners);
+	c->prev = c->handshakes = c->socks = c->listeners = NULL;
 }
 
 /* The socket behind @cookie as the kernel has it now (cached per flush). */
@@ -128,6 +138,40 @@ static void user_key_of(struct user_key *uk, const struct pf_flow_key *k,
 	uk->proto = k->proto;
 }
 
+/*
+ * Index the listening sockets by (namespace, port): the owner of last
+ * resort for a connection accepted by a process that neither passed an
+ * address to accept() nor kept the socket open until the flush (a
+ * pre-fork child that served one request and exited). The listener's
+ * program is the server's program.
+ */
+static void index_listeners(struct pf_collector *c)
+{
+	uint64_t key, next, *prev = NULL;
+	struct pf_sock_val v;
+	struct pf_hmap_iter it = {0};
+	const void *k;
+	void *val;
+
+	while (pf_hmap__next(c->listeners, &it, &k, &val))
+		pf_hmap__remove(c->listeners, k);
+	while (!bpf_map_get_next_key(c->socks_fd, prev, &next)) {
+		struct listen_key lk = {0};
+		struct pf_sock_val *slot;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(c->socks_fd, &key, &v) || !v.listener || !v.tgid ||
+		    v.closed_ns)
+			continue;
+		lk.netns = v.netns;
+		lk.port = v.lport;
+		slot = pf_hmap__upsert(c->listeners, &lk, NULL);
+		if (slot)
+			*slot = v;
+	}
+}
+
 /* Fill the process fields of @o from the owner of socket @s. */
 static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
 			    struct pf_flow_obs *o)
@@ -137,6 +181,12 @@ static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
 	o->proc_name = NULL;
 	o->proc_args = NULL;
 	o->proc_pid = 0;
+	if (s && !s->tgid && !s->listener && o->proto == IPPROTO_TCP &&
+	    o->reporter == PF_REPORTER_DST) {
+		struct listen_key lk = {.netns = s->netns, .port = o->lport};
+
+		s = pf_hmap__find(c->listeners, &lk);
+	}
 	if (!c->cfg->process_info || !s || !s->tgid)
 		return;
 	o->proc_pid = s->tgid;
@@ -182,34 +232,117 @@ static void tcp_sample(const struct pf_collector *c, const struct pf_sock_val *s
 	o->tcp_lost = s->lost_out;
 }
 
+struct flow_list {
+	struct flow_ent *ents;
+	size_t n, cap;
+	struct pf_hmap *index; /* flow key -> position + 1 */
+};
+
+static struct flow_ent *flow_list_add(struct flow_list *l)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 1024;
+		struct flow_ent *ne = realloc(l->ents, ncap * sizeof(*ne));
+
+		if (!ne)
+			return NULL;
+		l->ents = ne;
+		l->cap = ncap;
+	}
+	return &l->ents[l->n];
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* A live TCP connection's counters. If the connection closed meanwhile,
+ * its final copy is in the list already: keep the larger counts. */
+static int add_sk_flow(const struct pf_sk_flow *f, void *ctx)
+{
+	struct flow_list *l = ctx;
+	struct pf_flow_key k;
+	struct flow_ent *e;
+	size_t *pos;
+	int created;
+
+	memset(&k, 0, sizeof(k));
+	k.cookie = f->cookie;
+	memcpy(k.laddr, f->laddr, 16);
+	memcpy(k.raddr, f->raddr, 16);
+	k.lport = f->lport;
+	k.rport = f->rport;
+	k.proto = f->proto;
+	pos = pf_hmap__upsert(l->index, &k, &created);
+	if (!pos)
+		return 0; /* bounded like the flows map */
+	if (!created) {
+		e = &l->ents[*pos - 1];
+		e->v.bytes_in = max_u64(e->v.bytes_in, f->bytes_in);
+		e->v.bytes_out = max_u64(e->v.bytes_out, f->bytes_out);
+		e->v.pkts_in = max_u64(e->v.pkts_in, f->pkts_in);
+		e->v.pkts_out = max_u64(e->v.pkts_out, f->pkts_out);
+		return 0;
+	}
+	e = flow_list_add(l);
+	if (!e) {
+		pf_hmap__remove(l->index, &k);
+		return -ENOMEM;
+	}
+	memset(e, 0, sizeof(*e));
+	e->k = k;
+	e->v.bytes_in = f->bytes_in;
+	e->v.bytes_out = f->bytes_out;
+	e->v.pkts_in = f->pkts_in;
+	e->v.pkts_out = f->pkts_out;
+	e->v.first_ns = f->first_ns;
+	e->v.role = f->role;
+	l->n++;
+	*pos = l->n;
+	return 0;
+}
+
+/* Every flow the kernel counts: the flows map (UDP, handshakes, closed TCP
+ * connections), then the socket storage of live TCP connections. */
 static int read_flows(struct pf_collector *c, struct flow_ent **out, size_t *n)
 {
+	struct flow_list l = {0};
 	struct pf_flow_key key, next;
-	struct flow_ent *ents = NULL;
-	size_t cnt = 0, cap = 0;
 	void *prev = NULL;
+	int err = 0;
 
+	l.index = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(size_t), 4 * PF_FLOWS_MAX);
+	if (!l.index)
+		return -ENOMEM;
 	while (!bpf_map_get_next_key(c->flows_fd, prev, &next)) {
+		struct flow_ent *e = flow_list_add(&l);
+		size_t *pos;
+
 		key = next;
 		prev = &key;
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 1024;
-			struct flow_ent *ne = realloc(ents, ncap * sizeof(*ents));
-
-			if (!ne) {
-				free(ents);
-				return -ENOMEM;
-			}
-			ents = ne;
-			cap = ncap;
+		if (!e) {
+			err = -ENOMEM;
+			goto out;
 		}
-		if (bpf_map_lookup_elem(c->flows_fd, &key, &ents[cnt].v))
+		if (bpf_map_lookup_elem(c->flows_fd, &key, &e->v))
 			continue; /* deleted meanwhile */
-		ents[cnt].k = key;
-		cnt++;
+		e->k = key;
+		l.n++;
+		pos = pf_hmap__upsert(l.index, &key, NULL);
+		if (pos)
+			*pos = l.n;
 	}
-	*out = ents;
-	*n = cnt;
+	if (c->loader)
+		err = pf_loader__read_sk_flows(c->loader, add_sk_flow, &l);
+out:
+	pf_hmap__free(l.index);
+	if (err) {
+		free(l.ents);
+		return err;
+	}
+	*out = l.ents;
+	*n = l.n;
 	return 0;
 }
 
@@ -245,6 +378,8 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		if (!pf_loader__scan_sockets(c->loader))
 			socks_forget(c);
 	}
+	if (unowned)
+		index_listeners(c);
 	/* An exec event is in the ring buffer before the process can touch
 	 * a socket: draining after the reads makes every claim resolvable. */
 	for (size_t i = 0; i < n; i++)
@@ -328,7 +463,9 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 
 		/* Completed: its socket closed before this read began; or, for
 		 * a socket the kernel side has no entry for, it went quiet. */
-		if (s && s->closed_ns && s->closed_ns <= now_ns)
+		if (e->v.flags & PF_FLOW_CLOSED)
+			done = 1; /* the final copy of a closed TCP connection */
+		else if (s && s->closed_ns && s->closed_ns <= now_ns)
 			done = 1;
 		else if (e->k.proto == IPPROTO_UDP && e->v.last_ns + udp_idle_ns < now_ns)
 			done = 1;

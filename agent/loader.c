@@ -49,9 +49,11 @@ static const struct pf_hook hooks[] = {
 	{"pf_sendmsg6", "cgroup/sendmsg6", "tracepoint", true, false},
 	{"pf_recvmsg4", "cgroup/recvmsg4", "tracepoint", true, false},
 	{"pf_recvmsg6", "cgroup/recvmsg6", "tracepoint", true, false},
-	{"pf_sys_exit", "tp_btf/sys_exit (accept)", "tracepoint", false, false},
+	{"pf_getpeername4", "cgroup/getpeername4 (accept)", "tracepoint", true, false},
+	{"pf_getpeername6", "cgroup/getpeername6 (accept)", "tracepoint", true, false},
 	{"pf_tcp_state", "tp_btf/inet_sock_set_state", "tracepoint", false, false},
 	{"pf_iter_sockets", "iter/task_file", "tracepoint", false, true},
+	{"pf_iter_sk_flows", "iter/bpf_sk_storage_map", NULL, false, true},
 };
 #define PF_NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
 
@@ -257,6 +259,64 @@ void pf_loader__stop(struct pf_loader *l)
 	l->cgroup_fd = -1;
 }
 
+/* Iterators over a map need the map named at attach time. */
+static struct bpf_link *attach_iter(struct procflow_bpf *skel, struct bpf_program *p)
+{
+	DECLARE_LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+	union bpf_iter_link_info info = {};
+
+	if (p != skel->progs.pf_iter_sk_flows)
+		return bpf_program__attach_iter(p, NULL);
+	info.map.map_fd = bpf_map__fd(skel->maps.sk_flows);
+	opts.link_info = &info;
+	opts.link_info_len = sizeof(info);
+	return bpf_program__attach_iter(p, &opts);
+}
+
+int pf_loader__read_sk_flows(struct pf_loader *l, int (*cb)(const struct pf_sk_flow *f, void *ctx),
+			     void *ctx)
+{
+	struct bpf_link *link;
+	struct pf_sk_flow recs[64];
+	size_t have = 0;
+	int fd, err = 0;
+
+	link = attach_iter(l->skel, l->skel->progs.pf_iter_sk_flows);
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	/* Whole records only: a read can end in the middle of one. */
+	for (;;) {
+		ssize_t n = read(fd, (char *)recs + have, sizeof(recs) - have);
+		size_t whole;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		have += (size_t)n;
+		whole = have / sizeof(recs[0]);
+		for (size_t i = 0; i < whole && !err; i++)
+			err = cb(&recs[i], ctx);
+		if (err)
+			break;
+		have -= whole * sizeof(recs[0]);
+		memmove(recs, (char *)recs + whole * sizeof(recs[0]), have);
+	}
+	close(fd);
+out:
+	bpf_link__destroy(link);
+	return err;
+}
+
 int pf_loader__scan_sockets(struct pf_loader *l)
 {
 	struct bpf_link *link;
@@ -382,7 +442,7 @@ int pf_check(const struct pf_config *cfg)
 			res = buf;
 		} else {
 			if (h->iter)
-				link = bpf_program__attach_iter(want, NULL);
+				link = attach_iter(skel, want);
 			else if (h->cgroup && cgfd >= 0)
 				link = bpf_program__attach_cgroup(want, cgfd);
 			else if (!h->cgroup)

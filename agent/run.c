@@ -2,10 +2,10 @@
 /*
  * `procflow run`: the daemon.
  *
- * One thread, one epoll loop with three file events: the BPF ring buffer
- * (exec, fork and exit events feed the process cache), a signalfd (SIGINT
- * and SIGTERM end the run after a last flush) and a timerfd (the flush,
- * once per interval). Nothing else runs concurrently with the kernel side
+ * One thread, one epoll loop with four file events: the BPF ring buffer
+ * and a 100 ms timer that drains it (exec, fork and exit events feed the
+ * process cache), a signalfd (SIGINT and SIGTERM end the run after a last
+ * flush) and a timerfd (the flush, once per interval). Nothing else runs concurrently with the kernel side
  * but the kernel side itself.
  */
 #include <bpf/bpf.h>
@@ -30,6 +30,10 @@
 #include "procflow.skel.h"
 #include "procfs.h"
 #include "procflow/abi.h"
+
+/* How often the ring buffer is drained when the kernel side does not wake
+ * us: bounds how long an exec event waits, not whether it is seen. */
+#define PF_RB_POLL_MS 100
 
 struct pf_agent {
 	const struct pf_config *cfg;
@@ -321,24 +325,33 @@ static void pf_stop_signals(sigset_t *mask)
 
 static int loop(struct pf_agent *a)
 {
-	struct itimerspec its = {0};
+	struct itimerspec its = {0}, poll_its = {0};
 	struct epoll_event ev, evs[4];
 	sigset_t mask;
-	int ep, sfd, tfd, rbfd, err = 0;
+	int ep, sfd, tfd, pfd, rbfd, err = 0;
 	bool stop = false;
 
 	pf_stop_signals(&mask);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	pfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	rbfd = ring_buffer__epoll_fd(a->rb);
-	if (sfd < 0 || tfd < 0 || ep < 0) {
+	if (sfd < 0 || tfd < 0 || pfd < 0 || ep < 0) {
 		err = -errno;
 		goto out;
 	}
 	its.it_interval.tv_sec = a->cfg->flush_interval_s;
 	its.it_value.tv_sec = a->cfg->flush_interval_s;
 	timerfd_settime(tfd, 0, &its, NULL);
+	/* The kernel side wakes us only when its ring buffer fills up; drain
+	 * it on this timer otherwise (see rb_flags() in the BPF program). */
+	poll_its.it_interval.tv_nsec = PF_RB_POLL_MS * 1000000L;
+	poll_its.it_value.tv_nsec = PF_RB_POLL_MS * 1000000L;
+	timerfd_settime(pfd, 0, &poll_its, NULL);
+	ev.events = EPOLLIN;
+	ev.data.fd = pfd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, pfd, &ev);
 
 	ev.events = EPOLLIN;
 	ev.data.fd = sfd;
@@ -362,6 +375,11 @@ static int loop(struct pf_agent *a)
 
 			if (fd == rbfd) {
 				ring_buffer__consume(a->rb);
+			} else if (fd == pfd) {
+				uint64_t ticks;
+
+				if (read(pfd, &ticks, sizeof(ticks)) > 0)
+					ring_buffer__consume(a->rb);
 			} else if (fd == tfd) {
 				uint64_t ticks;
 
@@ -388,6 +406,8 @@ out:
 		close(ep);
 	if (tfd >= 0)
 		close(tfd);
+	if (pfd >= 0)
+		close(pfd);
 	if (sfd >= 0)
 		close(sfd);
 	return err;

@@ -49,28 +49,6 @@ static __always_inline __u64 pf_task_start_ns(const struct task_struct *task)
 }
 
 /*
- * The syscall number of the syscall now returning, and the numbers of
- * accept(2) and accept4(2), per architecture.
- */
-#if defined(__TARGET_ARCH_x86)
-#define PF_NR_ACCEPT 43
-#define PF_NR_ACCEPT4 288
-static __always_inline long pf_syscall_nr(struct pt_regs *regs)
-{
-	return BPF_CORE_READ(regs, orig_ax);
-}
-#elif defined(__TARGET_ARCH_arm64)
-#define PF_NR_ACCEPT 202
-#define PF_NR_ACCEPT4 242
-static __always_inline long pf_syscall_nr(struct pt_regs *regs)
-{
-	return BPF_CORE_READ(regs, syscallno);
-}
-#else
-#error "add the syscall numbers of accept and accept4 for this architecture"
-#endif
-
-/*
  * tcp_sock::snd_cwnd was renamed tcp_snd_cwnd-accessor-only in v5.19 (the
  * field itself kept its name, but is read through tcp_snd_cwnd()); the
  * field name is stable, nothing to fix. mss_cache, srtt_us, total_retrans

@@ -67,6 +67,14 @@ struct {
 	__type(value, struct pf_sock_val);
 } socks SEC(".maps");
 
+/* TCP counters live with the socket: no bound to reach, freed with it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pf_sk_flow);
+} sk_flows SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PF_STAT_MAX);
@@ -91,6 +99,19 @@ static __always_inline void stat_inc(__u32 which)
 }
 
 /* ---- process identity ------------------------------------------------- */
+
+/*
+ * Wake the agent only when the ring buffer is a quarter full; otherwise
+ * it drains the buffer on its own timer (every 100 ms). A wake-up per
+ * event costs an interrupt-work round trip, which in a VM is a VM exit:
+ * about 10 us per fork, exec and exit, measured here.
+ */
+static __always_inline __u64 rb_flags(void)
+{
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > PF_RINGBUF_BYTES / 4)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
 
 /*
  * The components of @f's path, leaf first, each NUL-terminated, into @buf
@@ -201,7 +222,7 @@ int BPF_PROG(pf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	size = offsetof(struct pf_exec_event, data) + path_len + len + e->exe_len;
 	if (size > sizeof(*e))
 		return 0;
-	if (bpf_ringbuf_output(&events, e, size, 0))
+	if (bpf_ringbuf_output(&events, e, size, rb_flags()))
 		stat_inc(PF_STAT_RB_DROPS);
 	return 0;
 }
@@ -227,7 +248,7 @@ int BPF_PROG(pf_fork, struct task_struct *parent, struct task_struct *child)
 	e->ppid = BPF_CORE_READ(parent, tgid);
 	e->pad = 0;
 	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }
 
@@ -250,7 +271,7 @@ int BPF_PROG(pf_exit, struct task_struct *p)
 	e->hdr.pid = BPF_CORE_READ(p, tgid);
 	e->start_ns = pf_task_start_ns(BPF_CORE_READ(p, group_leader));
 	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }
 
@@ -342,53 +363,18 @@ int pf_sock_release(struct bpf_sock *sk)
 
 /*
  * accept() returns a socket the kernel created in softirq context, where no
- * process is known; the process that accepts it is its owner. The syscall
- * exit runs in that process: find the socket behind the returned fd and
- * claim it. Its cookie was generated when the connection became
- * established (inet_sock_set_state below), which the accept waits for (it
- * takes the socket lock).
+ * process is known; the process that accepts it is its owner. accept() with
+ * an address buffer (what nearly every server passes) asks the new socket
+ * for its peer's name before it returns, which runs the cgroup getpeername
+ * hook in the accepting process, with the accepted socket. An accept
+ * without an address buffer is found by the socket iterator at the next
+ * flush, while the socket is open.
  *
- * The raw sys_exit tracepoint is used rather than syscalls/sys_exit_accept4
- * because it attaches without tracefs, which locked-down hosts often do not
- * mount. Enabling any syscall tracepoint puts every syscall on the traced
- * path anyway; the program returns at once for other syscalls.
+ * Syscall tracepoints would see every accept, but enabling any of them puts
+ * every syscall of every process on the slow path (about 100 ns each here).
  */
-static __always_inline void claim_accepted(long fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt;
-	struct file **fds;
-	struct file *file = NULL;
-	struct socket *sock;
-	struct sock *sk;
-	__u64 cookie;
-
-	if (fd < 0)
-		return;
-	fdt = BPF_CORE_READ(task, files, fdt);
-	if (fd >= BPF_CORE_READ(fdt, max_fds))
-		return;
-	fds = BPF_CORE_READ(fdt, fd);
-	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	sock = BPF_CORE_READ(file, private_data);
-	sk = BPF_CORE_READ(sock, sk);
-	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-	if (!cookie) {
-		stat_inc(PF_STAT_ACCEPT_MISS);
-		return;
-	}
-	claim(cookie, pf_net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net)), PF_CLAIM_ACCEPT);
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(pf_sys_exit, struct pt_regs *regs, long ret)
-{
-	long nr = pf_syscall_nr(regs);
-
-	if (ret >= 0 && (nr == PF_NR_ACCEPT || nr == PF_NR_ACCEPT4))
-		claim_accepted(ret);
-	return 0;
-}
+PF_SOCK_ADDR_HOOK(pf_getpeername4, "cgroup/getpeername4", PF_CLAIM_ACCEPT)
+PF_SOCK_ADDR_HOOK(pf_getpeername6, "cgroup/getpeername6", PF_CLAIM_ACCEPT)
 
 static __always_inline struct pf_sock_val *sock_entry(__u64 cookie, __u64 netns)
 {
@@ -400,6 +386,39 @@ static __always_inline struct pf_sock_val *sock_entry(__u64 cookie, __u64 netns)
 	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7)
 		stat_inc(PF_STAT_SOCKS_FULL);
 	return bpf_map_lookup_elem(&socks, &cookie);
+}
+
+/*
+ * The socket-local counters die with the socket: at close, copy them into
+ * the flows map, where the agent finds them at the next flush.
+ */
+static __always_inline void save_sk_flow(struct sock *sk)
+{
+	struct pf_sk_flow *f = bpf_sk_storage_get(&sk_flows, sk, 0, 0);
+	struct pf_flow_key key = {};
+	struct pf_flow_val val = {};
+
+	if (!f || !f->cookie || f->skip)
+		return;
+	key.cookie = f->cookie;
+	__builtin_memcpy(key.laddr, f->laddr, 16);
+	__builtin_memcpy(key.raddr, f->raddr, 16);
+	key.lport = f->lport;
+	key.rport = f->rport;
+	key.proto = f->proto;
+	val.bytes_in = f->bytes_in;
+	val.bytes_out = f->bytes_out;
+	val.pkts_in = f->pkts_in;
+	val.pkts_out = f->pkts_out;
+	val.first_ns = f->first_ns;
+	val.last_ns = bpf_ktime_get_boot_ns();
+	val.role = f->role;
+	val.flags = PF_FLOW_CLOSED;
+	if (bpf_map_update_elem(&flows, &key, &val, BPF_ANY) == -7)
+		stat_inc(PF_STAT_FLOWS_FULL);
+	/* The socket may outlive the connection (its fd still open): the
+	 * iterator must not report these counters again. */
+	f->skip = 2;
 }
 
 /*
@@ -431,12 +450,14 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 		if (v) {
 			v->listener = 1;
 			v->role = PF_ROLE_DST;
+			v->lport = sk->__sk_common.skc_num;
 		}
 	} else if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
 		v = sock_entry(cookie, netns);
 		if (v)
 			v->role = PF_ROLE_DST;
 	} else if (newstate == TCP_CLOSE) {
+		save_sk_flow((struct sock *)sk);
 		v = bpf_map_lookup_elem(&socks, &cookie);
 		if (!v)
 			return 0;
@@ -501,10 +522,24 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 	if (proto == IPPROTO_TCP && sk->__sk_common.skc_state == TCP_LISTEN) {
 		nv.listener = 1;
 		nv.role = PF_ROLE_DST;
+		nv.lport = sk->__sk_common.skc_num;
 	}
 	BPF_CORE_READ_STR_INTO(&nv.comm, task, comm);
 	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7)
 		stat_inc(PF_STAT_SOCKS_FULL);
+	return 0;
+}
+
+/* The agent reads the live TCP counters through this iterator: one
+ * fixed-size record per socket, in the seq_file the agent reads. */
+SEC("iter/bpf_sk_storage_map")
+int pf_iter_sk_flows(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct pf_sk_flow *f = ctx->value;
+
+	if (!ctx->sk || !f || !f->cookie || f->skip)
+		return 0;
+	bpf_seq_write(ctx->meta->seq, f, sizeof(*f));
 	return 0;
 }
 
@@ -529,37 +564,37 @@ static __always_inline void map_v4(__u8 out[16], __u32 addr)
 	__builtin_memcpy(out + 12, &addr, 4);
 }
 
+struct pf_pkt {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u32 hdrlen; /* IP + transport header */
+	__u8 l4;
+	__u8 tcpflags;
+};
+
 /*
- * Count one packet (or one GSO/GRO super-packet) at the IP layer. The skb
- * data starts at the network header in cgroup_skb programs, for ingress and
- * egress alike, so skb->len counts the IP header as conntrack does.
+ * Parse the IP and TCP/UDP headers of @skb into @p, local side first.
+ * Returns 0, or -1 for a packet that is not the socket's own protocol (an
+ * ICMP error), a non-first fragment, or an IPv6 extension header chain.
  */
-static __always_inline int count(struct __sk_buff *skb, int egress)
+static __always_inline int parse(struct __sk_buff *skb, struct bpf_sock *sk, int egress,
+				 struct pf_pkt *p)
 {
-	struct bpf_sock *sk = skb->sk;
-	struct pf_flow_key key = {};
-	struct pf_flow_val *v;
 	__u8 saddr[16], daddr[16];
 	__u16 ports[2];
-	__u32 hdrlen, segs;
-	__u8 l4, tcpflags = 0;
-	__u64 bytes, now;
-
-	if (!sk)
-		return 1;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk || (sk->protocol != IPPROTO_TCP && sk->protocol != IPPROTO_UDP))
-		return 1;
+	__u32 hdrlen;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
-			return 1;
+			return -1;
 		/* A non-first fragment has no ports: nothing to key it by. */
 		if (ip.frag_off & bpf_htons(0x1fff))
-			return 1;
-		l4 = ip.protocol;
+			return -1;
+		p->l4 = ip.protocol;
 		hdrlen = ip.ihl * 4;
 		map_v4(saddr, ip.saddr);
 		map_v4(daddr, ip.daddr);
@@ -567,52 +602,165 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 		struct ipv6hdr ip6;
 
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
-			return 1;
-		l4 = ip6.nexthdr; /* extension headers: not counted (rare on sockets) */
+			return -1;
+		p->l4 = ip6.nexthdr; /* extension headers: not counted (rare on sockets) */
 		hdrlen = sizeof(ip6);
 		__builtin_memcpy(saddr, &ip6.saddr, 16);
 		__builtin_memcpy(daddr, &ip6.daddr, 16);
 	} else {
-		return 1;
+		return -1;
 	}
 	/* ICMP errors are delivered to the socket too; they are not the flow. */
-	if (l4 != sk->protocol)
-		return 1;
+	if (p->l4 != sk->protocol)
+		return -1;
 	if (bpf_skb_load_bytes(skb, hdrlen & 0x3f, ports, sizeof(ports)))
-		return 1;
-	if (l4 == IPPROTO_TCP) {
+		return -1;
+	p->tcpflags = 0;
+	if (p->l4 == IPPROTO_TCP) {
 		__u8 doff_flags[2];
 
 		if (bpf_skb_load_bytes(skb, (hdrlen & 0x3f) + 12, doff_flags, 2))
-			return 1;
-		tcpflags = doff_flags[1];
+			return -1;
+		p->tcpflags = doff_flags[1];
 		hdrlen += (doff_flags[0] >> 4) * 4;
 	} else {
 		hdrlen += 8;
 	}
-
+	p->hdrlen = hdrlen;
 	if (egress) {
-		__builtin_memcpy(key.laddr, saddr, 16);
-		__builtin_memcpy(key.raddr, daddr, 16);
-		key.lport = bpf_ntohs(ports[0]);
-		key.rport = bpf_ntohs(ports[1]);
+		__builtin_memcpy(p->laddr, saddr, 16);
+		__builtin_memcpy(p->raddr, daddr, 16);
+		p->lport = bpf_ntohs(ports[0]);
+		p->rport = bpf_ntohs(ports[1]);
 	} else {
-		__builtin_memcpy(key.laddr, daddr, 16);
-		__builtin_memcpy(key.raddr, saddr, 16);
-		key.lport = bpf_ntohs(ports[1]);
-		key.rport = bpf_ntohs(ports[0]);
+		__builtin_memcpy(p->laddr, daddr, 16);
+		__builtin_memcpy(p->raddr, saddr, 16);
+		p->lport = bpf_ntohs(ports[1]);
+		p->rport = bpf_ntohs(ports[0]);
 	}
-	if (!cfg_include_loopback && (is_loopback(key.laddr) || is_loopback(key.raddr)))
-		return 1;
-	key.cookie = bpf_get_socket_cookie(skb);
-	key.proto = l4;
+	return 0;
+}
 
+/* The IP+TCP header length of this GSO/GRO packet (only read when it
+ * stands for several packets; the SYN's options make the first one's
+ * length wrong for data). */
+static __always_inline __u32 tcp_hdrlen(struct __sk_buff *skb)
+{
+	__u8 b[2];
+	__u32 ip = skb->protocol == bpf_htons(ETH_P_IP) ? 20 : 40;
+
+	if (ip == 20) {
+		if (bpf_skb_load_bytes(skb, 0, b, 1))
+			return 52;
+		ip = (b[0] & 0xf) * 4;
+	}
+	if (bpf_skb_load_bytes(skb, (ip & 0x3f) + 12, b, 1))
+		return ip + 32;
+	return ip + (b[0] >> 4) * 4;
+}
+
+/*
+ * A TCP packet on a connected socket: count it in the socket's own
+ * storage. Returns 0 when counted (or deliberately left out), -1 to fall
+ * back to the flows map.
+ */
+static __always_inline int count_tcp(struct __sk_buff *skb, struct bpf_sock *sk, int egress)
+{
+	struct pf_sk_flow *f = bpf_sk_storage_get(&sk_flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	__u32 segs;
+	__u64 bytes;
+
+	if (!f)
+		return -1;
+	if (!f->cookie) {
+		struct pf_sock_val *s;
+		struct pf_pkt p;
+		__u64 cookie;
+
+		/* The first packet: fill the tuple and the role once. */
+		if (parse(skb, sk, egress, &p))
+			return 0;
+		__builtin_memcpy(f->laddr, p.laddr, 16);
+		__builtin_memcpy(f->raddr, p.raddr, 16);
+		f->lport = p.lport;
+		f->rport = p.rport;
+		f->proto = IPPROTO_TCP;
+		f->skip = !cfg_include_loopback && (is_loopback(p.laddr) || is_loopback(p.raddr));
+		f->first_ns = bpf_ktime_get_boot_ns();
+		cookie = bpf_get_socket_cookie(skb);
+		if ((p.tcpflags & (PF_TCP_SYN | PF_TCP_ACK)) == PF_TCP_SYN) {
+			f->role = egress ? PF_ROLE_SRC : PF_ROLE_DST;
+		} else {
+			s = bpf_map_lookup_elem(&socks, &cookie);
+			f->role = s ? s->role : PF_ROLE_UNKNOWN;
+		}
+		f->cookie = cookie;
+	}
+	if (f->skip)
+		return 0;
 	/* A GSO (egress) or GRO (ingress) skb stands for gso_segs packets on
 	 * the wire, each with its own headers. */
 	segs = skb->gso_segs;
+	bytes = skb->len;
+	if (segs > 1)
+		bytes += (__u64)(segs - 1) * tcp_hdrlen(skb);
+	else
+		segs = 1;
+	if (egress) {
+		__sync_fetch_and_add(&f->bytes_out, bytes);
+		__sync_fetch_and_add(&f->pkts_out, segs);
+	} else {
+		__sync_fetch_and_add(&f->bytes_in, bytes);
+		__sync_fetch_and_add(&f->pkts_in, segs);
+	}
+	return 0;
+}
+
+/*
+ * Count one packet (or one GSO/GRO super-packet) at the IP layer. The skb
+ * data starts at the network header in cgroup_skb programs, for ingress and
+ * egress alike, so skb->len counts the IP header as conntrack does.
+ *
+ * TCP connections count in socket storage (the hot path: no parsing, no
+ * hash lookup after the first packet). Handshakes on a listener and UDP,
+ * whose unconnected sockets talk to many peers, count in the flows map,
+ * keyed by socket and peer.
+ */
+static __always_inline int count(struct __sk_buff *skb, int egress)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct pf_flow_key key = {};
+	struct pf_flow_val *v;
+	struct pf_pkt p;
+	__u32 segs;
+	__u64 bytes, now;
+
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return 1;
+	if (sk->protocol == IPPROTO_TCP && sk->state != TCP_LISTEN) {
+		if (!count_tcp(skb, sk, egress))
+			return 1;
+	} else if (sk->protocol != IPPROTO_UDP && sk->protocol != IPPROTO_TCP) {
+		return 1;
+	}
+	if (parse(skb, sk, egress, &p))
+		return 1;
+	__builtin_memcpy(key.laddr, p.laddr, 16);
+	__builtin_memcpy(key.raddr, p.raddr, 16);
+	key.lport = p.lport;
+	key.rport = p.rport;
+	if (!cfg_include_loopback && (is_loopback(key.laddr) || is_loopback(key.raddr)))
+		return 1;
+	key.cookie = bpf_get_socket_cookie(skb);
+	key.proto = p.l4;
+
+	segs = skb->gso_segs;
 	if (!segs)
 		segs = 1;
-	bytes = skb->len + (__u64)(segs - 1) * hdrlen;
+	bytes = skb->len + (__u64)(segs - 1) * p.hdrlen;
 	now = bpf_ktime_get_boot_ns();
 
 	v = bpf_map_lookup_elem(&flows, &key);
@@ -621,14 +769,15 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 		struct pf_sock_val *s;
 
 		nv.first_ns = now;
-		if (l4 == IPPROTO_TCP && sk->state == TCP_LISTEN) {
+		if (p.l4 == IPPROTO_TCP && sk->state == TCP_LISTEN) {
 			/* Handshake packets are delivered to the listener; the
 			 * agent folds them into the accepted connection. */
 			nv.flags = PF_FLOW_LISTENER;
 			nv.role = PF_ROLE_DST;
-		} else if (l4 == IPPROTO_TCP && (tcpflags & (PF_TCP_SYN | PF_TCP_ACK)) == PF_TCP_SYN) {
+		} else if (p.l4 == IPPROTO_TCP &&
+			   (p.tcpflags & (PF_TCP_SYN | PF_TCP_ACK)) == PF_TCP_SYN) {
 			nv.role = egress ? PF_ROLE_SRC : PF_ROLE_DST;
-		} else if (l4 == IPPROTO_TCP) {
+		} else if (p.l4 == IPPROTO_TCP) {
 			s = bpf_map_lookup_elem(&socks, &key.cookie);
 			nv.role = s ? s->role : PF_ROLE_UNKNOWN;
 		} else {
@@ -651,7 +800,7 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 		__sync_fetch_and_add(&v->pkts_in, segs);
 	}
 	v->last_ns = now;
-	if (tcpflags & (PF_TCP_FIN | PF_TCP_RST))
+	if (p.tcpflags & (PF_TCP_FIN | PF_TCP_RST))
 		v->flags |= PF_FLOW_FIN;
 	return 1;
 }

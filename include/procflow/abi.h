@@ -108,6 +108,7 @@ struct pf_flow_key {
 /* Flow value flags. */
 #define PF_FLOW_LISTENER (1u << 0) /* counted on a listening socket (handshake) */
 #define PF_FLOW_FIN (1u << 1)	   /* a FIN or RST was seen */
+#define PF_FLOW_CLOSED (1u << 2)   /* final counters of a closed TCP socket */
 
 struct pf_flow_val {
 	__u64 bytes_in; /* IP layer, headers included; updated atomically */
@@ -120,6 +121,30 @@ struct pf_flow_val {
 	__u32 flags; /* PF_FLOW_* */
 };
 
+/*
+ * Per-socket counters for a TCP connection, kept in socket-local storage:
+ * a TCP socket has one 4-tuple, so after its first packet no header needs
+ * parsing and no hash lookup is needed. The tuple is filled from the first
+ * packet. When the connection closes, the counters are copied into the
+ * flows map (PF_FLOW_CLOSED), since the storage dies with the socket. The
+ * agent reads live entries with an iterator.
+ */
+struct pf_sk_flow {
+	__u64 cookie; /* 0 until the first packet filled the entry */
+	__u64 bytes_in;
+	__u64 bytes_out;
+	__u64 pkts_in;
+	__u64 pkts_out;
+	__u64 first_ns;
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u8 proto;
+	__u8 skip; /* 1: loopback, left out; 2: closed, counters saved */
+	__u16 role;
+};
+
 /* Where an owner claim came from, most trusted last. */
 enum pf_claim {
 	PF_CLAIM_NONE = 0,
@@ -128,7 +153,7 @@ enum pf_claim {
 	PF_CLAIM_CONNECT = 3,	   /* connect() */
 	PF_CLAIM_UDP_MSG = 4,	   /* sendmsg()/recvmsg() on UDP */
 	PF_CLAIM_LISTEN = 5,	   /* listen() */
-	PF_CLAIM_ACCEPT = 6,	   /* accept() */
+	PF_CLAIM_ACCEPT = 6,	   /* accept() (through the getpeername hook) */
 };
 
 /* One entry per socket, keyed by socket cookie: who owns it (a process
@@ -149,6 +174,7 @@ struct pf_sock_val {
 	__u32 mss;
 	__u32 total_retrans;
 	__u32 lost_out;
+	__u32 lport; /* listening sockets: the port */
 	char comm[PF_COMM_LEN];
 };
 
