@@ -68,11 +68,10 @@ void pf_loader__stop(struct pf_loader *l);
 /* Run the socket iterator: owners for sockets that have none yet. */
 int pf_loader__scan_sockets(struct pf_loader *l);
 
-struct pf_sk_flow;
-/* Call @cb for the counters of every live TCP connection (socket storage).
- * Stops at the first non-zero return of @cb. Returns 0 or a negative errno. */
-int pf_loader__read_sk_flows(struct pf_loader *l, int (*cb)(const struct pf_sk_flow *f, void *ctx),
-			     void *ctx);
+/* Call @cb with the counters of every live TCP connection (a struct
+ * pf_sk_flow, from socket storage). Stops at the first non-zero return of
+ * @cb. Returns 0 or a negative errno. */
+int pf_loader__read_sk_flows(struct pf_loader *l, int (*cb)(const void *f, void *ctx), void *ctx);
 
 /* Find the cgroup v2 mount. Returns 0 and fills @buf, or -ENOENT. */
 int pf_cgroup2_root(char *buf, size_t bufsz);

@@ -259,8 +259,9 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 
 /* A live TCP connection's counters. If the connection closed meanwhile,
  * its final copy is in the list already: keep the larger counts. */
-static int add_sk_flow(const struct pf_sk_flow *f, void *ctx)
+static int add_sk_flow(const void *rec, void *ctx)
 {
+	const struct pf_sk_flow *f = rec;
 	struct flow_list *l = ctx;
 	struct pf_flow_key k;
 	struct flow_ent *e;

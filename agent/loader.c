@@ -273,15 +273,20 @@ static struct bpf_link *attach_iter(struct procflow_bpf *skel, struct bpf_progra
 	return bpf_program__attach_iter(p, &opts);
 }
 
-int pf_loader__read_sk_flows(struct pf_loader *l, int (*cb)(const struct pf_sk_flow *f, void *ctx),
-			     void *ctx)
+/*
+ * Run iterator @p to its end, handing each whole record of @rec_size bytes
+ * to @cb (a read can end in the middle of one). With @rec_size 0 the
+ * output is discarded: reading only drives the program.
+ */
+static int run_iter(struct pf_loader *l, struct bpf_program *p, size_t rec_size,
+		    int (*cb)(const void *rec, void *ctx), void *ctx)
 {
+	char buf[64 * sizeof(struct pf_sk_flow)];
 	struct bpf_link *link;
-	struct pf_sk_flow recs[64];
 	size_t have = 0;
 	int fd, err = 0;
 
-	link = attach_iter(l->skel, l->skel->progs.pf_iter_sk_flows);
+	link = attach_iter(l->skel, p);
 	if (!link)
 		return -errno;
 	fd = bpf_iter_create(bpf_link__fd(link));
@@ -289,9 +294,8 @@ int pf_loader__read_sk_flows(struct pf_loader *l, int (*cb)(const struct pf_sk_f
 		err = -errno;
 		goto out;
 	}
-	/* Whole records only: a read can end in the middle of one. */
 	for (;;) {
-		ssize_t n = read(fd, (char *)recs + have, sizeof(recs) - have);
+		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
 		size_t whole;
 
 		if (n < 0 && errno == EINTR)
@@ -300,16 +304,19 @@ int pf_loader__read_sk_flows(struct pf_loader *l, int (*cb)(const struct pf_sk_f
 			err = -errno;
 			break;
 		}
-		if (n == 0)
-			break;
+		if (n == 0 || !rec_size) {
+			if (n == 0)
+				break;
+			continue;
+		}
 		have += (size_t)n;
-		whole = have / sizeof(recs[0]);
+		whole = have / rec_size;
 		for (size_t i = 0; i < whole && !err; i++)
-			err = cb(&recs[i], ctx);
+			err = cb(buf + i * rec_size, ctx);
 		if (err)
 			break;
-		have -= whole * sizeof(recs[0]);
-		memmove(recs, (char *)recs + whole * sizeof(recs[0]), have);
+		have -= whole * rec_size;
+		memmove(buf, buf + whole * rec_size, have);
 	}
 	close(fd);
 out:
@@ -317,37 +324,14 @@ out:
 	return err;
 }
 
+int pf_loader__read_sk_flows(struct pf_loader *l, int (*cb)(const void *f, void *ctx), void *ctx)
+{
+	return run_iter(l, l->skel->progs.pf_iter_sk_flows, sizeof(struct pf_sk_flow), cb, ctx);
+}
+
 int pf_loader__scan_sockets(struct pf_loader *l)
 {
-	struct bpf_link *link;
-	char buf[256];
-	int fd, err = 0;
-
-	link = bpf_program__attach_iter(l->skel->progs.pf_iter_sockets, NULL);
-	if (!link)
-		return -errno;
-	fd = bpf_iter_create(bpf_link__fd(link));
-	if (fd < 0) {
-		err = -errno;
-		goto out;
-	}
-	/* The program writes nothing: reading drives it to the end. */
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-
-		if (n == 0)
-			break;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			err = -errno;
-			break;
-		}
-	}
-	close(fd);
-out:
-	bpf_link__destroy(link);
-	return err;
+	return run_iter(l, l->skel->progs.pf_iter_sockets, 0, NULL, NULL);
 }
 
 int pf_loader__host_pidns(struct pf_loader *l)
