@@ -455,8 +455,6 @@ int pf_run(const struct pf_config *cfg)
 		goto out;
 	}
 
-	if (geteuid() != 0)
-		pf_log("not running as root: loading the kernel hooks will likely fail");
 	err = pf_loader__start(&a.loader, cfg);
 	if (err)
 		goto out;
