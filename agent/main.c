@@ -16,6 +16,7 @@
 
 #include "agent.h"
 #include "procflow/abi.h"
+#include "query_cmd.h"
 
 #ifndef PF_VERSION
 #define PF_VERSION "0.0.0"
@@ -73,6 +74,7 @@ static const char usage_text[] =
 	"Commands:\n"
 	"  run        load the kernel hooks and write flow logs until SIGINT/SIGTERM\n"
 	"  check      report what this kernel offers and whether procflow can run here\n"
+	"  query      print the flows written so far, filtered (see procflow query --help)\n"
 	"\n"
 	"Options for run (and check where they apply):\n"
 	"  -o, --output-dir DIR       write DIR/flows.log (default /var/log/procflow)\n"
@@ -261,8 +263,11 @@ int main(int argc, char **argv)
 		printf("procflow %s\n", PF_VERSION);
 		return PF_EXIT_OK;
 	}
+	if (!strcmp(cmd, "query"))
+		return pf_query_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "run") && strcmp(cmd, "check")) {
-		fprintf(stderr, "procflow: unknown command '%s' (commands: run, check; see --help)\n",
+		fprintf(stderr,
+			"procflow: unknown command '%s' (commands: run, check, query; see --help)\n",
 			cmd);
 		return PF_EXIT_USAGE;
 	}
