@@ -16,7 +16,8 @@
  * arguments at 16 KiB. */
 #define CMP_MAX 17000
 
-static void seterr(char *err, size_t errsz, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errsz,
+							     const char *fmt, ...)
 {
 	va_list ap;
 
