@@ -63,6 +63,7 @@ void pf_config_defaults(struct pf_config *cfg)
 	cfg->argc_max = PF_ARGC_DEFAULT;
 	cfg->udp_idle_s = 60;
 	cfg->tier = "auto";
+	pf_ch_config__defaults(&cfg->ch);
 }
 
 static const char usage_text[] =
@@ -75,6 +76,7 @@ static const char usage_text[] =
 	"  run        load the kernel hooks and write flow logs until SIGINT/SIGTERM\n"
 	"  check      report what this kernel offers and whether procflow can run here\n"
 	"  query      print the flows written so far, filtered (see procflow query --help)\n"
+	"  clickhouse-schema  print the ClickHouse table definition the sink inserts into\n"
 	"\n"
 	"Options for run (and check where they apply):\n"
 	"  -o, --output-dir DIR       write DIR/flows.log (default /var/log/procflow)\n"
@@ -152,14 +154,27 @@ bad:
 	return -EINVAL;
 }
 
+static void usage(FILE *out)
+{
+	fputs(usage_text, out);
+	pf_ch_config__help(out);
+}
+
 static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 {
+	/* run's own options, then the sink's (from its option table) */
+	struct option all[sizeof(long_opts) / sizeof(long_opts[0]) + 16];
+	size_t nown = sizeof(long_opts) / sizeof(long_opts[0]) - 1;
+	int nch;
 	unsigned v;
 	int c;
 
+	memcpy(all, long_opts, nown * sizeof(all[0]));
+	nch = pf_ch_config__options(all + nown, 15);
+	memset(&all[nown + (size_t)nch], 0, sizeof(all[0]));
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":o:i:a:vhV", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":o:i:a:vhV", all, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			if (!*optarg) {
@@ -221,7 +236,7 @@ static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 			cfg->verbose = true;
 			break;
 		case 'h':
-			fputs(usage_text, stdout);
+			usage(stdout);
 			return 1;
 		case 'V':
 			printf("procflow %s\n", PF_VERSION);
@@ -230,6 +245,11 @@ static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 			fprintf(stderr, "procflow: option '%s' needs a value\n", argv[optind - 1]);
 			return -EINVAL;
 		default:
+			if (c >= PF_CH_OPT_BASE && c < PF_CH_OPT_BASE + nch) {
+				if (pf_ch_config__set_id(&cfg->ch, c, optarg))
+					return -EINVAL;
+				break;
+			}
 			fprintf(stderr, "procflow: unknown option '%s' (see procflow --help)\n",
 				argv[optind - 1]);
 			return -EINVAL;
@@ -256,7 +276,7 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-		fputs(usage_text, stdout);
+		usage(stdout);
 		return PF_EXIT_OK;
 	}
 	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
@@ -265,9 +285,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "query"))
 		return pf_query_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "run") && strcmp(cmd, "check")) {
+	if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "clickhouse-schema")) {
 		fprintf(stderr,
-			"procflow: unknown command '%s' (commands: run, check, query; see --help)\n",
+			"procflow: unknown command '%s' (commands: run, check, query, "
+			"clickhouse-schema; see --help)\n",
 			cmd);
 		return PF_EXIT_USAGE;
 	}
@@ -280,5 +301,7 @@ int main(int argc, char **argv)
 
 	if (!strcmp(cmd, "check"))
 		return pf_check(&cfg);
+	if (!strcmp(cmd, "clickhouse-schema"))
+		return pf_ch_print_schema(&cfg.ch);
 	return pf_run(&cfg);
 }
