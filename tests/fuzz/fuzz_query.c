@@ -13,7 +13,8 @@
  *   - every JSON object it accepts (nested at most 30 deep) is accepted by
  *     the scanner: the scanner never refuses a valid line;
  *   - every string value the scanner returns decodes, with
- *     pf_fl__unescape(), to what the validator decodes.
+ *     pf_fl__unescape(), to what the validator decodes;
+ *   - a valid line becomes a valid ClickHouse row (pf_chrow__append).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,7 +23,9 @@
 #include <string.h>
 
 #include "../unit/json_check.h"
+#include "chrow.h"
 #include "flowline.h"
+#include "jsonw.h"
 #include "query.h"
 
 static int depth_of(const uint8_t *d, size_t n)
@@ -151,7 +154,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data, size);
 	if (pf_fl__scan(s, size, PF_FL_ALL, &r) == 0) {
+		struct pf_jw w;
+
 		use_record(&r);
+		pf_jw__init(&w, 1 << 22);
+		if (pf_chrow__append(&w, s, size, 1, 2) == 0 && !json_check(s, size) &&
+		    json_check_line(w.buf, w.len))
+			abort(); /* a valid line made an invalid row */
+		pf_jw__fini(&w);
 	} else if (!json_check(s, size) && depth_of(data, size) <= 30) {
 		size_t i = 0;
 
