@@ -44,6 +44,7 @@ struct qstate {
 	struct pf_query q;
 	enum out_mode mode;
 	enum top_key top;
+	bool json; /* --json: with --top, the summary as JSON lines */
 	bool follow;
 	uint64_t limit; /* lines (table, json) or rows (top); 0: no limit */
 	uint64_t want;	/* fields to scan */
@@ -620,6 +621,7 @@ static int parse(int argc, char **argv, struct qstate *s, const char **dir)
 			}
 			break;
 		case OPT_JSON:
+			s->json = true;
 			if (s->mode == OUT_TABLE)
 				s->mode = OUT_JSON;
 			break;
@@ -690,7 +692,6 @@ int pf_query_main(int argc, char **argv)
 	struct pf_flowfile *kept = NULL;
 	const char *dir = DEFAULT_DIR;
 	char **files = NULL, *follow_path = NULL;
-	bool json_top;
 	int nfiles = 0, err, ret = PF_EXIT_OK;
 	struct stat st;
 	static char obuf[1 << 20];
@@ -700,10 +701,6 @@ int pf_query_main(int argc, char **argv)
 	err = parse(argc, argv, &s, &dir);
 	if (err)
 		return err > 0 ? PF_EXIT_OK : PF_EXIT_USAGE;
-	/* --top --json: the summary as JSON lines. */
-	json_top = false;
-	for (int i = 1; i < argc; i++)
-		json_top |= !strcmp(argv[i], "--json");
 	s.want = pf_query__fields(&s.q);
 	if (s.mode == OUT_TABLE)
 		s.want |= table_fields;
@@ -764,7 +761,7 @@ int pf_query_main(int argc, char **argv)
 		pf_flowfile__close(kept);
 
 	if (s.mode == OUT_TOP)
-		top_print(&s, json_top);
+		top_print(&s, s.json);
 	else if (s.mode == OUT_TABLE && !s.header_done && isatty(STDERR_FILENO))
 		pf_log("no flow matched");
 	fflush(stdout);
