@@ -171,6 +171,8 @@ static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 
 	memcpy(all, long_opts, nown * sizeof(all[0]));
 	nch = pf_ch_config__options(all + nown, 15);
+	if (nch > 15)
+		nch = 15; /* the table outgrew this array: grow the 16 above */
 	memset(&all[nown + (size_t)nch], 0, sizeof(all[0]));
 	opterr = 0;
 	optind = 1;
