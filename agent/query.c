@@ -26,10 +26,10 @@
 #include "query.h"
 #include "query_cmd.h"
 
-#define DEFAULT_DIR	 "/var/log/procflow"
-#define TOP_MAX_KEYS	 (1u << 20) /* distinct --top keys; the rest go to "(other)" */
-#define FOLLOW_POLL_US	 200000
-#define VALUE_MAX	 4096 /* bytes of one value shown in the table */
+#define DEFAULT_DIR    "/var/log/procflow"
+#define TOP_MAX_KEYS   (1u << 20) /* distinct --top keys; the rest go to "(other)" */
+#define FOLLOW_POLL_US 200000
+#define VALUE_MAX      4096 /* bytes of one value shown in the table */
 
 enum out_mode { OUT_TABLE, OUT_JSON, OUT_TOP };
 enum top_key { TOP_PROCESS, TOP_DEST, TOP_PORT };
@@ -64,40 +64,41 @@ static void on_stop(int sig)
 }
 
 static const char usage_text[] =
-	"Usage: procflow query [DIR|FILE] [OPTIONS]\n"
-	"\n"
-	"Print the flows procflow wrote in DIR (default " DEFAULT_DIR "): flows.log and\n"
-	"its rotated files (flows.log.N, flows.log.N.zst), oldest first. Filters combine\n"
-	"(AND); a filter given several times matches any of its values (OR).\n"
-	"\n"
-	"Filters:\n"
-	"      --since DURATION     lines whose interval ended in the last DURATION (90s, 10m, 2h, 7d)\n"
-	"      --from TIME          lines whose interval ended at or after TIME\n"
-	"      --to TIME            lines whose interval started at or before TIME\n"
-	"                           TIME: Unix seconds or ISO 8601 (2026-11-27T14:05:00Z;\n"
-	"                           without a zone, local time)\n"
-	"  -p, --process GLOB       process_name matches GLOB (a GLOB without '/' also matches\n"
-	"                           the program's base name: 'curl' finds /usr/bin/curl)\n"
-	"      --args TEXT          one of process_args contains TEXT\n"
-	"      --pid PID            process_id is PID\n"
-	"      --ip ADDR[/LEN]      source or destination in the address or CIDR (IPv4 or IPv6)\n"
-	"      --src ADDR[/LEN]     source in it\n"
-	"      --dst ADDR[/LEN]     destination in it\n"
-	"      --port PORT          source or destination port\n"
-	"      --proto PROTO        tcp, udp, icmp, icmp6, sctp or a number\n"
-	"      --reporter src|dst   src: the local process initiated the flow; dst: it received it\n"
-	"      --action allow|deny\n"
-	"\n"
-	"Output:\n"
-	"      --json               the matching lines themselves, unchanged\n"
-	"      --top KEY            bytes and flows summed by KEY: process, dest or port\n"
-	"  -n, --limit N            at most N lines (--top: N rows, default 20)\n"
-	"  -f, --follow             then print new lines as they are written, across rotations\n"
-	"      --dir DIR            the directory (same as the DIR argument)\n"
-	"  -h, --help               this text\n"
-	"\n"
-	"Corrupt or truncated lines are skipped and counted on stderr.\n"
-	"Exit status: 0 ok, 1 a file could not be read, 2 a bad option or filter.\n";
+    "Usage: procflow query [DIR|FILE] [OPTIONS]\n"
+    "\n"
+    "Print the flows procflow wrote in DIR (default " DEFAULT_DIR "): flows.log and\n"
+    "its rotated files (flows.log.N, flows.log.N.zst), oldest first. Filters combine\n"
+    "(AND); a filter given several times matches any of its values (OR).\n"
+    "\n"
+    "Filters:\n"
+    "      --since DURATION     lines whose interval ended in the last DURATION (90s, 10m, 2h, "
+    "7d)\n"
+    "      --from TIME          lines whose interval ended at or after TIME\n"
+    "      --to TIME            lines whose interval started at or before TIME\n"
+    "                           TIME: Unix seconds or ISO 8601 (2026-11-27T14:05:00Z;\n"
+    "                           without a zone, local time)\n"
+    "  -p, --process GLOB       process_name matches GLOB (a GLOB without '/' also matches\n"
+    "                           the program's base name: 'curl' finds /usr/bin/curl)\n"
+    "      --args TEXT          one of process_args contains TEXT\n"
+    "      --pid PID            process_id is PID\n"
+    "      --ip ADDR[/LEN]      source or destination in the address or CIDR (IPv4 or IPv6)\n"
+    "      --src ADDR[/LEN]     source in it\n"
+    "      --dst ADDR[/LEN]     destination in it\n"
+    "      --port PORT          source or destination port\n"
+    "      --proto PROTO        tcp, udp, icmp, icmp6, sctp or a number\n"
+    "      --reporter src|dst   src: the local process initiated the flow; dst: it received it\n"
+    "      --action allow|deny\n"
+    "\n"
+    "Output:\n"
+    "      --json               the matching lines themselves, unchanged\n"
+    "      --top KEY            bytes and flows summed by KEY: process, dest or port\n"
+    "  -n, --limit N            at most N lines (--top: N rows, default 20)\n"
+    "  -f, --follow             then print new lines as they are written, across rotations\n"
+    "      --dir DIR            the directory (same as the DIR argument)\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "Corrupt or truncated lines are skipped and counted on stderr.\n"
+    "Exit status: 0 ok, 1 a file could not be read, 2 a bad option or filter.\n";
 
 enum {
 	OPT_JSON = 300,
@@ -107,26 +108,26 @@ enum {
 };
 
 static const struct option opts[] = {
-	{"since", required_argument, NULL, OPT_FILTER},
-	{"from", required_argument, NULL, OPT_FILTER},
-	{"to", required_argument, NULL, OPT_FILTER},
-	{"process", required_argument, NULL, 'p'},
-	{"args", required_argument, NULL, OPT_FILTER},
-	{"pid", required_argument, NULL, OPT_FILTER},
-	{"ip", required_argument, NULL, OPT_FILTER},
-	{"src", required_argument, NULL, OPT_FILTER},
-	{"dst", required_argument, NULL, OPT_FILTER},
-	{"port", required_argument, NULL, OPT_FILTER},
-	{"proto", required_argument, NULL, OPT_FILTER},
-	{"reporter", required_argument, NULL, OPT_FILTER},
-	{"action", required_argument, NULL, OPT_FILTER},
-	{"json", no_argument, NULL, OPT_JSON},
-	{"top", required_argument, NULL, OPT_TOP},
-	{"limit", required_argument, NULL, 'n'},
-	{"follow", no_argument, NULL, 'f'},
-	{"dir", required_argument, NULL, OPT_DIR},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+    {"since", required_argument, NULL, OPT_FILTER},
+    {"from", required_argument, NULL, OPT_FILTER},
+    {"to", required_argument, NULL, OPT_FILTER},
+    {"process", required_argument, NULL, 'p'},
+    {"args", required_argument, NULL, OPT_FILTER},
+    {"pid", required_argument, NULL, OPT_FILTER},
+    {"ip", required_argument, NULL, OPT_FILTER},
+    {"src", required_argument, NULL, OPT_FILTER},
+    {"dst", required_argument, NULL, OPT_FILTER},
+    {"port", required_argument, NULL, OPT_FILTER},
+    {"proto", required_argument, NULL, OPT_FILTER},
+    {"reporter", required_argument, NULL, OPT_FILTER},
+    {"action", required_argument, NULL, OPT_FILTER},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"top", required_argument, NULL, OPT_TOP},
+    {"limit", required_argument, NULL, 'n'},
+    {"follow", no_argument, NULL, 'f'},
+    {"dir", required_argument, NULL, OPT_DIR},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /* ---- table ---- */
@@ -185,8 +186,8 @@ static void cell_addr(const struct pf_flowrec *r, int ip, int port, int aggr)
 
 	if (vi->type == PF_FLV_STR && vi->len < 64 && !vi->escaped) {
 		v6 = memchr(vi->p, ':', vi->len) != NULL;
-		n = (size_t)snprintf(a, sizeof(a), "%s%.*s%s", v6 ? "[" : "", (int)vi->len,
-				     vi->p, v6 ? "]" : "");
+		n = (size_t)snprintf(a, sizeof(a), "%s%.*s%s", v6 ? "[" : "", (int)vi->len, vi->p,
+				     v6 ? "]" : "");
 	} else if (va->type == PF_FLV_STR && va->len < 64 && !va->escaped) {
 		v6 = false;
 		n = (size_t)snprintf(a, sizeof(a), "(%.*s)", (int)va->len, va->p);
@@ -251,9 +252,9 @@ static void cell_args(const struct pf_flowrec *r)
 
 static void print_header(void)
 {
-	printf("%-*s %-*s %*s %-*s %-*s %-*s %-*s %*s %*s %*s\n", W_TIME, "TIME", W_PROC,
-	       "PROCESS", W_PID, "PID", W_ARGS, "ARGS", W_ADDR, "SOURCE", W_ADDR, "DESTINATION",
-	       W_PROTO, "PROTO", W_BYTES, "IN", W_BYTES, "OUT", W_FLOWS, "FLOWS");
+	printf("%-*s %-*s %*s %-*s %-*s %-*s %-*s %*s %*s %*s\n", W_TIME, "TIME", W_PROC, "PROCESS",
+	       W_PID, "PID", W_ARGS, "ARGS", W_ADDR, "SOURCE", W_ADDR, "DESTINATION", W_PROTO,
+	       "PROTO", W_BYTES, "IN", W_BYTES, "OUT", W_FLOWS, "FLOWS");
 }
 
 static void print_row(const struct pf_flowrec *r)
@@ -284,11 +285,11 @@ static void print_row(const struct pf_flowrec *r)
 }
 
 static const uint64_t table_fields =
-	PF_FL_BIT(PF_FL_START_TIME) | PF_FL_BIT(PF_FL_PROCESS_NAME) | PF_FL_BIT(PF_FL_PROCESS_ID) |
-	PF_FL_BIT(PF_FL_PROCESS_ARGS) | PF_FL_BIT(PF_FL_SOURCE_IP) | PF_FL_BIT(PF_FL_SOURCE_PORT) |
-	PF_FL_BIT(PF_FL_SOURCE_NAME_AGGR) | PF_FL_BIT(PF_FL_DEST_IP) | PF_FL_BIT(PF_FL_DEST_PORT) |
-	PF_FL_BIT(PF_FL_DEST_NAME_AGGR) | PF_FL_BIT(PF_FL_PROTO) | PF_FL_BIT(PF_FL_BYTES_IN) |
-	PF_FL_BIT(PF_FL_BYTES_OUT) | PF_FL_BIT(PF_FL_NUM_FLOWS);
+    PF_FL_BIT(PF_FL_START_TIME) | PF_FL_BIT(PF_FL_PROCESS_NAME) | PF_FL_BIT(PF_FL_PROCESS_ID) |
+    PF_FL_BIT(PF_FL_PROCESS_ARGS) | PF_FL_BIT(PF_FL_SOURCE_IP) | PF_FL_BIT(PF_FL_SOURCE_PORT) |
+    PF_FL_BIT(PF_FL_SOURCE_NAME_AGGR) | PF_FL_BIT(PF_FL_DEST_IP) | PF_FL_BIT(PF_FL_DEST_PORT) |
+    PF_FL_BIT(PF_FL_DEST_NAME_AGGR) | PF_FL_BIT(PF_FL_PROTO) | PF_FL_BIT(PF_FL_BYTES_IN) |
+    PF_FL_BIT(PF_FL_BYTES_OUT) | PF_FL_BIT(PF_FL_NUM_FLOWS);
 
 /* ---- --top ---- */
 
@@ -526,7 +527,8 @@ static int drain(struct qstate *s, struct pf_flowfile *f, bool final)
 	size_t len;
 	int r = 0;
 
-	while (!limit_reached(s) && !stop_flag && (r = pf_flowfile__next(f, final, &line, &len)) > 0)
+	while (!limit_reached(s) && !stop_flag &&
+	       (r = pf_flowfile__next(f, final, &line, &len)) > 0)
 		one_line(s, line, len);
 	return limit_reached(s) || stop_flag ? 0 : r;
 }
@@ -633,9 +635,10 @@ static int parse(int argc, char **argv, struct qstate *s, const char **dir)
 			else if (!strcmp(optarg, "port"))
 				s->top = TOP_PORT;
 			else {
-				fprintf(stderr,
-					"procflow: --top: '%s' is not one of: process, dest, port\n",
-					optarg);
+				fprintf(
+				    stderr,
+				    "procflow: --top: '%s' is not one of: process, dest, port\n",
+				    optarg);
 				return -EINVAL;
 			}
 			s->mode = OUT_TOP;
@@ -647,7 +650,8 @@ static int parse(int argc, char **argv, struct qstate *s, const char **dir)
 			errno = 0;
 			v = strtoull(optarg, &end, 10);
 			if (errno || !*optarg || *end || *optarg == '-' || v == 0) {
-				fprintf(stderr, "procflow: --limit: '%s' is not a positive number\n",
+				fprintf(stderr,
+					"procflow: --limit: '%s' is not a positive number\n",
 					optarg);
 				return -EINVAL;
 			}
@@ -667,9 +671,10 @@ static int parse(int argc, char **argv, struct qstate *s, const char **dir)
 			fprintf(stderr, "procflow: option '%s' needs a value\n", argv[optind - 1]);
 			return -EINVAL;
 		default:
-			fprintf(stderr,
-				"procflow: query: unknown option '%s' (see procflow query --help)\n",
-				argv[optind - 1]);
+			fprintf(
+			    stderr,
+			    "procflow: query: unknown option '%s' (see procflow query --help)\n",
+			    argv[optind - 1]);
 			return -EINVAL;
 		}
 	}

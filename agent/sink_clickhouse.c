@@ -48,9 +48,9 @@
 #include "sink_clickhouse.h"
 #include "spool.h"
 
-#define PF_CH_QUEUE_MAX	 (64u << 20) /* bytes of lines waiting for the sender */
-#define PF_CH_BATCH_MAX	 (32u << 20) /* a batch is sealed at this size whatever its rows */
-#define PF_CH_ROW_CAP	 (PF_CH_BATCH_MAX + (8u << 20)) /* writer cap: one more row fits */
+#define PF_CH_QUEUE_MAX	  (64u << 20) /* bytes of lines waiting for the sender */
+#define PF_CH_BATCH_MAX	  (32u << 20) /* a batch is sealed at this size whatever its rows */
+#define PF_CH_ROW_CAP	  (PF_CH_BATCH_MAX + (8u << 20)) /* writer cap: one more row fits */
 #define PF_CH_BACKOFF_MAX 60
 
 /* ---- options: the one table ---- */
@@ -69,26 +69,26 @@ struct ch_opt {
 #define OFF(f) offsetof(struct pf_ch_config, f)
 
 static const struct ch_opt ch_opts[] = {
-	{"clickhouse-url", "URL", "also insert every line into ClickHouse (http://HOST:8123)", O_URL,
-	 OFF(url), 0, 0},
-	{"clickhouse-db", "NAME", "database (default procflow)", O_IDENT, OFF(db), 0, 0},
-	{"clickhouse-table", "NAME", "table (default flows)", O_IDENT, OFF(table), 0, 0},
-	{"clickhouse-user", "USER", "user (default: the server's default user)", O_STR, OFF(user), 0,
-	 0},
-	{"clickhouse-password-file", "FILE", "the password is the first line of FILE", O_STR,
-	 OFF(password_file), 0, 0},
-	{"clickhouse-batch", "ROWS", "rows per insert, 1..1000000 (default 5000)", O_UINT,
-	 OFF(batch_rows), 1, 1000000},
-	{"clickhouse-batch-interval", "SECS", "insert at least this often, 1..3600 (default 5)",
-	 O_UINT, OFF(batch_interval_s), 1, 3600},
-	{"clickhouse-spool-dir", "DIR",
-	 "batches wait here while the server is away (default OUTPUT-DIR/clickhouse-spool)", O_STR,
-	 OFF(spool_dir), 0, 0},
-	{"clickhouse-spool-max-mb", "MB",
-	 "spool cap; when full the oldest batches are dropped, 1..1048576 (default 256)", O_UINT,
-	 OFF(spool_max_mb), 1, 1048576},
-	{"clickhouse-timeout", "SECS", "one request's timeout, 1..600 (default 10)", O_UINT,
-	 OFF(timeout_s), 1, 600},
+    {"clickhouse-url", "URL", "also insert every line into ClickHouse (http://HOST:8123)", O_URL,
+     OFF(url), 0, 0},
+    {"clickhouse-db", "NAME", "database (default procflow)", O_IDENT, OFF(db), 0, 0},
+    {"clickhouse-table", "NAME", "table (default flows)", O_IDENT, OFF(table), 0, 0},
+    {"clickhouse-user", "USER", "user (default: the server's default user)", O_STR, OFF(user), 0,
+     0},
+    {"clickhouse-password-file", "FILE", "the password is the first line of FILE", O_STR,
+     OFF(password_file), 0, 0},
+    {"clickhouse-batch", "ROWS", "rows per insert, 1..1000000 (default 5000)", O_UINT,
+     OFF(batch_rows), 1, 1000000},
+    {"clickhouse-batch-interval", "SECS", "insert at least this often, 1..3600 (default 5)", O_UINT,
+     OFF(batch_interval_s), 1, 3600},
+    {"clickhouse-spool-dir", "DIR",
+     "batches wait here while the server is away (default OUTPUT-DIR/clickhouse-spool)", O_STR,
+     OFF(spool_dir), 0, 0},
+    {"clickhouse-spool-max-mb", "MB",
+     "spool cap; when full the oldest batches are dropped, 1..1048576 (default 256)", O_UINT,
+     OFF(spool_max_mb), 1, 1048576},
+    {"clickhouse-timeout", "SECS", "one request's timeout, 1..600 (default 10)", O_UINT,
+     OFF(timeout_s), 1, 600},
 };
 
 #define NOPTS ((int)(sizeof(ch_opts) / sizeof(ch_opts[0])))
@@ -128,9 +128,10 @@ static int set_opt(struct pf_ch_config *c, const struct ch_opt *o, const char *v
 			return -EINVAL;
 		}
 		if (strchr(v, '?')) {
-			fprintf(stderr,
-				"procflow: --%s: give the server's base URL, without a query ('%s')\n",
-				o->name, v);
+			fprintf(
+			    stderr,
+			    "procflow: --%s: give the server's base URL, without a query ('%s')\n",
+			    o->name, v);
 			return -EINVAL;
 		}
 		break;
@@ -153,7 +154,8 @@ static int set_opt(struct pf_ch_config *c, const struct ch_opt *o, const char *v
 		n = strtoul(v, &end, 10);
 		if (!*v || *v == '-' || *v == '+' || *v == ' ' || errno || *end || n < o->lo ||
 		    n > o->hi) {
-			fprintf(stderr, "procflow: --%s: '%s' is not a whole number from %u to %u\n",
+			fprintf(stderr,
+				"procflow: --%s: '%s' is not a whole number from %u to %u\n",
 				o->name, v, o->lo, o->hi);
 			return -EINVAL;
 		}
@@ -252,11 +254,11 @@ struct pf_chsink {
 };
 
 /* The sender logs from its thread: one locked stderr line at a time. */
-#define ch_log(...)                                                                            \
-	do {                                                                                   \
-		flockfile(stderr);                                                             \
-		pf_log(__VA_ARGS__);                                                           \
-		funlockfile(stderr);                                                           \
+#define ch_log(...)                                                                                \
+	do {                                                                                       \
+		flockfile(stderr);                                                                 \
+		pf_log(__VA_ARGS__);                                                               \
+		funlockfile(stderr);                                                               \
 	} while (0)
 
 static double mono(void)
@@ -376,10 +378,11 @@ static void deliver(struct pf_chsink *s, double deadline)
 			s->sent_rows += rows;
 			s->sent_batches++;
 			if (s->failing)
-				ch_log("clickhouse: inserting again (%zu batches, %llu rows wait in "
-				       "the spool)",
-				       pf_spool__batches(s->spool),
-				       (unsigned long long)pf_spool__rows(s->spool));
+				ch_log(
+				    "clickhouse: inserting again (%zu batches, %llu rows wait in "
+				    "the spool)",
+				    pf_spool__batches(s->spool),
+				    (unsigned long long)pf_spool__rows(s->spool));
 			s->failing = false;
 			s->backoff_s = 0;
 			break;
@@ -644,8 +647,8 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 	s->thread_started = true;
 	pf_log("clickhouse: inserting into %s.%s at %.*s (batches of %u rows or %us; spool %s, "
 	       "%u MB)",
-	       c->db, c->table, (int)ulen, c->url, c->batch_rows, c->batch_interval_s,
-	       s->spool_dir, c->spool_max_mb);
+	       c->db, c->table, (int)ulen, c->url, c->batch_rows, c->batch_interval_s, s->spool_dir,
+	       c->spool_max_mb);
 	return s;
 fail:
 	free_sink(s);
@@ -668,9 +671,10 @@ void pf_chsink__submit(struct pf_chsink *s, const char *buf, size_t len, uint64_
 	if (!it) {
 		s->q_dropped += nlines;
 		if (!s->q_dropping)
-			pf_log("clickhouse: the sender is behind by %u MB: lines are not sent (they "
-			       "are in flows.log); %llu dropped so far",
-			       PF_CH_QUEUE_MAX >> 20, (unsigned long long)s->q_dropped);
+			pf_log(
+			    "clickhouse: the sender is behind by %u MB: lines are not sent (they "
+			    "are in flows.log); %llu dropped so far",
+			    PF_CH_QUEUE_MAX >> 20, (unsigned long long)s->q_dropped);
 		s->q_dropping = true;
 	} else {
 		memcpy(it->data, buf, len);

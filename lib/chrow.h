@@ -35,8 +35,7 @@ int pf_chrow__schema(struct pf_jw *w, const char *db, const char *table);
  * followed by '\n'. Returns 0, or -EINVAL when the line is not a flow line
  * (then nothing is appended), or the writer's negative errno.
  */
-int pf_chrow__append(struct pf_jw *w, const char *line, size_t len, uint64_t run_id,
-		     uint64_t seq);
+int pf_chrow__append(struct pf_jw *w, const char *line, size_t len, uint64_t run_id, uint64_t seq);
 
 /* Whether @s is a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 64 bytes). */
 int pf_chrow__ident_ok(const char *s);

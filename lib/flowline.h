@@ -99,7 +99,7 @@ enum pf_fl_type {
 struct pf_fl_val {
 	const char *p;
 	uint32_t len;
-	uint8_t type;    /* enum pf_fl_type */
+	uint8_t type;	 /* enum pf_fl_type */
 	uint8_t escaped; /* STR: contains a backslash */
 };
 

@@ -16,8 +16,8 @@
  * arguments at 16 KiB. */
 #define CMP_MAX 17000
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errsz,
-							     const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errsz, const char *fmt,
+							 ...)
 {
 	va_list ap;
 
@@ -291,8 +291,8 @@ bool pf_cidr__contains_text(const struct pf_cidr *c, const char *s, size_t n)
 
 static const char *const protos[] = {"tcp", "udp", "icmp", "icmp6", "sctp"};
 
-int pf_query__add(struct pf_query *q, const char *name, const char *value, uint64_t now,
-		  char *err, size_t errsz)
+int pf_query__add(struct pf_query *q, const char *name, const char *value, uint64_t now, char *err,
+		  size_t errsz)
 {
 	uint64_t v;
 
@@ -303,7 +303,8 @@ int pf_query__add(struct pf_query *q, const char *name, const char *value, uint6
 	if (!strcmp(name, "since")) {
 		if (pf_parse_duration(value, &v)) {
 			seterr(err, errsz,
-			       "--since: '%s' is not a duration (examples: 90s, 10m, 2h, 7d)", value);
+			       "--since: '%s' is not a duration (examples: 90s, 10m, 2h, 7d)",
+			       value);
 			return -EINVAL;
 		}
 		q->has_from = true;
@@ -418,7 +419,7 @@ int pf_query__add(struct pf_query *q, const char *name, const char *value, uint6
 			       name, value);
 			return -EINVAL;
 		}
-		q->ip_where[q->nip++] = name[0] == 'i' ? PF_Q_EITHER
+		q->ip_where[q->nip++] = name[0] == 'i'	 ? PF_Q_EITHER
 					: name[0] == 's' ? PF_Q_SRC
 							 : PF_Q_DST;
 	}
@@ -579,8 +580,7 @@ bool pf_query__match(const struct pf_query *q, const struct pf_flowrec *r)
 {
 	uint64_t t;
 
-	if (q->has_from &&
-	    (pf_fl__u64(&r->v[PF_FL_END_TIME], &t) || t < q->from))
+	if (q->has_from && (pf_fl__u64(&r->v[PF_FL_END_TIME], &t) || t < q->from))
 		return false;
 	if (q->has_to && (pf_fl__u64(&r->v[PF_FL_START_TIME], &t) || t > q->to))
 		return false;
@@ -659,8 +659,7 @@ static bool cell(const unsigned char *s, size_t n, size_t i, size_t *len)
 	return c == 0xc2 && s[i + 1] < 0xa0;
 }
 
-size_t pf_fmt_cell(const char *str, size_t n, size_t width, bool keep_end, char *out,
-		   size_t outsz)
+size_t pf_fmt_cell(const char *str, size_t n, size_t width, bool keep_end, char *out, size_t outsz)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t total = 0, i, len, o = 0, col = 0, skip = 0, keep;

@@ -61,8 +61,8 @@ bool pf_query__match(const struct pf_query *q, const struct pf_flowrec *r);
  * -EINVAL with a message for the user in @err (@errsz bytes), or -ENOENT
  * when @name is not a filter.
  */
-int pf_query__add(struct pf_query *q, const char *name, const char *value, uint64_t now,
-		  char *err, size_t errsz);
+int pf_query__add(struct pf_query *q, const char *name, const char *value, uint64_t now, char *err,
+		  size_t errsz);
 
 /* "90", "90s", "10m", "2h", "7d" -> seconds. Returns 0 or -EINVAL. */
 int pf_parse_duration(const char *s, uint64_t *secs);
@@ -89,7 +89,6 @@ void pf_fmt_bytes(uint64_t v, char *out, size_t outsz);
  * paths, where the program's name is at the end). Returns the number of
  * characters (columns) written.
  */
-size_t pf_fmt_cell(const char *s, size_t n, size_t width, bool keep_end, char *out,
-		   size_t outsz);
+size_t pf_fmt_cell(const char *s, size_t n, size_t width, bool keep_end, char *out, size_t outsz);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+/* cmocka.h needs the headers above */
 #include <cmocka.h>
 
 #include "chrow.h"
@@ -23,25 +24,25 @@
 #include "spool.h"
 
 static const char line[] =
-	"{\"start_time\":1795790487,\"end_time\":1795790490,\"source_ip\":\"198.18.0.2\","
-	"\"source_name\":\"vm\",\"source_name_aggr\":\"vm\",\"source_namespace\":\"-\","
-	"\"nat_outgoing_ports\":null,\"source_port\":null,\"source_type\":\"hep\","
-	"\"source_labels\":{\"labels\":[\"a=b\"]},\"dest_ip\":\"198.18.0.1\",\"dest_name\":\"-\","
-	"\"dest_name_aggr\":\"pub\",\"dest_namespace\":\"-\",\"dest_port\":42265,\"dest_type\":"
-	"\"net\",\"dest_labels\":null,\"dest_service_namespace\":\"-\",\"dest_service_name\":\"-\","
-	"\"dest_service_port\":\"-\",\"dest_service_port_num\":null,\"dest_domains\":null,"
-	"\"proto\":\"udp\",\"action\":\"allow\",\"reporter\":\"src\",\"policies\":null,"
-	"\"bytes_in\":44,\"bytes_out\":1302,\"num_flows\":1,\"num_flows_started\":1,"
-	"\"num_flows_completed\":1,\"packets_in\":1,\"packets_out\":1,\"transit_bytes_in\":0,"
-	"\"transit_bytes_out\":0,\"transit_packets_in\":0,\"transit_packets_out\":0,"
-	"\"http_requests_allowed_in\":0,\"http_requests_denied_in\":0,\"process_name\":"
-	"\"/tmp/h4bin/pf_client\",\"num_process_names\":1,\"process_id\":\"8449\","
-	"\"num_process_ids\":1,\"process_args\":[\"udp \\\"q\\\" \\u001b x\"],"
-	"\"num_process_args\":1,\"original_source_ips\":null,\"num_original_source_ips\":0,"
-	"\"tcp_mean_send_congestion_window\":0,\"tcp_min_send_congestion_window\":0,"
-	"\"tcp_mean_smooth_rtt\":0,\"tcp_max_smooth_rtt\":0,\"tcp_mean_min_rtt\":0,"
-	"\"tcp_max_min_rtt\":0,\"tcp_mean_mss\":0,\"tcp_min_mss\":0,\"tcp_total_retransmissions\":"
-	"0,\"tcp_lost_packets\":0,\"tcp_unrecovered_to\":0,\"host\":\"vm\"}";
+    "{\"start_time\":1795790487,\"end_time\":1795790490,\"source_ip\":\"198.18.0.2\","
+    "\"source_name\":\"vm\",\"source_name_aggr\":\"vm\",\"source_namespace\":\"-\","
+    "\"nat_outgoing_ports\":null,\"source_port\":null,\"source_type\":\"hep\","
+    "\"source_labels\":{\"labels\":[\"a=b\"]},\"dest_ip\":\"198.18.0.1\",\"dest_name\":\"-\","
+    "\"dest_name_aggr\":\"pub\",\"dest_namespace\":\"-\",\"dest_port\":42265,\"dest_type\":"
+    "\"net\",\"dest_labels\":null,\"dest_service_namespace\":\"-\",\"dest_service_name\":\"-\","
+    "\"dest_service_port\":\"-\",\"dest_service_port_num\":null,\"dest_domains\":null,"
+    "\"proto\":\"udp\",\"action\":\"allow\",\"reporter\":\"src\",\"policies\":null,"
+    "\"bytes_in\":44,\"bytes_out\":1302,\"num_flows\":1,\"num_flows_started\":1,"
+    "\"num_flows_completed\":1,\"packets_in\":1,\"packets_out\":1,\"transit_bytes_in\":0,"
+    "\"transit_bytes_out\":0,\"transit_packets_in\":0,\"transit_packets_out\":0,"
+    "\"http_requests_allowed_in\":0,\"http_requests_denied_in\":0,\"process_name\":"
+    "\"/tmp/h4bin/pf_client\",\"num_process_names\":1,\"process_id\":\"8449\","
+    "\"num_process_ids\":1,\"process_args\":[\"udp \\\"q\\\" \\u001b x\"],"
+    "\"num_process_args\":1,\"original_source_ips\":null,\"num_original_source_ips\":0,"
+    "\"tcp_mean_send_congestion_window\":0,\"tcp_min_send_congestion_window\":0,"
+    "\"tcp_mean_smooth_rtt\":0,\"tcp_max_smooth_rtt\":0,\"tcp_mean_min_rtt\":0,"
+    "\"tcp_max_min_rtt\":0,\"tcp_mean_mss\":0,\"tcp_min_mss\":0,\"tcp_total_retransmissions\":"
+    "0,\"tcp_lost_packets\":0,\"tcp_unrecovered_to\":0,\"host\":\"vm\"}";
 
 static void test_row(void **state)
 {
@@ -284,11 +285,11 @@ static void test_spool_leftovers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_row),
-		cmocka_unit_test(test_schema_matches_row),
-		cmocka_unit_test_setup_teardown(test_spool_order_and_restart, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_spool_cap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_spool_leftovers, setup, teardown),
+	    cmocka_unit_test(test_row),
+	    cmocka_unit_test(test_schema_matches_row),
+	    cmocka_unit_test_setup_teardown(test_spool_order_and_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_cap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_leftovers, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
+/* cmocka.h needs the headers above */
 #include <cmocka.h>
 
 #include "flowfile.h"
@@ -24,25 +25,25 @@
 
 /* The contract's example line (section 6), on one line. */
 static const char example[] =
-	"{\"start_time\":1764252000,\"end_time\":1764252015,\"source_ip\":\"198.18.0.2\","
-	"\"source_name\":\"node-a\",\"source_name_aggr\":\"node-a\",\"source_namespace\":\"-\","
-	"\"nat_outgoing_ports\":null,\"source_port\":null,\"source_type\":\"hep\","
-	"\"source_labels\":null,\"dest_ip\":\"198.18.0.1\",\"dest_name\":\"-\",\"dest_name_aggr\":"
-	"\"pub\",\"dest_namespace\":\"-\",\"dest_port\":8080,\"dest_type\":\"net\",\"dest_labels\":"
-	"null,\"dest_service_namespace\":\"-\",\"dest_service_name\":\"-\",\"dest_service_port\":"
-	"\"-\",\"dest_service_port_num\":null,\"dest_domains\":null,\"proto\":\"tcp\",\"action\":"
-	"\"allow\",\"reporter\":\"src\",\"policies\":null,\"bytes_in\":1432,\"bytes_out\":655,"
-	"\"num_flows\":3,\"num_flows_started\":3,\"num_flows_completed\":3,\"packets_in\":9,"
-	"\"packets_out\":11,\"transit_bytes_in\":0,\"transit_bytes_out\":0,\"transit_packets_in\":"
-	"0,\"transit_packets_out\":0,\"http_requests_allowed_in\":0,\"http_requests_denied_in\":0,"
-	"\"process_name\":\"/usr/bin/curl\",\"num_process_names\":1,\"process_id\":\"*\","
-	"\"num_process_ids\":3,\"process_args\":[\"-s http://198.18.0.1:8080/a\","
-	"\"-s http://198.18.0.1:8080/b\"],\"num_process_args\":2,\"original_source_ips\":null,"
-	"\"num_original_source_ips\":0,\"tcp_mean_send_congestion_window\":10,"
-	"\"tcp_min_send_congestion_window\":10,\"tcp_mean_smooth_rtt\":61,"
-	"\"tcp_max_smooth_rtt\":88,\"tcp_mean_min_rtt\":40,\"tcp_max_min_rtt\":52,"
-	"\"tcp_mean_mss\":1448,\"tcp_min_mss\":1448,\"tcp_total_retransmissions\":0,"
-	"\"tcp_lost_packets\":0,\"tcp_unrecovered_to\":0,\"host\":\"node-a\"}";
+    "{\"start_time\":1764252000,\"end_time\":1764252015,\"source_ip\":\"198.18.0.2\","
+    "\"source_name\":\"node-a\",\"source_name_aggr\":\"node-a\",\"source_namespace\":\"-\","
+    "\"nat_outgoing_ports\":null,\"source_port\":null,\"source_type\":\"hep\","
+    "\"source_labels\":null,\"dest_ip\":\"198.18.0.1\",\"dest_name\":\"-\",\"dest_name_aggr\":"
+    "\"pub\",\"dest_namespace\":\"-\",\"dest_port\":8080,\"dest_type\":\"net\",\"dest_labels\":"
+    "null,\"dest_service_namespace\":\"-\",\"dest_service_name\":\"-\",\"dest_service_port\":"
+    "\"-\",\"dest_service_port_num\":null,\"dest_domains\":null,\"proto\":\"tcp\",\"action\":"
+    "\"allow\",\"reporter\":\"src\",\"policies\":null,\"bytes_in\":1432,\"bytes_out\":655,"
+    "\"num_flows\":3,\"num_flows_started\":3,\"num_flows_completed\":3,\"packets_in\":9,"
+    "\"packets_out\":11,\"transit_bytes_in\":0,\"transit_bytes_out\":0,\"transit_packets_in\":"
+    "0,\"transit_packets_out\":0,\"http_requests_allowed_in\":0,\"http_requests_denied_in\":0,"
+    "\"process_name\":\"/usr/bin/curl\",\"num_process_names\":1,\"process_id\":\"*\","
+    "\"num_process_ids\":3,\"process_args\":[\"-s http://198.18.0.1:8080/a\","
+    "\"-s http://198.18.0.1:8080/b\"],\"num_process_args\":2,\"original_source_ips\":null,"
+    "\"num_original_source_ips\":0,\"tcp_mean_send_congestion_window\":10,"
+    "\"tcp_min_send_congestion_window\":10,\"tcp_mean_smooth_rtt\":61,"
+    "\"tcp_max_smooth_rtt\":88,\"tcp_mean_min_rtt\":40,\"tcp_max_min_rtt\":52,"
+    "\"tcp_mean_mss\":1448,\"tcp_min_mss\":1448,\"tcp_total_retransmissions\":0,"
+    "\"tcp_lost_packets\":0,\"tcp_unrecovered_to\":0,\"host\":\"node-a\"}";
 
 static bool str_eq(const struct pf_fl_val *v, const char *s)
 {
@@ -103,34 +104,34 @@ static void test_scan_truncated(void **state)
 static void test_scan_corrupt(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"   ",
-		"[]",
-		"{",
-		"{\"a\"}",
-		"{\"a\":}",
-		"{\"a\":1,}",
-		"{\"a\":1}x",
-		"{\"a\":1}}",
-		"{\"a\":[1,2}",
-		"{\"a\":\"x\\\"}",
-		"{\"a\":nul}",
-		"{\"a\":tru}",
-		"{a:1}",
-		"{\"a\":1 \"b\":2}",
-		"{\"a\":+1}",
-		"{\"process_name\":\"x\"\x00}",
-		("{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]"
-		 "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"),
+	    "",
+	    "   ",
+	    "[]",
+	    "{",
+	    "{\"a\"}",
+	    "{\"a\":}",
+	    "{\"a\":1,}",
+	    "{\"a\":1}x",
+	    "{\"a\":1}}",
+	    "{\"a\":[1,2}",
+	    "{\"a\":\"x\\\"}",
+	    "{\"a\":nul}",
+	    "{\"a\":tru}",
+	    "{a:1}",
+	    "{\"a\":1 \"b\":2}",
+	    "{\"a\":+1}",
+	    "{\"process_name\":\"x\"\x00}",
+	    ("{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]"
+	     "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"),
 	};
 	struct pf_flowrec r;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_not_equal(pf_fl__scan(bad[i], strlen(bad[i]) + (i == 16 ? 2 : 0),
-						 PF_FL_ALL, &r),
-				     0);
+		assert_int_not_equal(
+		    pf_fl__scan(bad[i], strlen(bad[i]) + (i == 16 ? 2 : 0), PF_FL_ALL, &r), 0);
 	/* Well-formed oddities are fine: other key order, unknown keys, blanks. */
-	static const char ok[] = " { \"host\" : \"h\" , \"x\":{\"y\":[1,\"]\"]}, \"start_time\":5 } ";
+	static const char ok[] =
+	    " { \"host\" : \"h\" , \"x\":{\"y\":[1,\"]\"]}, \"start_time\":5 } ";
 
 	assert_int_equal(pf_fl__scan(ok, strlen(ok), PF_FL_ALL, &r), 0);
 	assert_true(str_eq(&r.v[PF_FL_HOST], "h"));
@@ -417,7 +418,9 @@ static void test_fmt_cell(void **state)
 	cols = pf_fmt_cell("caf\xc3\xa9", 5, 20, false, b, sizeof(b));
 	assert_int_equal(cols, 4);
 	assert_string_equal(b, "caf\xc3\xa9");
-	cols = pf_fmt_cell("\xc2\x9b" "x\xff\xc3", 5, 20, false, b, sizeof(b));
+	cols = pf_fmt_cell("\xc2\x9b"
+			   "x\xff\xc3",
+			   5, 20, false, b, sizeof(b));
 	assert_string_equal(b, "?x??");
 	/* A tiny output buffer is respected. */
 	cols = pf_fmt_cell("abcdef", 6, 20, false, b, 3);
@@ -542,19 +545,19 @@ static void test_oversize_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_scan_example),
-		cmocka_unit_test(test_scan_truncated),
-		cmocka_unit_test(test_scan_corrupt),
-		cmocka_unit_test(test_u64),
-		cmocka_unit_test(test_unescape),
-		cmocka_unit_test(test_duration_time),
-		cmocka_unit_test(test_cidr),
-		cmocka_unit_test(test_filters),
-		cmocka_unit_test(test_pid_and_escaped_process),
-		cmocka_unit_test(test_fmt),
-		cmocka_unit_test(test_fmt_cell),
-		cmocka_unit_test_setup_teardown(test_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oversize_line, setup, teardown),
+	    cmocka_unit_test(test_scan_example),
+	    cmocka_unit_test(test_scan_truncated),
+	    cmocka_unit_test(test_scan_corrupt),
+	    cmocka_unit_test(test_u64),
+	    cmocka_unit_test(test_unescape),
+	    cmocka_unit_test(test_duration_time),
+	    cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_filters),
+	    cmocka_unit_test(test_pid_and_escaped_process),
+	    cmocka_unit_test(test_fmt),
+	    cmocka_unit_test(test_fmt_cell),
+	    cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oversize_line, setup, teardown),
 	};
 
 	setenv("TZ", "UTC", 1);
