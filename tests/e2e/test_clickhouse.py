@@ -12,7 +12,9 @@ TCP and UDP traffic between processes this test starts on 127.0.0.1.
 2. Outage: the server is stopped mid-run (batches must wait in the spool) and started
    again: every line of flows.log is a row once the agent has caught up; rows inserted
    twice (a batch whose answer was lost) are counted by (run_id, seq) and reported.
-3. Spool cap: with the server unreachable and a 1 MB spool, the oldest batches are
+3. Agent restart: batches spooled while the server was away when the agent stopped are
+   sent by the next agent run, before its own, and every line of both runs is a row.
+4. Spool cap: with the server unreachable and a 1 MB spool, the oldest batches are
    dropped and counted, the spool stays under its cap, flows.log keeps every line.
 """
 
@@ -395,6 +397,49 @@ def case_outage(agent, res, tmp):
         ch.stop()
 
 
+def case_restart(agent, res, tmp):
+    ch = ClickHouse(os.path.join(tmp, "ch4"))
+    traffic = None
+    ag = None
+    try:
+        out1, out2 = os.path.join(tmp, "out4a"), os.path.join(tmp, "out4b")
+        spool = os.path.join(tmp, "spool4")
+        opts = ["--clickhouse-url", ch.url, "--clickhouse-batch", "20",
+                "--clickhouse-batch-interval", "1", "--clickhouse-spool-dir", spool,
+                "--clickhouse-timeout", "2"]
+        traffic = Traffic()
+        # Run 1: the server is not there at all.
+        ag = Agent(agent, out1, opts)
+        traffic.run(4, "first")
+        rc = ag.stop()
+        left = [n for n in os.listdir(spool) if n.endswith(".batch")]
+        res.check("run 1 exits 0 with its batches left in the spool (%d)" % len(left),
+                  rc == 0 and len(left) > 0, ag.stderr()[-300:])
+        ch.start()
+        create_schema(agent, ch)
+        # Run 2: the server is back; run 1's batches go first.
+        ag = Agent(agent, out2, opts)
+        res.check("run 2 says batches from an earlier run wait", "from an earlier run" in ag.stderr(),
+                  ag.stderr()[-300:])
+        traffic.run(4, "second")
+        rc = ag.stop()
+        res.check("run 2 exits 0", rc == 0)
+        lines = file_lines(out1) + file_lines(out2)
+        rows = table_rows(ch)
+        missing = collections.Counter(file_key(r) for r in lines) - collections.Counter(row_key(r) for r in rows)
+        res.check("every line of both runs is a row (%d lines, %d rows)" % (len(lines), len(rows)),
+                  not missing and len(file_lines(out1)) > 0, "missing %d" % sum(missing.values()))
+        runs = ch.sql("SELECT run_id, min(seq), max(seq), count() FROM procflow.flows GROUP BY run_id "
+                      "ORDER BY min(start_time) FORMAT TSV").split("\n")
+        res.check("two runs, each with its own seq 1..N", len([r for r in runs if r]) == 2, str(runs))
+    finally:
+        if ag:
+            ag.stop()
+        if traffic:
+            traffic.stop()
+        ch.stop()
+
+
 def case_spool_cap(agent, res, tmp):
     out = os.path.join(tmp, "out3")
     spool = os.path.join(tmp, "spool3")
@@ -442,7 +487,7 @@ def main():
     else:
         tmp = tempfile.mkdtemp(prefix="pfe2e-%d-ch-" % os.getpid())
         try:
-            for case in (case_steady, case_outage, case_spool_cap):
+            for case in (case_steady, case_outage, case_restart, case_spool_cap):
                 try:
                     case(agent, res, tmp)
                 except Exception as e:
