@@ -417,20 +417,20 @@ static void top_print(struct qstate *s, bool json)
 	struct top_ent *rows = NULL;
 	struct pf_jw w;
 
-	if (s->tab_used) {
-		rows = malloc(s->tab_used * sizeof(*rows));
-		if (!rows)
-			return;
-	}
+	rows = malloc((s->tab_used + 1) * sizeof(*rows));
+	if (!rows)
+		return;
 	for (size_t i = 0; i < s->tab_size; i++)
 		if (s->tab[i].key)
 			rows[n++] = s->tab[i];
+	if (s->other.lines) {
+		/* Keys beyond the bound (or without memory) are summed as one row. */
+		pf_log("--top: more than %u distinct keys; the rest are summed as (other)",
+		       TOP_MAX_KEYS);
+		rows[n++] = s->other;
+	}
 	if (n)
 		qsort(rows, n, sizeof(*rows), by_bytes);
-	if (s->other.lines) {
-		pf_log("--top: more than %u distinct keys; the rest are counted as (other)",
-		       TOP_MAX_KEYS);
-	}
 	pf_jw__init(&w, 1 << 20);
 	if (!json)
 		printf("%-40s %9s %9s %9s %9s %9s\n", title[s->top], "BYTES", "IN", "OUT", "FLOWS",
