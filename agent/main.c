@@ -29,9 +29,11 @@ void pf_log(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
+	flockfile(stderr); /* one whole line, also with the ClickHouse sender logging */
 	fputs("procflow: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	va_end(ap);
 }
 
@@ -42,9 +44,11 @@ void pf_debug(const char *fmt, ...)
 	if (!pf_verbose)
 		return;
 	va_start(ap, fmt);
+	flockfile(stderr); /* one whole line, also with the ClickHouse sender logging */
 	fputs("procflow: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	va_end(ap);
 }
 

@@ -253,14 +253,6 @@ struct pf_chsink {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-/* The sender logs from its thread: one locked stderr line at a time. */
-#define ch_log(...)                                                                                \
-	do {                                                                                       \
-		flockfile(stderr);                                                                 \
-		pf_log(__VA_ARGS__);                                                               \
-		funlockfile(stderr);                                                               \
-	} while (0)
-
 static double mono(void)
 {
 	struct timespec ts;
@@ -335,7 +327,7 @@ static void log_drops(struct pf_chsink *s)
 	uint64_t d = pf_spool__dropped_rows(s->spool);
 
 	if (d > s->dropped_logged) {
-		ch_log("clickhouse: the spool is full (%u MB): %llu oldest rows dropped (%llu in "
+		pf_log("clickhouse: the spool is full (%u MB): %llu oldest rows dropped (%llu in "
 		       "all)",
 		       s->cfg.spool_max_mb, (unsigned long long)(d - s->dropped_logged),
 		       (unsigned long long)d);
@@ -368,7 +360,7 @@ static void deliver(struct pf_chsink *s, double deadline)
 		if (err == -ENOENT)
 			return;
 		if (err) {
-			ch_log("clickhouse: a spooled batch could not be read (%s): dropped",
+			pf_log("clickhouse: a spooled batch could not be read (%s): dropped",
 			       strerror(-err));
 			continue;
 		}
@@ -378,7 +370,7 @@ static void deliver(struct pf_chsink *s, double deadline)
 			s->sent_rows += rows;
 			s->sent_batches++;
 			if (s->failing)
-				ch_log(
+				pf_log(
 				    "clickhouse: inserting again (%zu batches, %llu rows wait in "
 				    "the spool)",
 				    pf_spool__batches(s->spool),
@@ -389,7 +381,7 @@ static void deliver(struct pf_chsink *s, double deadline)
 		case POST_REJECTED:
 			pf_spool__pop(s->spool);
 			s->rejected_rows += rows;
-			ch_log("clickhouse: the server refused a batch of %llu rows as malformed; "
+			pf_log("clickhouse: the server refused a batch of %llu rows as malformed; "
 			       "dropped (%s)",
 			       (unsigned long long)rows, why);
 			break;
@@ -400,7 +392,7 @@ static void deliver(struct pf_chsink *s, double deadline)
 				s->backoff_s = PF_CH_BACKOFF_MAX;
 			s->next_try = mono() + s->backoff_s;
 			if (!s->failing)
-				ch_log("clickhouse: insert failed (%s); batches wait in %s and are "
+				pf_log("clickhouse: insert failed (%s); batches wait in %s and are "
 				       "retried, backing off up to %ds",
 				       why, s->spool_dir, PF_CH_BACKOFF_MAX);
 			s->failing = true;
@@ -420,7 +412,7 @@ static void seal(struct pf_chsink *s)
 		return;
 	err = pf_spool__push(s->spool, s->batch.buf, s->batch.len, s->batch_rows);
 	if (err == -EFBIG) {
-		ch_log("clickhouse: a batch of %llu rows is larger than the spool cap: dropped",
+		pf_log("clickhouse: a batch of %llu rows is larger than the spool cap: dropped",
 		       (unsigned long long)s->batch_rows);
 	} else if (err) {
 		char why[512];
@@ -432,7 +424,7 @@ static void seal(struct pf_chsink *s)
 			s->sent_batches++;
 		} else {
 			s->lost_rows += s->batch_rows;
-			ch_log("clickhouse: cannot write to the spool (%s) nor insert (%s): %llu "
+			pf_log("clickhouse: cannot write to the spool (%s) nor insert (%s): %llu "
 			       "rows lost",
 			       strerror(-err), why, (unsigned long long)s->batch_rows);
 		}
