@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sink_clickhouse.h"
+
 /* Exit codes, decided in main() only. */
 #define PF_EXIT_OK 0
 #define PF_EXIT_RUNTIME 1 /* missing privileges or kernel support, I/O */
@@ -31,6 +33,7 @@ struct pf_config {
 	unsigned udp_idle_s;	    /* an idle UDP flow completes after this */
 	const char *tier;	    /* "auto" or a tier name */
 	bool verbose;
+	struct pf_ch_config ch;	    /* the ClickHouse sink (off unless ch.url) */
 };
 
 void pf_config_defaults(struct pf_config *cfg);

@@ -16,6 +16,7 @@
 
 #include "agent.h"
 #include "procflow/abi.h"
+#include "query_cmd.h"
 
 #ifndef PF_VERSION
 #define PF_VERSION "0.0.0"
@@ -28,9 +29,11 @@ void pf_log(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
+	flockfile(stderr); /* one whole line, also with the ClickHouse sender logging */
 	fputs("procflow: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	va_end(ap);
 }
 
@@ -41,9 +44,11 @@ void pf_debug(const char *fmt, ...)
 	if (!pf_verbose)
 		return;
 	va_start(ap, fmt);
+	flockfile(stderr); /* one whole line, also with the ClickHouse sender logging */
 	fputs("procflow: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	va_end(ap);
 }
 
@@ -62,6 +67,7 @@ void pf_config_defaults(struct pf_config *cfg)
 	cfg->argc_max = PF_ARGC_DEFAULT;
 	cfg->udp_idle_s = 60;
 	cfg->tier = "auto";
+	pf_ch_config__defaults(&cfg->ch);
 }
 
 static const char usage_text[] =
@@ -73,6 +79,8 @@ static const char usage_text[] =
 	"Commands:\n"
 	"  run        load the kernel hooks and write flow logs until SIGINT/SIGTERM\n"
 	"  check      report what this kernel offers and whether procflow can run here\n"
+	"  query      print the flows written so far, filtered (see procflow query --help)\n"
+	"  clickhouse-schema  print the ClickHouse table definition the sink inserts into\n"
 	"\n"
 	"Options for run (and check where they apply):\n"
 	"  -o, --output-dir DIR       write DIR/flows.log (default /var/log/procflow)\n"
@@ -150,14 +158,29 @@ bad:
 	return -EINVAL;
 }
 
+static void usage(FILE *out)
+{
+	fputs(usage_text, out);
+	pf_ch_config__help(out);
+}
+
 static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 {
+	/* run's own options, then the sink's (from its option table) */
+	struct option all[sizeof(long_opts) / sizeof(long_opts[0]) + 16];
+	size_t nown = sizeof(long_opts) / sizeof(long_opts[0]) - 1;
+	int nch;
 	unsigned v;
 	int c;
 
+	memcpy(all, long_opts, nown * sizeof(all[0]));
+	nch = pf_ch_config__options(all + nown, 15);
+	if (nch > 15)
+		nch = 15; /* the table outgrew this array: grow the 16 above */
+	memset(&all[nown + (size_t)nch], 0, sizeof(all[0]));
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":o:i:a:vhV", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":o:i:a:vhV", all, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			if (!*optarg) {
@@ -219,7 +242,7 @@ static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 			cfg->verbose = true;
 			break;
 		case 'h':
-			fputs(usage_text, stdout);
+			usage(stdout);
 			return 1;
 		case 'V':
 			printf("procflow %s\n", PF_VERSION);
@@ -228,6 +251,11 @@ static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 			fprintf(stderr, "procflow: option '%s' needs a value\n", argv[optind - 1]);
 			return -EINVAL;
 		default:
+			if (c >= PF_CH_OPT_BASE && c < PF_CH_OPT_BASE + nch) {
+				if (pf_ch_config__set_id(&cfg->ch, c, optarg))
+					return -EINVAL;
+				break;
+			}
 			fprintf(stderr, "procflow: unknown option '%s' (see procflow --help)\n",
 				argv[optind - 1]);
 			return -EINVAL;
@@ -254,15 +282,19 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-		fputs(usage_text, stdout);
+		usage(stdout);
 		return PF_EXIT_OK;
 	}
 	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("procflow %s\n", PF_VERSION);
 		return PF_EXIT_OK;
 	}
-	if (strcmp(cmd, "run") && strcmp(cmd, "check")) {
-		fprintf(stderr, "procflow: unknown command '%s' (commands: run, check; see --help)\n",
+	if (!strcmp(cmd, "query"))
+		return pf_query_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "clickhouse-schema")) {
+		fprintf(stderr,
+			"procflow: unknown command '%s' (commands: run, check, query, "
+			"clickhouse-schema; see --help)\n",
 			cmd);
 		return PF_EXIT_USAGE;
 	}
@@ -275,5 +307,7 @@ int main(int argc, char **argv)
 
 	if (!strcmp(cmd, "check"))
 		return pf_check(&cfg);
+	if (!strcmp(cmd, "clickhouse-schema"))
+		return pf_ch_print_schema(&cfg.ch);
 	return pf_run(&cfg);
 }

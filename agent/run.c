@@ -42,6 +42,7 @@ struct pf_agent {
 	struct pf_proc_cache *procs;
 	struct pf_agg *agg;
 	struct pf_logfile *log;
+	struct pf_chsink *ch;	 /* NULL unless --clickhouse-url */
 	struct pf_collector coll;
 	bool host_pidns;	 /* kernel PIDs are this /proc's PIDs */
 	char host[256];
@@ -301,6 +302,7 @@ static int flush(struct pf_agent *a)
 			fwrite(a->out, 1, a->out_len, stdout);
 			fflush(stdout);
 		}
+		pf_chsink__submit(a->ch, a->out, a->out_len, a->out_lines);
 	}
 	pf_debug("flush: %llu lines, %llu kernel flow entries, %llu completed, %llu events",
 		 (unsigned long long)a->out_lines, (unsigned long long)a->coll.n_entries,
@@ -438,6 +440,14 @@ int pf_run(const struct pf_config *cfg)
 		pf_log("cannot write flow logs in '%s': %s", cfg->output_dir, strerror(err));
 		return err == ENOTDIR || err == ENOENT ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
 	}
+	if (cfg->ch.url) {
+		a.ch = pf_chsink__start(&cfg->ch, cfg->output_dir);
+		if (!a.ch) {
+			ret = errno == EINVAL ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
+			pf_logfile__close(a.log);
+			return ret;
+		}
+	}
 	a.argbuf_size = (size_t)cfg->args_max + 64;
 	a.argbuf = malloc(a.argbuf_size);
 	/* Identities are kept two intervals after exit: a flow seen in the
@@ -493,6 +503,7 @@ int pf_run(const struct pf_config *cfg)
 	err = loop(&a);
 	ret = err ? PF_EXIT_RUNTIME : PF_EXIT_OK;
 out:
+	pf_chsink__stop(a.ch); /* after the last flush: it holds the last lines */
 	pf_collector__fini(&a.coll);
 	ring_buffer__free(a.rb);
 	if (a.loader.skel)

@@ -8,6 +8,9 @@ pkgs=(
 	libclang-rt-dev                                # ASan/UBSan/libFuzzer runtimes for clang
 	libbpf-dev bpftool libelf-dev zlib1g-dev       # loader and skeletons
 	libcmocka-dev                                  # unit tests
+	libzstd-dev zstd                               # query: compressed rotated files
+	libcurl4-openssl-dev                           # the ClickHouse sink
+	clickhouse-server clickhouse-client            # the ClickHouse sink's tests
 	python3 iproute2 procps                        # end-to-end tests
 )
 missing=()

@@ -1,0 +1,709 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The ClickHouse sink.
+ *
+ * Path of a line: flush() in the event loop writes the interval's lines to
+ * flows.log, then hands the same buffer to pf_chsink__submit(), which
+ * copies it onto an in-memory queue and wakes the sender thread; that is
+ * all the event loop ever does for ClickHouse, so a slow or absent server
+ * never delays a flush. The sender turns lines into JSONEachRow rows
+ * (lib/chrow.c) and collects them into a batch; a batch is sealed when it
+ * has --clickhouse-batch rows or is --clickhouse-batch-interval old, and
+ * every sealed batch is first written to the spool (lib/spool.c, one file
+ * per batch) and then sent from there, oldest first, one HTTP POST per
+ * batch. A batch leaves the spool only when ClickHouse answered 200, so
+ * the order is kept and nothing is lost while the spool has room; a batch
+ * ClickHouse refuses as malformed data is dropped and counted (sending it
+ * again could never work). Other failures (connection refused, timeout, a
+ * 5xx) back off: 1 s, doubling, at most 60 s.
+ *
+ * Why a thread and not curl's multi interface in the epoll loop: the
+ * loop's only duty is to keep the kernel maps drained and the file
+ * written on time, and libcurl's easy interface with a timeout makes the
+ * sender a straight-line retry loop that is easy to reason about. The two
+ * share only the queue (a mutex and a condition variable).
+ *
+ * Bounds: the queue holds at most PF_CH_QUEUE_MAX bytes of lines (beyond
+ * it lines are dropped for ClickHouse and counted; flows.log has them);
+ * the spool holds at most --clickhouse-spool-max-mb (beyond it the oldest
+ * batches are deleted and their rows counted).
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "chrow.h"
+#include "jsonw.h"
+#include "sink_clickhouse.h"
+#include "spool.h"
+
+#define PF_CH_QUEUE_MAX	  (64u << 20) /* bytes of lines waiting for the sender */
+#define PF_CH_BATCH_MAX	  (32u << 20) /* a batch is sealed at this size whatever its rows */
+#define PF_CH_ROW_CAP	  (PF_CH_BATCH_MAX + (8u << 20)) /* writer cap: one more row fits */
+#define PF_CH_BACKOFF_MAX 60
+
+/* ---- options: the one table ---- */
+
+enum opt_kind { O_URL, O_IDENT, O_STR, O_UINT };
+
+struct ch_opt {
+	const char *name;
+	const char *arg;
+	const char *help;
+	enum opt_kind kind;
+	size_t off;
+	unsigned lo, hi;
+};
+
+#define OFF(f) offsetof(struct pf_ch_config, f)
+
+static const struct ch_opt ch_opts[] = {
+    {"clickhouse-url", "URL", "also insert every line into ClickHouse (http://HOST:8123)", O_URL,
+     OFF(url), 0, 0},
+    {"clickhouse-db", "NAME", "database (default procflow)", O_IDENT, OFF(db), 0, 0},
+    {"clickhouse-table", "NAME", "table (default flows)", O_IDENT, OFF(table), 0, 0},
+    {"clickhouse-user", "USER", "user (default: the server's default user)", O_STR, OFF(user), 0,
+     0},
+    {"clickhouse-password-file", "FILE", "the password is the first line of FILE", O_STR,
+     OFF(password_file), 0, 0},
+    {"clickhouse-batch", "ROWS", "rows per insert, 1..1000000 (default 5000)", O_UINT,
+     OFF(batch_rows), 1, 1000000},
+    {"clickhouse-batch-interval", "SECS", "insert at least this often, 1..3600 (default 5)", O_UINT,
+     OFF(batch_interval_s), 1, 3600},
+    {"clickhouse-spool-dir", "DIR",
+     "batches wait here while the server is away (default OUTPUT-DIR/clickhouse-spool)", O_STR,
+     OFF(spool_dir), 0, 0},
+    {"clickhouse-spool-max-mb", "MB",
+     "spool cap; when full the oldest batches are dropped, 1..1048576 (default 256)", O_UINT,
+     OFF(spool_max_mb), 1, 1048576},
+    {"clickhouse-timeout", "SECS", "one request's timeout, 1..600 (default 10)", O_UINT,
+     OFF(timeout_s), 1, 600},
+};
+
+#define NOPTS ((int)(sizeof(ch_opts) / sizeof(ch_opts[0])))
+
+void pf_ch_config__defaults(struct pf_ch_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->db = "procflow";
+	c->table = "flows";
+	c->batch_rows = 5000;
+	c->batch_interval_s = 5;
+	c->spool_max_mb = 256;
+	c->timeout_s = 10;
+}
+
+int pf_ch_config__options(struct option *out, int room)
+{
+	for (int i = 0; i < NOPTS && i < room; i++) {
+		out[i].name = ch_opts[i].name;
+		out[i].has_arg = required_argument;
+		out[i].flag = NULL;
+		out[i].val = PF_CH_OPT_BASE + i;
+	}
+	return NOPTS;
+}
+
+static int set_opt(struct pf_ch_config *c, const struct ch_opt *o, const char *v)
+{
+	char *end;
+	unsigned long n;
+
+	switch (o->kind) {
+	case O_URL:
+		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
+			fprintf(stderr, "procflow: --%s: '%s' is not an http:// or https:// URL\n",
+				o->name, v);
+			return -EINVAL;
+		}
+		if (strchr(v, '?')) {
+			fprintf(
+			    stderr,
+			    "procflow: --%s: give the server's base URL, without a query ('%s')\n",
+			    o->name, v);
+			return -EINVAL;
+		}
+		break;
+	case O_IDENT:
+		if (!pf_chrow__ident_ok(v)) {
+			fprintf(stderr,
+				"procflow: --%s: '%s' is not a plain name (letters, digits, _)\n",
+				o->name, v);
+			return -EINVAL;
+		}
+		break;
+	case O_STR:
+		if (!*v) {
+			fprintf(stderr, "procflow: --%s: empty value\n", o->name);
+			return -EINVAL;
+		}
+		break;
+	case O_UINT:
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (!*v || *v == '-' || *v == '+' || *v == ' ' || errno || *end || n < o->lo ||
+		    n > o->hi) {
+			fprintf(stderr,
+				"procflow: --%s: '%s' is not a whole number from %u to %u\n",
+				o->name, v, o->lo, o->hi);
+			return -EINVAL;
+		}
+		*(unsigned *)((char *)c + o->off) = (unsigned)n;
+		return 0;
+	}
+	*(const char **)((char *)c + o->off) = v;
+	return 0;
+}
+
+int pf_ch_config__set_id(struct pf_ch_config *c, int id, const char *value)
+{
+	int i = id - PF_CH_OPT_BASE;
+
+	if (i < 0 || i >= NOPTS)
+		return -ENOENT;
+	return set_opt(c, &ch_opts[i], value);
+}
+
+int pf_ch_config__set(struct pf_ch_config *c, const char *name, const char *value)
+{
+	for (int i = 0; i < NOPTS; i++)
+		if (!strcmp(ch_opts[i].name, name))
+			return set_opt(c, &ch_opts[i], value);
+	return -ENOENT;
+}
+
+void pf_ch_config__help(FILE *out)
+{
+	fputs("\nClickHouse sink (run; see README, \"ClickHouse\"):\n", out);
+	for (int i = 0; i < NOPTS; i++) {
+		char left[64];
+
+		snprintf(left, sizeof(left), "--%s %s", ch_opts[i].name, ch_opts[i].arg);
+		if (strlen(left) > 30)
+			fprintf(out, "      %s\n      %30s %s\n", left, "", ch_opts[i].help);
+		else
+			fprintf(out, "      %-30s %s\n", left, ch_opts[i].help);
+	}
+}
+
+int pf_ch_print_schema(const struct pf_ch_config *c)
+{
+	struct pf_jw w;
+	int err;
+
+	pf_jw__init(&w, 1 << 16);
+	err = pf_chrow__schema(&w, c->db, c->table);
+	if (!err)
+		fwrite(w.buf, 1, w.len, stdout);
+	pf_jw__fini(&w);
+	return err ? PF_EXIT_USAGE : PF_EXIT_OK;
+}
+
+/* ---- the sink ---- */
+
+struct qitem {
+	struct qitem *next;
+	size_t len;
+	uint64_t lines;
+	char data[];
+};
+
+struct pf_chsink {
+	struct pf_ch_config cfg;
+	char *password;
+	char *insert_url;
+	char spool_dir[4096];
+
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* under mu */
+	struct qitem *qhead, *qtail;
+	size_t qbytes;
+	bool stop;
+	uint64_t q_dropped; /* lines */
+	bool q_dropping;    /* logged once per episode */
+
+	/* the sender's own */
+	CURL *curl;
+	struct pf_spool *spool;
+	struct pf_jw batch;
+	uint64_t batch_rows;
+	double batch_started;
+	uint64_t run_id, seq;
+	double next_try;
+	unsigned backoff_s;
+	bool failing;
+	uint64_t sent_rows, sent_batches, rejected_rows, bad_lines, failures, lost_rows;
+	uint64_t dropped_logged;
+	char body[1024];
+	size_t body_len;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+	struct pf_chsink *s = ctx;
+	size_t len = size * n, room = sizeof(s->body) - 1 - s->body_len;
+
+	if (len < room)
+		room = len;
+	memcpy(s->body + s->body_len, p, room);
+	s->body_len += room;
+	s->body[s->body_len] = '\0';
+	return len;
+}
+
+/* ClickHouse error codes that mean "this data can never be inserted". */
+static bool data_error(const char *body)
+{
+	static const int codes[] = {6, 26, 27, 38, 41, 53, 72, 117};
+	const char *c = strstr(body, "Code: ");
+	long code;
+
+	if (!c)
+		return false;
+	code = strtol(c + 6, NULL, 10);
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (code == codes[i])
+			return true;
+	return false;
+}
+
+enum post_result { POST_OK, POST_RETRY, POST_REJECTED };
+
+static enum post_result post(struct pf_chsink *s, const char *data, size_t len, long timeout_s,
+			     char *why, size_t whysz)
+{
+	CURLcode rc;
+	long status = 0;
+
+	s->body_len = 0;
+	s->body[0] = '\0';
+	s->errbuf[0] = '\0';
+	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, data);
+	curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(s->curl, CURLOPT_TIMEOUT, timeout_s);
+	curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT, timeout_s < 5 ? timeout_s : 5L);
+	rc = curl_easy_perform(s->curl);
+	if (rc != CURLE_OK) {
+		snprintf(why, whysz, "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+		return POST_RETRY;
+	}
+	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 200)
+		return POST_OK;
+	/* First line of the server's message. */
+	char *nl = strchr(s->body, '\n');
+
+	if (nl)
+		*nl = '\0';
+	snprintf(why, whysz, "HTTP %ld: %.300s", status, s->body);
+	return data_error(s->body) ? POST_REJECTED : POST_RETRY;
+}
+
+static void log_drops(struct pf_chsink *s)
+{
+	uint64_t d = pf_spool__dropped_rows(s->spool);
+
+	if (d > s->dropped_logged) {
+		pf_log("clickhouse: the spool is full (%u MB): %llu oldest rows dropped (%llu in "
+		       "all)",
+		       s->cfg.spool_max_mb, (unsigned long long)(d - s->dropped_logged),
+		       (unsigned long long)d);
+		s->dropped_logged = d;
+	}
+}
+
+/* Send spooled batches, oldest first, until one fails or @deadline passes. */
+static void deliver(struct pf_chsink *s, double deadline)
+{
+	char why[512];
+
+	while (pf_spool__batches(s->spool)) {
+		double now = mono();
+		long timeout = s->cfg.timeout_s;
+		char *data;
+		size_t len;
+		uint64_t rows;
+		int err;
+
+		if (now < s->next_try)
+			return;
+		if (deadline) {
+			if (now >= deadline)
+				return;
+			if (deadline - now < timeout)
+				timeout = (long)(deadline - now) + 1;
+		}
+		err = pf_spool__peek(s->spool, &data, &len, &rows);
+		if (err == -ENOENT)
+			return;
+		if (err) {
+			pf_log("clickhouse: a spooled batch could not be read (%s): dropped",
+			       strerror(-err));
+			continue;
+		}
+		switch (post(s, data, len, timeout, why, sizeof(why))) {
+		case POST_OK:
+			pf_spool__pop(s->spool);
+			s->sent_rows += rows;
+			s->sent_batches++;
+			if (s->failing)
+				pf_log(
+				    "clickhouse: inserting again (%zu batches, %llu rows wait in "
+				    "the spool)",
+				    pf_spool__batches(s->spool),
+				    (unsigned long long)pf_spool__rows(s->spool));
+			s->failing = false;
+			s->backoff_s = 0;
+			break;
+		case POST_REJECTED:
+			pf_spool__pop(s->spool);
+			s->rejected_rows += rows;
+			pf_log("clickhouse: the server refused a batch of %llu rows as malformed; "
+			       "dropped (%s)",
+			       (unsigned long long)rows, why);
+			break;
+		case POST_RETRY:
+			s->failures++;
+			s->backoff_s = s->backoff_s ? s->backoff_s * 2 : 1;
+			if (s->backoff_s > PF_CH_BACKOFF_MAX)
+				s->backoff_s = PF_CH_BACKOFF_MAX;
+			s->next_try = mono() + s->backoff_s;
+			if (!s->failing)
+				pf_log("clickhouse: insert failed (%s); batches wait in %s and are "
+				       "retried, backing off up to %ds",
+				       why, s->spool_dir, PF_CH_BACKOFF_MAX);
+			s->failing = true;
+			free(data);
+			return;
+		}
+		free(data);
+	}
+}
+
+/* The current batch goes to the spool. */
+static void seal(struct pf_chsink *s)
+{
+	int err;
+
+	if (!s->batch_rows)
+		return;
+	err = pf_spool__push(s->spool, s->batch.buf, s->batch.len, s->batch_rows);
+	if (err == -EFBIG) {
+		pf_log("clickhouse: a batch of %llu rows is larger than the spool cap: dropped",
+		       (unsigned long long)s->batch_rows);
+	} else if (err) {
+		char why[512];
+
+		/* The disk refused: send it directly once, else it is lost. */
+		if (post(s, s->batch.buf, s->batch.len, s->cfg.timeout_s, why, sizeof(why)) ==
+		    POST_OK) {
+			s->sent_rows += s->batch_rows;
+			s->sent_batches++;
+		} else {
+			s->lost_rows += s->batch_rows;
+			pf_log("clickhouse: cannot write to the spool (%s) nor insert (%s): %llu "
+			       "rows lost",
+			       strerror(-err), why, (unsigned long long)s->batch_rows);
+		}
+	}
+	log_drops(s);
+	pf_jw__reset(&s->batch);
+	s->batch_rows = 0;
+}
+
+static void add_lines(struct pf_chsink *s, const struct qitem *it)
+{
+	const char *p = it->data, *end = it->data + it->len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (!s->batch_rows)
+			s->batch_started = mono();
+		if (pf_chrow__append(&s->batch, p, n, s->run_id, s->seq + 1) == 0) {
+			s->seq++;
+			s->batch_rows++;
+		} else {
+			s->bad_lines++;
+		}
+		if (s->batch_rows >= s->cfg.batch_rows || s->batch.len >= PF_CH_BATCH_MAX)
+			seal(s);
+		p += n + 1;
+	}
+}
+
+static void *sender(void *arg)
+{
+	struct pf_chsink *s = arg;
+	bool stopping = false;
+
+	while (!stopping) {
+		struct qitem *list;
+
+		pthread_mutex_lock(&s->mu);
+		while (!s->qhead && !s->stop) {
+			double wake = 0, now = mono();
+			struct timespec ts;
+
+			if (s->batch_rows)
+				wake = s->batch_started + s->cfg.batch_interval_s;
+			if (pf_spool__batches(s->spool) && (!wake || s->next_try < wake))
+				wake = s->next_try > now ? s->next_try : now;
+			if (wake && wake <= now)
+				break;
+			if (!wake) {
+				pthread_cond_wait(&s->cv, &s->mu);
+				continue;
+			}
+			clock_gettime(CLOCK_REALTIME, &ts);
+			double abs = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (wake - now);
+
+			ts.tv_sec = (time_t)abs;
+			ts.tv_nsec = (long)((abs - (double)ts.tv_sec) * 1e9);
+			if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+				break;
+		}
+		list = s->qhead;
+		s->qhead = s->qtail = NULL;
+		s->qbytes = 0;
+		stopping = s->stop;
+		pthread_mutex_unlock(&s->mu);
+
+		while (list) {
+			struct qitem *next = list->next;
+
+			add_lines(s, list);
+			free(list);
+			list = next;
+		}
+		if (s->batch_rows &&
+		    (stopping || mono() - s->batch_started >= s->cfg.batch_interval_s))
+			seal(s);
+		if (!stopping)
+			deliver(s, 0);
+	}
+	/* Stopping: one more try, within one request timeout, even if backing off. */
+	s->next_try = 0;
+	deliver(s, mono() + s->cfg.timeout_s);
+	return NULL;
+}
+
+static char *read_password(const char *path)
+{
+	char buf[1024], *nl;
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (!f) {
+		pf_log("--clickhouse-password-file: cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	nl = strpbrk(buf, "\r\n");
+	if (nl)
+		*nl = '\0';
+	return strdup(buf);
+}
+
+static void free_sink(struct pf_chsink *s)
+{
+	while (s->qhead) {
+		struct qitem *n = s->qhead->next;
+
+		free(s->qhead);
+		s->qhead = n;
+	}
+	if (s->curl)
+		curl_easy_cleanup(s->curl);
+	pf_spool__close(s->spool);
+	pf_jw__fini(&s->batch);
+	free(s->password);
+	free(s->insert_url);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
+
+struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *output_dir)
+{
+	struct pf_chsink *s = calloc(1, sizeof(*s));
+	char query[256], *esc;
+	size_t ulen, need;
+	int err = EIO;
+
+	if (!s)
+		return NULL;
+	s->cfg = *c;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	pf_jw__init(&s->batch, PF_CH_ROW_CAP);
+	if (c->spool_dir)
+		snprintf(s->spool_dir, sizeof(s->spool_dir), "%s", c->spool_dir);
+	else
+		snprintf(s->spool_dir, sizeof(s->spool_dir), "%s/clickhouse-spool", output_dir);
+	if (c->password_file) {
+		s->password = read_password(c->password_file);
+		if (!s->password) {
+			err = EINVAL;
+			goto fail;
+		}
+	}
+	s->spool = pf_spool__open(s->spool_dir, (uint64_t)c->spool_max_mb << 20);
+	if (!s->spool) {
+		err = errno;
+		pf_log("clickhouse: cannot use the spool directory %s: %s", s->spool_dir,
+		       strerror(err));
+		if (err == ENOENT || err == ENOTDIR)
+			err = EINVAL;
+		goto fail;
+	}
+	if (getrandom(&s->run_id, sizeof(s->run_id), 0) != sizeof(s->run_id))
+		s->run_id = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		pf_log("clickhouse: libcurl failed to initialise");
+		goto fail;
+	}
+	s->curl = curl_easy_init();
+	if (!s->curl)
+		goto fail;
+	snprintf(query, sizeof(query), "INSERT INTO %s.%s FORMAT JSONEachRow", c->db, c->table);
+	esc = curl_easy_escape(s->curl, query, 0);
+	if (!esc)
+		goto fail;
+	ulen = strlen(c->url);
+	while (ulen && c->url[ulen - 1] == '/')
+		ulen--;
+	/* Unknown fields are skipped, so a newer agent can feed an older table. */
+	need = ulen + strlen(esc) + 64;
+	s->insert_url = malloc(need);
+	if (!s->insert_url) {
+		curl_free(esc);
+		goto fail;
+	}
+	snprintf(s->insert_url, need, "%.*s/?query=%s&input_format_skip_unknown_fields=1",
+		 (int)ulen, c->url, esc);
+	curl_free(esc);
+	curl_easy_setopt(s->curl, CURLOPT_URL, s->insert_url);
+	curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, s->errbuf);
+	if (c->user || s->password) {
+		curl_easy_setopt(s->curl, CURLOPT_USERNAME, c->user ? c->user : "default");
+		curl_easy_setopt(s->curl, CURLOPT_PASSWORD, s->password ? s->password : "");
+	}
+	if (pf_spool__batches(s->spool))
+		pf_log("clickhouse: %zu batches (%llu rows) from an earlier run wait in %s; sent "
+		       "first",
+		       pf_spool__batches(s->spool), (unsigned long long)pf_spool__rows(s->spool),
+		       s->spool_dir);
+	/* The sender takes no signal: SIGTERM and SIGINT are the event loop's
+	 * (its signalfd), and a thread inherits the mask it is created with. */
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&s->thread, NULL, sender, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		pf_log("clickhouse: cannot start the sender thread: %s", strerror(err));
+		goto fail;
+	}
+	s->thread_started = true;
+	pf_log("clickhouse: inserting into %s.%s at %.*s (batches of %u rows or %us; spool %s, "
+	       "%u MB)",
+	       c->db, c->table, (int)ulen, c->url, c->batch_rows, c->batch_interval_s, s->spool_dir,
+	       c->spool_max_mb);
+	return s;
+fail:
+	free_sink(s);
+	errno = err;
+	return NULL;
+}
+
+void pf_chsink__submit(struct pf_chsink *s, const char *buf, size_t len, uint64_t nlines)
+{
+	struct qitem *it;
+	bool full;
+
+	if (!s || !len)
+		return;
+	pthread_mutex_lock(&s->mu);
+	full = s->qbytes + len > PF_CH_QUEUE_MAX;
+	pthread_mutex_unlock(&s->mu);
+	it = full ? NULL : malloc(sizeof(*it) + len);
+	pthread_mutex_lock(&s->mu);
+	if (!it) {
+		s->q_dropped += nlines;
+		if (!s->q_dropping)
+			pf_log(
+			    "clickhouse: the sender is behind by %u MB: lines are not sent (they "
+			    "are in flows.log); %llu dropped so far",
+			    PF_CH_QUEUE_MAX >> 20, (unsigned long long)s->q_dropped);
+		s->q_dropping = true;
+	} else {
+		memcpy(it->data, buf, len);
+		it->len = len;
+		it->lines = nlines;
+		it->next = NULL;
+		if (s->qtail)
+			s->qtail->next = it;
+		else
+			s->qhead = it;
+		s->qtail = it;
+		s->qbytes += len;
+		s->q_dropping = false;
+		pthread_cond_signal(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+void pf_chsink__stop(struct pf_chsink *s)
+{
+	if (!s)
+		return;
+	if (s->thread_started) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = true;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+	}
+	pf_log("clickhouse: %llu rows inserted in %llu batches; %llu rows wait in the spool; "
+	       "dropped: %llu (spool full), %llu (queue full), %llu (refused by the server), "
+	       "%llu (unwritable)",
+	       (unsigned long long)s->sent_rows, (unsigned long long)s->sent_batches,
+	       (unsigned long long)pf_spool__rows(s->spool),
+	       (unsigned long long)pf_spool__dropped_rows(s->spool),
+	       (unsigned long long)s->q_dropped, (unsigned long long)s->rejected_rows,
+	       (unsigned long long)s->lost_rows);
+	free_sink(s);
+	curl_global_cleanup();
+}

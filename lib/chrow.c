@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "chrow.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "flowline.h"
+#include "jsonw.h"
+
+enum kind {
+	K_TIME,	   /* DateTime from Unix seconds */
+	K_STR,	   /* String; null -> '' */
+	K_U16,	   /* UInt16; null or out of range -> 0 */
+	K_U32,	   /* UInt32 */
+	K_U64,	   /* UInt64 */
+	K_ARR_STR, /* Array(String); null -> [] */
+	K_ARR_U16, /* Array(UInt16); null -> [] */
+	K_JSON,	   /* String holding the value's JSON text; null -> '' */
+};
+
+struct column {
+	int field; /* enum pf_fl_field */
+	enum kind kind;
+};
+
+static const char *const ch_type[] = {
+    [K_TIME] = "DateTime",
+    [K_STR] = "String",
+    [K_U16] = "UInt16",
+    [K_U32] = "UInt32",
+    [K_U64] = "UInt64",
+    [K_ARR_STR] = "Array(String)",
+    [K_ARR_U16] = "Array(UInt16)",
+    [K_JSON] = "String",
+};
+
+/* Every field of the contract, in its order; the column name is the field's. */
+static const struct column columns[] = {
+    {PF_FL_START_TIME, K_TIME},
+    {PF_FL_END_TIME, K_TIME},
+    {PF_FL_SOURCE_IP, K_STR},
+    {PF_FL_SOURCE_NAME, K_STR},
+    {PF_FL_SOURCE_NAME_AGGR, K_STR},
+    {PF_FL_SOURCE_NAMESPACE, K_STR},
+    {PF_FL_NAT_OUTGOING_PORTS, K_ARR_U16},
+    {PF_FL_SOURCE_PORT, K_U16},
+    {PF_FL_SOURCE_TYPE, K_STR},
+    {PF_FL_SOURCE_LABELS, K_JSON},
+    {PF_FL_DEST_IP, K_STR},
+    {PF_FL_DEST_NAME, K_STR},
+    {PF_FL_DEST_NAME_AGGR, K_STR},
+    {PF_FL_DEST_NAMESPACE, K_STR},
+    {PF_FL_DEST_PORT, K_U16},
+    {PF_FL_DEST_TYPE, K_STR},
+    {PF_FL_DEST_LABELS, K_JSON},
+    {PF_FL_DEST_SERVICE_NAMESPACE, K_STR},
+    {PF_FL_DEST_SERVICE_NAME, K_STR},
+    {PF_FL_DEST_SERVICE_PORT, K_STR},
+    {PF_FL_DEST_SERVICE_PORT_NUM, K_U16},
+    {PF_FL_DEST_DOMAINS, K_ARR_STR},
+    {PF_FL_PROTO, K_STR},
+    {PF_FL_ACTION, K_STR},
+    {PF_FL_REPORTER, K_STR},
+    {PF_FL_POLICIES, K_JSON},
+    {PF_FL_BYTES_IN, K_U64},
+    {PF_FL_BYTES_OUT, K_U64},
+    {PF_FL_NUM_FLOWS, K_U64},
+    {PF_FL_NUM_FLOWS_STARTED, K_U64},
+    {PF_FL_NUM_FLOWS_COMPLETED, K_U64},
+    {PF_FL_PACKETS_IN, K_U64},
+    {PF_FL_PACKETS_OUT, K_U64},
+    {PF_FL_TRANSIT_BYTES_IN, K_U64},
+    {PF_FL_TRANSIT_BYTES_OUT, K_U64},
+    {PF_FL_TRANSIT_PACKETS_IN, K_U64},
+    {PF_FL_TRANSIT_PACKETS_OUT, K_U64},
+    {PF_FL_HTTP_REQUESTS_ALLOWED_IN, K_U64},
+    {PF_FL_HTTP_REQUESTS_DENIED_IN, K_U64},
+    {PF_FL_PROCESS_NAME, K_STR},
+    {PF_FL_NUM_PROCESS_NAMES, K_U32},
+    {PF_FL_PROCESS_ID, K_STR},
+    {PF_FL_NUM_PROCESS_IDS, K_U32},
+    {PF_FL_PROCESS_ARGS, K_ARR_STR},
+    {PF_FL_NUM_PROCESS_ARGS, K_U32},
+    {PF_FL_ORIGINAL_SOURCE_IPS, K_ARR_STR},
+    {PF_FL_NUM_ORIGINAL_SOURCE_IPS, K_U32},
+    {PF_FL_TCP_MEAN_SEND_CONGESTION_WINDOW, K_U32},
+    {PF_FL_TCP_MIN_SEND_CONGESTION_WINDOW, K_U32},
+    {PF_FL_TCP_MEAN_SMOOTH_RTT, K_U32},
+    {PF_FL_TCP_MAX_SMOOTH_RTT, K_U32},
+    {PF_FL_TCP_MEAN_MIN_RTT, K_U32},
+    {PF_FL_TCP_MAX_MIN_RTT, K_U32},
+    {PF_FL_TCP_MEAN_MSS, K_U32},
+    {PF_FL_TCP_MIN_MSS, K_U32},
+    {PF_FL_TCP_TOTAL_RETRANSMISSIONS, K_U64},
+    {PF_FL_TCP_LOST_PACKETS, K_U64},
+    {PF_FL_TCP_UNRECOVERED_TO, K_U64},
+    {PF_FL_HOST, K_STR},
+};
+
+#define NCOLS (sizeof(columns) / sizeof(columns[0]))
+
+int pf_chrow__ident_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 64 || (s[0] >= '0' && s[0] <= '9'))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static void text(struct pf_jw *w, const char *s)
+{
+	pf_jw__raw(w, s, strlen(s));
+}
+
+int pf_chrow__schema(struct pf_jw *w, const char *db, const char *table)
+{
+	char line[160];
+
+	if (!pf_chrow__ident_ok(db) || !pf_chrow__ident_ok(table))
+		return -EINVAL;
+	snprintf(line, sizeof(line), "CREATE DATABASE IF NOT EXISTS %s;\n\n", db);
+	text(w, line);
+	snprintf(line, sizeof(line), "CREATE TABLE IF NOT EXISTS %s.%s\n(\n", db, table);
+	text(w, line);
+	for (size_t i = 0; i < NCOLS; i++) {
+		snprintf(line, sizeof(line), "    %s %s,\n", pf_fl__name(columns[i].field),
+			 ch_type[columns[i].kind]);
+		text(w, line);
+	}
+	text(w, "    run_id UInt64,\n"
+		"    seq UInt64\n"
+		")\n"
+		"ENGINE = MergeTree()\n"
+		"PARTITION BY toYYYYMMDD(start_time)\n"
+		"ORDER BY (host, start_time, process_name);\n");
+	return pf_jw__error(w);
+}
+
+/* A value copied as it is (it is valid JSON already). */
+static void raw_val(struct pf_jw *w, const char *s, size_t n)
+{
+	pf_jw__raw(w, s, n);
+	w->need_comma = 1;
+}
+
+static void num_col(struct pf_jw *w, const struct pf_fl_val *v, uint64_t max)
+{
+	uint64_t n;
+
+	if (pf_fl__u64(v, &n) || n > max)
+		n = 0;
+	pf_jw__u64(w, n);
+}
+
+int pf_chrow__append(struct pf_jw *w, const char *line, size_t len, uint64_t run_id, uint64_t seq)
+{
+	struct pf_flowrec r;
+	uint64_t t;
+
+	if (pf_fl__scan(line, len, PF_FL_ALL, &r) || pf_fl__u64(&r.v[PF_FL_START_TIME], &t) ||
+	    pf_fl__u64(&r.v[PF_FL_END_TIME], &t))
+		return -EINVAL;
+	pf_jw__obj_begin(w);
+	for (size_t i = 0; i < NCOLS; i++) {
+		const struct pf_fl_val *v = &r.v[columns[i].field];
+
+		pf_jw__key(w, pf_fl__name(columns[i].field));
+		switch (columns[i].kind) {
+		case K_TIME:
+			num_col(w, v, UINT32_MAX); /* DateTime is 32-bit */
+			break;
+		case K_U16:
+			num_col(w, v, UINT16_MAX);
+			break;
+		case K_U32:
+			num_col(w, v, UINT32_MAX);
+			break;
+		case K_U64:
+			num_col(w, v, UINT64_MAX);
+			break;
+		case K_STR:
+			/* The line's string is valid JSON already: copy it. */
+			if (v->type == PF_FLV_STR) {
+				pf_jw__raw(w, "\"", 1);
+				pf_jw__raw(w, v->p, v->len);
+				raw_val(w, "\"", 1);
+			} else if (v->type == PF_FLV_NUM || v->type == PF_FLV_BOOL) {
+				pf_jw__strn(w, v->p, v->len);
+			} else {
+				pf_jw__str(w, "");
+			}
+			break;
+		case K_ARR_STR:
+		case K_ARR_U16:
+			if (v->type == PF_FLV_ARR)
+				raw_val(w, v->p, v->len);
+			else
+				raw_val(w, "[]", 2);
+			break;
+		case K_JSON:
+			if (v->type == PF_FLV_OBJ || v->type == PF_FLV_ARR)
+				pf_jw__strn(w, v->p, v->len);
+			else
+				pf_jw__str(w, "");
+			break;
+		}
+	}
+	pf_jw__key(w, "run_id");
+	pf_jw__u64(w, run_id);
+	pf_jw__key(w, "seq");
+	pf_jw__u64(w, seq);
+	pf_jw__obj_end(w);
+	pf_jw__raw(w, "\n", 1);
+	return pf_jw__error(w);
+}

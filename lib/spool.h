@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * A bounded on-disk queue of batches (the ClickHouse sink's spool).
+ *
+ * Each batch is one file, <seq>-<rows>.batch, written to a temporary name
+ * and renamed, so a crash leaves whole batches only; a restart finds them
+ * and keeps their order (by seq). The total size of the batch files is
+ * capped: pushing a batch that would pass the cap first deletes the oldest
+ * batches, and their rows are counted as dropped. Not thread-safe: one
+ * owner (the sink's sender thread).
+ */
+#ifndef PF_SPOOL_H
+#define PF_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pf_spool;
+
+/*
+ * Open the spool in @dir (created 0750 when missing), holding at most
+ * @max_bytes of batches; batches already there are kept (the oldest are
+ * dropped if they exceed the cap). Returns NULL with errno set.
+ */
+struct pf_spool *pf_spool__open(const char *dir, uint64_t max_bytes);
+void pf_spool__close(struct pf_spool *s); /* accepts NULL; keeps the files */
+
+/*
+ * Add a batch of @rows rows (@len bytes) at the end. Returns 0; -EFBIG when
+ * the batch alone is larger than the cap (it is dropped and counted); or a
+ * negative errno from the file system (then the batch is not stored and
+ * the caller still has it).
+ */
+int pf_spool__push(struct pf_spool *s, const char *data, size_t len, uint64_t rows);
+
+/*
+ * Read the oldest batch into a malloc'd buffer (*@data, *@len, its row
+ * count in *@rows). Returns 0, -ENOENT when the spool is empty, or a
+ * negative errno (an unreadable batch is dropped and counted, and -EIO
+ * returned; call again for the next).
+ */
+int pf_spool__peek(struct pf_spool *s, char **data, size_t *len, uint64_t *rows);
+/* Delete the oldest batch (after it was delivered). */
+void pf_spool__pop(struct pf_spool *s);
+
+size_t pf_spool__batches(const struct pf_spool *s);
+uint64_t pf_spool__bytes(const struct pf_spool *s);
+uint64_t pf_spool__rows(const struct pf_spool *s);
+/* Batches and rows dropped because the spool was full (or unreadable). */
+uint64_t pf_spool__dropped_batches(const struct pf_spool *s);
+uint64_t pf_spool__dropped_rows(const struct pf_spool *s);
+
+#endif

@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The ClickHouse sink's pure parts: the row a flow line becomes (valid
+ * JSON, the schema's columns, nulls as the column's empty value), the
+ * table definition, and the on-disk spool (order, restart, cap).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+/* cmocka.h needs the headers above */
+#include <cmocka.h>
+
+#include "chrow.h"
+#include "flowline.h"
+#include "json_check.h"
+#include "jsonw.h"
+#include "spool.h"
+
+static const char line[] =
+    "{\"start_time\":1795790487,\"end_time\":1795790490,\"source_ip\":\"198.18.0.2\","
+    "\"source_name\":\"vm\",\"source_name_aggr\":\"vm\",\"source_namespace\":\"-\","
+    "\"nat_outgoing_ports\":null,\"source_port\":null,\"source_type\":\"hep\","
+    "\"source_labels\":{\"labels\":[\"a=b\"]},\"dest_ip\":\"198.18.0.1\",\"dest_name\":\"-\","
+    "\"dest_name_aggr\":\"pub\",\"dest_namespace\":\"-\",\"dest_port\":42265,\"dest_type\":"
+    "\"net\",\"dest_labels\":null,\"dest_service_namespace\":\"-\",\"dest_service_name\":\"-\","
+    "\"dest_service_port\":\"-\",\"dest_service_port_num\":null,\"dest_domains\":null,"
+    "\"proto\":\"udp\",\"action\":\"allow\",\"reporter\":\"src\",\"policies\":null,"
+    "\"bytes_in\":44,\"bytes_out\":1302,\"num_flows\":1,\"num_flows_started\":1,"
+    "\"num_flows_completed\":1,\"packets_in\":1,\"packets_out\":1,\"transit_bytes_in\":0,"
+    "\"transit_bytes_out\":0,\"transit_packets_in\":0,\"transit_packets_out\":0,"
+    "\"http_requests_allowed_in\":0,\"http_requests_denied_in\":0,\"process_name\":"
+    "\"/tmp/h4bin/pf_client\",\"num_process_names\":1,\"process_id\":\"8449\","
+    "\"num_process_ids\":1,\"process_args\":[\"udp \\\"q\\\" \\u001b x\"],"
+    "\"num_process_args\":1,\"original_source_ips\":null,\"num_original_source_ips\":0,"
+    "\"tcp_mean_send_congestion_window\":0,\"tcp_min_send_congestion_window\":0,"
+    "\"tcp_mean_smooth_rtt\":0,\"tcp_max_smooth_rtt\":0,\"tcp_mean_min_rtt\":0,"
+    "\"tcp_max_min_rtt\":0,\"tcp_mean_mss\":0,\"tcp_min_mss\":0,\"tcp_total_retransmissions\":"
+    "0,\"tcp_lost_packets\":0,\"tcp_unrecovered_to\":0,\"host\":\"vm\"}";
+
+static void test_row(void **state)
+{
+	struct pf_jw w;
+	struct pf_flowrec r;
+	uint64_t n;
+
+	pf_jw__init(&w, 1 << 20);
+	assert_int_equal(pf_chrow__append(&w, line, strlen(line), 77, 5), 0);
+	assert_true(w.len > 2 && w.buf[w.len - 1] == '\n');
+	assert_int_equal(json_check_line(w.buf, w.len), 0);
+	assert_int_equal(pf_fl__scan(w.buf, w.len - 1, PF_FL_ALL, &r), 0);
+	/* nulls become the column's empty value */
+	assert_int_equal(pf_fl__u64(&r.v[PF_FL_SOURCE_PORT], &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(r.v[PF_FL_DEST_DOMAINS].type, PF_FLV_ARR);
+	assert_int_equal(r.v[PF_FL_DEST_DOMAINS].len, 2);
+	assert_int_equal(r.v[PF_FL_NAT_OUTGOING_PORTS].len, 2);
+	assert_int_equal(r.v[PF_FL_POLICIES].type, PF_FLV_STR);
+	assert_int_equal(r.v[PF_FL_POLICIES].len, 0);
+	/* an object is kept as its JSON text */
+	assert_int_equal(r.v[PF_FL_SOURCE_LABELS].type, PF_FLV_STR);
+	char text[128];
+
+	pf_fl__unescape(r.v[PF_FL_SOURCE_LABELS].p, r.v[PF_FL_SOURCE_LABELS].len, text,
+			sizeof(text));
+	assert_string_equal(text, "{\"labels\":[\"a=b\"]}");
+	/* strings and arrays as they were */
+	pf_fl__unescape(r.v[PF_FL_PROCESS_NAME].p, r.v[PF_FL_PROCESS_NAME].len, text, sizeof(text));
+	assert_string_equal(text, "/tmp/h4bin/pf_client");
+	assert_non_null(strstr(w.buf, "\"process_args\":[\"udp \\\"q\\\" \\u001b x\"]"));
+	assert_non_null(strstr(w.buf, "\"dest_port\":42265"));
+	assert_non_null(strstr(w.buf, "\"start_time\":1795790487"));
+	assert_non_null(strstr(w.buf, "\"run_id\":77,\"seq\":5}"));
+
+	/* A line that is not a flow line adds nothing. */
+	size_t len = w.len;
+
+	assert_int_equal(pf_chrow__append(&w, "{\"start_time\":1", 15, 1, 1), -EINVAL);
+	assert_int_equal(pf_chrow__append(&w, "{\"host\":\"x\"}", 12, 1, 1), -EINVAL);
+	assert_int_equal(w.len, len);
+	/* Two rows in a row stay two valid lines. */
+	assert_int_equal(pf_chrow__append(&w, line, strlen(line), 77, 6), 0);
+	assert_int_equal(json_check_line(w.buf + len, w.len - len), 0);
+	pf_jw__fini(&w);
+}
+
+/* The schema names every column a row has, and nothing else. */
+static void test_schema_matches_row(void **state)
+{
+	struct pf_jw s, w;
+	struct pf_flowrec r;
+	int cols = 0;
+
+	pf_jw__init(&s, 1 << 16);
+	pf_jw__init(&w, 1 << 20);
+	assert_int_equal(pf_chrow__schema(&s, "procflow", "flows"), 0);
+	pf_jw__raw(&s, "", 1); /* NUL */
+	assert_non_null(strstr(s.buf, "CREATE TABLE IF NOT EXISTS procflow.flows"));
+	assert_non_null(strstr(s.buf, "process_args Array(String)"));
+	assert_non_null(strstr(s.buf, "start_time DateTime"));
+	assert_non_null(strstr(s.buf, "dest_port UInt16"));
+	assert_non_null(strstr(s.buf, "ENGINE = MergeTree()"));
+	assert_int_equal(pf_chrow__append(&w, line, strlen(line), 1, 1), 0);
+	assert_int_equal(pf_fl__scan(w.buf, w.len - 1, PF_FL_ALL, &r), 0);
+	for (int f = 0; f < PF_FL_NFIELDS; f++) {
+		char col[96];
+
+		snprintf(col, sizeof(col), "\n    %s ", pf_fl__name(f));
+		assert_non_null(strstr(s.buf, col));
+		assert_int_not_equal(r.v[f].type, PF_FLV_ABSENT);
+		cols++;
+	}
+	assert_non_null(strstr(s.buf, "\n    run_id UInt64"));
+	assert_non_null(strstr(s.buf, "\n    seq UInt64"));
+	/* one column line per field, plus run_id and seq */
+	int lines = 0;
+
+	for (const char *p = s.buf; (p = strstr(p, "\n    ")); p++)
+		lines++;
+	assert_int_equal(lines, cols + 2);
+	/* Names are checked: no SQL from the command line. */
+	pf_jw__reset(&s);
+	assert_int_equal(pf_chrow__schema(&s, "x; DROP TABLE y", "flows"), -EINVAL);
+	assert_false(pf_chrow__ident_ok("1abc"));
+	assert_false(pf_chrow__ident_ok(""));
+	assert_true(pf_chrow__ident_ok("flows_2"));
+	pf_jw__fini(&s);
+	pf_jw__fini(&w);
+}
+
+/* ---- spool ---- */
+
+static char tmp[64];
+
+static int setup(void **state)
+{
+	snprintf(tmp, sizeof(tmp), "/tmp/pf-spool-XXXXXX");
+	return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void expect_peek(struct pf_spool *s, const char *want, uint64_t rows)
+{
+	char *data;
+	size_t len;
+	uint64_t r;
+
+	assert_int_equal(pf_spool__peek(s, &data, &len, &r), 0);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(data, want, len);
+	assert_int_equal(r, rows);
+	free(data);
+}
+
+static void test_spool_order_and_restart(void **state)
+{
+	char dir[128];
+	struct pf_spool *s;
+	char *data;
+	size_t len;
+	uint64_t rows;
+
+	snprintf(dir, sizeof(dir), "%s/spool", tmp);
+	s = pf_spool__open(dir, 1000);
+	assert_non_null(s);
+	assert_int_equal(pf_spool__peek(s, &data, &len, &rows), -ENOENT);
+	assert_int_equal(pf_spool__push(s, "one\n", 4, 1), 0);
+	assert_int_equal(pf_spool__push(s, "two\ntwo\n", 8, 2), 0);
+	assert_int_equal(pf_spool__batches(s), 2);
+	assert_int_equal(pf_spool__bytes(s), 12);
+	assert_int_equal(pf_spool__rows(s), 3);
+	expect_peek(s, "one\n", 1);
+	expect_peek(s, "one\n", 1); /* peek does not remove */
+	pf_spool__pop(s);
+	pf_spool__close(s);
+
+	/* A restart finds what was left, in order, and continues after it. */
+	s = pf_spool__open(dir, 1000);
+	assert_non_null(s);
+	assert_int_equal(pf_spool__batches(s), 1);
+	assert_int_equal(pf_spool__push(s, "three\n", 6, 1), 0);
+	expect_peek(s, "two\ntwo\n", 2);
+	pf_spool__pop(s);
+	expect_peek(s, "three\n", 1);
+	pf_spool__pop(s);
+	assert_int_equal(pf_spool__batches(s), 0);
+	assert_int_equal(pf_spool__bytes(s), 0);
+	assert_int_equal(pf_spool__dropped_rows(s), 0);
+	pf_spool__close(s);
+}
+
+static void test_spool_cap(void **state)
+{
+	char dir[128], buf[100];
+	struct pf_spool *s;
+
+	snprintf(dir, sizeof(dir), "%s/spool", tmp);
+	s = pf_spool__open(dir, 250);
+	memset(buf, 'x', sizeof(buf));
+	for (int i = 0; i < 5; i++) {
+		buf[0] = (char)('0' + i);
+		assert_int_equal(pf_spool__push(s, buf, 100, 10 + (uint64_t)i), 0);
+		assert_true(pf_spool__bytes(s) <= 250);
+	}
+	/* Two fit; the three oldest were dropped and counted. */
+	assert_int_equal(pf_spool__batches(s), 2);
+	assert_int_equal(pf_spool__dropped_batches(s), 3);
+	assert_int_equal(pf_spool__dropped_rows(s), 10 + 11 + 12);
+	char *data;
+	size_t len;
+	uint64_t rows;
+
+	assert_int_equal(pf_spool__peek(s, &data, &len, &rows), 0);
+	assert_int_equal(data[0], '3');
+	assert_int_equal(rows, 13);
+	free(data);
+	/* A batch larger than the cap is refused and counted; the rest stay. */
+	char big[300];
+
+	memset(big, 'y', sizeof(big));
+	assert_int_equal(pf_spool__push(s, big, sizeof(big), 7), -EFBIG);
+	assert_int_equal(pf_spool__batches(s), 2);
+	assert_int_equal(pf_spool__dropped_rows(s), 10 + 11 + 12 + 7);
+	pf_spool__close(s);
+
+	/* Reopened with a smaller cap: the oldest go. */
+	s = pf_spool__open(dir, 150);
+	assert_int_equal(pf_spool__batches(s), 1);
+	assert_int_equal(pf_spool__dropped_rows(s), 13);
+	pf_spool__close(s);
+}
+
+static void test_spool_leftovers(void **state)
+{
+	char dir[128], path[256];
+	struct pf_spool *s;
+	FILE *f;
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/spool", tmp);
+	mkdir(dir, 0750);
+	/* A half-written batch from a crash is removed; strangers are left alone. */
+	snprintf(path, sizeof(path), "%s/.tmp-00000000000000000009", dir);
+	f = fopen(path, "w");
+	fputs("half", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/notes.txt", dir);
+	f = fopen(path, "w");
+	fputs("hi", f);
+	fclose(f);
+	s = pf_spool__open(dir, 1000);
+	assert_int_equal(pf_spool__batches(s), 0);
+	snprintf(path, sizeof(path), "%s/.tmp-00000000000000000009", dir);
+	assert_int_not_equal(stat(path, &st), 0);
+	snprintf(path, sizeof(path), "%s/notes.txt", dir);
+	assert_int_equal(stat(path, &st), 0);
+	/* A batch removed by hand is dropped and counted, not a wedge. */
+	assert_int_equal(pf_spool__push(s, "a\n", 2, 1), 0);
+	assert_int_equal(pf_spool__push(s, "b\n", 2, 1), 0);
+	snprintf(path, sizeof(path), "%s/%020llu-1.batch", dir, 1ull);
+	assert_int_equal(unlink(path), 0);
+	char *data;
+	size_t len;
+	uint64_t rows;
+
+	assert_int_equal(pf_spool__peek(s, &data, &len, &rows), -EIO);
+	expect_peek(s, "b\n", 1);
+	assert_int_equal(pf_spool__dropped_rows(s), 1);
+	pf_spool__close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_row),
+	    cmocka_unit_test(test_schema_matches_row),
+	    cmocka_unit_test_setup_teardown(test_spool_order_and_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_cap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_leftovers, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
