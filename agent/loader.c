@@ -35,13 +35,22 @@ struct pf_hook {
 	bool iter;	    /* an iterator: attached on demand */
 };
 
+#define PF_TWINS(fn, what)                                                                         \
+	{"pf_fe_" #fn, "fentry/" what, "fentry", false, false},                                    \
+	{                                                                                          \
+		"pf_kp_" #fn, "kprobe/" what, "kprobe", false, false                               \
+	}
+
 static const struct pf_hook hooks[] = {
 	{"pf_exec", "tp_btf/sched_process_exec", NULL, false, false},
 	{"pf_fork", "tp_btf/sched_process_fork", NULL, false, false},
 	{"pf_exit", "tp_btf/sched_process_exit", NULL, false, false},
 	{"pf_skb_egress", "cgroup_skb/egress", NULL, true, false},
 	{"pf_skb_ingress", "cgroup_skb/ingress", NULL, true, false},
-	{"pf_sock_create", "cgroup/sock_create", "tracepoint", true, false},
+	/* Shared: they generate socket cookies, which kprobes cannot. */
+	{"pf_sock_create", "cgroup/sock_create", NULL, true, false},
+	{"pf_tcp_state", "tp_btf/inet_sock_set_state", NULL, false, false},
+	{"pf_iter_sockets", "iter/task_file", NULL, false, true},
 	{"pf_sock_release", "cgroup/sock_release", "tracepoint", true, false},
 	{"pf_connect4", "cgroup/connect4", "tracepoint", true, false},
 	{"pf_connect6", "cgroup/connect6", "tracepoint", true, false},
@@ -50,16 +59,45 @@ static const struct pf_hook hooks[] = {
 	{"pf_recvmsg4", "cgroup/recvmsg4", "tracepoint", true, false},
 	{"pf_recvmsg6", "cgroup/recvmsg6", "tracepoint", true, false},
 	{"pf_sys_exit", "tp_btf/sys_exit (accept)", "tracepoint", false, false},
-	{"pf_tcp_state", "tp_btf/inet_sock_set_state", "tracepoint", false, false},
-	{"pf_iter_sockets", "iter/task_file", "tracepoint", false, true},
+	PF_TWINS(tcp_v4_connect, "tcp_v4_connect"),
+	PF_TWINS(tcp_v6_connect, "tcp_v6_connect"),
+	PF_TWINS(inet_listen, "inet_listen"),
+	{"pf_fe_inet_csk_accept", "fexit/inet_csk_accept", "fentry", false, false},
+	{"pf_kp_inet_csk_accept", "kretprobe/inet_csk_accept", "kprobe", false, false},
+	PF_TWINS(tcp_sendmsg, "tcp_sendmsg"),
+	PF_TWINS(tcp_cleanup_rbuf, "tcp_cleanup_rbuf"),
+	PF_TWINS(udp_sendmsg, "udp_sendmsg"),
+	PF_TWINS(udp_recvmsg, "udp_recvmsg"),
+	PF_TWINS(udpv6_sendmsg, "udpv6_sendmsg"),
+	PF_TWINS(udpv6_recvmsg, "udpv6_recvmsg"),
+	PF_TWINS(inet_release, "inet_release"),
 };
 #define PF_NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
 
-static const char *const tiers[] = {"tracepoint"};
+/* In order of preference: fentry is the cheapest per call, kprobes next;
+ * the tracepoint tier needs neither. */
+static const char *const tiers[] = {"fentry", "kprobe", "tracepoint"};
+#define PF_NTIERS (sizeof(tiers) / sizeof(tiers[0]))
+
+/* The program libbpf last said it could not load, to name it in one line. */
+static char failed_prog[64];
 
 __attribute__((format(printf, 2, 0))) static int libbpf_print(enum libbpf_print_level level,
 								 const char *fmt, va_list ap)
 {
+	if (level == LIBBPF_WARN && !failed_prog[0]) {
+		char msg[256];
+		const char *q;
+		va_list aq;
+
+		va_copy(aq, ap);
+		vsnprintf(msg, sizeof(msg), fmt, aq);
+		va_end(aq);
+		/* "prog 'NAME': ..." */
+		q = strstr(msg, "prog '");
+		if (q && sscanf(q + 6, "%63[^']", failed_prog) != 1)
+			failed_prog[0] = 0;
+	}
 	if (level == LIBBPF_DEBUG || (!pf_verbose && level == LIBBPF_INFO))
 		return 0;
 	if (!pf_verbose)
@@ -113,6 +151,14 @@ static struct bpf_program *find_prog(struct procflow_bpf *skel, const char *name
 	return bpf_object__find_program_by_name(skel->obj, name);
 }
 
+static const char *hook_of_prog(const char *prog)
+{
+	for (size_t i = 0; i < PF_NHOOKS; i++)
+		if (!strcmp(hooks[i].prog, prog))
+			return hooks[i].hook;
+	return prog;
+}
+
 static bool hook_in_tier(const struct pf_hook *h, const char *tier)
 {
 	return !h->tier || !strcmp(h->tier, tier);
@@ -146,6 +192,12 @@ static const char *errmsg(int err)
 {
 	static char buf[128];
 
+	if (err == -ENOENT)
+		return "not found (for a kprobe: the kernel has no kprobes, CONFIG_KPROBES, or no "
+		       "such function)";
+	if ((err == -EPERM || err == -EACCES) && geteuid() == 0)
+		return "operation not permitted by this kernel (as root: lockdown or a missing "
+		       "kernel feature)";
 	if (err == -EPERM || err == -EACCES)
 		return "permission denied: procflow needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN "
 		       "and CAP_SYS_ADMIN)";
@@ -163,14 +215,17 @@ static int try_tier(struct pf_loader *l, const struct pf_config *cfg, const char
 	struct bpf_program *p;
 	int err;
 
+	static char why[160];
+
 	*failed = NULL;
 	l->skel = procflow_bpf__open();
 	if (!l->skel) {
-		*failed = "open";
+		*failed = "cannot open the BPF object";
 		return -errno;
 	}
 	l->skel->rodata->cfg_args_max = cfg->args_max;
 	l->skel->rodata->cfg_include_loopback = cfg->include_loopback;
+	l->skel->rodata->cfg_tcp_state_claims = !strcmp(tier, "tracepoint");
 	bpf_object__for_each_program(p, l->skel->obj)
 	{
 		const struct pf_hook *h = NULL;
@@ -180,9 +235,12 @@ static int try_tier(struct pf_loader *l, const struct pf_config *cfg, const char
 				h = &hooks[i];
 		bpf_program__set_autoload(p, h && hook_in_tier(h, tier));
 	}
+	failed_prog[0] = 0;
 	err = procflow_bpf__load(l->skel);
 	if (err) {
-		*failed = "load";
+		snprintf(why, sizeof(why), "%s does not load",
+			 failed_prog[0] ? hook_of_prog(failed_prog) : "the BPF object");
+		*failed = why;
 		goto fail;
 	}
 	for (size_t i = 0; i < PF_NHOOKS; i++) {
@@ -190,7 +248,8 @@ static int try_tier(struct pf_loader *l, const struct pf_config *cfg, const char
 			continue;
 		err = attach_one(l, &hooks[i]);
 		if (err) {
-			*failed = hooks[i].hook;
+			snprintf(why, sizeof(why), "%s does not attach", hooks[i].hook);
+			*failed = why;
 			goto fail;
 		}
 	}
@@ -230,17 +289,34 @@ int pf_loader__start(struct pf_loader *l, const struct pf_config *cfg)
 		return err;
 	}
 
-	for (size_t t = 0; t < sizeof(tiers) / sizeof(tiers[0]); t++) {
-		if (strcmp(cfg->tier, "auto") && strcmp(cfg->tier, tiers[t]))
+	/* A trial load and attach of each tier in order of preference; the
+	 * first that loads and attaches every hook runs. Never half-attached:
+	 * a tier that fails anywhere is torn down before the next is tried. */
+	for (size_t t = 0; t < PF_NTIERS; t++) {
+		bool forced = strcmp(cfg->tier, "auto") != 0;
+
+		if (forced && strcmp(cfg->tier, tiers[t]))
 			continue;
 		err = try_tier(l, cfg, tiers[t], &failed);
 		if (!err) {
-			pf_log("hook tier: %s (%s)", l->tier,
-			       strcmp(cfg->tier, "auto") ? "forced with --hook-tier"
-							 : "the first tier that loaded and attached");
+			if (forced)
+				pf_log("hook tier: %s (forced with --hook-tier)", l->tier);
+			else if (t == 0)
+				pf_log("hook tier: %s (the first choice: it loaded and attached)",
+				       l->tier);
+			else
+				pf_log("hook tier: %s (the tiers before it did not load or attach, "
+				       "see above)",
+				       l->tier);
 			return 0;
 		}
-		pf_log("hook tier %s unavailable: %s failed: %s", tiers[t], failed, errmsg(err));
+		if (forced)
+			pf_log("hook tier %s (forced with --hook-tier) cannot run on this kernel: "
+			       "%s: %s",
+			       tiers[t], failed, errmsg(err));
+		else
+			pf_log("hook tier %s unavailable: %s: %s%s", tiers[t], failed, errmsg(err),
+			       t + 1 < PF_NTIERS ? "; trying the next tier" : "");
 	}
 	close(l->cgroup_fd);
 	l->cgroup_fd = -1;
@@ -325,7 +401,7 @@ static void check_line(const char *what, const char *result)
 
 int pf_check(const struct pf_config *cfg)
 {
-	char cg[256], buf[160];
+	char cg[256], buf[160], name[96];
 	bool can_run = true;
 	int cgfd = -1, fd;
 
@@ -354,6 +430,11 @@ int pf_check(const struct pf_config *cfg)
 		can_run = false;
 	}
 
+	/* Each hook alone: does it load, does it attach. A tier is usable when
+	 * every hook it needs (its own and the shared ones) does both. */
+	bool ok[PF_NHOOKS];
+	const char *chosen = NULL;
+
 	printf("\nhooks (loads / attaches):\n");
 	for (size_t i = 0; i < PF_NHOOKS; i++) {
 		const struct pf_hook *h = &hooks[i];
@@ -363,9 +444,9 @@ int pf_check(const struct pf_config *cfg)
 		const char *res;
 		int err;
 
+		ok[i] = false;
 		if (!skel) {
 			check_line(h->hook, "no (cannot open the BPF object)");
-			can_run = false;
 			continue;
 		}
 		bpf_object__for_each_program(p, skel->obj)
@@ -389,23 +470,39 @@ int pf_check(const struct pf_config *cfg)
 				link = bpf_program__attach(want);
 			if (link) {
 				res = "loads, attaches";
+				ok[i] = true;
 			} else {
-				snprintf(buf, sizeof(buf), "loads, does not attach (%s)",
+				snprintf(buf, sizeof(buf), "no: loads, does not attach (%s)",
 					 errmsg(-errno));
 				res = buf;
 			}
 		}
-		if (!link)
-			can_run = false;
-		check_line(h->hook, res);
+		if (h->tier)
+			snprintf(name, sizeof(name), "%s [%s]", h->hook, h->tier);
+		else
+			snprintf(name, sizeof(name), "%s", h->hook);
+		check_line(name, res);
 		bpf_link__destroy(link);
 		procflow_bpf__destroy(skel);
 	}
 
-	printf("\ntiers:\n");
-	for (size_t t = 0; t < sizeof(tiers) / sizeof(tiers[0]); t++)
-		check_line(tiers[t], can_run ? "usable" : "not usable");
-	check_line("kprobe, fentry", "not built into this version");
+	printf("\ntiers (in order of preference):\n");
+	for (size_t t = 0; t < PF_NTIERS; t++) {
+		const char *missing = NULL;
+
+		for (size_t i = 0; i < PF_NHOOKS && !missing; i++)
+			if (hook_in_tier(&hooks[i], tiers[t]) && !ok[i])
+				missing = hooks[i].hook;
+		if (!missing) {
+			check_line(tiers[t], chosen ? "usable" : "usable (auto takes this one)");
+			if (!chosen)
+				chosen = tiers[t];
+		} else {
+			snprintf(buf, sizeof(buf), "not usable (%s)", missing);
+			check_line(tiers[t], buf);
+		}
+	}
+	can_run = can_run && chosen;
 
 	printf("\nprocess identity:\n");
 	if (can_run) {
@@ -428,7 +525,9 @@ int pf_check(const struct pf_config *cfg)
 	}
 	if (cgfd >= 0)
 		close(cgfd);
-	printf("\n%s\n", can_run ? "procflow can run here (tier: tracepoint)"
-				 : "procflow cannot run here: see the lines marked 'no' above");
+	if (can_run)
+		printf("\nprocflow can run here (tier: %s)\n", chosen);
+	else
+		printf("\nprocflow cannot run here: see the lines marked 'no' above\n");
 	return can_run ? PF_EXIT_OK : PF_EXIT_RUNTIME;
 }

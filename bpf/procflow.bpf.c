@@ -15,7 +15,8 @@
  * agent picks it by probing and turns the others off with autoload. This
  * file holds the tier that needs neither kprobes nor fentry
  * ("tracepoint"): tracepoints, BTF tracepoints, cgroup hooks and an
- * iterator. The BPF side only collects; user space joins and formats.
+ * iterator; sock_tiers.bpf.h holds the "fentry" and "kprobe" tiers. The
+ * BPF side only collects; user space joins and formats.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -44,6 +45,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by the agent before load. */
 const volatile __u32 cfg_args_max = PF_ARGS_DEFAULT;
 const volatile __u8 cfg_include_loopback = 0;
+/* 1 in the tracepoint tier: inet_sock_set_state also claims owners (at
+ * connect and listen). The other tiers claim in their own hooks and use
+ * it only for role, completion and TCP figures. */
+const volatile __u8 cfg_tcp_state_claims = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -364,12 +369,14 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 	netns = pf_net_cookie(sk->__sk_common.skc_net.net);
 
 	if (newstate == TCP_SYN_SENT) {
-		claim(cookie, netns, PF_CLAIM_CONNECT);
+		if (cfg_tcp_state_claims)
+			claim(cookie, netns, PF_CLAIM_CONNECT);
 		v = bpf_map_lookup_elem(&socks, &cookie);
 		if (v)
 			v->role = PF_ROLE_SRC;
 	} else if (newstate == TCP_LISTEN) {
-		claim(cookie, netns, PF_CLAIM_LISTEN);
+		if (cfg_tcp_state_claims)
+			claim(cookie, netns, PF_CLAIM_LISTEN);
 		v = bpf_map_lookup_elem(&socks, &cookie);
 		if (v) {
 			v->listener = 1;
@@ -450,6 +457,8 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 		stat_inc(PF_STAT_SOCKS_FULL);
 	return 0;
 }
+
+#include "sock_tiers.bpf.h"
 
 /* ---- flow counters ---------------------------------------------------------- */
 
