@@ -195,9 +195,11 @@ static const char *errmsg(int err)
 	if (err == -ENOENT)
 		return "not found (for a kprobe: the kernel has no kprobes, CONFIG_KPROBES, or no "
 		       "such function)";
-	if ((err == -EPERM || err == -EACCES) && geteuid() == 0)
+	if (err == -EPERM && geteuid() == 0)
 		return "operation not permitted by this kernel (as root: lockdown or a missing "
 		       "kernel feature)";
+	if (err == -EACCES && geteuid() == 0)
+		return "rejected by the kernel's verifier (procflow -v shows its log)";
 	if (err == -EPERM || err == -EACCES)
 		return "permission denied: procflow needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN "
 		       "and CAP_SYS_ADMIN)";

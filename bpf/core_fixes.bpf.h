@@ -83,13 +83,23 @@ static __always_inline __u64 pf_sock_cookie(const struct sock *sk)
  * with struct proto_accept_arg in v6.10 ("net: have do_accept() take a
  * struct proto_accept_arg argument"). An fexit program finds the return
  * value after the arguments: ctx[4] before, ctx[2] after. The check is a
- * load-time constant, so the verifier only sees the branch that applies.
+ * load-time constant, so the verifier only walks the branch that applies.
  */
 static __always_inline struct sock *pf_csk_accept_ret(unsigned long long *ctx)
 {
-	if (bpf_core_type_exists(struct proto_accept_arg))
-		return (struct sock *)ctx[2];
-	return (struct sock *)ctx[4];
+	struct sock *sk;
+
+	/* The barriers keep the two loads apart: one load from a computed
+	 * offset would be a variable context access, which the verifier
+	 * rejects. */
+	if (bpf_core_type_exists(struct proto_accept_arg)) {
+		sk = (struct sock *)ctx[2];
+		barrier_var(sk);
+	} else {
+		sk = (struct sock *)ctx[4];
+		barrier_var(sk);
+	}
+	return sk;
 }
 
 #endif
@@ -116,13 +126,23 @@ static __always_inline __u64 pf_sock_cookie(const struct sock *sk)
  * with struct proto_accept_arg in v6.10 ("net: have do_accept() take a
  * struct proto_accept_arg argument"). An fexit program finds the return
  * value after the arguments: ctx[4] before, ctx[2] after. The check is a
- * load-time constant, so the verifier only sees the branch that applies.
+ * load-time constant, so the verifier only walks the branch that applies.
  */
 static __always_inline struct sock *pf_csk_accept_ret(unsigned long long *ctx)
 {
-	if (bpf_core_type_exists(struct proto_accept_arg))
-		return (struct sock *)ctx[2];
-	return (struct sock *)ctx[4];
+	struct sock *sk;
+
+	/* The barriers keep the two loads apart: one load from a computed
+	 * offset would be a variable context access, which the verifier
+	 * rejects. */
+	if (bpf_core_type_exists(struct proto_accept_arg)) {
+		sk = (struct sock *)ctx[2];
+		barrier_var(sk);
+	} else {
+		sk = (struct sock *)ctx[4];
+		barrier_var(sk);
+	}
+	return sk;
 }
 
 #endif

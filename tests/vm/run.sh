@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The VM stage: boot each kernel of kernels.txt under qemu (software
+# emulation: KVM guests hang in the firmware on these hosts) with an
+# initramfs holding procflow, the guest end-to-end test and the ping-pong;
+# run the test once per hook tier the kernel offers; print a kernel-by-tier
+# table and the measurements; exit 1 if any cell fails.
+#
+#   tests/vm/run.sh BUILD_DIR
+#
+# Environment: PF_VM_KERNELS (a kernels file, default tests/vm/kernels.txt),
+# PF_VM_BENCH_SECS (ping-pong seconds per tier, default 3), PF_VM_BENCH_CONNS
+# (connections for the CPU figure, default 1000; 0 skips the measurements),
+# PF_VM_TIMEOUT (seconds per guest, default 300).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
+kernels=${PF_VM_KERNELS:-$here/kernels.txt}
+secs=${PF_VM_BENCH_SECS:-3}
+conns=${PF_VM_BENCH_CONNS:-1000}
+timeout_s=${PF_VM_TIMEOUT:-300}
+cache=$build/vm-cache
+work=$build/vm-stage
+all_tiers=(fentry kprobe tracepoint)
+start=$(date +%s)
+
+for tool in qemu-system-x86_64 busybox cpio; do
+	command -v "$tool" >/dev/null || {
+		echo "vm: $tool is missing (scripts/install-deps.sh installs it)" >&2
+		exit 1
+	}
+done
+for f in procflow vm/pf_vm_e2e vm/pf_pingpong; do
+	[ -x "$build/$f" ] || { echo "vm: $build/$f is not built" >&2; exit 1; }
+done
+
+# ---- the initramfs (one for every kernel) --------------------------------
+rm -rf "$work" && mkdir -p "$work/root"/{bin,proc,sys,dev,tmp,etc}
+root=$work/root
+cp "$(command -v busybox)" "$root/bin/busybox"
+cp "$build/procflow" "$build/vm/pf_vm_e2e" "$build/vm/pf_pingpong" "$root/bin/"
+ln -s pf_vm_e2e "$root/bin/pf_client"
+ln -s pf_vm_e2e "$root/bin/pf_server"
+# procflow's shared libraries and the dynamic loader, at the paths it asks for.
+ldd "$build/procflow" | awk '/=> \// { print $3 } /^\t\// { print $1 }' | while read -r lib; do
+	mkdir -p "$root$(dirname "$lib")"
+	cp -L "$lib" "$root$lib"
+done
+cp "$here/guest-init.sh" "$root/init"
+chmod +x "$root/init"
+printf 'BENCH_SECS=%s\nBENCH_CONNS=%s\n' "$secs" "$conns" >"$root/pfvm.conf"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.cpio.gz"
+
+# ---- one guest per kernel -------------------------------------------------
+declare -A cell
+labels=()
+fail=0
+while read -r label suite regex expect; do
+	case $label in '' | '#'*) continue ;; esac
+	labels+=("$label")
+	vmlinuz=$("$here/fetch-kernel.sh" "$cache" "$suite" "$regex") || {
+		echo "vm: cannot fetch the $label kernel" >&2
+		for t in "${all_tiers[@]}"; do cell[$label,$t]="NO-KERNEL"; done
+		fail=1
+		continue
+	}
+	log=$work/$label.log
+	t0=$(date +%s)
+	echo "== vm $label: $(basename "$(dirname "$vmlinuz")")"
+	timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 -nographic \
+		-no-reboot -kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \
+		-append "console=ttyS0 quiet panic=-1" </dev/null >"$log" 2>&1 || true
+	tr -d '\r' <"$log" >"$log.txt"
+	grep '^PFVM \(e2e \(PASS\|FAIL\)\|tiers\|done\|kernel\)' "$log.txt" | sed 's/^PFVM /   /' || true
+	offered=$(sed -n 's/^PFVM tiers//p' "$log.txt")
+	for t in "${all_tiers[@]}"; do
+		if grep -q "^PFVM e2e RESULT tier=$t PASS" "$log.txt"; then
+			cell[$label,$t]=PASS
+		elif grep -q "^PFVM e2e RESULT tier=$t FAIL" "$log.txt"; then
+			cell[$label,$t]=FAIL
+		elif [[ ",$expect," == *",$t,"* ]]; then
+			# Expected here but not offered, or the guest never got to it.
+			cell[$label,$t]=$([[ " $offered " == *" $t "* ]] && echo "FAIL" || echo "UNUSABLE")
+		else
+			cell[$label,$t]="-"
+		fi
+		case ${cell[$label,$t]} in PASS | -) ;; *) fail=1 ;; esac
+	done
+	grep -q '^PFVM done' "$log.txt" || { echo "vm $label: the guest did not finish (see $log.txt)"; fail=1; }
+	echo "   guest time: $(($(date +%s) - t0)) s (log: $log.txt)"
+done <"$kernels"
+
+# ---- the report ------------------------------------------------------------
+echo
+echo "VM stage: end-to-end test per kernel and hook tier"
+printf '%-10s' kernel; printf ' %-10s' "${all_tiers[@]}"; echo
+for l in "${labels[@]}"; do
+	printf '%-10s' "$l"
+	for t in "${all_tiers[@]}"; do printf ' %-10s' "${cell[$l,$t]}"; done
+	echo
+done
+if [ "$conns" -gt 0 ]; then
+	echo
+	echo "Ping-pong rate (round trips/s, TCP over loopback, ratio to no agent) and agent CPU"
+	echo "per 1,000 connections (utime+stime, ms); TCG emulation, so compare within a kernel"
+	printf '%-10s %-11s %10s %7s %14s\n' kernel tier rate ratio "cpu ms/1000"
+	for l in "${labels[@]}"; do
+		f=$work/$l.log.txt
+		[ -f "$f" ] || continue
+		base=$(sed -n 's/^PFVM bench BENCH tier=none pingpong_rate=\([0-9]*\).*/\1/p' "$f")
+		sed -n 's/^PFVM bench BENCH //p' "$f" | while read -r line; do
+			t=$(sed -n 's/.*tier=\([a-z]*\).*/\1/p' <<<"$line")
+			r=$(sed -n 's/.*pingpong_rate=\([0-9]*\).*/\1/p' <<<"$line")
+			c=$(sed -n 's/.*agent_cpu_ms_per_1000=\([0-9.]*\).*/\1/p' <<<"$line")
+			ratio=$(awk -v r="${r:-0}" -v b="${base:-0}" 'BEGIN { if (b > 0) printf "%.2f", r / b; else print "?" }')
+			[ "$t" = none ] && c="-"
+			printf '%-10s %-11s %10s %7s %14s\n' "$l" "$t" "${r:-?}" "$ratio" "${c:-?}"
+		done
+	done
+fi
+echo
+echo "VM stage: $(($(date +%s) - start)) s, $([ $fail -eq 0 ] && echo PASS || echo FAIL)"
+exit $fail
