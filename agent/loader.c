@@ -47,8 +47,10 @@ static const struct pf_hook hooks[] = {
 	{"pf_exit", "tp_btf/sched_process_exit", NULL, false, false},
 	{"pf_skb_egress", "cgroup_skb/egress", NULL, true, false},
 	{"pf_skb_ingress", "cgroup_skb/ingress", NULL, true, false},
-	/* Shared: they generate socket cookies, which kprobes cannot. */
+	/* Shared: they generate socket cookies (kprobes cannot; tracing
+	 * programs cannot before v5.12), for socket() and accepted sockets. */
 	{"pf_sock_create", "cgroup/sock_create", NULL, true, false},
+	{"pf_sockops", "sockops (accepted sockets' cookies)", NULL, true, false},
 	{"pf_tcp_state", "tp_btf/inet_sock_set_state", NULL, false, false},
 	{"pf_iter_sockets", "iter/task_file", NULL, false, true},
 	{"pf_sock_release", "cgroup/sock_release", "tracepoint", true, false},

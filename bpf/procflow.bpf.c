@@ -37,6 +37,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
+#define PF_S_IFMT 00170000
+#define PF_S_IFSOCK 0140000
 #define PF_TCP_FIN 0x01
 #define PF_TCP_SYN 0x02
 #define PF_TCP_RST 0x04
@@ -351,6 +353,22 @@ static __always_inline struct pf_sock_val *sock_entry(__u64 cookie, __u64 netns)
 }
 
 /*
+ * An accepted socket is created in softirq and never passes
+ * cgroup/sock_create, so its cookie would stay 0 until its first counted
+ * packet. The passive-established callback runs before the socket turns
+ * ESTABLISHED (and so before accept() can return it): generate the cookie
+ * here, so the state tracepoint and every tier's accept hook can read it.
+ * Shared by every tier; always returns 1 (no effect on the connection).
+ */
+SEC("sockops")
+int pf_sockops(struct bpf_sock_ops *skops)
+{
+	if (skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		bpf_get_socket_cookie(skops);
+	return 1;
+}
+
+/*
  * The TCP state machine: the side that sends the SYN is the source. Two
  * transitions run in the process that caused them (CLOSE->SYN_SENT in
  * connect(), ->LISTEN in listen()) and claim the owner; the others can run
@@ -365,7 +383,12 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	cookie = bpf_get_socket_cookie((void *)sk);
+	/* Read, not generated: bpf_get_socket_cookie() is not offered to
+	 * tracing programs before v5.12. cgroup/sock_create generated it for
+	 * sockets made by socket(), pf_sockops for accepted ones. */
+	cookie = pf_sock_cookie(sk);
+	if (!cookie)
+		return 0;
 	netns = pf_net_cookie(sk->__sk_common.skc_net.net);
 
 	if (newstate == TCP_SYN_SENT) {
@@ -422,18 +445,25 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 
 	if (!task || !file)
 		return 0;
-	sock = bpf_sock_from_file(file);
-	if (!sock)
+	/* No helpers here (bpf_sock_from_file is v5.11, bpf_get_socket_cookie
+	 * for tracing programs v5.12): a socket's file has a socket inode and
+	 * its struct socket as private data; the cookie is read, and a socket
+	 * without one has carried no counted packet yet (the counters
+	 * generate it; the next flush that meets its flow runs us again). */
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & PF_S_IFMT) != PF_S_IFSOCK)
 		return 0;
-	sk = sock->sk;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
 		return 0;
-	family = sk->__sk_common.skc_family;
-	proto = sk->sk_protocol;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	proto = BPF_CORE_READ(sk, sk_protocol);
 	if ((family != AF_INET && family != AF_INET6) ||
 	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
 		return 0;
-	cookie = bpf_get_socket_cookie(sk);
+	cookie = pf_sock_cookie(sk);
+	if (!cookie)
+		return 0;
 	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (v && v->tgid)
 		return 0;
@@ -447,8 +477,8 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 	nv.tgid = task->tgid;
 	nv.ts_ns = bpf_ktime_get_boot_ns();
 	nv.claim = PF_CLAIM_ITER;
-	nv.netns = pf_net_cookie(sk->__sk_common.skc_net.net);
-	if (proto == IPPROTO_TCP && sk->__sk_common.skc_state == TCP_LISTEN) {
+	nv.netns = pf_net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	if (proto == IPPROTO_TCP && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN) {
 		nv.listener = 1;
 		nv.role = PF_ROLE_DST;
 	}

@@ -9,6 +9,7 @@ pkgs=(
 	libbpf-dev bpftool libelf-dev zlib1g-dev       # loader and skeletons
 	libcmocka-dev                                  # unit tests
 	python3 iproute2 procps                        # end-to-end tests
+	qemu-system-x86 busybox-static cpio            # VM stage (tests/vm)
 )
 missing=()
 for p in "${pkgs[@]}"; do

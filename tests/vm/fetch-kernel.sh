@@ -30,7 +30,13 @@ if [ "$suite" != "$host_suite" ]; then
 	fi
 fi
 
-pkg=$("${aptcache[@]}" pkgnames linux-image- | grep -E "$regex" | sort -V | tail -n 1 || true)
+find_pkg() { "${aptcache[@]}" pkgnames linux-image- | grep -E "$regex" | sort -V | tail -n 1 || true; }
+pkg=$(find_pkg)
+if [ -z "$pkg" ] && [ "$suite" = "$host_suite" ]; then
+	# A fresh machine may have no package lists yet (sources unchanged).
+	apt-get -q update >&2
+	pkg=$(find_pkg)
+fi
 if [ -z "$pkg" ]; then
 	echo "fetch-kernel: no package matches '$regex' in $suite" >&2
 	exit 1

@@ -17,7 +17,7 @@ mount -t debugfs nodev /sys/kernel/debug 2>/dev/null
 ip link set lo up
 hostname pfvm
 
-# Set by the host in /pfvm.conf: BENCH_SECS, BENCH_CONNS.
+# Set by the host in /pfvm.conf: BENCH_SECS, BENCH_CONNS, BENCH_ROUNDS.
 . /pfvm.conf
 say() { echo "PFVM $*"; }
 t0=$(cut -d' ' -f1 /proc/uptime)
@@ -31,10 +31,23 @@ for t in $tiers; do
 	/bin/pf_vm_e2e e2e /bin/procflow "$t" "/tmp/e2e-$t" 7000 2>&1 | sed 's/^/PFVM e2e /'
 done
 say "e2e_seconds $(awk -v t0="$t0" '{ print $1 - t0 }' /proc/uptime)"
-if [ "$BENCH_CONNS" -gt 0 ]; then
-	for t in none $tiers; do
-		/bin/pf_vm_e2e bench /bin/procflow "$t" /bin/pf_pingpong 7100 "$BENCH_SECS" \
-			"$BENCH_CONNS" 2>&1 | sed 's/^/PFVM bench /'
+# Each tier's ping-pong is measured right after one without the agent, in
+# BENCH_ROUNDS rounds; the host takes the median of the ratios. The agent's
+# CPU per connection is measured in the first round.
+if [ "$BENCH_ROUNDS" -gt 0 ]; then
+	r=1
+	while [ "$r" -le "$BENCH_ROUNDS" ]; do
+		for t in $tiers; do
+			n=0
+			[ "$r" -eq 1 ] && n=$BENCH_CONNS
+			for run in none "$t"; do
+				c=0
+				[ "$run" != none ] && c=$n
+				/bin/pf_vm_e2e bench /bin/procflow "$run" /bin/pf_pingpong 7100 \
+					"$BENCH_SECS" "$c" 2>&1 | sed "s/^/PFVM bench round=$r /"
+			done
+		done
+		r=$((r + 1))
 	done
 fi
 say "done $(awk -v t0="$t0" '{ print $1 - t0 }' /proc/uptime)"

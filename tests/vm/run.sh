@@ -8,14 +8,16 @@
 #   tests/vm/run.sh BUILD_DIR
 #
 # Environment: PF_VM_KERNELS (a kernels file, default tests/vm/kernels.txt),
-# PF_VM_BENCH_SECS (ping-pong seconds per tier, default 3), PF_VM_BENCH_CONNS
-# (connections for the CPU figure, default 1000; 0 skips the measurements),
+# PF_VM_BENCH_SECS (seconds per ping-pong run, default 2), PF_VM_BENCH_ROUNDS
+# (ping-pong pairs per tier, default 3; 0 skips the measurements),
+# PF_VM_BENCH_CONNS (connections for the CPU figure, default 1000),
 # PF_VM_TIMEOUT (seconds per guest, default 300).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 kernels=${PF_VM_KERNELS:-$here/kernels.txt}
-secs=${PF_VM_BENCH_SECS:-3}
+secs=${PF_VM_BENCH_SECS:-2}
+rounds=${PF_VM_BENCH_ROUNDS:-3}
 conns=${PF_VM_BENCH_CONNS:-1000}
 timeout_s=${PF_VM_TIMEOUT:-300}
 cache=$build/vm-cache
@@ -47,7 +49,8 @@ ldd "$build/procflow" | awk '/=> \// { print $3 } /^\t\// { print $1 }' | while 
 done
 cp "$here/guest-init.sh" "$root/init"
 chmod +x "$root/init"
-printf 'BENCH_SECS=%s\nBENCH_CONNS=%s\n' "$secs" "$conns" >"$root/pfvm.conf"
+printf 'BENCH_SECS=%s\nBENCH_CONNS=%s\nBENCH_ROUNDS=%s\n' "$secs" "$conns" "$rounds" \
+	>"$root/pfvm.conf"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.cpio.gz"
 
 # ---- one guest per kernel -------------------------------------------------
@@ -98,23 +101,39 @@ for l in "${labels[@]}"; do
 	for t in "${all_tiers[@]}"; do printf ' %-10s' "${cell[$l,$t]}"; done
 	echo
 done
-if [ "$conns" -gt 0 ]; then
+if [ "$rounds" -gt 0 ]; then
 	echo
-	echo "Ping-pong rate (round trips/s, TCP over loopback, ratio to no agent) and agent CPU"
-	echo "per 1,000 connections (utime+stime, ms); TCG emulation, so compare within a kernel"
-	printf '%-10s %-11s %10s %7s %14s\n' kernel tier rate ratio "cpu ms/1000"
+	echo "Ping-pong over loopback (round trips/s, both ends on one vCPU) with each tier, as a"
+	echo "ratio to the run without the agent just before it (median of $rounds pairs), and agent"
+	echo "CPU (utime+stime) per 1,000 TCP connections; TCG emulation, so compare within a kernel"
+	printf '%-8s %-11s %10s %10s %7s %13s\n' kernel tier "no agent" "agent" ratio "cpu ms/1000"
 	for l in "${labels[@]}"; do
 		f=$work/$l.log.txt
 		[ -f "$f" ] || continue
-		base=$(sed -n 's/^PFVM bench BENCH tier=none pingpong_rate=\([0-9]*\).*/\1/p' "$f")
-		sed -n 's/^PFVM bench BENCH //p' "$f" | while read -r line; do
-			t=$(sed -n 's/.*tier=\([a-z]*\).*/\1/p' <<<"$line")
-			r=$(sed -n 's/.*pingpong_rate=\([0-9]*\).*/\1/p' <<<"$line")
-			c=$(sed -n 's/.*agent_cpu_ms_per_1000=\([0-9.]*\).*/\1/p' <<<"$line")
-			ratio=$(awk -v r="${r:-0}" -v b="${base:-0}" 'BEGIN { if (b > 0) printf "%.2f", r / b; else print "?" }')
-			[ "$t" = none ] && c="-"
-			printf '%-10s %-11s %10s %7s %14s\n' "$l" "$t" "${r:-?}" "$ratio" "${c:-?}"
-		done
+		# Pairs of lines: "tier=none ..." then "tier=T ...".
+		sed -n 's/^PFVM bench round=[0-9]* BENCH //p' "$f" | awk -v k="$l" '
+			function med(a, n,   i, j, t) {
+				for (i = 2; i <= n; i++)
+					for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+				return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+			}
+			{
+				for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+				if (v["tier"] == "none") { base = v["pingpong_rate"]; next }
+				t = v["tier"]
+				if (!(t in n)) order[++nt] = t
+				n[t]++
+				if (base > 0) { ratio[t, n[t]] = v["pingpong_rate"] / base }
+				b[t, n[t]] = base; r[t, n[t]] = v["pingpong_rate"]
+				if (v["conns"] > 0) cpu[t] = v["agent_cpu_ms_per_1000"]
+			}
+			END {
+				for (i = 1; i <= nt; i++) {
+					t = order[i]
+					for (j = 1; j <= n[t]; j++) { x[j] = ratio[t, j]; y[j] = b[t, j]; z[j] = r[t, j] }
+					printf "%-8s %-11s %10.0f %10.0f %7.2f %13s\n", k, t, med(y, n[t]), med(z, n[t]), med(x, n[t]), (t in cpu) ? cpu[t] : "?"
+				}
+			}'
 	done
 fi
 echo
