@@ -6,9 +6,12 @@
  * A tier is the set of programs that decide who owns a socket. Every tier
  * shares the process-identity programs (scheduler tracepoints) and the flow
  * counters (cgroup_skb), and fills the same maps, so nothing after the
- * loader knows which tier runs. This build has one socket tier,
- * "tracepoint", which needs neither kprobes nor fentry: BTF tracepoints,
- * syscall tracepoints, cgroup socket hooks and a task_file iterator.
+ * loader knows which tier runs. Three tiers, in order of preference:
+ * "fentry" (BPF trampolines, the cheapest per call), "kprobe", and
+ * "tracepoint", which needs neither: BTF and syscall tracepoints and
+ * cgroup socket hooks. The choice is a trial: open, load and attach the
+ * whole tier; the first that succeeds runs, and a tier that fails anywhere
+ * is torn down before the next is tried (never half-attached).
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>

@@ -606,7 +606,7 @@ static int bench(const char *agent, const char *tier, const char *pp, int port, 
 	reap(spid, 5000);
 	printf("BENCH tier=%s pingpong_rate=%.0f conns=%ld conns_secs=%.2f agent_cpu_ms=%.0f "
 	       "agent_cpu_ms_per_1000=%.1f\n",
-	       tier, rate, nconn, csecs, apid > 0 ? (t1 - t0) * 1000.0 / tck : 0.0,
+	       tier, rate, nconn, csecs, apid > 0 && nconn ? (t1 - t0) * 1000.0 / tck : 0.0,
 	       apid > 0 && nconn ? (t1 - t0) * 1000.0 / tck * 1000.0 / nconn : 0.0);
 	return 0;
 }

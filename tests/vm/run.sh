@@ -101,6 +101,20 @@ for l in "${labels[@]}"; do
 	for t in "${all_tiers[@]}"; do printf ' %-10s' "${cell[$l,$t]}"; done
 	echo
 done
+# The same traffic must give the same records whatever the tier: the byte
+# counts of each case, side by side (the counters are shared by every tier,
+# so any difference is a finding).
+echo
+echo "Bytes per case and tier (client bytes_out / server bytes_in)"
+for l in "${labels[@]}"; do
+	f=$work/$l.log.txt
+	[ -f "$f" ] || continue
+	sed -n 's/^PFVM e2e PASS tier=\([a-z]*\) \([a-z0-9]*\) \(client\|server\):.* bytes_\(in\|out\) \([0-9]*\).*/\1 \2 \3 \5/p' "$f" |
+		awk -v k="$l" '{ c = $2 " " $3; v[c] = v[c] sprintf(" %s=%s", $1, $4)
+				if (!((c, $4) in seen)) { seen[c, $4] = 1; n[c]++ } }
+			END { for (c in v) printf "%-8s %-12s%s  %s\n", k, c, v[c], n[c] == 1 ? "same" : "DIFFERENT" }' | sort
+done
+
 if [ "$rounds" -gt 0 ]; then
 	echo
 	echo "Ping-pong over loopback (round trips/s, both ends on one vCPU) with each tier, as a"
