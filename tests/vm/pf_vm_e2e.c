@@ -137,7 +137,13 @@ static int server(int port)
 
 			if (!(p[i].revents & POLLIN))
 				continue;
-			fd = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
+			struct sockaddr_storage peer;
+			socklen_t plen = sizeof(peer);
+
+			/* With an address buffer, as nearly every server does
+			 * (an accept without one is a case of its own, which a
+			 * tier may only resolve at the next flush). */
+			fd = accept4(p[i].fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
 			if (fd < 0)
 				continue;
 			while (read(fd, buf, sizeof(buf)) > 0)
