@@ -7,7 +7,7 @@ BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 OUT        ?= ./flowlogs
 
-.PHONY: all deps build build-san build-fuzz run test test-unit test-e2e test-san test-fuzz bench clean
+.PHONY: all deps build build-san build-fuzz run test test-unit test-e2e test-vm test-san test-fuzz bench clean
 
 all: build
 
@@ -39,12 +39,19 @@ test: build build-san build-fuzz
 	@ctest --test-dir $(BUILD_SAN) --output-on-failure
 	@echo "== fuzz harnesses (bounded runs)"
 	@ctest --test-dir $(BUILD_FUZZ) --output-on-failure -L fuzz
+	@echo "== VM stage (Debian cloud kernels under qemu, every hook tier)"
+	@tests/vm/run.sh $(BUILD)
 
 test-unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -L unit
 
 test-e2e: build
 	@ctest --test-dir $(BUILD) --output-on-failure -L e2e
+
+# Boot the kernels of tests/vm/kernels.txt under qemu and run the end-to-end
+# test on every hook tier each offers (kernels cached under $(BUILD)/vm-cache).
+test-vm: build
+	@tests/vm/run.sh $(BUILD)
 
 bench: build
 	@bench/run.sh $(BUILD)

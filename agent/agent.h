@@ -56,6 +56,8 @@ struct pf_loader {
 	struct bpf_link *links[PF_MAX_LINKS];
 	int nlinks;
 	const char *tier;  /* the tier in use */
+	bool path_walk;	   /* exec events resolve relative paths in the kernel */
+	bool sk_storage;   /* TCP counters in socket storage */
 	int cgroup_fd;	   /* cgroup v2 root the cgroup hooks are attached to */
 	char cgroup_path[256];
 };

@@ -27,8 +27,8 @@
 #include "flow_agg.h"
 #include "hmap.h"
 #include "proc_cache.h"
-#include "procflow/abi.h"
 #include "procflow.skel.h"
+#include "procflow/abi.h"
 
 /* What was already reported of a flow that is still open. */
 struct prev_val {
@@ -84,8 +84,8 @@ int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_pr
 	c->prev = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(struct prev_val), PF_FLOWS_MAX);
 	c->handshakes = pf_hmap__new(sizeof(struct user_key), sizeof(struct hs_val), PF_FLOWS_MAX);
 	c->socks = pf_hmap__new(sizeof(uint64_t), sizeof(struct sock_ent), PF_SOCKS_MAX);
-	c->listeners = pf_hmap__new(sizeof(struct listen_key), sizeof(struct pf_sock_val),
-				    PF_SOCKS_MAX);
+	c->listeners =
+	    pf_hmap__new(sizeof(struct listen_key), sizeof(struct pf_sock_val), PF_SOCKS_MAX);
 	if (!c->prev || !c->handshakes || !c->socks || !c->listeners) {
 		pf_collector__fini(c);
 		return -ENOMEM;
@@ -346,7 +346,6 @@ out:
 	*n = l.n;
 	return 0;
 }
-
 
 int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 {

@@ -6,9 +6,12 @@
  * A tier is the set of programs that decide who owns a socket. Every tier
  * shares the process-identity programs (scheduler tracepoints) and the flow
  * counters (cgroup_skb), and fills the same maps, so nothing after the
- * loader knows which tier runs. This build has one socket tier,
- * "tracepoint", which needs neither kprobes nor fentry: BTF tracepoints,
- * syscall tracepoints, cgroup socket hooks and a task_file iterator.
+ * loader knows which tier runs. Three tiers, in order of preference:
+ * "fentry" (BPF trampolines, the cheapest per call), "kprobe", and
+ * "tracepoint", which needs neither: BTF and syscall tracepoints and
+ * cgroup socket hooks. The choice is a trial: open, load and attach the
+ * whole tier; the first that succeeds runs, and a tier that fails anywhere
+ * is torn down before the next is tried (never half-attached).
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -28,40 +31,80 @@
 
 /* What each program is for, in `check` and in error messages. */
 struct pf_hook {
-	const char *prog;   /* program name in the skeleton */
-	const char *hook;   /* what it attaches to */
-	const char *tier;   /* NULL: used by every tier */
-	bool cgroup;	    /* attached to the cgroup v2 root */
-	bool iter;	    /* an iterator: attached on demand */
+	const char *prog; /* program name in the skeleton */
+	const char *hook; /* what it attaches to */
+	const char *tier; /* NULL: used by every tier */
+	bool cgroup;	  /* attached to the cgroup v2 root */
+	bool iter;	  /* an iterator: attached on demand */
 };
 
+#define PF_TWINS(fn, what)                                                                         \
+	{"pf_fe_" #fn, "fentry/" what, "fentry", false, false},                                    \
+	{                                                                                          \
+		"pf_kp_" #fn, "kprobe/" what, "kprobe", false, false                               \
+	}
+
 static const struct pf_hook hooks[] = {
-	{"pf_exec", "tp_btf/sched_process_exec", NULL, false, false},
-	{"pf_fork", "tp_btf/sched_process_fork", NULL, false, false},
-	{"pf_exit", "tp_btf/sched_process_exit", NULL, false, false},
-	{"pf_skb_egress", "cgroup_skb/egress", NULL, true, false},
-	{"pf_skb_ingress", "cgroup_skb/ingress", NULL, true, false},
-	{"pf_sock_create", "cgroup/sock_create", "tracepoint", true, false},
-	{"pf_sock_release", "cgroup/sock_release", "tracepoint", true, false},
-	{"pf_connect4", "cgroup/connect4", "tracepoint", true, false},
-	{"pf_connect6", "cgroup/connect6", "tracepoint", true, false},
-	{"pf_sendmsg4", "cgroup/sendmsg4", "tracepoint", true, false},
-	{"pf_sendmsg6", "cgroup/sendmsg6", "tracepoint", true, false},
-	{"pf_recvmsg4", "cgroup/recvmsg4", "tracepoint", true, false},
-	{"pf_recvmsg6", "cgroup/recvmsg6", "tracepoint", true, false},
-	{"pf_getpeername4", "cgroup/getpeername4 (accept)", "tracepoint", true, false},
-	{"pf_getpeername6", "cgroup/getpeername6 (accept)", "tracepoint", true, false},
-	{"pf_tcp_state", "tp_btf/inet_sock_set_state", "tracepoint", false, false},
-	{"pf_iter_sockets", "iter/task_file", "tracepoint", false, true},
-	{"pf_iter_sk_flows", "iter/bpf_sk_storage_map", NULL, false, true},
+    {"pf_exec", "tp_btf/sched_process_exec", NULL, false, false},
+    {"pf_fork", "tp_btf/sched_process_fork", NULL, false, false},
+    {"pf_exit", "tp_btf/sched_process_exit", NULL, false, false},
+    {"pf_skb_egress", "cgroup_skb/egress", NULL, true, false},
+    {"pf_skb_ingress", "cgroup_skb/ingress", NULL, true, false},
+    /* Shared: they generate socket cookies (kprobes cannot; tracing
+     * programs cannot before v5.12), for socket() and accepted sockets. */
+    {"pf_sock_create", "cgroup/sock_create", NULL, true, false},
+    {"pf_sockops", "sockops (accepted sockets' cookies)", NULL, true, false},
+    {"pf_tcp_state", "tp_btf/inet_sock_set_state", NULL, false, false},
+    {"pf_iter_sockets", "iter/task_file", NULL, false, true},
+    {"pf_sock_release", "cgroup/sock_release", "tracepoint", true, false},
+    {"pf_connect4", "cgroup/connect4", "tracepoint", true, false},
+    {"pf_connect6", "cgroup/connect6", "tracepoint", true, false},
+    {"pf_sendmsg4", "cgroup/sendmsg4", "tracepoint", true, false},
+    {"pf_sendmsg6", "cgroup/sendmsg6", "tracepoint", true, false},
+    {"pf_recvmsg4", "cgroup/recvmsg4", "tracepoint", true, false},
+    {"pf_recvmsg6", "cgroup/recvmsg6", "tracepoint", true, false},
+    {"pf_getpeername4", "cgroup/getpeername4 (accept)", "tracepoint", true, false},
+    {"pf_getpeername6", "cgroup/getpeername6 (accept)", "tracepoint", true, false},
+    {"pf_iter_sk_flows", "iter/bpf_sk_storage_map", NULL, false, true},
+    PF_TWINS(tcp_v4_connect, "tcp_v4_connect"),
+    PF_TWINS(tcp_v6_connect, "tcp_v6_connect"),
+    PF_TWINS(inet_listen, "inet_listen"),
+    {"pf_fe_inet_csk_accept", "fexit/inet_csk_accept", "fentry", false, false},
+    {"pf_kp_inet_csk_accept", "kretprobe/inet_csk_accept", "kprobe", false, false},
+    PF_TWINS(tcp_sendmsg, "tcp_sendmsg"),
+    PF_TWINS(tcp_cleanup_rbuf, "tcp_cleanup_rbuf"),
+    PF_TWINS(udp_sendmsg, "udp_sendmsg"),
+    PF_TWINS(udp_recvmsg, "udp_recvmsg"),
+    PF_TWINS(udpv6_sendmsg, "udpv6_sendmsg"),
+    PF_TWINS(udpv6_recvmsg, "udpv6_recvmsg"),
+    PF_TWINS(inet_release, "inet_release"),
 };
 #define PF_NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
 
-static const char *const tiers[] = {"tracepoint"};
+/* In order of preference: fentry is the cheapest per call, kprobes next;
+ * the tracepoint tier needs neither. */
+static const char *const tiers[] = {"fentry", "kprobe", "tracepoint"};
+#define PF_NTIERS (sizeof(tiers) / sizeof(tiers[0]))
+
+/* The program libbpf last said it could not load, to name it in one line. */
+static char failed_prog[64];
 
 __attribute__((format(printf, 2, 0))) static int libbpf_print(enum libbpf_print_level level,
-								 const char *fmt, va_list ap)
+							      const char *fmt, va_list ap)
 {
+	if (level == LIBBPF_WARN && !failed_prog[0]) {
+		char msg[256];
+		const char *q;
+		va_list aq;
+
+		va_copy(aq, ap);
+		vsnprintf(msg, sizeof(msg), fmt, aq);
+		va_end(aq);
+		/* "prog 'NAME': ..." */
+		q = strstr(msg, "prog '");
+		if (q && sscanf(q + 6, "%63[^']", failed_prog) != 1)
+			failed_prog[0] = 0;
+	}
 	if (level == LIBBPF_DEBUG || (!pf_verbose && level == LIBBPF_INFO))
 		return 0;
 	if (!pf_verbose)
@@ -115,6 +158,14 @@ static struct bpf_program *find_prog(struct procflow_bpf *skel, const char *name
 	return bpf_object__find_program_by_name(skel->obj, name);
 }
 
+static const char *hook_of_prog(const char *prog)
+{
+	for (size_t i = 0; i < PF_NHOOKS; i++)
+		if (!strcmp(hooks[i].prog, prog))
+			return hooks[i].hook;
+	return prog;
+}
+
 static bool hook_in_tier(const struct pf_hook *h, const char *tier)
 {
 	return !h->tier || !strcmp(h->tier, tier);
@@ -148,8 +199,17 @@ static const char *errmsg(int err)
 {
 	static char buf[128];
 
+	if (err == -ENOENT)
+		return "not found (for a kprobe: the kernel has no kprobes, CONFIG_KPROBES, or no "
+		       "such function)";
+	if (err == -EPERM && geteuid() == 0)
+		return "operation not permitted by this kernel (as root: lockdown or a missing "
+		       "kernel feature)";
+	if (err == -EACCES && geteuid() == 0)
+		return "rejected by the kernel's verifier (procflow -v shows its log)";
 	if (err == -EPERM || err == -EACCES)
-		return "permission denied: procflow needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN "
+		return "permission denied: procflow needs root (CAP_BPF, CAP_PERFMON, "
+		       "CAP_NET_ADMIN "
 		       "and CAP_SYS_ADMIN)";
 	libbpf_strerror(err, buf, sizeof(buf));
 	return buf;
@@ -159,20 +219,42 @@ static const char *errmsg(int err)
  * One try at a tier: open, configure, load, attach. On failure everything
  * is torn down and *failed names the hook that failed.
  */
-static int try_tier(struct pf_loader *l, const struct pf_config *cfg, const char *tier,
-		    const char **failed)
+/*
+ * Load variants, best first: each later one turns off a feature an older
+ * verifier refuses (see cfg_path_walk and cfg_sk_storage in the BPF
+ * program). A load that fails is retried with the next; an attach that
+ * fails is not (no variant changes what attaches).
+ */
+static const struct pf_variant {
+	bool path_walk;
+	bool sk_storage;
+} variants[] = {
+    {true, true},
+    {false, true},
+    {false, false},
+};
+#define PF_NVARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const char *tier,
+		       const struct pf_variant *var, const char **failed, bool *load_failed)
 {
 	struct bpf_program *p;
 	int err;
 
+	static char why[160];
+
 	*failed = NULL;
+	*load_failed = false;
 	l->skel = procflow_bpf__open();
 	if (!l->skel) {
-		*failed = "open";
+		*failed = "cannot open the BPF object";
 		return -errno;
 	}
 	l->skel->rodata->cfg_args_max = cfg->args_max;
 	l->skel->rodata->cfg_include_loopback = cfg->include_loopback;
+	l->skel->rodata->cfg_tcp_state_claims = !strcmp(tier, "tracepoint");
+	l->skel->rodata->cfg_path_walk = var->path_walk;
+	l->skel->rodata->cfg_sk_storage = var->sk_storage;
 	bpf_object__for_each_program(p, l->skel->obj)
 	{
 		const struct pf_hook *h = NULL;
@@ -182,9 +264,13 @@ static int try_tier(struct pf_loader *l, const struct pf_config *cfg, const char
 				h = &hooks[i];
 		bpf_program__set_autoload(p, h && hook_in_tier(h, tier));
 	}
+	failed_prog[0] = 0;
 	err = procflow_bpf__load(l->skel);
 	if (err) {
-		*failed = "load";
+		snprintf(why, sizeof(why), "%s does not load",
+			 failed_prog[0] ? hook_of_prog(failed_prog) : "the BPF object");
+		*failed = why;
+		*load_failed = true;
 		goto fail;
 	}
 	for (size_t i = 0; i < PF_NHOOKS; i++) {
@@ -192,16 +278,49 @@ static int try_tier(struct pf_loader *l, const struct pf_config *cfg, const char
 			continue;
 		err = attach_one(l, &hooks[i]);
 		if (err) {
-			*failed = hooks[i].hook;
+			snprintf(why, sizeof(why), "%s does not attach", hooks[i].hook);
+			*failed = why;
 			goto fail;
 		}
 	}
 	l->tier = tier;
+	l->path_walk = var->path_walk;
+	l->sk_storage = var->sk_storage;
 	return 0;
 fail:
 	destroy_links(l);
 	procflow_bpf__destroy(l->skel);
 	l->skel = NULL;
+	return err;
+}
+
+static int try_tier(struct pf_loader *l, const struct pf_config *cfg, const char *tier,
+		    const char **failed)
+{
+	const char *first = NULL;
+	static char first_why[160];
+	bool load_failed;
+	int err = -ENOENT;
+
+	for (size_t v = 0; v < PF_NVARIANTS; v++) {
+		err = try_variant(l, cfg, tier, &variants[v], failed, &load_failed);
+		if (!err) {
+			if (v)
+				pf_log("tier %s loads only without %s%s (%s): older verifier", tier,
+				       variants[v].path_walk ? "" : "the in-kernel exec path walk",
+				       variants[v].sk_storage ? ""
+							      : " and socket-storage TCP counters",
+				       first);
+			return 0;
+		}
+		if (!load_failed)
+			return err;
+		if (!first) {
+			snprintf(first_why, sizeof(first_why), "%s", *failed);
+			first = first_why;
+		}
+	}
+	*failed = first ? first : *failed;
 	return err;
 }
 
@@ -232,17 +351,34 @@ int pf_loader__start(struct pf_loader *l, const struct pf_config *cfg)
 		return err;
 	}
 
-	for (size_t t = 0; t < sizeof(tiers) / sizeof(tiers[0]); t++) {
-		if (strcmp(cfg->tier, "auto") && strcmp(cfg->tier, tiers[t]))
+	/* A trial load and attach of each tier in order of preference; the
+	 * first that loads and attaches every hook runs. Never half-attached:
+	 * a tier that fails anywhere is torn down before the next is tried. */
+	for (size_t t = 0; t < PF_NTIERS; t++) {
+		bool forced = strcmp(cfg->tier, "auto") != 0;
+
+		if (forced && strcmp(cfg->tier, tiers[t]))
 			continue;
 		err = try_tier(l, cfg, tiers[t], &failed);
 		if (!err) {
-			pf_log("hook tier: %s (%s)", l->tier,
-			       strcmp(cfg->tier, "auto") ? "forced with --hook-tier"
-							 : "the first tier that loaded and attached");
+			if (forced)
+				pf_log("hook tier: %s (forced with --hook-tier)", l->tier);
+			else if (t == 0)
+				pf_log("hook tier: %s (the first choice: it loaded and attached)",
+				       l->tier);
+			else
+				pf_log("hook tier: %s (the tiers before it did not load or attach, "
+				       "see above)",
+				       l->tier);
 			return 0;
 		}
-		pf_log("hook tier %s unavailable: %s failed: %s", tiers[t], failed, errmsg(err));
+		if (forced)
+			pf_log("hook tier %s (forced with --hook-tier) cannot run on this kernel: "
+			       "%s: %s",
+			       tiers[t], failed, errmsg(err));
+		else
+			pf_log("hook tier %s unavailable: %s: %s%s", tiers[t], failed, errmsg(err),
+			       t + 1 < PF_NTIERS ? "; trying the next tier" : "");
 	}
 	close(l->cgroup_fd);
 	l->cgroup_fd = -1;
@@ -369,7 +505,7 @@ static void check_line(const char *what, const char *result)
 
 int pf_check(const struct pf_config *cfg)
 {
-	char cg[256], buf[160];
+	char cg[256], buf[160], name[96];
 	bool can_run = true;
 	int cgfd = -1, fd;
 
@@ -398,29 +534,53 @@ int pf_check(const struct pf_config *cfg)
 		can_run = false;
 	}
 
+	/* Each hook alone: does it load, does it attach. A tier is usable when
+	 * every hook it needs (its own and the shared ones) does both. */
+	bool ok[PF_NHOOKS];
+	const char *chosen = NULL;
+
 	printf("\nhooks (loads / attaches):\n");
 	for (size_t i = 0; i < PF_NHOOKS; i++) {
 		const struct pf_hook *h = &hooks[i];
-		struct procflow_bpf *skel = procflow_bpf__open();
+		struct procflow_bpf *skel = NULL;
 		struct bpf_program *p, *want = NULL;
 		struct bpf_link *link = NULL;
-		const char *res;
-		int err;
+		const char *res, *degraded = "";
+		int err = -ENOENT;
 
-		if (!skel) {
+		ok[i] = false;
+		/* As the loader does: the best variant that loads. */
+		for (size_t v = 0; v < PF_NVARIANTS; v++) {
+			skel = procflow_bpf__open();
+			if (!skel)
+				break;
+			skel->rodata->cfg_path_walk = variants[v].path_walk;
+			skel->rodata->cfg_sk_storage = variants[v].sk_storage;
+			bpf_object__for_each_program(p, skel->obj)
+			{
+				bool me = !strcmp(bpf_program__name(p), h->prog);
+
+				bpf_program__set_autoload(p, me);
+				if (me)
+					want = p;
+			}
+			err = procflow_bpf__load(skel);
+			if (!err) {
+				if (v && !strcmp(h->prog, "pf_exec"))
+					degraded =
+					    " (without the in-kernel path walk: older verifier)";
+				else if (v == 2)
+					degraded =
+					    " (without socket-storage TCP counters: before v5.11)";
+				break;
+			}
+			procflow_bpf__destroy(skel);
+			skel = NULL;
+		}
+		if (!skel && err == -ENOENT) {
 			check_line(h->hook, "no (cannot open the BPF object)");
-			can_run = false;
 			continue;
 		}
-		bpf_object__for_each_program(p, skel->obj)
-		{
-			bool me = !strcmp(bpf_program__name(p), h->prog);
-
-			bpf_program__set_autoload(p, me);
-			if (me)
-				want = p;
-		}
-		err = procflow_bpf__load(skel);
 		if (err) {
 			snprintf(buf, sizeof(buf), "no: does not load (%s)", errmsg(err));
 			res = buf;
@@ -432,24 +592,41 @@ int pf_check(const struct pf_config *cfg)
 			else if (!h->cgroup)
 				link = bpf_program__attach(want);
 			if (link) {
-				res = "loads, attaches";
+				snprintf(buf, sizeof(buf), "loads, attaches%s", degraded);
+				res = buf;
+				ok[i] = true;
 			} else {
-				snprintf(buf, sizeof(buf), "loads, does not attach (%s)",
+				snprintf(buf, sizeof(buf), "no: loads, does not attach (%s)",
 					 errmsg(-errno));
 				res = buf;
 			}
 		}
-		if (!link)
-			can_run = false;
-		check_line(h->hook, res);
+		if (h->tier)
+			snprintf(name, sizeof(name), "%s [%s]", h->hook, h->tier);
+		else
+			snprintf(name, sizeof(name), "%s", h->hook);
+		check_line(name, res);
 		bpf_link__destroy(link);
 		procflow_bpf__destroy(skel);
 	}
 
-	printf("\ntiers:\n");
-	for (size_t t = 0; t < sizeof(tiers) / sizeof(tiers[0]); t++)
-		check_line(tiers[t], can_run ? "usable" : "not usable");
-	check_line("kprobe, fentry", "not built into this version");
+	printf("\ntiers (in order of preference):\n");
+	for (size_t t = 0; t < PF_NTIERS; t++) {
+		const char *missing = NULL;
+
+		for (size_t i = 0; i < PF_NHOOKS && !missing; i++)
+			if (hook_in_tier(&hooks[i], tiers[t]) && !ok[i])
+				missing = hooks[i].hook;
+		if (!missing) {
+			check_line(tiers[t], chosen ? "usable" : "usable (auto takes this one)");
+			if (!chosen)
+				chosen = tiers[t];
+		} else {
+			snprintf(buf, sizeof(buf), "not usable (%s)", missing);
+			check_line(tiers[t], buf);
+		}
+	}
+	can_run = can_run && chosen;
 
 	printf("\nprocess identity:\n");
 	if (can_run) {
@@ -472,7 +649,9 @@ int pf_check(const struct pf_config *cfg)
 	}
 	if (cgfd >= 0)
 		close(cgfd);
-	printf("\n%s\n", can_run ? "procflow can run here (tier: tracepoint)"
-				 : "procflow cannot run here: see the lines marked 'no' above");
+	if (can_run)
+		printf("\nprocflow can run here (tier: %s)\n", chosen);
+	else
+		printf("\nprocflow cannot run here: see the lines marked 'no' above\n");
 	return can_run ? PF_EXIT_OK : PF_EXIT_RUNTIME;
 }

@@ -95,7 +95,8 @@ static const char usage_text[] =
 	"      --argc-max N           arguments kept per process, 1..4096 (default 64)\n"
 	"      --process-limit N      process names per flow before the \"*\" line (default 2)\n"
 	"      --args-limit N         argument strings listed per line (default 5)\n"
-	"      --hook-tier TIER       auto (default) or tracepoint\n"
+	"      --hook-tier TIER       auto (default: the first of fentry, kprobe, tracepoint\n"
+	"                             that loads and attaches), fentry, kprobe or tracepoint\n"
 	"      --stdout               also print every line on standard output\n"
 	"  -v, --verbose              log more (libbpf messages, each flush)\n"
 	"\n"
@@ -227,9 +228,11 @@ static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 				return -EINVAL;
 			break;
 		case OPT_HOOK_TIER:
-			if (strcmp(optarg, "auto") && strcmp(optarg, "tracepoint")) {
+			if (strcmp(optarg, "auto") && strcmp(optarg, "fentry") &&
+			    strcmp(optarg, "kprobe") && strcmp(optarg, "tracepoint")) {
 				fprintf(stderr,
-					"procflow: --hook-tier: '%s' is not one of: auto, tracepoint\n",
+					"procflow: --hook-tier: '%s' is not one of: auto, fentry, "
+					"kprobe, tracepoint\n",
 					optarg);
 				return -EINVAL;
 			}

@@ -5,8 +5,8 @@
  * One thread, one epoll loop with four file events: the BPF ring buffer
  * and a 100 ms timer that drains it (exec, fork and exit events feed the
  * process cache), a signalfd (SIGINT and SIGTERM end the run after a last
- * flush) and a timerfd (the flush, once per interval). Nothing else runs concurrently with the kernel side
- * but the kernel side itself.
+ * flush) and a timerfd (the flush, once per interval). Nothing else runs concurrently with the
+ * kernel side but the kernel side itself.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -28,8 +28,8 @@
 #include "logfile.h"
 #include "proc_cache.h"
 #include "procflow.skel.h"
-#include "procfs.h"
 #include "procflow/abi.h"
+#include "procfs.h"
 
 /* How often the ring buffer is drained when the kernel side does not wake
  * us: bounds how long an exec event waits, not whether it is seen. */
@@ -42,9 +42,9 @@ struct pf_agent {
 	struct pf_proc_cache *procs;
 	struct pf_agg *agg;
 	struct pf_logfile *log;
-	struct pf_chsink *ch;	 /* NULL unless --clickhouse-url */
+	struct pf_chsink *ch; /* NULL unless --clickhouse-url */
 	struct pf_collector coll;
-	bool host_pidns;	 /* kernel PIDs are this /proc's PIDs */
+	bool host_pidns; /* kernel PIDs are this /proc's PIDs */
 	char host[256];
 	uint64_t interval_start; /* Unix seconds */
 	char *argbuf;		 /* joined arguments of one exec */
@@ -106,6 +106,33 @@ static char *absolute_path(const char *path, const char *comps, size_t len)
 	return out;
 }
 
+/*
+ * The same, where the kernel side could not walk the path (an older
+ * verifier refused the walk): the process's working directory, if it is
+ * still there and our /proc shows the kernel's PIDs.
+ */
+static char *absolute_path_from_cwd(struct pf_agent *a, uint32_t pid, const char *path)
+{
+	char link[64], cwd[PATH_MAX], *out;
+	ssize_t n;
+	size_t need;
+
+	if (!a->host_pidns)
+		return strdup(path);
+	snprintf(link, sizeof(link), "/proc/%u/cwd", pid);
+	n = readlink(link, cwd, sizeof(cwd) - 1);
+	if (n <= 0)
+		return strdup(path);
+	cwd[n] = '\0';
+	while (path[0] == '.' && path[1] == '/')
+		path += 2;
+	need = (size_t)n + 1 + strlen(path) + 1;
+	out = malloc(need);
+	if (out)
+		snprintf(out, need, "%s/%s", strcmp(cwd, "/") ? cwd : "", path);
+	return out;
+}
+
 static void on_exec(struct pf_agent *a, const struct pf_exec_event *e, size_t size)
 {
 	const size_t hdr = offsetof(struct pf_exec_event, data);
@@ -122,15 +149,17 @@ static void on_exec(struct pf_agent *a, const struct pf_exec_event *e, size_t si
 	memcpy(path, e->data, e->path_len);
 	path[e->path_len] = '\0';
 	if (path[0] != '/') {
-		char *abs = absolute_path(path, e->data + e->path_len + e->args_len, e->exe_len);
+		char *abs = e->exe_len ? absolute_path(path, e->data + e->path_len + e->args_len,
+						       e->exe_len)
+				       : absolute_path_from_cwd(a, e->hdr.pid, path);
 
 		free(path);
 		path = abs;
 		if (!path)
 			return;
 	}
-	alen = pf_procfs__join_args(e->data + e->path_len, e->args_len, a->cfg->argc_max,
-				    a->argbuf, a->argbuf_size, &trunc);
+	alen = pf_procfs__join_args(e->data + e->path_len, e->args_len, a->cfg->argc_max, a->argbuf,
+				    a->argbuf_size, &trunc);
 	if (trunc || (e->flags & PF_EXEC_ARGS_TRUNC)) {
 		/* Mark what was cut, so nobody mistakes a prefix for the whole. */
 		static const char mark[] = "...[truncated]";
@@ -243,10 +272,10 @@ static int on_line(const char *line, size_t len, void *ctx)
 static void log_kernel_losses(struct pf_agent *a)
 {
 	static const char *const what[PF_STAT_MAX] = {
-		[PF_STAT_RB_DROPS] = "process events lost (ring buffer full)",
-		[PF_STAT_FLOWS_FULL] = "packets not counted (flow map full)",
-		[PF_STAT_SOCKS_FULL] = "socket owners not recorded (socket map full)",
-		[PF_STAT_ACCEPT_MISS] = "accepted sockets without a cookie",
+	    [PF_STAT_RB_DROPS] = "process events lost (ring buffer full)",
+	    [PF_STAT_FLOWS_FULL] = "packets not counted (flow map full)",
+	    [PF_STAT_SOCKS_FULL] = "socket owners not recorded (socket map full)",
+	    [PF_STAT_ACCEPT_MISS] = "accepted sockets without a cookie",
 	};
 	int ncpu = libbpf_num_possible_cpus();
 	int fd = bpf_map__fd(a->loader.skel->maps.stats);
@@ -497,7 +526,8 @@ int pf_run(const struct pf_config *cfg)
 	err = pf_loader__scan_sockets(&a.loader);
 	if (err)
 		pf_log("cannot list existing sockets (%s): their owners are found when they "
-		       "are next used", strerror(-err));
+		       "are next used",
+		       strerror(-err));
 
 	pf_log("ready: writing %s every %us", pf_logfile__path(a.log), cfg->flush_interval_s);
 	err = loop(&a);

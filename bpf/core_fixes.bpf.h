@@ -55,4 +55,38 @@ static __always_inline __u64 pf_task_start_ns(const struct task_struct *task)
  * and lost_out are stable since before v5.4.
  */
 
+/*
+ * The socket cookie as the kernel stores it, for hooks that cannot call
+ * bpf_get_socket_cookie() (kprobes; fentry before v5.12). 0 until some
+ * hook generated it; see sock_tiers.bpf.h for who does.
+ */
+static __always_inline __u64 pf_sock_cookie(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+}
+
+/*
+ * inet_csk_accept(sk, flags, err, kern) became inet_csk_accept(sk, arg)
+ * with struct proto_accept_arg in v6.10 ("net: have do_accept() take a
+ * struct proto_accept_arg argument"). An fexit program finds the return
+ * value after the arguments: ctx[4] before, ctx[2] after. The check is a
+ * load-time constant, so the verifier only walks the branch that applies.
+ */
+static __always_inline struct sock *pf_csk_accept_ret(unsigned long long *ctx)
+{
+	struct sock *sk;
+
+	/* The barriers keep the two loads apart: one load from a computed
+	 * offset would be a variable context access, which the verifier
+	 * rejects. */
+	if (bpf_core_type_exists(struct proto_accept_arg)) {
+		sk = (struct sock *)ctx[2];
+		barrier_var(sk);
+	} else {
+		sk = (struct sock *)ctx[4];
+		barrier_var(sk);
+	}
+	return sk;
+}
+
 #endif

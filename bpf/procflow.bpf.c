@@ -15,7 +15,8 @@
  * agent picks it by probing and turns the others off with autoload. This
  * file holds the tier that needs neither kprobes nor fentry
  * ("tracepoint"): tracepoints, BTF tracepoints, cgroup hooks and an
- * iterator. The BPF side only collects; user space joins and formats.
+ * iterator; sock_tiers.bpf.h holds the "fentry" and "kprobe" tiers. The
+ * BPF side only collects; user space joins and formats.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -36,6 +37,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
+#define PF_S_IFMT 00170000
+#define PF_S_IFSOCK 0140000
 #define PF_TCP_FIN 0x01
 #define PF_TCP_SYN 0x02
 #define PF_TCP_RST 0x04
@@ -44,6 +47,19 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by the agent before load. */
 const volatile __u32 cfg_args_max = PF_ARGS_DEFAULT;
 const volatile __u8 cfg_include_loopback = 0;
+/* 1 in the tracepoint tier: inet_sock_set_state also claims owners (at
+ * connect and listen). The other tiers claim in their own hooks and use
+ * it only for role, completion and TCP figures. */
+const volatile __u8 cfg_tcp_state_claims = 1;
+/*
+ * Features an older verifier may refuse, turned off by the loader when the
+ * object does not load with them (the verifier skips code behind a false
+ * read-only constant): the in-kernel path walk for relative exec paths
+ * (too many states for 5.10/6.1 verifiers), and TCP counters in socket
+ * storage (bpf_sk_storage_get() from a BTF tracepoint needs v5.11).
+ */
+const volatile __u8 cfg_path_walk = 1;
+const volatile __u8 cfg_sk_storage = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -213,7 +229,7 @@ int BPF_PROG(pf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	/* A relative path ("./prog") means nothing without the process's
 	 * working directory: send the kernel's resolution of the file. */
 	e->exe_len = 0;
-	if (e->data[0] != '/') {
+	if (cfg_path_walk && e->data[0] != '/') {
 		__u32 off = path_len + len;
 
 		if (off <= PF_PATH_MAX + PF_ARGS_CAP)
@@ -422,6 +438,22 @@ static __always_inline void save_sk_flow(struct sock *sk)
 }
 
 /*
+ * An accepted socket is created in softirq and never passes
+ * cgroup/sock_create, so its cookie would stay 0 until its first counted
+ * packet. The passive-established callback runs before the socket turns
+ * ESTABLISHED (and so before accept() can return it): generate the cookie
+ * here, so the state tracepoint and every tier's accept hook can read it.
+ * Shared by every tier; always returns 1 (no effect on the connection).
+ */
+SEC("sockops")
+int pf_sockops(struct bpf_sock_ops *skops)
+{
+	if (skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		bpf_get_socket_cookie(skops);
+	return 1;
+}
+
+/*
  * The TCP state machine: the side that sends the SYN is the source. Two
  * transitions run in the process that caused them (CLOSE->SYN_SENT in
  * connect(), ->LISTEN in listen()) and claim the owner; the others can run
@@ -436,16 +468,23 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	cookie = bpf_get_socket_cookie((void *)sk);
+	/* Read, not generated: bpf_get_socket_cookie() is not offered to
+	 * tracing programs before v5.12. cgroup/sock_create generated it for
+	 * sockets made by socket(), pf_sockops for accepted ones. */
+	cookie = pf_sock_cookie(sk);
+	if (!cookie)
+		return 0;
 	netns = pf_net_cookie(sk->__sk_common.skc_net.net);
 
 	if (newstate == TCP_SYN_SENT) {
-		claim(cookie, netns, PF_CLAIM_CONNECT);
+		if (cfg_tcp_state_claims)
+			claim(cookie, netns, PF_CLAIM_CONNECT);
 		v = bpf_map_lookup_elem(&socks, &cookie);
 		if (v)
 			v->role = PF_ROLE_SRC;
 	} else if (newstate == TCP_LISTEN) {
-		claim(cookie, netns, PF_CLAIM_LISTEN);
+		if (cfg_tcp_state_claims)
+			claim(cookie, netns, PF_CLAIM_LISTEN);
 		v = bpf_map_lookup_elem(&socks, &cookie);
 		if (v) {
 			v->listener = 1;
@@ -457,7 +496,8 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 		if (v)
 			v->role = PF_ROLE_DST;
 	} else if (newstate == TCP_CLOSE) {
-		save_sk_flow((struct sock *)sk);
+		if (cfg_sk_storage)
+			save_sk_flow((struct sock *)sk);
 		v = bpf_map_lookup_elem(&socks, &cookie);
 		if (!v)
 			return 0;
@@ -493,18 +533,25 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 
 	if (!task || !file)
 		return 0;
-	sock = bpf_sock_from_file(file);
-	if (!sock)
+	/* No helpers here (bpf_sock_from_file is v5.11, bpf_get_socket_cookie
+	 * for tracing programs v5.12): a socket's file has a socket inode and
+	 * its struct socket as private data; the cookie is read, and a socket
+	 * without one has carried no counted packet yet (the counters
+	 * generate it; the next flush that meets its flow runs us again). */
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & PF_S_IFMT) != PF_S_IFSOCK)
 		return 0;
-	sk = sock->sk;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
 		return 0;
-	family = sk->__sk_common.skc_family;
-	proto = sk->sk_protocol;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	proto = BPF_CORE_READ(sk, sk_protocol);
 	if ((family != AF_INET && family != AF_INET6) ||
 	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
 		return 0;
-	cookie = bpf_get_socket_cookie(sk);
+	cookie = pf_sock_cookie(sk);
+	if (!cookie)
+		return 0;
 	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (v && v->tgid)
 		return 0;
@@ -518,11 +565,11 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 	nv.tgid = task->tgid;
 	nv.ts_ns = bpf_ktime_get_boot_ns();
 	nv.claim = PF_CLAIM_ITER;
-	nv.netns = pf_net_cookie(sk->__sk_common.skc_net.net);
-	if (proto == IPPROTO_TCP && sk->__sk_common.skc_state == TCP_LISTEN) {
+	nv.netns = pf_net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net));
+	if (proto == IPPROTO_TCP && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN) {
 		nv.listener = 1;
 		nv.role = PF_ROLE_DST;
-		nv.lport = sk->__sk_common.skc_num;
+		nv.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	}
 	BPF_CORE_READ_STR_INTO(&nv.comm, task, comm);
 	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7)
@@ -542,6 +589,8 @@ int pf_iter_sk_flows(struct bpf_iter__bpf_sk_storage_map *ctx)
 	bpf_seq_write(ctx->meta->seq, f, sizeof(*f));
 	return 0;
 }
+
+#include "sock_tiers.bpf.h"
 
 /* ---- flow counters ---------------------------------------------------------- */
 
@@ -740,7 +789,7 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
 		return 1;
-	if (sk->protocol == IPPROTO_TCP && sk->state != TCP_LISTEN) {
+	if (cfg_sk_storage && sk->protocol == IPPROTO_TCP && sk->state != TCP_LISTEN) {
 		if (!count_tcp(skb, sk, egress))
 			return 1;
 	} else if (sk->protocol != IPPROTO_UDP && sk->protocol != IPPROTO_TCP) {

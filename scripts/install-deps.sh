@@ -12,6 +12,7 @@ pkgs=(
 	libcurl4-openssl-dev                           # the ClickHouse sink
 	clickhouse-server clickhouse-client            # the ClickHouse sink's tests
 	python3 iproute2 procps                        # end-to-end tests
+	qemu-system-x86 busybox-static cpio            # VM stage (tests/vm)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -153,7 +153,8 @@ enum pf_claim {
 	PF_CLAIM_CONNECT = 3,	   /* connect() */
 	PF_CLAIM_UDP_MSG = 4,	   /* sendmsg()/recvmsg() on UDP */
 	PF_CLAIM_LISTEN = 5,	   /* listen() */
-	PF_CLAIM_ACCEPT = 6,	   /* accept() (through the getpeername hook) */
+	PF_CLAIM_ACCEPT = 6,	   /* accept() (tracepoint tier: through the getpeername hook) */
+	PF_CLAIM_TCP_MSG = 7,	   /* sendmsg()/recvmsg() on TCP (fentry, kprobe tiers) */
 };
 
 /* One entry per socket, keyed by socket cookie: who owns it (a process

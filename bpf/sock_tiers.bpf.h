@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The "fentry" and "kprobe" socket-ownership tiers. Included by
+ * procflow.bpf.c after claim(): they fill the same socks entries (owner
+ * tgid, claim time, netns cookie, role, task name) as the tracepoint tier,
+ * so nothing after the loader knows which tier ran.
+ *
+ * Every hook is a twin: an fentry/fexit program and a kprobe/kretprobe
+ * program that call one static body with the kernel's struct sock. The
+ * agent loads one twin set (autoload) after a trial attach.
+ *
+ * Hooks, all in the process that makes the call:
+ *   tcp_v4_connect, tcp_v6_connect     connect(): owner, role source
+ *   inet_listen                        listen(): owner, listener, role dest
+ *   inet_csk_accept (return)           accept(): the new socket's owner
+ *   tcp_sendmsg, tcp_cleanup_rbuf      TCP send and receive
+ *   udp_sendmsg, udp_recvmsg,          UDP send and receive
+ *   udpv6_sendmsg, udpv6_recvmsg
+ *   inet_release                       close(): a UDP socket's flows complete
+ *
+ * The socket cookie. A kprobe cannot call bpf_get_socket_cookie() (its
+ * argument is not a BTF pointer), and fentry can only from v5.12 ("bpf:
+ * Expose bpf_get_socket_cookie to tracing programs"), so both twins read
+ * sk->__sk_common.skc_cookie, which is 0 until something generates it.
+ * Generation is left to hooks every tier shares: cgroup/sock_create for
+ * every socket() (and its netns cookie), inet_sock_set_state's
+ * SYN_RECV->ESTABLISHED for accepted sockets, and the cgroup_skb counters
+ * for any socket that carries a packet. A hook that still meets a zero
+ * cookie does nothing; for accept() that is counted (PF_STAT_ACCEPT_MISS)
+ * and the task_file iterator finds the owner at the next flush.
+ */
+#ifndef PF_SOCK_TIERS_BPF_H
+#define PF_SOCK_TIERS_BPF_H
+
+/* Claim @sk for the current thread group; @role and @listener are set when
+ * the hook knows them (connect, listen, accept). */
+static __always_inline void own_sock(struct sock *sk, __u32 how, __u32 role)
+{
+	struct pf_sock_val *v;
+	__u64 cookie;
+
+	if (!sk)
+		return;
+	cookie = pf_sock_cookie(sk);
+	if (!cookie) {
+		if (how == PF_CLAIM_ACCEPT)
+			stat_inc(PF_STAT_ACCEPT_MISS);
+		return;
+	}
+	claim(cookie, pf_net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net)), how);
+	if (role == PF_ROLE_UNKNOWN)
+		return;
+	v = bpf_map_lookup_elem(&socks, &cookie);
+	if (!v)
+		return;
+	v->role = role;
+	if (how == PF_CLAIM_LISTEN)
+		v->listener = 1;
+}
+
+/* close(): a UDP socket has no state machine, its flows complete here. TCP
+ * completion comes from inet_sock_set_state (shared by every tier). */
+static __always_inline void release_sock_of(struct socket *sock)
+{
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	struct pf_sock_val *v;
+	__u64 cookie;
+
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return;
+	cookie = pf_sock_cookie(sk);
+	if (!cookie)
+		return;
+	v = bpf_map_lookup_elem(&socks, &cookie);
+	if (v)
+		v->closed_ns = bpf_ktime_get_boot_ns();
+}
+
+/* Hooks whose first argument is the struct sock. */
+#define PF_SK_TWINS(fn, how, role)                                                                 \
+	SEC("fentry/" #fn)                                                                         \
+	int BPF_PROG(pf_fe_##fn, struct sock *sk)                                                  \
+	{                                                                                          \
+		own_sock(sk, how, role);                                                           \
+		return 0;                                                                          \
+	}                                                                                          \
+	SEC("kprobe/" #fn)                                                                         \
+	int BPF_KPROBE(pf_kp_##fn, struct sock *sk)                                                \
+	{                                                                                          \
+		own_sock(sk, how, role);                                                           \
+		return 0;                                                                          \
+	}
+
+PF_SK_TWINS(tcp_v4_connect, PF_CLAIM_CONNECT, PF_ROLE_SRC)
+PF_SK_TWINS(tcp_v6_connect, PF_CLAIM_CONNECT, PF_ROLE_SRC)
+PF_SK_TWINS(tcp_sendmsg, PF_CLAIM_TCP_MSG, PF_ROLE_UNKNOWN)
+PF_SK_TWINS(tcp_cleanup_rbuf, PF_CLAIM_TCP_MSG, PF_ROLE_UNKNOWN)
+PF_SK_TWINS(udp_sendmsg, PF_CLAIM_UDP_MSG, PF_ROLE_UNKNOWN)
+PF_SK_TWINS(udp_recvmsg, PF_CLAIM_UDP_MSG, PF_ROLE_UNKNOWN)
+PF_SK_TWINS(udpv6_sendmsg, PF_CLAIM_UDP_MSG, PF_ROLE_UNKNOWN)
+PF_SK_TWINS(udpv6_recvmsg, PF_CLAIM_UDP_MSG, PF_ROLE_UNKNOWN)
+
+/* listen() and close() take the struct socket. */
+SEC("fentry/inet_listen")
+int BPF_PROG(pf_fe_inet_listen, struct socket *sock)
+{
+	own_sock(BPF_CORE_READ(sock, sk), PF_CLAIM_LISTEN, PF_ROLE_DST);
+	return 0;
+}
+
+SEC("kprobe/inet_listen")
+int BPF_KPROBE(pf_kp_inet_listen, struct socket *sock)
+{
+	own_sock(BPF_CORE_READ(sock, sk), PF_CLAIM_LISTEN, PF_ROLE_DST);
+	return 0;
+}
+
+SEC("fentry/inet_release")
+int BPF_PROG(pf_fe_inet_release, struct socket *sock)
+{
+	release_sock_of(sock);
+	return 0;
+}
+
+SEC("kprobe/inet_release")
+int BPF_KPROBE(pf_kp_inet_release, struct socket *sock)
+{
+	release_sock_of(sock);
+	return 0;
+}
+
+/* accept(): the new socket is the return value. An fexit program reads it
+ * after the arguments, whose number changed (core_fixes.bpf.h). */
+SEC("fexit/inet_csk_accept")
+int BPF_PROG(pf_fe_inet_csk_accept)
+{
+	own_sock(pf_csk_accept_ret(ctx), PF_CLAIM_ACCEPT, PF_ROLE_DST);
+	return 0;
+}
+
+SEC("kretprobe/inet_csk_accept")
+int BPF_KRETPROBE(pf_kp_inet_csk_accept, struct sock *newsk)
+{
+	own_sock(newsk, PF_CLAIM_ACCEPT, PF_ROLE_DST);
+	return 0;
+}
+
+#endif
