@@ -292,9 +292,12 @@ int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj,
 		unsigned line;
 
 		if (!yaml_parser_parse(&p, &ev)) {
-			cfg_err(err, errsz, "%s:%zu: %s%s%smalformed YAML: %s%s%s", path,
-				p.problem_mark.line + 1, lastkey[0] ? "after " : "", lastkey,
-				lastkey[0] ? ": " : "", p.problem ? p.problem : "parse error",
+			/* Where the broken construct began (an unclosed quote
+			 * runs to the end of the file) is the line to fix. */
+			size_t l = p.context ? p.context_mark.line : p.problem_mark.line;
+
+			cfg_err(err, errsz, "%s:%zu: %s%smalformed YAML: %s%s%s", path, l + 1,
+				lastkey, lastkey[0] ? ": " : "", p.problem ? p.problem : "parse error",
 				p.context ? " " : "", p.context ? p.context : "");
 			ret = -EINVAL;
 			break;
