@@ -135,6 +135,18 @@ def main():
         r = run(a.agent, ["--print-config"] + base, {"PROCFLOW_CONFIG": good})
         check("PROCFLOW_CONFIG names the file", r.returncode == 0 and f"file {good}:2" in r.stdout,
               repr(r.stdout[:200]))
+        # `procflow reload`: no PID file, and a stale one (its agent is gone:
+        # nobody holds the lock, whatever PID it names, even a live one).
+        rd = os.path.join(d, "rt")
+        r = subprocess.run([a.agent, "reload", "--runtime-dir", rd], capture_output=True, text=True)
+        check("reload without a PID file: exit 1, says so",
+              r.returncode == 1 and "procflow.pid" in r.stderr, repr(r.stderr))
+        os.makedirs(rd)
+        with open(os.path.join(rd, "procflow.pid"), "w") as f:
+            f.write(f"{os.getpid()}\n")
+        r = subprocess.run([a.agent, "reload", "--runtime-dir", rd], capture_output=True, text=True)
+        check("reload with a stale PID file: exit 1, says stale, signals nobody",
+              r.returncode == 1 and "stale" in r.stderr, repr(r.stderr))
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")
