@@ -21,7 +21,7 @@
 #define CFG_FILE_MAX ((size_t)1 << 20)
 
 static void cfg_err(char *err, size_t errsz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void cfg_err(char *err, size_t errsz, const char *fmt, ...)
 {
@@ -175,8 +175,9 @@ int pf_cfg__set(const struct pf_cfg_key *k, void *obj, const char *text, const c
 	case PF_CFG_MODE:
 		if (len < 2 || text[0] != '0' || parse_u64(text, len, 8, &v) || v < k->min ||
 		    v > k->max) {
-			cfg_err(err, errsz, "%s: %s: '%s' is not an octal file mode from 0%llo to 0%llo",
-				where, k->name, text, (unsigned long long)k->min,
+			cfg_err(err, errsz,
+				"%s: %s: '%s' is not an octal file mode from 0%llo to 0%llo", where,
+				k->name, text, (unsigned long long)k->min,
 				(unsigned long long)k->max);
 			return -EINVAL;
 		}
@@ -219,8 +220,8 @@ int pf_cfg__set(const struct pf_cfg_key *k, void *obj, const char *text, const c
 	return -EINVAL;
 }
 
-int pf_cfg__defaults(const struct pf_cfg_key *tab, size_t n, void *obj,
-		     struct pf_cfg_origin *orig, char *err, size_t errsz)
+int pf_cfg__defaults(const struct pf_cfg_key *tab, size_t n, void *obj, struct pf_cfg_origin *orig,
+		     char *err, size_t errsz)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (pf_cfg__set(&tab[i], obj, tab[i].def, "default", err, errsz))
@@ -265,9 +266,8 @@ static bool yaml_is_null(const yaml_event_t *ev)
 	return !*v || !strcmp(v, "~") || !strcasecmp(v, "null");
 }
 
-int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj,
-		      struct pf_cfg_origin *orig, const char *path, const char *buf, size_t len,
-		      char *err, size_t errsz)
+int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj, struct pf_cfg_origin *orig,
+		      const char *path, const char *buf, size_t len, char *err, size_t errsz)
 {
 	enum { ST_STREAM, ST_DOC, ST_TOP, ST_KEY, ST_VALUE, ST_DOC_END, ST_DONE } st = ST_STREAM;
 	const struct pf_cfg_key *key = NULL;
@@ -297,8 +297,9 @@ int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj,
 			size_t l = p.context ? p.context_mark.line : p.problem_mark.line;
 
 			cfg_err(err, errsz, "%s:%zu: %s%smalformed YAML: %s%s%s", path, l + 1,
-				lastkey, lastkey[0] ? ": " : "", p.problem ? p.problem : "parse error",
-				p.context ? " " : "", p.context ? p.context : "");
+				lastkey, lastkey[0] ? ": " : "",
+				p.problem ? p.problem : "parse error", p.context ? " " : "",
+				p.context ? p.context : "");
 			ret = -EINVAL;
 			break;
 		}
@@ -320,11 +321,12 @@ int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj,
 			} else if (ev.type == YAML_SCALAR_EVENT && yaml_is_null(&ev)) {
 				st = ST_DOC_END; /* a document of comments only */
 			} else {
-				cfg_err(err, errsz,
-					"%s:%u: the file must be a mapping of keys to values, not %s",
-					path, line,
-					ev.type == YAML_SCALAR_EVENT ? "a single value"
-								     : yaml_what(ev.type));
+				cfg_err(
+				    err, errsz,
+				    "%s:%u: the file must be a mapping of keys to values, not %s",
+				    path, line,
+				    ev.type == YAML_SCALAR_EVENT ? "a single value"
+								 : yaml_what(ev.type));
 				ret = -EINVAL;
 			}
 			break;
@@ -334,12 +336,13 @@ int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj,
 				break;
 			}
 			if (ev.type != YAML_SCALAR_EVENT) {
-				cfg_err(err, errsz, "%s:%u: a key must be a name, not %s", path, line,
-					yaml_what(ev.type));
+				cfg_err(err, errsz, "%s:%u: a key must be a name, not %s", path,
+					line, yaml_what(ev.type));
 				ret = -EINVAL;
 				break;
 			}
-			snprintf(lastkey, sizeof(lastkey), "%s", (const char *)ev.data.scalar.value);
+			snprintf(lastkey, sizeof(lastkey), "%s",
+				 (const char *)ev.data.scalar.value);
 			key = pf_cfg__find(tab, n, (const char *)ev.data.scalar.value);
 			if (!key) {
 				cfg_err(err, errsz, "%s:%u: %s: unknown key", path, line, lastkey);
@@ -356,8 +359,8 @@ int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj,
 			break;
 		case ST_VALUE:
 			if (ev.type != YAML_SCALAR_EVENT) {
-				cfg_err(err, errsz, "%s:%u: %s: expected a single value, got %s", path,
-					line, key->name, yaml_what(ev.type));
+				cfg_err(err, errsz, "%s:%u: %s: expected a single value, got %s",
+					path, line, key->name, yaml_what(ev.type));
 				ret = -EINVAL;
 				break;
 			}
@@ -382,8 +385,9 @@ int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj,
 				st = ST_DONE;
 				break;
 			}
-			cfg_err(err, errsz, "%s:%u: only one YAML document is read; remove the second",
-				path, line);
+			cfg_err(err, errsz,
+				"%s:%u: only one YAML document is read; remove the second", path,
+				line);
 			ret = -EINVAL;
 			break;
 		case ST_DONE:
@@ -398,8 +402,8 @@ int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj,
 	return ret;
 }
 
-int pf_cfg__load_file(const struct pf_cfg_key *tab, size_t n, void *obj,
-		      struct pf_cfg_origin *orig, const char *path, char *err, size_t errsz)
+int pf_cfg__load_file(const struct pf_cfg_key *tab, size_t n, void *obj, struct pf_cfg_origin *orig,
+		      const char *path, char *err, size_t errsz)
 {
 	struct stat st;
 	size_t len = 0;
@@ -484,9 +488,8 @@ static const char *default_getenv(const char *name)
 	return getenv(name);
 }
 
-int pf_cfg__load_env(const struct pf_cfg_key *tab, size_t n, void *obj,
-		     struct pf_cfg_origin *orig, const char *(*getenv_fn)(const char *name),
-		     char *err, size_t errsz)
+int pf_cfg__load_env(const struct pf_cfg_key *tab, size_t n, void *obj, struct pf_cfg_origin *orig,
+		     const char *(*getenv_fn)(const char *name), char *err, size_t errsz)
 {
 	char name[128], where[160];
 
@@ -585,7 +588,8 @@ bool pf_cfg__differs(const struct pf_cfg_key *k, const void *a, const void *b)
 	case PF_CFG_STRING:
 		return strcmp((const char *)cfield(k, a), (const char *)cfield(k, b)) != 0;
 	case PF_CFG_ENUM:
-		return strcmp(*(const char *const *)cfield(k, a), *(const char *const *)cfield(k, b));
+		return strcmp(*(const char *const *)cfield(k, a),
+			      *(const char *const *)cfield(k, b));
 	default:
 		return *(const unsigned *)cfield(k, a) != *(const unsigned *)cfield(k, b);
 	}

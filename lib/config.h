@@ -63,11 +63,11 @@ enum pf_cfg_source {
 
 /* Where each key's value came from, for --print-config. */
 struct pf_cfg_origin {
-	uint8_t source;	  /* enum pf_cfg_source */
-	unsigned line;	  /* PF_CFG_SRC_FILE: 1-based line */
+	uint8_t source; /* enum pf_cfg_source */
+	unsigned line;	/* PF_CFG_SRC_FILE: 1-based line */
 };
 
-#define PF_CFG_ERR_MAX 512
+#define PF_CFG_ERR_MAX	  512
 #define PF_CFG_ENV_PREFIX "PROCFLOW_"
 
 /*
@@ -81,8 +81,8 @@ int pf_cfg__set(const struct pf_cfg_key *key, void *obj, const char *text, const
 
 /* Store every key's default in @obj; -EINVAL if a default is invalid (a
  * bug in the table, said in @err). */
-int pf_cfg__defaults(const struct pf_cfg_key *tab, size_t n, void *obj,
-		     struct pf_cfg_origin *orig, char *err, size_t errsz);
+int pf_cfg__defaults(const struct pf_cfg_key *tab, size_t n, void *obj, struct pf_cfg_origin *orig,
+		     char *err, size_t errsz);
 
 /* The key called @name, or NULL. */
 const struct pf_cfg_key *pf_cfg__find(const struct pf_cfg_key *tab, size_t n, const char *name);
@@ -95,13 +95,12 @@ const struct pf_cfg_key *pf_cfg__find(const struct pf_cfg_key *tab, size_t n, co
  * errors naming the key and "path:line". On error @obj may be partly
  * changed: callers work on a copy.
  */
-int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj,
-		      struct pf_cfg_origin *orig, const char *path, const char *buf, size_t len,
-		      char *err, size_t errsz);
+int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj, struct pf_cfg_origin *orig,
+		      const char *path, const char *buf, size_t len, char *err, size_t errsz);
 
 /* Read @path and apply it as above. An unreadable file is an error. */
-int pf_cfg__load_file(const struct pf_cfg_key *tab, size_t n, void *obj,
-		      struct pf_cfg_origin *orig, const char *path, char *err, size_t errsz);
+int pf_cfg__load_file(const struct pf_cfg_key *tab, size_t n, void *obj, struct pf_cfg_origin *orig,
+		      const char *path, char *err, size_t errsz);
 
 /*
  * The environment variable of @key: "PROCFLOW_" and the key in upper snake
@@ -112,9 +111,8 @@ int pf_cfg__env_name(const struct pf_cfg_key *key, char *buf, size_t bufsz);
 
 /* Apply every PROCFLOW_<KEY> set in the environment (@getenv_fn, so tests
  * can supply their own; NULL means getenv). */
-int pf_cfg__load_env(const struct pf_cfg_key *tab, size_t n, void *obj,
-		     struct pf_cfg_origin *orig, const char *(*getenv_fn)(const char *name),
-		     char *err, size_t errsz);
+int pf_cfg__load_env(const struct pf_cfg_key *tab, size_t n, void *obj, struct pf_cfg_origin *orig,
+		     const char *(*getenv_fn)(const char *name), char *err, size_t errsz);
 
 /* The value of @key in @obj as text (a YAML scalar). Returns @buf. */
 char *pf_cfg__format(const struct pf_cfg_key *key, const void *obj, char *buf, size_t bufsz);

@@ -183,7 +183,8 @@ int pf_zstd_compress_file(const char *src, const char *dst, unsigned mode)
 		do {
 			ZSTD_outBuffer ob = {out, outcap, 0};
 
-			rem = ZSTD_compressStream2(cc, &ob, &ib, last ? ZSTD_e_end : ZSTD_e_continue);
+			rem =
+			    ZSTD_compressStream2(cc, &ob, &ib, last ? ZSTD_e_end : ZSTD_e_continue);
 			if (ZSTD_isError(rem)) {
 				err = -EIO;
 				goto out;
@@ -329,10 +330,11 @@ int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_
 			/* The longest run of whole lines that still fits; at
 			 * least one line when the file is empty. */
 			const char *p = buf + done, *end = buf + len, *cut = NULL, *nl;
-			uint64_t room = (uint64_t)size < f->max_bytes ? f->max_bytes - (uint64_t)size : 0;
+			uint64_t room =
+			    (uint64_t)size < f->max_bytes ? f->max_bytes - (uint64_t)size : 0;
 
-			for (const char *q = p; q < end && (nl = memchr(q, '\n', (size_t)(end - q)));
-			     q = nl + 1) {
+			for (const char *q = p;
+			     q < end && (nl = memchr(q, '\n', (size_t)(end - q))); q = nl + 1) {
 				if ((uint64_t)(nl + 1 - p) > room)
 					break;
 				cut = nl + 1;

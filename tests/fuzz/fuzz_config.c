@@ -22,13 +22,13 @@ struct fcfg {
 static const char *const choices[] = {"none", "zstd", NULL};
 
 static const struct pf_cfg_key tab[] = {
-	{"aBool", PF_CFG_BOOL, "true", 0, 0, NULL, offsetof(struct fcfg, b), sizeof(bool), PF_CFG_LIVE},
-	{"aUint", PF_CFG_UINT, "5", 0, 1000, NULL, offsetof(struct fcfg, u), sizeof(unsigned), 0},
-	{"aDuration", PF_CFG_DURATION, "15s", 1, 86400, NULL, offsetof(struct fcfg, d),
-	 sizeof(unsigned), 0},
-	{"aMode", PF_CFG_MODE, "0640", 0, 0777, NULL, offsetof(struct fcfg, m), sizeof(unsigned), 0},
-	{"aString", PF_CFG_STRING, "/x", 0, 0, NULL, offsetof(struct fcfg, s), 64, 0},
-	{"anEnum", PF_CFG_ENUM, "none", 0, 0, choices, offsetof(struct fcfg, e), sizeof(char *), 0},
+    {"aBool", PF_CFG_BOOL, "true", 0, 0, NULL, offsetof(struct fcfg, b), sizeof(bool), PF_CFG_LIVE},
+    {"aUint", PF_CFG_UINT, "5", 0, 1000, NULL, offsetof(struct fcfg, u), sizeof(unsigned), 0},
+    {"aDuration", PF_CFG_DURATION, "15s", 1, 86400, NULL, offsetof(struct fcfg, d),
+     sizeof(unsigned), 0},
+    {"aMode", PF_CFG_MODE, "0640", 0, 0777, NULL, offsetof(struct fcfg, m), sizeof(unsigned), 0},
+    {"aString", PF_CFG_STRING, "/x", 0, 0, NULL, offsetof(struct fcfg, s), 64, 0},
+    {"anEnum", PF_CFG_ENUM, "none", 0, 0, choices, offsetof(struct fcfg, e), sizeof(char *), 0},
 };
 
 #define N (sizeof(tab) / sizeof(tab[0]))

@@ -26,17 +26,16 @@ struct tcfg {
 static const char *const choices[] = {"none", "zstd", NULL};
 
 static const struct pf_cfg_key tab[] = {
-	{"flowLogsCollectProcessPath", PF_CFG_BOOL, "true", 0, 0, NULL, offsetof(struct tcfg, b),
-	 sizeof(bool), PF_CFG_LIVE},
-	{"flowLogsFileMaxFileSizeMB", PF_CFG_UINT, "100", 1, 1000, NULL, offsetof(struct tcfg, u),
-	 sizeof(unsigned), 0},
-	{"flowLogsFlushInterval", PF_CFG_DURATION, "15s", 1, 86400, NULL, offsetof(struct tcfg, d),
-	 sizeof(unsigned), 0},
-	{"fileMode", PF_CFG_MODE, "0640", 0, 0777, NULL, offsetof(struct tcfg, m), sizeof(unsigned),
-	 0},
-	{"dir", PF_CFG_STRING, "/var/log", 0, 0, NULL, offsetof(struct tcfg, s), 16, 0},
-	{"compression", PF_CFG_ENUM, "none", 0, 0, choices, offsetof(struct tcfg, e), sizeof(char *),
-	 0},
+    {"flowLogsCollectProcessPath", PF_CFG_BOOL, "true", 0, 0, NULL, offsetof(struct tcfg, b),
+     sizeof(bool), PF_CFG_LIVE},
+    {"flowLogsFileMaxFileSizeMB", PF_CFG_UINT, "100", 1, 1000, NULL, offsetof(struct tcfg, u),
+     sizeof(unsigned), 0},
+    {"flowLogsFlushInterval", PF_CFG_DURATION, "15s", 1, 86400, NULL, offsetof(struct tcfg, d),
+     sizeof(unsigned), 0},
+    {"fileMode", PF_CFG_MODE, "0640", 0, 0777, NULL, offsetof(struct tcfg, m), sizeof(unsigned), 0},
+    {"dir", PF_CFG_STRING, "/var/log", 0, 0, NULL, offsetof(struct tcfg, s), 16, 0},
+    {"compression", PF_CFG_ENUM, "none", 0, 0, choices, offsetof(struct tcfg, e), sizeof(char *),
+     0},
 };
 
 #define N (sizeof(tab) / sizeof(tab[0]))
@@ -57,9 +56,10 @@ static void test_values(void **state)
 	struct tcfg c;
 	char buf[64];
 
-	assert_int_equal(load(&c, o, "# comment\nflowLogsCollectProcessPath: Disabled\n"
-				     "flowLogsFileMaxFileSizeMB: 7\nflowLogsFlushInterval: 1m30s\n"
-				     "fileMode: 0600\ndir: \"/tmp/x y\"\ncompression: zstd\n"),
+	assert_int_equal(load(&c, o,
+			      "# comment\nflowLogsCollectProcessPath: Disabled\n"
+			      "flowLogsFileMaxFileSizeMB: 7\nflowLogsFlushInterval: 1m30s\n"
+			      "fileMode: 0600\ndir: \"/tmp/x y\"\ncompression: zstd\n"),
 			 0);
 	assert_false(c.b);
 	assert_int_equal(c.u, 7);
@@ -83,26 +83,32 @@ static void test_errors(void **state)
 	static const struct {
 		const char *yaml, *msg;
 	} cases[] = {
-		{"flowLogsFileMaxFileSizeMB: 1\nnope: 1\n", "t.yaml:2: nope: unknown key"},
-		{"flowLogsFileMaxFileSizeMB: 1001\n", "t.yaml:1: flowLogsFileMaxFileSizeMB: '1001' is not a whole number from 1 to 1000"},
-		{"flowLogsFileMaxFileSizeMB: -1\n", "t.yaml:1: flowLogsFileMaxFileSizeMB: '-1'"},
-		{"flowLogsFileMaxFileSizeMB: 99999999999999999999999\n", "t.yaml:1: flowLogsFileMaxFileSizeMB:"},
-		{"flowLogsFlushInterval: 0s\n", "t.yaml:1: flowLogsFlushInterval:"},
-		{"flowLogsFlushInterval: 5d\n", "t.yaml:1: flowLogsFlushInterval:"},
-		{"flowLogsCollectProcessPath: maybe\n", "t.yaml:1: flowLogsCollectProcessPath: 'maybe' is not true or false"},
-		{"\n\nflowLogsCollectProcessPath: [true]\n", "t.yaml:3: flowLogsCollectProcessPath: expected a single value, got a list"},
-		{"flowLogsCollectProcessPath: {a: 1}\n", "t.yaml:1: flowLogsCollectProcessPath: expected a single value, got a mapping"},
-		{"flowLogsCollectProcessPath:\n", "t.yaml:1: flowLogsCollectProcessPath: no value"},
-		{"fileMode: 640\n", "t.yaml:1: fileMode: '640' is not an octal file mode"},
-		{"fileMode: 0800\n", "t.yaml:1: fileMode:"},
-		{"dir: /a/very/long/directory/name\n", "t.yaml:1: dir: value too long"},
-		{"compression: gzip\n", "t.yaml:1: compression: 'gzip' is not one of: none, zstd"},
-		{"dir: /a\ndir: /b\n", "t.yaml:2: dir: set twice"},
-		{"- a\n- b\n", "t.yaml:1: the file must be a mapping"},
-		{"dir: \"/a\n", "t.yaml:1: dir: malformed YAML"},
-		{"a: b\n---\nc: d\n", "t.yaml:1: a: unknown key"},
-		{"dir: /a\n---\ndir: /b\n", "t.yaml:2: only one YAML document"},
-		{"dir: &x /a\ncompression: *x\n", "t.yaml:2: compression: expected a single value, got an alias"},
+	    {"flowLogsFileMaxFileSizeMB: 1\nnope: 1\n", "t.yaml:2: nope: unknown key"},
+	    {"flowLogsFileMaxFileSizeMB: 1001\n",
+	     "t.yaml:1: flowLogsFileMaxFileSizeMB: '1001' is not a whole number from 1 to 1000"},
+	    {"flowLogsFileMaxFileSizeMB: -1\n", "t.yaml:1: flowLogsFileMaxFileSizeMB: '-1'"},
+	    {"flowLogsFileMaxFileSizeMB: 99999999999999999999999\n",
+	     "t.yaml:1: flowLogsFileMaxFileSizeMB:"},
+	    {"flowLogsFlushInterval: 0s\n", "t.yaml:1: flowLogsFlushInterval:"},
+	    {"flowLogsFlushInterval: 5d\n", "t.yaml:1: flowLogsFlushInterval:"},
+	    {"flowLogsCollectProcessPath: maybe\n",
+	     "t.yaml:1: flowLogsCollectProcessPath: 'maybe' is not true or false"},
+	    {"\n\nflowLogsCollectProcessPath: [true]\n",
+	     "t.yaml:3: flowLogsCollectProcessPath: expected a single value, got a list"},
+	    {"flowLogsCollectProcessPath: {a: 1}\n",
+	     "t.yaml:1: flowLogsCollectProcessPath: expected a single value, got a mapping"},
+	    {"flowLogsCollectProcessPath:\n", "t.yaml:1: flowLogsCollectProcessPath: no value"},
+	    {"fileMode: 640\n", "t.yaml:1: fileMode: '640' is not an octal file mode"},
+	    {"fileMode: 0800\n", "t.yaml:1: fileMode:"},
+	    {"dir: /a/very/long/directory/name\n", "t.yaml:1: dir: value too long"},
+	    {"compression: gzip\n", "t.yaml:1: compression: 'gzip' is not one of: none, zstd"},
+	    {"dir: /a\ndir: /b\n", "t.yaml:2: dir: set twice"},
+	    {"- a\n- b\n", "t.yaml:1: the file must be a mapping"},
+	    {"dir: \"/a\n", "t.yaml:1: dir: malformed YAML"},
+	    {"a: b\n---\nc: d\n", "t.yaml:1: a: unknown key"},
+	    {"dir: /a\n---\ndir: /b\n", "t.yaml:2: only one YAML document"},
+	    {"dir: &x /a\ncompression: *x\n",
+	     "t.yaml:2: compression: expected a single value, got an alias"},
 	};
 	struct tcfg c;
 
@@ -143,7 +149,8 @@ static void test_env_and_precedence(void **state)
 	assert_string_equal(name, "PROCFLOW_FLOW_LOGS_COLLECT_PROCESS_PATH");
 
 	/* file, then environment over it, then a flag over both */
-	assert_int_equal(load(&c, o, "flowLogsFileMaxFileSizeMB: 3\nflowLogsFlushInterval: 2s\n"), 0);
+	assert_int_equal(load(&c, o, "flowLogsFileMaxFileSizeMB: 3\nflowLogsFlushInterval: 2s\n"),
+			 0);
 	assert_int_equal(pf_cfg__load_env(tab, N, &c, o, fake_env, err, sizeof(err)), 0);
 	assert_int_equal(c.u, 9);
 	assert_int_equal(o[1].source, PF_CFG_SRC_ENV);
@@ -155,7 +162,8 @@ static void test_env_and_precedence(void **state)
 	assert_int_equal(pf_cfg__load_env(tab, N, &c, o, bad_env, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "environment PROCFLOW_COMPRESSION: compression: 'lz4' is not one "
 				 "of: none, zstd");
-	assert_int_equal(pf_cfg__set(&tab[1], &c, "x", "--max-file-size", err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_cfg__set(&tab[1], &c, "x", "--max-file-size", err, sizeof(err)),
+			 -EINVAL);
 	assert_string_equal(err, "--max-file-size: flowLogsFileMaxFileSizeMB: 'x' is not a whole "
 				 "number from 1 to 1000");
 }
@@ -173,10 +181,10 @@ static void test_differs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_env_and_precedence),
-		cmocka_unit_test(test_differs),
+	    cmocka_unit_test(test_values),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_env_and_precedence),
+	    cmocka_unit_test(test_differs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

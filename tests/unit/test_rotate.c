@@ -39,7 +39,7 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-#define N_LINES 20000
+#define N_LINES	  20000
 #define MAX_BYTES 16384 /* ~60 lines of ~250 bytes: 80+ rotations */
 
 static int make_line(char *buf, size_t sz, unsigned i)
@@ -47,12 +47,13 @@ static int make_line(char *buf, size_t sz, unsigned i)
 	/* Lines of varying length, so rotation points fall everywhere. */
 	int pad = (int)(i * 7919 % 400);
 
-	return snprintf(buf, sz, "{\"seq\":%u,\"pad\":\"%.*s\"}\n", i, pad,
-			"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-			"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-			"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-			"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-			"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	return snprintf(
+	    buf, sz, "{\"seq\":%u,\"pad\":\"%.*s\"}\n", i, pad,
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
 }
 
 /* Check one complete line; returns its sequence number or -1. */
@@ -297,9 +298,9 @@ static void test_line_over_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rotation_with_tailing_reader),
-		cmocka_unit_test(test_rotation_zstd),
-		cmocka_unit_test(test_line_over_limit),
+	    cmocka_unit_test(test_rotation_with_tailing_reader),
+	    cmocka_unit_test(test_rotation_zstd),
+	    cmocka_unit_test(test_line_over_limit),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
