@@ -69,8 +69,7 @@ extern const size_t pf_config_nkeys;
  * a reload re-reads the same file with the same flags on top.
  */
 struct pf_config_args {
-	const char *file;	 /* --config, PROCFLOW_CONFIG, else the default if present */
-	bool file_given;	 /* named explicitly: it must exist */
+	const char *file;	 /* --config or PROCFLOW_CONFIG: it must be readable */
 	size_t nflags;
 	struct {
 		const struct pf_cfg_key *key;
@@ -87,6 +86,10 @@ struct pf_config_args {
  */
 int pf_config_load(const struct pf_config_args *args, struct pf_config *cfg,
 		   struct pf_cfg_origin *orig, char *err, size_t errsz);
+
+/* The config file a load reads: the one named, else the default when it
+ * exists (looked for again on every load), else NULL. */
+const char *pf_config_file(const struct pf_config_args *args);
 
 /* `procflow run --print-config`: every key, its value and its source. */
 void pf_config_print(FILE *out, const struct pf_config_args *args, const struct pf_config *cfg,

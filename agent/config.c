@@ -108,6 +108,15 @@ void pf_config_defaults(struct pf_config *cfg)
 	}
 }
 
+const char *pf_config_file(const struct pf_config_args *args)
+{
+	if (args->file)
+		return args->file;
+	/* Looked for on every load: a default file created after start-up is
+	 * read by the next reload, one removed stops counting. */
+	return access(PF_CONFIG_DEFAULT_FILE, F_OK) ? NULL : PF_CONFIG_DEFAULT_FILE;
+}
+
 int pf_config_load(const struct pf_config_args *args, struct pf_config *cfg,
 		   struct pf_cfg_origin *orig, char *err, size_t errsz)
 {
@@ -117,9 +126,9 @@ int pf_config_load(const struct pf_config_args *args, struct pf_config *cfg,
 	pf_config_defaults(&c);
 	if (orig)
 		memset(orig, 0, pf_config_nkeys * sizeof(*orig));
-	if (args->file) {
-		ret = pf_cfg__load_file(pf_config_keys, pf_config_nkeys, &c, orig, args->file, err,
-					errsz);
+	if (pf_config_file(args)) {
+		ret = pf_cfg__load_file(pf_config_keys, pf_config_nkeys, &c, orig,
+					pf_config_file(args), err, errsz);
 		if (ret)
 			return -EINVAL;
 	}
@@ -147,7 +156,9 @@ void pf_config_print(FILE *out, const struct pf_config_args *args, const struct 
 
 	fprintf(out,
 		"# procflow effective configuration (flags > environment > file > defaults)\n");
-	fprintf(out, "# config file: %s\n", args->file ? args->file : "none");
+	const char *file = pf_config_file(args);
+
+	fprintf(out, "# config file: %s\n", file ? file : "none");
 	for (size_t i = 0; i < pf_config_nkeys; i++) {
 		const struct pf_cfg_key *k = &pf_config_keys[i];
 		const char *flag = NULL;
@@ -155,7 +166,7 @@ void pf_config_print(FILE *out, const struct pf_config_args *args, const struct 
 		pf_cfg__format(k, cfg, val, sizeof(val));
 		switch (orig[i].source) {
 		case PF_CFG_SRC_FILE:
-			snprintf(src, sizeof(src), "file %s:%u", args->file, orig[i].line);
+			snprintf(src, sizeof(src), "file %s:%u", file, orig[i].line);
 			break;
 		case PF_CFG_SRC_ENV:
 			pf_cfg__env_name(k, env, sizeof(env));

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "agent.h"
 #include "config.h"
@@ -185,7 +184,6 @@ static int parse_opts(int argc, char **argv, struct cli *cli)
 				return -EINVAL;
 			}
 			cli->args.file = optarg;
-			cli->args.file_given = true;
 			break;
 		case OPT_PRINT_CONFIG:
 			cli->print_config = true;
@@ -210,17 +208,13 @@ static int parse_opts(int argc, char **argv, struct cli *cli)
 			argv[optind]);
 		return -EINVAL;
 	}
-	/* The file: --config, else PROCFLOW_CONFIG, else the default when it
-	 * exists. A file named explicitly must be readable. */
+	/* The file: --config, else PROCFLOW_CONFIG (either must be readable),
+	 * else the default when it exists (pf_config_file()). */
 	if (!cli->args.file) {
 		const char *env = getenv("PROCFLOW_CONFIG");
 
-		if (env && *env) {
+		if (env && *env)
 			cli->args.file = env;
-			cli->args.file_given = true;
-		} else if (!access(PF_CONFIG_DEFAULT_FILE, F_OK)) {
-			cli->args.file = PF_CONFIG_DEFAULT_FILE;
-		}
 	}
 	return 0;
 }
