@@ -46,6 +46,7 @@ struct pf_agent {
 	int pid_fd;		/* the locked PID file, -1 when there is none */
 	char pid_path[PF_CFG_PATH_MAX + 32];
 	bool write_failing;	/* the last write of flows.log failed */
+	uint64_t rotate_failures; /* rotation failures already logged */
 	uint64_t lost_reported; /* lines lost that the log has already told */
 	struct pf_loader loader;
 	struct ring_buffer *rb;
@@ -282,6 +283,14 @@ static void write_lines(struct pf_agent *a)
 
 	err = pf_logfile__write(a->log, a->out, a->out_len, a->out_lines);
 	lost = pf_logfile__lost(a->log);
+	if (pf_logfile__rotate_failures(a->log) > a->rotate_failures) {
+		/* Nothing is lost: the lines go on into the file that is open. */
+		if (!a->rotate_failures)
+			pf_log("rotating %s failed (is the directory writable?): it grows past "
+			       "flowLogsFileMaxFileSizeMB until rotation works again",
+			       pf_logfile__path(a->log));
+		a->rotate_failures = pf_logfile__rotate_failures(a->log);
+	}
 	if (err) {
 		if (!a->write_failing)
 			pf_log("writing %s failed: %s; lines are counted as lost until writing "

@@ -91,7 +91,17 @@ def main():
         spawn_for(0.3)
         done2 = agent.wait_for("reloaded: flowLogsCollectProcessPath=true", after=n)
         check("procflow reload to on is applied", done2 is not None, agent.text())
-        spawn_for(3)
+        spawn_for(1.5)
+
+        # An invalid file is rejected; the running configuration stays.
+        with open(conf, "w") as f:
+            f.write("flowLogsCollectProcessPath: false\nflowLogsFileMaxFiles: lots\n")
+        n = agent.nlog()
+        agent.p.send_signal(signal.SIGHUP)
+        t = agent.wait_for("reload rejected", after=n)
+        check("an invalid config is rejected, naming key and file:line",
+              t is not None and f"{conf}:2: flowLogsFileMaxFiles" in agent.text(), agent.text())
+        spawn_for(1.5)  # these clients must still get paths
 
         for c in clients:
             c[0].wait(timeout=10)
