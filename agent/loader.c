@@ -170,7 +170,7 @@ static int try_tier(struct pf_loader *l, const struct pf_config *cfg, const char
 		return -errno;
 	}
 	l->skel->rodata->cfg_args_max = cfg->args_max;
-	l->skel->rodata->cfg_include_loopback = cfg->include_loopback;
+	l->skel->bss->cfg_include_loopback = cfg->include_loopback;
 	bpf_object__for_each_program(p, l->skel->obj)
 	{
 		const struct pf_hook *h = NULL;

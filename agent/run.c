@@ -421,6 +421,8 @@ static void reload(struct pf_agent *a)
 	if (pf_agg__reconfigure(a->agg, &ao))
 		pf_log("reload: the aggregator kept its settings (interval not empty)");
 	log_rotation(a->cfg, a->log);
+	/* A global of the loaded BPF object, mapped: packets from now on. */
+	a->loader.skel->bss->cfg_include_loopback = a->cfg->include_loopback;
 	arm_timer(a->tfd, a->cfg->flush_interval_s);
 	pf_proc_cache__set_grace(a->procs, 2ull * a->cfg->flush_interval_s * 1000000000ull);
 	pf_verbose = a->cfg->verbose;

@@ -43,7 +43,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by the agent before load. */
 const volatile __u32 cfg_args_max = PF_ARGS_DEFAULT;
-const volatile __u8 cfg_include_loopback = 0;
+volatile __u8 cfg_include_loopback = 0; /* .bss, not rodata: a reload sets it live */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
