@@ -37,6 +37,7 @@ def traffic(server, n, tag):
     ps = [client(server.port, f"{tag}-{i}") for i in range(n)]
     for p in ps:
         p.wait(timeout=10)
+    return [p.pid for p in ps]
 
 
 def fill(path):
@@ -64,7 +65,7 @@ def main():
     mounted = False
     agent = server = None
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "pf-diskfull", mnt],
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "pf-diskfull", mnt],
                        check=True)
         mounted = True
         out = os.path.join(mnt, "out")
@@ -91,12 +92,15 @@ def main():
         lines = read_lines(flows)  # raises on a partial line
         check("only whole lines while full", True)
         time.sleep(2)
-        check("nothing written while full", os.path.getsize(flows) == size_full)
+        # Lines that fit in the slack of the file's last page may still go
+        # in; nothing beyond it can.
+        check("nothing more than fits is written while full",
+              os.path.getsize(flows) - size_full < 4096)
 
         # Space again.
         n = agent.nlog()
         os.unlink(os.path.join(mnt, "filler"))
-        traffic(server, 3, "after")
+        after = traffic(server, 3, "after")
         t = agent.wait_for("works again", after=n, timeout=10)
         check("resumption is logged", t is not None, agent.text())
         m = re.search(r"works again: (\d+) lines could not be written", agent.text())
@@ -104,10 +108,11 @@ def main():
         time.sleep(2.5)
         lines = read_lines(flows)
         check("writing resumed", len(lines) > len(before) and os.path.getsize(flows) > size_full)
-        check("the new lines are from after the disk had space",
-              any(l["process_args"] and l["process_args"][0].startswith("0 after") or
-                  any("after-" in s for s in l["process_args"]) for l in lines),
-              repr([l["process_args"] for l in lines[-5:]]))
+        # (Other processes on the machine make loopback traffic too: look
+        # for this test's clients by PID.)
+        pids = {l["process_id"] for l in lines}
+        check("the clients that ran after the disk had space are in the file",
+              all(str(p) in pids for p in after), repr(after))
 
         check("agent exits 0 on SIGTERM", agent.stop() == 0, agent.text())
     except Exception as e:  # a partial line raises here
