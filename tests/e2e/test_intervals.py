@@ -59,7 +59,7 @@ def main():
         ls = [l for l in read_lines(os.path.join(out, "flows.log"))
               if l["reporter"] == "src" and l["process_id"] == str(p.pid)]
         ls.sort(key=lambda l: l["start_time"])
-        check("the flow is in at least 4 intervals", len(ls) >= 4, repr(len(ls)))
+        check("the flow is in at least 4 intervals", len(ls) >= 4, repr(len(ls)) + "\n" + agent.text())
         if ls:
             check("started in the first interval only",
                   [l["num_flows_started"] for l in ls] == [1] + [0] * (len(ls) - 1),

@@ -141,7 +141,7 @@ def main():
                 if not ok or l["num_process_ids"] != 1:
                     wrong.append((p.pid, want, l["process_name"], l["process_args"]))
         check(f"every client's flow is present ({len(clients)} clients)", not missing,
-              f"missing PIDs {missing}")
+              f"missing PIDs {missing}\n{agent.text()}")
         check("each flow has the process_name kind of its time", not wrong, repr(wrong[:5]))
         check("clients ran in every phase", kinds["path"] >= 10 and kinds["task"] >= 10,
               repr(kinds))
