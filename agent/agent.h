@@ -63,6 +63,7 @@ extern const size_t pf_config_nkeys;
 
 #define PF_CONFIG_DEFAULT_FILE "/etc/procflow/procflow.yaml"
 #define PF_CONFIG_MAX_FLAGS 128
+#define PF_CONFIG_MAX_KEYS 128 /* bound of the key table, for arrays per key */
 
 /*
  * Where a configuration comes from, kept for the life of the agent so that

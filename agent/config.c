@@ -95,6 +95,7 @@ static const struct pf_cfg_key keys[] = {
 
 const struct pf_cfg_key *const pf_config_keys = keys;
 const size_t pf_config_nkeys = sizeof(keys) / sizeof(keys[0]);
+_Static_assert(sizeof(keys) / sizeof(keys[0]) <= PF_CONFIG_MAX_KEYS, "raise PF_CONFIG_MAX_KEYS");
 
 void pf_config_defaults(struct pf_config *cfg)
 {

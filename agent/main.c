@@ -222,7 +222,7 @@ static int parse_opts(int argc, char **argv, struct cli *cli)
 int main(int argc, char **argv)
 {
 	static struct cli cli; /* static: the flag list is kept for reloads */
-	struct pf_cfg_origin orig[PF_CONFIG_MAX_FLAGS];
+	struct pf_cfg_origin orig[PF_CONFIG_MAX_KEYS];
 	char err[PF_CFG_ERR_MAX];
 	struct pf_config cfg;
 	const char *cmd;
