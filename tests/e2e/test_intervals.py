@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """A long-lived flow across intervals, through the real collector.
 
-One client process opens a loopback TCP connection, sends, stays connected
+One client process opens a TCP connection to a server in this test's own
+network namespace (pfagent.NetnsServer), sends, stays connected
 and idle for several intervals, sends again and closes. Its flow must appear
 in every interval from the first to the last (the idle ones too, with no
 bytes), count as started in the first interval only and as completed in the
@@ -16,12 +17,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pfagent import Agent, Server, read_lines  # noqa: E402
+from pfagent import Agent, NetnsServer, read_lines  # noqa: E402
 
 passed = failed = 0
 
 LONG = ("import socket,sys,time\n"
-        "c=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n"
+        "c=socket.create_connection((sys.argv[2],int(sys.argv[1])))\n"
         "c.sendall(b'a'*1000)\n"
         "time.sleep(4.5)\n"
         "c.sendall(b'b'*1000)\n"
@@ -48,11 +49,11 @@ def main():
     out = os.path.join(d, "out")
     agent = server = p = None
     try:
-        server = Server()
-        agent = Agent(a.agent, ["--output-dir", out, "--flush-interval", "1", "--include-loopback",
+        server = NetnsServer()
+        agent = Agent(a.agent, ["--output-dir", out, "--flush-interval", "1", 
                                 "--aggregation", "0", "--runtime-dir", os.path.join(d, "run")])
         check("agent ready", agent.wait_for("ready") is not None, agent.text())
-        p = subprocess.Popen([sys.executable, "-c", LONG, str(server.port)])
+        p = subprocess.Popen([sys.executable, "-c", LONG, str(server.port), server.ip])
         p.wait(timeout=30)
         time.sleep(2.5)
         check("agent exits 0 on SIGTERM", agent.stop() == 0, agent.text())

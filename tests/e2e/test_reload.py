@@ -9,8 +9,9 @@ and a client that ran entirely within one setting must carry that setting's
 kind of process_name. A client that straddled a reload may carry either
 (the reload closes the interval at the moment it is applied).
 
-Loopback traffic (--include-loopback) and aggregation level 0, so each
-client's connection is its own line, told apart by its PID."""
+Clients on the host talk to a server in this test's own network namespace
+(pfagent.NetnsServer); aggregation level 0, so each client's connection is its
+own line, told apart by its PID."""
 import argparse
 import os
 import shutil
@@ -20,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pfagent import Agent, Server, client, read_lines  # noqa: E402
+from pfagent import Agent, NetnsServer, client, read_lines  # noqa: E402
 
 passed = failed = 0
 
@@ -59,7 +60,7 @@ def main():
         while time.monotonic() < end:
             marker = f"pf-reload-{len(clients)}"
             t0 = time.monotonic()
-            p = client(server.port, marker)
+            p = client(server.port, marker, server.ip)
             clients.append([p, t0, None, marker])
             time.sleep(0.15)
             for c in clients:
@@ -68,9 +69,9 @@ def main():
 
     try:
         write_conf(True)
-        server = Server()
+        server = NetnsServer()
         agent = Agent(a.agent, ["--config", conf, "--output-dir", out, "--flush-interval", "1",
-                                "--include-loopback", "--runtime-dir", run])
+                                "--runtime-dir", run])
         check("agent ready", agent.wait_for("ready") is not None, agent.text())
 
         spawn_for(3)
