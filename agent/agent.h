@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stddef.h>
 
 #include "sink_clickhouse.h"
 
@@ -17,26 +18,95 @@
 #define PF_EXIT_RUNTIME 1 /* missing privileges or kernel support, I/O */
 #define PF_EXIT_USAGE 2	  /* bad command line */
 
+#define PF_CFG_PATH_MAX 4096
+
+/*
+ * The running configuration. Every field is a key of the table in
+ * agent/config.c (which names its YAML key, environment variable, flag,
+ * default, bounds and whether it changes live); strings are arrays so a
+ * configuration is copied by value on reload.
+ */
 struct pf_config {
-	const char *output_dir;	    /* flows.log goes here */
-	unsigned flush_interval_s;  /* aggregation window */
+	char output_dir[PF_CFG_PATH_MAX]; /* flows.log goes here */
+	unsigned flush_interval_s;	  /* aggregation window */
+	bool file_enabled;		  /* write flows.log at all */
+	unsigned max_files;		  /* rotated files kept */
+	unsigned max_file_mb;		  /* rotate when flows.log would exceed this */
+	const char *compression;	  /* "none" or "zstd": rotated files */
+	unsigned file_mode, dir_mode;	  /* flows.log and its directory */
+	unsigned agg_allowed;		  /* aggregation level 0..3, allowed flows */
+	unsigned agg_denied;		  /* aggregation level 0..3, denied flows */
+	bool include_labels, include_policies, include_service; /* no effect without k8s */
 	bool include_loopback;
-	bool process_info;	    /* process_name / process_id */
-	bool process_path;	    /* path and args (else the task name) */
-	bool to_stdout;		    /* also print every line */
+	bool process_info; /* process_name / process_id */
+	bool process_path; /* path and args (else the task name) */
+	bool to_stdout;	   /* also print every line */
 	bool tcp_stats;
-	int agg_level;		    /* 0..3 */
-	unsigned proc_limit;	    /* per-flow process names */
-	unsigned args_limit;	    /* per-flow argument strings */
-	unsigned args_max;	    /* bytes of argv captured at exec */
-	unsigned argc_max;	    /* arguments kept */
-	unsigned udp_idle_s;	    /* an idle UDP flow completes after this */
-	const char *tier;	    /* "auto" or a tier name */
+	unsigned proc_limit; /* per-flow process names */
+	unsigned args_limit; /* per-flow argument strings */
+	unsigned args_max;   /* bytes of argv captured at exec */
+	unsigned argc_max;   /* arguments kept */
+	unsigned udp_idle_s; /* an idle UDP flow completes after this */
+	const char *tier;    /* "auto" or a tier name */
+	char runtime_dir[PF_CFG_PATH_MAX]; /* PID file */
 	bool verbose;
 	struct pf_ch_config ch;	    /* the ClickHouse sink (off unless ch.url) */
 };
 
+/* Every key at its default. */
 void pf_config_defaults(struct pf_config *cfg);
+
+/* ---- config.c: the key table, sources and precedence ---- */
+
+struct pf_cfg_key;
+struct pf_cfg_origin;
+
+extern const struct pf_cfg_key *const pf_config_keys;
+extern const size_t pf_config_nkeys;
+
+#define PF_CONFIG_DEFAULT_FILE "/etc/procflow/procflow.yaml"
+#define PF_CONFIG_MAX_FLAGS 128
+#define PF_CONFIG_MAX_KEYS 128 /* bound of the key table, for arrays per key */
+
+/*
+ * Where a configuration comes from, kept for the life of the agent so that
+ * a reload re-reads the same file with the same flags on top.
+ */
+struct pf_config_args {
+	const char *file;	 /* --config or PROCFLOW_CONFIG: it must be readable */
+	size_t nflags;
+	struct {
+		const struct pf_cfg_key *key;
+		const char *value; /* the flag's argument ("true"/"false" for switches) */
+		const char *flag;  /* as written, for messages */
+	} flags[PF_CONFIG_MAX_FLAGS];
+};
+
+/*
+ * Build the effective configuration: defaults, then the file, then the
+ * environment, then the flags. @orig (pf_config_nkeys entries, may be NULL)
+ * receives where each value came from. Returns 0, or -EINVAL with one
+ * message in @err naming the key and the file:line, variable or flag.
+ */
+int pf_config_load(const struct pf_config_args *args, struct pf_config *cfg,
+		   struct pf_cfg_origin *orig, char *err, size_t errsz);
+
+/* The config file a load reads: the one named, else the default when it
+ * exists (looked for again on every load), else NULL. */
+const char *pf_config_file(const struct pf_config_args *args);
+
+/* `procflow run --print-config`: every key, its value and its source. */
+void pf_config_print(FILE *out, const struct pf_config_args *args, const struct pf_config *cfg,
+		     const struct pf_cfg_origin *orig);
+
+/* The flag and key lines of --help, generated from the table. */
+void pf_config_usage(FILE *out);
+
+/* The PID file: <runtime_dir>/procflow.pid, locked while the agent runs. */
+int pf_pidfile_create(const char *runtime_dir, char *path, size_t pathsz);
+void pf_pidfile_remove(int fd, const char *path);
+/* `procflow reload`: SIGHUP to the agent named by the PID file. Exit code. */
+int pf_reload_command(const char *runtime_dir);
 
 /* Log a line to stderr, prefixed "procflow: ". */
 void pf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -93,7 +163,8 @@ int pf_check(const struct pf_config *cfg);
 int pf_loader__host_pidns(struct pf_loader *l);
 
 /* ---- run.c ---- */
-int pf_run(const struct pf_config *cfg);
+/* Run the agent; @args is kept for reloads (SIGHUP). Returns an exit code. */
+int pf_run(const struct pf_config *cfg, const struct pf_config_args *args);
 
 #endif
 
@@ -109,7 +180,7 @@ struct pf_collector {
 	struct pf_loader *loader;    /* for the socket iterator */
 	struct pf_proc_cache *procs;
 	struct pf_agg *agg;
-	const struct pf_config *cfg;
+	const struct pf_config *cfg; /* the running one: a reload changes it in place */
 	struct pf_hmap *prev;	     /* flow key -> counters already reported */
 	struct pf_hmap *handshakes;  /* user flow key -> listener-side counters */
 	struct pf_hmap *socks;	     /* cookie -> socket, read once per flush */

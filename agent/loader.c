@@ -251,7 +251,7 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 		return -errno;
 	}
 	l->skel->rodata->cfg_args_max = cfg->args_max;
-	l->skel->rodata->cfg_include_loopback = cfg->include_loopback;
+	l->skel->bss->cfg_include_loopback = cfg->include_loopback;
 	l->skel->rodata->cfg_tcp_state_claims = !strcmp(tier, "tracepoint");
 	l->skel->rodata->cfg_path_walk = var->path_walk;
 	l->skel->rodata->cfg_sk_storage = var->sk_storage;

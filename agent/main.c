@@ -4,7 +4,8 @@
  *
  * main() parses the command line and turns every error into an exit code
  * in one place: 0 ok, 1 missing privileges / kernel support / I/O, 2 bad
- * command line.
+ * command line or configuration. The options come from the key table in
+ * config.c; this file only adds the ones that are not keys.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "config.h"
 #include "procflow/abi.h"
 #include "query_cmd.h"
 
@@ -52,197 +54,162 @@ void pf_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
-void pf_config_defaults(struct pf_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->output_dir = "/var/log/procflow";
-	cfg->flush_interval_s = 15;
-	cfg->process_info = true;
-	cfg->process_path = true;
-	cfg->tcp_stats = true;
-	cfg->agg_level = 1;
-	cfg->proc_limit = 2;
-	cfg->args_limit = 5;
-	cfg->args_max = PF_ARGS_DEFAULT;
-	cfg->argc_max = PF_ARGC_DEFAULT;
-	cfg->udp_idle_s = 60;
-	cfg->tier = "auto";
-	pf_ch_config__defaults(&cfg->ch);
-}
+static const char usage_head[] =
+    "Usage: procflow COMMAND [OPTIONS]\n"
+    "\n"
+    "Network flow logs in which every TCP and UDP flow names the process on the\n"
+    "local side: executable path, arguments and PID.\n"
+    "\n"
+    "Commands:\n"
+    "  run        load the kernel hooks and write flow logs until SIGINT/SIGTERM;\n"
+    "             SIGHUP re-reads the configuration\n"
+    "  check      report what this kernel offers and whether procflow can run here\n"
+    "  reload     make the running agent re-read its configuration (SIGHUP through\n"
+    "             <runtimeDirectory>/procflow.pid, default /run/procflow/procflow.pid)\n"
+    "  query      print the flows written so far, filtered (see procflow query --help)\n"
+    "  clickhouse-schema  print the ClickHouse table definition the sink inserts into\n"
+    "\n"
+    "Options for run (and check and reload where they apply):\n"
+    "  -c, --config FILE          YAML config file (default " PF_CONFIG_DEFAULT_FILE
+    " when present;\n"
+    "                             also PROCFLOW_CONFIG)\n"
+    "      --print-config         print the effective configuration and where each value\n"
+    "                             came from, then exit\n";
 
-static const char usage_text[] =
-	"Usage: procflow COMMAND [OPTIONS]\n"
-	"\n"
-	"Network flow logs in which every TCP and UDP flow names the process on the\n"
-	"local side: executable path, arguments and PID.\n"
-	"\n"
-	"Commands:\n"
-	"  run        load the kernel hooks and write flow logs until SIGINT/SIGTERM\n"
-	"  check      report what this kernel offers and whether procflow can run here\n"
-	"  query      print the flows written so far, filtered (see procflow query --help)\n"
-	"  clickhouse-schema  print the ClickHouse table definition the sink inserts into\n"
-	"\n"
-	"Options for run (and check where they apply):\n"
-	"  -o, --output-dir DIR       write DIR/flows.log (default /var/log/procflow)\n"
-	"  -i, --flush-interval SECS  aggregation interval, 1..86400 (default 15)\n"
-	"      --include-loopback     also log 127.0.0.0/8 and ::1 traffic (default: left out)\n"
-	"      --no-process-path      process_name is the task name, process_args is []\n"
-	"      --no-process-info      no process fields at all (process_name \"-\")\n"
-	"      --no-tcp-stats         leave the tcp_* fields at 0\n"
-	"  -a, --aggregation LEVEL    0: per 5-tuple, 1: source port folded (default),\n"
-	"                             2: also addresses folded, 3: also dest port folded\n"
-	"      --args-max BYTES       argument bytes captured per exec, 64..16384 (default 4096)\n"
-	"      --argc-max N           arguments kept per process, 1..4096 (default 64)\n"
-	"      --process-limit N      process names per flow before the \"*\" line (default 2)\n"
-	"      --args-limit N         argument strings listed per line (default 5)\n"
-	"      --hook-tier TIER       auto (default: the first of fentry, kprobe, tracepoint\n"
-	"                             that loads and attaches), fentry, kprobe or tracepoint\n"
-	"      --stdout               also print every line on standard output\n"
-	"  -v, --verbose              log more (libbpf messages, each flush)\n"
-	"\n"
-	"  -h, --help                 this text\n"
-	"  -V, --version              print the version\n"
-	"\n"
-	"Exit status: 0 ok, 1 missing privileges or kernel support, 2 bad command line.\n";
-
-enum {
-	OPT_INCLUDE_LOOPBACK = 256,
-	OPT_NO_PROCESS_PATH,
-	OPT_NO_PROCESS_INFO,
-	OPT_NO_TCP_STATS,
-	OPT_ARGS_MAX,
-	OPT_ARGC_MAX,
-	OPT_PROCESS_LIMIT,
-	OPT_ARGS_LIMIT,
-	OPT_HOOK_TIER,
-	OPT_STDOUT,
-};
-
-static const struct option long_opts[] = {
-	{"output-dir", required_argument, NULL, 'o'},
-	{"flush-interval", required_argument, NULL, 'i'},
-	{"include-loopback", no_argument, NULL, OPT_INCLUDE_LOOPBACK},
-	{"no-process-path", no_argument, NULL, OPT_NO_PROCESS_PATH},
-	{"no-process-info", no_argument, NULL, OPT_NO_PROCESS_INFO},
-	{"no-tcp-stats", no_argument, NULL, OPT_NO_TCP_STATS},
-	{"aggregation", required_argument, NULL, 'a'},
-	{"args-max", required_argument, NULL, OPT_ARGS_MAX},
-	{"argc-max", required_argument, NULL, OPT_ARGC_MAX},
-	{"process-limit", required_argument, NULL, OPT_PROCESS_LIMIT},
-	{"args-limit", required_argument, NULL, OPT_ARGS_LIMIT},
-	{"hook-tier", required_argument, NULL, OPT_HOOK_TIER},
-	{"stdout", no_argument, NULL, OPT_STDOUT},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
-};
-
-/* A whole decimal number in [lo, hi], nothing else. */
-static int parse_uint(const char *name, const char *s, unsigned long lo, unsigned long hi,
-		      unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-		goto bad;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v < lo || v > hi)
-		goto bad;
-	*out = (unsigned)v;
-	return 0;
-bad:
-	fprintf(stderr, "procflow: --%s: '%s' is not a whole number from %lu to %lu\n", name,
-		s ? s : "", lo, hi);
-	return -EINVAL;
-}
+static const char usage_tail[] =
+    "\n"
+    "Precedence: flags, then environment, then the config file, then defaults.\n"
+    "\n"
+    "  -h, --help                 this text\n"
+    "  -V, --version              print the version\n"
+    "\n"
+    "Exit status: 0 ok, 1 missing privileges or kernel support, 2 bad command line or\n"
+    "configuration.\n";
 
 static void usage(FILE *out)
 {
-	fputs(usage_text, out);
+	fputs(usage_head, out);
+	pf_config_usage(out);
 	pf_ch_config__help(out);
+	fputs(usage_tail, out);
 }
 
-static int parse_opts(int argc, char **argv, struct pf_config *cfg)
-{
-	/* run's own options, then the sink's (from its option table) */
-	struct option all[sizeof(long_opts) / sizeof(long_opts[0]) + 16];
-	size_t nown = sizeof(long_opts) / sizeof(long_opts[0]) - 1;
-	int nch;
-	unsigned v;
-	int c;
+/* Options that are not configuration keys. Table flags get codes from
+ * OPT_KEY_BASE up, one per key. */
+enum {
+	OPT_PRINT_CONFIG = 256,
+	OPT_KEY_BASE = 1024,
+};
 
-	memcpy(all, long_opts, nown * sizeof(all[0]));
-	nch = pf_ch_config__options(all + nown, 15);
-	if (nch > 15)
-		nch = 15; /* the table outgrew this array: grow the 16 above */
-	memset(&all[nown + (size_t)nch], 0, sizeof(all[0]));
+static const struct option extra_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+};
+
+#define N_EXTRA (sizeof(extra_opts) / sizeof(extra_opts[0]))
+
+struct cli {
+	struct pf_config_args args;
+	bool print_config;
+	/* The ClickHouse sink's options: not configuration keys (they are
+	 * set once, at start-up), from the sink's own option table. */
+	struct pf_ch_config ch;
+};
+
+/*
+ * Parse the command line. Flags that set configuration keys are recorded
+ * (not applied): pf_config_load() puts them on top of the file and the
+ * environment, now and on every reload. Each is checked here already so a
+ * bad flag is reported as a flag. Returns 0, 1 (help or version printed),
+ * or -EINVAL.
+ */
+static int parse_opts(int argc, char **argv, struct cli *cli)
+{
+	struct option opts[PF_CONFIG_MAX_FLAGS];
+	char shorts[PF_CONFIG_MAX_FLAGS * 2 + 16], flagname[80], err[PF_CFG_ERR_MAX];
+	struct pf_config scratch;
+	size_t no = 0, ns = 0;
+	int c, idx;
+
+	pf_config_defaults(&scratch);
+	ns += (size_t)snprintf(shorts, sizeof(shorts), ":c:hV");
+	for (size_t i = 0; i < N_EXTRA; i++)
+		opts[no++] = extra_opts[i];
+	for (size_t i = 0; i < pf_config_nkeys && no + 1 < PF_CONFIG_MAX_FLAGS; i++) {
+		const struct pf_cfg_key *k = &pf_config_keys[i];
+		bool arg = k->type != PF_CFG_BOOL;
+
+		if (!k->flag)
+			continue;
+		opts[no].name = k->flag;
+		opts[no].has_arg = arg ? required_argument : no_argument;
+		opts[no].flag = NULL;
+		opts[no].val = OPT_KEY_BASE + (int)i;
+		no++;
+		if (k->short_flag && ns + 3 < sizeof(shorts)) {
+			shorts[ns++] = k->short_flag;
+			if (arg)
+				shorts[ns++] = ':';
+			shorts[ns] = '\0';
+		}
+	}
+	{
+		int nch = pf_ch_config__options(opts + no, (int)(PF_CONFIG_MAX_FLAGS - 1 - no));
+
+		if (nch > (int)(PF_CONFIG_MAX_FLAGS - 1 - no))
+			nch = (int)(PF_CONFIG_MAX_FLAGS - 1 - no); /* grow PF_CONFIG_MAX_FLAGS */
+		no += (size_t)nch;
+	}
+	memset(&opts[no], 0, sizeof(opts[no]));
+
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":o:i:a:vhV", all, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shorts, opts, &idx)) != -1) {
+		const struct pf_cfg_key *k = NULL;
+
+		/* A short flag of a key: find its row. */
+		for (size_t i = 0; i < pf_config_nkeys && c < 256; i++)
+			if (pf_config_keys[i].short_flag && pf_config_keys[i].short_flag == c)
+				k = &pf_config_keys[i];
+		if (c >= OPT_KEY_BASE && c < OPT_KEY_BASE + (int)pf_config_nkeys)
+			k = &pf_config_keys[c - OPT_KEY_BASE];
+		if (k) {
+			struct pf_config_args *a = &cli->args;
+			const char *val =
+			    k->type == PF_CFG_BOOL ? (k->flag_value ? "true" : "false") : optarg;
+
+			snprintf(flagname, sizeof(flagname), "--%s", k->flag);
+			if (a->nflags >= PF_CONFIG_MAX_FLAGS) {
+				fprintf(stderr, "procflow: too many options\n");
+				return -EINVAL;
+			}
+			if (pf_cfg__set(k, &scratch, val, flagname, err, sizeof(err))) {
+				fprintf(stderr, "procflow: %s\n", err);
+				return -EINVAL;
+			}
+			a->flags[a->nflags].key = k;
+			a->flags[a->nflags].value = val;
+			a->flags[a->nflags].flag = k->flag;
+			a->nflags++;
+			continue;
+		}
+		if (c >= PF_CH_OPT_BASE && c < PF_CH_OPT_BASE + 256) {
+			if (pf_ch_config__set_id(&cli->ch, c, optarg))
+				return -EINVAL;
+			continue;
+		}
 		switch (c) {
-		case 'o':
+		case 'c':
 			if (!*optarg) {
-				fprintf(stderr, "procflow: --output-dir: empty directory name\n");
+				fprintf(stderr, "procflow: --config: empty file name\n");
 				return -EINVAL;
 			}
-			cfg->output_dir = optarg;
+			cli->args.file = optarg;
 			break;
-		case 'i':
-			if (parse_uint("flush-interval", optarg, 1, 86400, &cfg->flush_interval_s))
-				return -EINVAL;
-			break;
-		case 'a':
-			if (parse_uint("aggregation", optarg, 0, 3, &v))
-				return -EINVAL;
-			cfg->agg_level = (int)v;
-			break;
-		case OPT_INCLUDE_LOOPBACK:
-			cfg->include_loopback = true;
-			break;
-		case OPT_NO_PROCESS_PATH:
-			cfg->process_path = false;
-			break;
-		case OPT_NO_PROCESS_INFO:
-			cfg->process_info = false;
-			break;
-		case OPT_NO_TCP_STATS:
-			cfg->tcp_stats = false;
-			break;
-		case OPT_ARGS_MAX:
-			if (parse_uint("args-max", optarg, 64, PF_ARGS_CAP, &cfg->args_max))
-				return -EINVAL;
-			break;
-		case OPT_ARGC_MAX:
-			if (parse_uint("argc-max", optarg, 1, 4096, &cfg->argc_max))
-				return -EINVAL;
-			break;
-		case OPT_PROCESS_LIMIT:
-			if (parse_uint("process-limit", optarg, 1, 1000, &cfg->proc_limit))
-				return -EINVAL;
-			break;
-		case OPT_ARGS_LIMIT:
-			if (parse_uint("args-limit", optarg, 1, 1000, &cfg->args_limit))
-				return -EINVAL;
-			break;
-		case OPT_HOOK_TIER:
-			if (strcmp(optarg, "auto") && strcmp(optarg, "fentry") &&
-			    strcmp(optarg, "kprobe") && strcmp(optarg, "tracepoint")) {
-				fprintf(stderr,
-					"procflow: --hook-tier: '%s' is not one of: auto, fentry, "
-					"kprobe, tracepoint\n",
-					optarg);
-				return -EINVAL;
-			}
-			cfg->tier = optarg;
-			break;
-		case OPT_STDOUT:
-			cfg->to_stdout = true;
-			break;
-		case 'v':
-			cfg->verbose = true;
+		case OPT_PRINT_CONFIG:
+			cli->print_config = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -254,11 +221,6 @@ static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 			fprintf(stderr, "procflow: option '%s' needs a value\n", argv[optind - 1]);
 			return -EINVAL;
 		default:
-			if (c >= PF_CH_OPT_BASE && c < PF_CH_OPT_BASE + nch) {
-				if (pf_ch_config__set_id(&cfg->ch, c, optarg))
-					return -EINVAL;
-				break;
-			}
 			fprintf(stderr, "procflow: unknown option '%s' (see procflow --help)\n",
 				argv[optind - 1]);
 			return -EINVAL;
@@ -269,18 +231,28 @@ static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 			argv[optind]);
 		return -EINVAL;
 	}
+	/* The file: --config, else PROCFLOW_CONFIG (either must be readable),
+	 * else the default when it exists (pf_config_file()). */
+	if (!cli->args.file) {
+		const char *env = getenv("PROCFLOW_CONFIG");
+
+		if (env && *env)
+			cli->args.file = env;
+	}
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
+	static struct cli cli; /* static: the flag list is kept for reloads */
+	struct pf_cfg_origin orig[PF_CONFIG_MAX_KEYS];
+	char err[PF_CFG_ERR_MAX];
 	struct pf_config cfg;
 	const char *cmd;
-	int err;
+	int ret;
 
-	pf_config_defaults(&cfg);
 	if (argc < 2) {
-		fputs(usage_text, stderr);
+		usage(stderr);
 		return PF_EXIT_USAGE;
 	}
 	cmd = argv[1];
@@ -294,23 +266,37 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "query"))
 		return pf_query_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "clickhouse-schema")) {
+	if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "reload") &&
+	    strcmp(cmd, "clickhouse-schema")) {
 		fprintf(stderr,
-			"procflow: unknown command '%s' (commands: run, check, query, "
+			"procflow: unknown command '%s' (commands: run, check, reload, query, "
 			"clickhouse-schema; see --help)\n",
 			cmd);
 		return PF_EXIT_USAGE;
 	}
-	err = parse_opts(argc - 1, argv + 1, &cfg);
-	if (err > 0)
+	pf_ch_config__defaults(&cli.ch);
+	ret = parse_opts(argc - 1, argv + 1, &cli);
+	if (ret > 0)
 		return PF_EXIT_OK; /* --help or --version */
-	if (err)
+	if (ret)
 		return PF_EXIT_USAGE;
+	/* Everything is checked before anything is loaded into the kernel. */
+	if (pf_config_load(&cli.args, &cfg, orig, err, sizeof(err))) {
+		fprintf(stderr, "procflow: %s\n", err);
+		return PF_EXIT_USAGE;
+	}
+	cfg.ch = cli.ch;
+	if (cli.print_config) {
+		pf_config_print(stdout, &cli.args, &cfg, orig);
+		return PF_EXIT_OK;
+	}
 	pf_verbose = cfg.verbose;
 
+	if (!strcmp(cmd, "reload"))
+		return pf_reload_command(cfg.runtime_dir);
 	if (!strcmp(cmd, "check"))
 		return pf_check(&cfg);
 	if (!strcmp(cmd, "clickhouse-schema"))
 		return pf_ch_print_schema(&cfg.ch);
-	return pf_run(&cfg);
+	return pf_run(&cfg, &cli.args);
 }

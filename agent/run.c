@@ -5,8 +5,16 @@
  * One thread, one epoll loop with four file events: the BPF ring buffer
  * and a 100 ms timer that drains it (exec, fork and exit events feed the
  * process cache), a signalfd (SIGINT and SIGTERM end the run after a last
- * flush) and a timerfd (the flush, once per interval). Nothing else runs concurrently with the
- * kernel side but the kernel side itself.
+ * flush; SIGHUP reloads the configuration) and a timerfd (the flush, once
+ * per interval). The ClickHouse sink, when configured, sends from a thread
+ * of its own; nothing else runs concurrently with the loop.
+ *
+ * A reload builds the new configuration from the same sources as at
+ * start-up (file, environment, the original flags) next to the running
+ * one. Invalid: rejected, the running one stays. Valid: the interval so
+ * far is flushed under the old settings, then the new ones take over from
+ * the next observation, so no flow of the interval is lost or counted
+ * twice, and each line was aggregated under one configuration only.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -24,6 +32,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "config.h"
 #include "flow_agg.h"
 #include "logfile.h"
 #include "proc_cache.h"
@@ -36,7 +45,14 @@
 #define PF_RB_POLL_MS 100
 
 struct pf_agent {
-	const struct pf_config *cfg;
+	struct pf_config *cfg; /* the running configuration; a reload changes it */
+	const struct pf_config_args *args;
+	int tfd;    /* the flush timer, re-armed when the interval changes */
+	int pid_fd; /* the locked PID file, -1 when there is none */
+	char pid_path[PF_CFG_PATH_MAX + 32];
+	bool write_failing;	  /* the last write of flows.log failed */
+	uint64_t rotate_failures; /* rotation failures already logged */
+	uint64_t lost_reported;	  /* lines lost that the log has already told */
 	struct pf_loader loader;
 	struct ring_buffer *rb;
 	struct pf_proc_cache *procs;
@@ -300,6 +316,47 @@ static void log_kernel_losses(struct pf_agent *a)
 	free(vals);
 }
 
+/*
+ * Write one flush's lines. On a full disk or an unwritable directory the
+ * agent goes on collecting: the lines are counted as lost, the failure is
+ * logged once when it starts, and once writing works again the log says
+ * how many lines were lost meanwhile.
+ */
+static void write_lines(struct pf_agent *a)
+{
+	uint64_t lost;
+	int err;
+
+	err = pf_logfile__write(a->log, a->out, a->out_len, a->out_lines);
+	lost = pf_logfile__lost(a->log);
+	if (pf_logfile__rotate_failures(a->log) > a->rotate_failures) {
+		/* Nothing is lost: the lines go on into the file that is open. */
+		if (!a->rotate_failures)
+			pf_log("rotating %s failed (is the directory writable?): it grows past "
+			       "flowLogsFileMaxFileSizeMB until rotation works again",
+			       pf_logfile__path(a->log));
+		a->rotate_failures = pf_logfile__rotate_failures(a->log);
+	}
+	if (err) {
+		if (!a->write_failing)
+			pf_log("writing %s failed: %s; lines are counted as lost until writing "
+			       "works again (%llu so far)",
+			       pf_logfile__path(a->log), strerror(-err), (unsigned long long)lost);
+		else
+			pf_debug("writing %s still fails: %s (%llu lines lost so far)",
+				 pf_logfile__path(a->log), strerror(-err),
+				 (unsigned long long)lost);
+		a->write_failing = true;
+		return;
+	}
+	if (lost > a->lost_reported) {
+		pf_log("writing %s works again: %llu lines could not be written while it failed",
+		       pf_logfile__path(a->log), (unsigned long long)(lost - a->lost_reported));
+		a->lost_reported = lost;
+	}
+	a->write_failing = false;
+}
+
 static void drain_events(void *ctx)
 {
 	struct pf_agent *a = ctx;
@@ -322,11 +379,8 @@ static int flush(struct pf_agent *a)
 	pf_agg__flush(a->agg, a->interval_start, now_s, on_line, a);
 	a->interval_start = now_s;
 	if (a->out_len) {
-		err = pf_logfile__write(a->log, a->out, a->out_len, a->out_lines);
-		if (err)
-			pf_log("writing %s failed: %s (%llu lines lost so far)",
-			       pf_logfile__path(a->log), strerror(-err),
-			       (unsigned long long)pf_logfile__lost(a->log));
+		if (a->cfg->file_enabled)
+			write_lines(a);
 		if (a->cfg->to_stdout) {
 			fwrite(a->out, 1, a->out_len, stdout);
 			fflush(stdout);
@@ -339,6 +393,89 @@ static int flush(struct pf_agent *a)
 	log_kernel_losses(a);
 	pf_proc_cache__gc(a->procs, now);
 	return 0;
+}
+
+/* ---- reload ---- */
+
+static void agg_opts_of(const struct pf_config *cfg, const char *host, struct pf_agg_opts *ao)
+{
+	memset(ao, 0, sizeof(*ao));
+	ao->level = (int)cfg->agg_allowed;
+	ao->level_denied = (int)cfg->agg_denied;
+	ao->host = host;
+	ao->proc_limit = cfg->proc_limit;
+	ao->args_limit = cfg->args_limit;
+	ao->include_process = cfg->process_info;
+	ao->include_tcp = cfg->tcp_stats;
+}
+
+static void arm_timer(int tfd, unsigned secs)
+{
+	struct itimerspec its = {0};
+
+	its.it_interval.tv_sec = secs;
+	its.it_value.tv_sec = secs;
+	timerfd_settime(tfd, 0, &its, NULL);
+}
+
+static void log_rotation(const struct pf_config *cfg, struct pf_logfile *log)
+{
+	pf_logfile__set_rotation(log, (uint64_t)cfg->max_file_mb << 20, cfg->max_files,
+				 !strcmp(cfg->compression, "zstd"));
+}
+
+static void reload(struct pf_agent *a)
+{
+	char err[PF_CFG_ERR_MAX], val[PF_CFG_PATH_MAX + 8], changed[1024];
+	struct pf_agg_opts ao;
+	struct pf_config n;
+	size_t off = 0;
+	int nchanged = 0;
+
+	if (pf_config_load(a->args, &n, NULL, err, sizeof(err))) {
+		pf_log("reload rejected, the running configuration stays: %s", err);
+		return;
+	}
+	changed[0] = '\0';
+	for (size_t i = 0; i < pf_config_nkeys; i++) {
+		const struct pf_cfg_key *k = &pf_config_keys[i];
+
+		if (!pf_cfg__differs(k, a->cfg, &n))
+			continue;
+		if (!(k->flags & PF_CFG_LIVE)) {
+			pf_log("reload: %s changes only on restart; keeping %s", k->name,
+			       pf_cfg__format(k, a->cfg, val, sizeof(val)));
+			memcpy((char *)&n + k->offset, (char *)a->cfg + k->offset, k->size);
+			continue;
+		}
+		pf_cfg__format(k, &n, val, sizeof(val));
+		if (off < sizeof(changed)) {
+			int w = snprintf(changed + off, sizeof(changed) - off, "%s%s=%s",
+					 nchanged ? ", " : "", k->name, val);
+
+			if (w > 0)
+				off += (size_t)w;
+		}
+		nchanged++;
+	}
+	if (!nchanged) {
+		pf_log("reload: configuration unchanged");
+		return;
+	}
+	/* Close the interval under the settings it was collected with. */
+	flush(a);
+	n.ch = a->cfg->ch; /* the sink's options are set at start-up only */
+	*a->cfg = n;
+	agg_opts_of(a->cfg, a->host, &ao);
+	if (pf_agg__reconfigure(a->agg, &ao))
+		pf_log("reload: the aggregator kept its settings (interval not empty)");
+	log_rotation(a->cfg, a->log);
+	/* A global of the loaded BPF object, mapped: packets from now on. */
+	a->loader.skel->bss->cfg_include_loopback = a->cfg->include_loopback;
+	arm_timer(a->tfd, a->cfg->flush_interval_s);
+	pf_proc_cache__set_grace(a->procs, 2ull * a->cfg->flush_interval_s * 1000000000ull);
+	pf_verbose = a->cfg->verbose;
+	pf_log("reloaded: %s", changed);
 }
 
 /* ---- the loop ---- */
@@ -356,7 +493,7 @@ static void pf_stop_signals(sigset_t *mask)
 
 static int loop(struct pf_agent *a)
 {
-	struct itimerspec its = {0}, poll_its = {0};
+	struct itimerspec poll_its = {0};
 	struct epoll_event ev, evs[4];
 	sigset_t mask;
 	int ep, sfd, tfd, pfd, rbfd, err = 0;
@@ -372,9 +509,8 @@ static int loop(struct pf_agent *a)
 		err = -errno;
 		goto out;
 	}
-	its.it_interval.tv_sec = a->cfg->flush_interval_s;
-	its.it_value.tv_sec = a->cfg->flush_interval_s;
-	timerfd_settime(tfd, 0, &its, NULL);
+	a->tfd = tfd;
+	arm_timer(tfd, a->cfg->flush_interval_s);
 	/* The kernel side wakes us only when its ring buffer fills up; drain
 	 * it on this timer otherwise (see rb_flags() in the BPF program). */
 	poll_its.it_interval.tv_nsec = PF_RB_POLL_MS * 1000000L;
@@ -421,7 +557,7 @@ static int loop(struct pf_agent *a)
 
 				while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) {
-						pf_log("SIGHUP: nothing to reload in this version");
+						reload(a);
 						continue;
 					}
 					pf_log("%s: writing the current interval and exiting",
@@ -444,9 +580,11 @@ out:
 	return err;
 }
 
-int pf_run(const struct pf_config *cfg)
+int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 {
-	struct pf_agg_opts ao = {0};
+	struct pf_logfile_opts lo = {0};
+	struct pf_config *cfg;
+	struct pf_agg_opts ao;
 	struct pf_agent a;
 	struct scan_ctx sc;
 	int err, hp, ret = PF_EXIT_RUNTIME;
@@ -456,17 +594,34 @@ int pf_run(const struct pf_config *cfg)
 	pf_stop_signals(&mask);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	memset(&a, 0, sizeof(a));
+	a.pid_fd = -1;
+	a.tfd = -1;
+	/* The agent's own copy: the collector reads it, a reload rewrites it. */
+	cfg = malloc(sizeof(*cfg));
+	if (!cfg) {
+		pf_log("out of memory");
+		return PF_EXIT_RUNTIME;
+	}
+	*cfg = *cfg_in;
 	a.cfg = cfg;
+	a.args = args;
 	a.interval_start = (uint64_t)time(NULL);
 	if (gethostname(a.host, sizeof(a.host) - 1))
 		snprintf(a.host, sizeof(a.host), "localhost");
 
 	/* The output first: a wrong directory is the user's to fix, and is
 	 * better said before anything is loaded into the kernel. */
-	a.log = pf_logfile__open(cfg->output_dir);
+	lo.dir = cfg->output_dir;
+	lo.file_mode = cfg->file_mode;
+	lo.dir_mode = cfg->dir_mode;
+	lo.max_bytes = (uint64_t)cfg->max_file_mb << 20;
+	lo.max_files = cfg->max_files;
+	lo.compress = !strcmp(cfg->compression, "zstd");
+	a.log = pf_logfile__open_opts(&lo);
 	if (!a.log) {
 		err = errno;
 		pf_log("cannot write flow logs in '%s': %s", cfg->output_dir, strerror(err));
+		free(cfg);
 		return err == ENOTDIR || err == ENOENT ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
 	}
 	if (cfg->ch.url) {
@@ -474,20 +629,27 @@ int pf_run(const struct pf_config *cfg)
 		if (!a.ch) {
 			ret = errno == EINVAL ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
 			pf_logfile__close(a.log);
+			free(cfg);
 			return ret;
 		}
 	}
+	/* The PID file `procflow reload` reads. Without it the agent still
+	 * runs; only `procflow reload` cannot find it (SIGHUP still works). */
+	a.pid_fd = pf_pidfile_create(cfg->runtime_dir, a.pid_path, sizeof(a.pid_path));
+	if (a.pid_fd == -EBUSY)
+		pf_log("another agent holds %s/procflow.pid: `procflow reload` signals that one, "
+		       "not this one",
+		       cfg->runtime_dir);
+	else if (a.pid_fd < 0)
+		pf_log("cannot write the PID file in %s: %s (`procflow reload` will not find "
+		       "this agent)",
+		       cfg->runtime_dir, strerror(-a.pid_fd));
 	a.argbuf_size = (size_t)cfg->args_max + 64;
 	a.argbuf = malloc(a.argbuf_size);
 	/* Identities are kept two intervals after exit: a flow seen in the
 	 * interval a process ended is written at the end of that interval. */
 	a.procs = pf_proc_cache__new(1 << 18, 2ull * cfg->flush_interval_s * 1000000000ull);
-	ao.level = cfg->agg_level;
-	ao.host = a.host;
-	ao.proc_limit = cfg->proc_limit;
-	ao.args_limit = cfg->args_limit;
-	ao.include_process = cfg->process_info;
-	ao.include_tcp = cfg->tcp_stats;
+	agg_opts_of(cfg, a.host, &ao);
 	a.agg = pf_agg__new(&ao);
 	if (!a.argbuf || !a.procs || !a.agg) {
 		pf_log("out of memory");
@@ -541,7 +703,9 @@ out:
 	pf_agg__free(a.agg);
 	pf_proc_cache__free(a.procs);
 	pf_logfile__close(a.log);
+	pf_pidfile_remove(a.pid_fd, a.pid_path);
 	free(a.argbuf);
 	free(a.out);
+	free(cfg);
 	return ret;
 }

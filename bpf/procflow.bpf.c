@@ -46,7 +46,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by the agent before load. */
 const volatile __u32 cfg_args_max = PF_ARGS_DEFAULT;
-const volatile __u8 cfg_include_loopback = 0;
+volatile __u8 cfg_include_loopback = 0; /* .bss, not rodata: a reload sets it live */
 /* 1 in the tracepoint tier: inet_sock_set_state also claims owners (at
  * connect and listen). The other tiers claim in their own hooks and use
  * it only for role, completion and TCP figures. */

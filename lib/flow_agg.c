@@ -60,7 +60,7 @@ struct agg_key {
 	uint8_t laddr[16];
 	uint8_t raddr[16];
 	uint16_t lport, rport;
-	uint8_t proto, reporter, rclass, pad;
+	uint8_t proto, reporter, rclass, action;
 };
 
 struct agg_kent {
@@ -131,7 +131,7 @@ struct agg_chunk {
 };
 
 struct pf_agg {
-	int level;
+	int level, level_denied; /* by action */
 	unsigned proc_limit, args_limit;
 	int include_process, include_tcp;
 	size_t max_keys;
@@ -487,19 +487,16 @@ static void agg_clear(struct pf_agg *a)
 	agg_arena_reset(a);
 }
 
-struct pf_agg *pf_agg__new(const struct pf_agg_opts *opts)
+static bool agg_opts_valid(const struct pf_agg_opts *o)
 {
-	struct pf_agg *a;
-	uint64_t seed[2];
+	return o && o->level >= 0 && o->level <= 3 && o->level_denied >= 0 && o->level_denied <= 3;
+}
 
-	if (!opts || opts->level < 0 || opts->level > 3 || !opts->host) {
-		errno = EINVAL;
-		return NULL;
-	}
-	a = calloc(1, sizeof(*a));
-	if (!a)
-		return NULL;
+/* Everything but the host, which only pf_agg__new sets. */
+static void agg_set_opts(struct pf_agg *a, const struct pf_agg_opts *opts)
+{
 	a->level = opts->level;
+	a->level_denied = opts->level_denied;
 	a->proc_limit = opts->proc_limit;
 	a->args_limit = opts->args_limit;
 	a->include_process = opts->include_process;
@@ -508,6 +505,31 @@ struct pf_agg *pf_agg__new(const struct pf_agg_opts *opts)
 	/* Line and key indexes are 32-bit. */
 	if (a->max_keys > UINT32_MAX / 2)
 		a->max_keys = UINT32_MAX / 2;
+}
+
+int pf_agg__reconfigure(struct pf_agg *a, const struct pf_agg_opts *opts)
+{
+	if (!a || !agg_opts_valid(opts))
+		return -EINVAL;
+	if (a->nkeys)
+		return -EBUSY;
+	agg_set_opts(a, opts);
+	return 0;
+}
+
+struct pf_agg *pf_agg__new(const struct pf_agg_opts *opts)
+{
+	struct pf_agg *a;
+	uint64_t seed[2];
+
+	if (!agg_opts_valid(opts) || !opts->host) {
+		errno = EINVAL;
+		return NULL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	agg_set_opts(a, opts);
 	a->host = strdup(opts->host);
 	/* The secret only spreads the tables; without getrandom() the tables
 	 * still work, they are just predictable. */
@@ -565,29 +587,31 @@ static bool agg_proto_has_ports(uint8_t proto)
 static void agg_fold(const struct pf_agg *a, const struct pf_flow_obs *o, struct agg_key *k)
 {
 	bool src = o->reporter == PF_REPORTER_SRC;
+	int level = o->action == PF_ACTION_DENY ? a->level_denied : a->level;
 
 	memset(k, 0, sizeof(*k));
 	k->netns = o->netns;
 	k->proto = o->proto;
 	k->reporter = o->reporter;
+	k->action = o->action == PF_ACTION_DENY ? PF_ACTION_DENY : PF_ACTION_ALLOW;
 	/* ICMP has no ports: the spec writes null for both. */
 	if (agg_proto_has_ports(o->proto)) {
 		k->lport = o->lport;
 		k->rport = o->rport;
 	}
-	if (a->level >= 1) {
+	if (level >= 1) {
 		if (src)
 			k->lport = 0;
 		else
 			k->rport = 0;
 	}
-	if (a->level >= 3) {
+	if (level >= 3) {
 		if (src)
 			k->rport = 0;
 		else
 			k->lport = 0;
 	}
-	if (a->level >= 2) {
+	if (level >= 2) {
 		/* The local side is always this host ("hep", aggregated to the
 		 * host name), the remote side folds to pvt/pub. */
 		k->rclass = agg_addr_private(o->raddr) ? AGG_CLASS_PVT : AGG_CLASS_PUB;
@@ -914,12 +938,13 @@ static int agg_write_line(struct pf_agg *a, const struct agg_kent *ke, const str
 	uint64_t num_args;
 	uint32_t i, pid;
 	char *p;
+	int level = k->action == PF_ACTION_DENY ? a->level_denied : a->level;
 
 	local.type = "hep";
 	local.name_aggr = a->host;
 	remote.type = "net";
 	remote.name = "-";
-	if (a->level >= 2) {
+	if (level >= 2) {
 		local.ip = NULL;
 		local.name = "-";
 		remote.ip = NULL;
@@ -940,9 +965,9 @@ static int agg_write_line(struct pf_agg *a, const struct agg_kent *ke, const str
 	}
 	s = src ? &local : &remote;
 	d = src ? &remote : &local;
-	if (a->level >= 1)
+	if (level >= 1)
 		s->port = -1;
-	if (a->level >= 3)
+	if (level >= 3)
 		d->port = -1;
 
 	pf_jw__reset(w);
@@ -975,7 +1000,7 @@ static int agg_write_line(struct pf_agg *a, const struct agg_kent *ke, const str
 	agg_kv_null(w, "dest_domains");
 
 	agg_kv_str(w, "proto", agg_proto_str(k->proto, proto_tmp));
-	agg_kv_str(w, "action", "allow");
+	agg_kv_str(w, "action", k->action == PF_ACTION_DENY ? "deny" : "allow");
 	agg_kv_str(w, "reporter", src ? "src" : "dst");
 	agg_kv_null(w, "policies");
 	agg_kv_u64(w, "bytes_in", ln->bytes_in);

@@ -23,6 +23,13 @@ enum pf_reporter {
 	PF_REPORTER_DST = 2, /* local side received */
 };
 
+/* What policy did with the flow. procflow has no policy yet: every flow is
+ * allowed; the aggregation level is chosen per action all the same. */
+enum pf_action {
+	PF_ACTION_ALLOW = 0,
+	PF_ACTION_DENY = 1,
+};
+
 struct pf_flow_obs {
 	uint64_t netns;	   /* network namespace: part of the flow key */
 	uint64_t flow_id;  /* unique per flow across intervals (distinct flow count) */
@@ -33,6 +40,7 @@ struct pf_flow_obs {
 	uint8_t reporter; /* enum pf_reporter */
 	uint8_t started;  /* the flow started in this interval */
 	uint8_t completed; /* the flow completed in this interval */
+	uint8_t action;	   /* enum pf_action; part of the key, never folded */
 	uint64_t bytes_in, bytes_out, packets_in, packets_out; /* this interval */
 
 	/* Process on the local side. proc_name NULL: no process known ("-").
@@ -48,7 +56,8 @@ struct pf_flow_obs {
 };
 
 struct pf_agg_opts {
-	int level;		   /* aggregation level 0..3 */
+	int level;		   /* aggregation level 0..3 of allowed flows */
+	int level_denied;	   /* aggregation level 0..3 of denied flows */
 	const char *host;	   /* host name: "host" field and the hep name */
 	unsigned proc_limit;	   /* flowLogsFilePerFlowProcessLimit (default 2) */
 	unsigned args_limit;	   /* flowLogsFilePerFlowProcessArgsLimit (default 5) */
@@ -66,6 +75,14 @@ struct pf_agg;
 /* Returns NULL with errno set (EINVAL for a bad level). @opts->host is copied. */
 struct pf_agg *pf_agg__new(const struct pf_agg_opts *opts);
 void pf_agg__free(struct pf_agg *a); /* accepts NULL */
+
+/*
+ * Change the options of an aggregator between intervals: call it right
+ * after pf_agg__flush() (a level change re-folds keys, which cannot apply
+ * to an interval half aggregated). Returns 0, -EINVAL for a bad level or
+ * -EBUSY when the current interval already holds observations.
+ */
+int pf_agg__reconfigure(struct pf_agg *a, const struct pf_agg_opts *opts);
 
 /* Add one observation to the current interval. Strings are copied.
  * Returns 0, -ENOSPC when max_keys is reached (the observation is counted

@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The flow-log file, its rotation and compression (see logfile.h).
+ */
 #include "logfile.h"
 
 #include <errno.h>
@@ -9,22 +12,52 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
+
+#define LOG_NAME "flows.log"
+/* Rotated files beyond max_files are looked for up to this index, so
+ * lowering max_files on a reload removes the ones now over the limit. */
+#define LOG_SWEEP_MAX 1000
 
 struct pf_logfile {
-	int fd;
-	uint64_t lost;
+	int fd; /* -1 after a failed re-creation: retried on the next write */
+	uint64_t lost, rotations, rotate_failures;
+	uint64_t max_bytes;
+	unsigned max_files, file_mode;
+	bool compress;
+	char dir[PATH_MAX];
 	char path[PATH_MAX];
 };
 
-struct pf_logfile *pf_logfile__open(const char *dir)
+static int open_log(struct pf_logfile *f)
+{
+	int fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, f->file_mode);
+
+	if (fd < 0)
+		return -errno;
+	/* The mode is the configured one whatever the umask says. */
+	(void)fchmod(fd, f->file_mode);
+	f->fd = fd;
+	return 0;
+}
+
+struct pf_logfile *pf_logfile__open_opts(const struct pf_logfile_opts *o)
 {
 	struct pf_logfile *f;
 	struct stat st;
 	int err;
 
-	if (mkdir(dir, 0750) && errno != EEXIST)
+	if (!o || !o->dir || !*o->dir) {
+		errno = EINVAL;
 		return NULL;
-	if (stat(dir, &st))
+	}
+	if (mkdir(o->dir, o->dir_mode ? o->dir_mode : 0750)) {
+		if (errno != EEXIST)
+			return NULL;
+	} else {
+		(void)chmod(o->dir, o->dir_mode ? o->dir_mode : 0750);
+	}
+	if (stat(o->dir, &st))
 		return NULL;
 	if (!S_ISDIR(st.st_mode)) {
 		errno = ENOTDIR;
@@ -33,19 +66,31 @@ struct pf_logfile *pf_logfile__open(const char *dir)
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
-	if (snprintf(f->path, sizeof(f->path), "%s/flows.log", dir) >= (int)sizeof(f->path)) {
+	f->fd = -1;
+	f->file_mode = o->file_mode ? o->file_mode : 0640;
+	f->max_bytes = o->max_bytes;
+	f->max_files = o->max_files;
+	f->compress = o->compress;
+	if (snprintf(f->dir, sizeof(f->dir), "%s", o->dir) >= (int)sizeof(f->dir) ||
+	    snprintf(f->path, sizeof(f->path), "%s/" LOG_NAME, o->dir) >= (int)sizeof(f->path)) {
 		free(f);
 		errno = ENAMETOOLONG;
 		return NULL;
 	}
-	f->fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (f->fd < 0) {
-		err = errno;
+	err = open_log(f);
+	if (err) {
 		free(f);
-		errno = err;
+		errno = -err;
 		return NULL;
 	}
 	return f;
+}
+
+struct pf_logfile *pf_logfile__open(const char *dir)
+{
+	struct pf_logfile_opts o = {.dir = dir};
+
+	return pf_logfile__open_opts(&o);
 }
 
 void pf_logfile__close(struct pf_logfile *f)
@@ -57,26 +102,259 @@ void pf_logfile__close(struct pf_logfile *f)
 	free(f);
 }
 
-int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_t nlines)
+void pf_logfile__set_rotation(struct pf_logfile *f, uint64_t max_bytes, unsigned max_files,
+			      bool compress)
 {
-	off_t start = lseek(f->fd, 0, SEEK_END);
-	size_t done = 0;
-	int err;
+	f->max_bytes = max_bytes;
+	f->max_files = max_files;
+	f->compress = compress;
+}
 
-	while (done < len) {
-		ssize_t n = write(f->fd, buf + done, len - done);
+/* ---- rotation -------------------------------------------------------------------------------- */
+
+static void rotated_name(const struct pf_logfile *f, unsigned i, bool zst, char *buf, size_t sz)
+{
+	snprintf(buf, sz, "%s.%u%s", f->path, i, zst ? ".zst" : "");
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			err = n < 0 ? -errno : -ENOSPC;
-			/* Never leave a partial line for a tailing reader. */
-			if (start >= 0 && done > 0 && ftruncate(f->fd, start))
+		if (n <= 0)
+			return n < 0 ? -errno : -ENOSPC;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int pf_zstd_compress_file(const char *src, const char *dst, unsigned mode)
+{
+	size_t incap = ZSTD_CStreamInSize(), outcap = ZSTD_CStreamOutSize();
+	char tmp[PATH_MAX + 8];
+	char *in = NULL, *out = NULL;
+	ZSTD_CCtx *cc = NULL;
+	int ifd = -1, ofd = -1, err = 0;
+	bool last = false;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", dst) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	in = malloc(incap);
+	out = malloc(outcap);
+	cc = ZSTD_createCCtx();
+	if (!in || !out || !cc) {
+		err = -ENOMEM;
+		goto out;
+	}
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 3);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	ifd = open(src, O_RDONLY | O_CLOEXEC);
+	if (ifd < 0) {
+		err = -errno;
+		goto out;
+	}
+	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (ofd < 0) {
+		err = -errno;
+		goto out;
+	}
+	(void)fchmod(ofd, mode);
+	while (!last) {
+		ssize_t n = read(ifd, in, incap);
+		ZSTD_inBuffer ib;
+		size_t rem;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			goto out;
+		}
+		last = n == 0;
+		ib.src = in;
+		ib.size = (size_t)n;
+		ib.pos = 0;
+		do {
+			ZSTD_outBuffer ob = {out, outcap, 0};
+
+			rem =
+			    ZSTD_compressStream2(cc, &ob, &ib, last ? ZSTD_e_end : ZSTD_e_continue);
+			if (ZSTD_isError(rem)) {
+				err = -EIO;
+				goto out;
+			}
+			err = write_all(ofd, out, ob.pos);
+			if (err)
+				goto out;
+		} while (last ? rem != 0 : ib.pos < ib.size);
+	}
+	if (fsync(ofd)) {
+		err = -errno;
+		goto out;
+	}
+	if (rename(tmp, dst))
+		err = -errno;
+out:
+	if (ofd >= 0) {
+		close(ofd);
+		if (err)
+			unlink(tmp);
+	}
+	if (ifd >= 0)
+		close(ifd);
+	ZSTD_freeCCtx(cc);
+	free(in);
+	free(out);
+	return err;
+}
+
+/*
+ * Shift flows.log.i -> .i+1 (oldest first, the last one falls off), then
+ * flows.log -> flows.log.1, then start a new flows.log. The old descriptor
+ * is closed only once the new file exists, so a failure leaves the agent
+ * writing somewhere. Returns 0 or a negative errno (nothing was lost
+ * either way: the lines go to whichever file is open).
+ */
+static int rotate(struct pf_logfile *f)
+{
+	char a[PATH_MAX + 16], b[PATH_MAX + 16];
+	int oldfd = f->fd, err;
+
+	/* Files over the limit (also after max_files was lowered). */
+	for (unsigned i = f->max_files ? f->max_files : 1; i <= LOG_SWEEP_MAX; i++) {
+		bool any = false;
+
+		for (int z = 0; z < 2; z++) {
+			rotated_name(f, i, z, a, sizeof(a));
+			if (!unlink(a) || errno != ENOENT)
+				any = true;
+		}
+		if (!any && i > f->max_files + 1)
+			break;
+	}
+	for (unsigned i = f->max_files; i-- > 1;) {
+		for (int z = 0; z < 2; z++) {
+			rotated_name(f, i, z, a, sizeof(a));
+			rotated_name(f, i + 1, z, b, sizeof(b));
+			if (rename(a, b) && errno != ENOENT) {
 				err = -errno;
-			f->lost += nlines;
+				f->rotate_failures++;
+				return err;
+			}
+		}
+	}
+	rotated_name(f, 1, false, a, sizeof(a));
+	if (f->max_files ? rename(f->path, a) : unlink(f->path)) {
+		err = -errno;
+		f->rotate_failures++;
+		return err;
+	}
+	err = open_log(f);
+	if (err) {
+		/* The name is gone but the old file is still open: keep
+		 * appending to it (as flows.log.1) rather than lose lines;
+		 * the next write tries to create flows.log again. */
+		f->fd = oldfd;
+		f->rotate_failures++;
+		return err;
+	}
+	if (oldfd >= 0)
+		close(oldfd);
+	f->rotations++;
+	if (f->compress && f->max_files) {
+		rotated_name(f, 1, true, b, sizeof(b));
+		/* On failure the plain file stays: rotated, just not smaller. */
+		if (!pf_zstd_compress_file(a, b, f->file_mode))
+			unlink(a);
+	}
+	return 0;
+}
+
+/* ---- writing --------------------------------------------------------------------------------- */
+
+static uint64_t count_lines(const char *buf, size_t len)
+{
+	uint64_t n = 0;
+
+	for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + len - p))); p++)
+		n++;
+	return n;
+}
+
+/* Append @len bytes of whole lines, all or nothing. */
+static int append(struct pf_logfile *f, const char *buf, size_t len, off_t start)
+{
+	int err;
+
+	/* Reserve the space first: on a full disk this fails before a byte
+	 * is written, so a tailing reader never even glimpses a partial
+	 * line. File systems without fallocate fall back to cutting back. */
+	if (start >= 0 && fallocate(f->fd, FALLOC_FL_KEEP_SIZE, start, (off_t)len)) {
+		err = -errno;
+		if (err != -EOPNOTSUPP && err != -ENOSYS) {
+			(void)ftruncate(f->fd, start); /* release what was reserved */
 			return err;
 		}
-		done += (size_t)n;
+	}
+	err = write_all(f->fd, buf, len);
+	if (err && start >= 0)
+		(void)ftruncate(f->fd, start); /* never leave a partial line */
+	return err;
+}
+
+int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_t nlines)
+{
+	size_t done = 0;
+	uint64_t written = 0;
+	struct stat st;
+	int err;
+
+	/* The file could not be (re)created last time: try again. */
+	if (f->fd < 0 && (err = open_log(f))) {
+		f->lost += nlines;
+		return err;
+	}
+	while (done < len) {
+		size_t chunk = len - done;
+		off_t size;
+
+		/* Where the file ends now: someone may have truncated it. */
+		size = fstat(f->fd, &st) ? -1 : st.st_size;
+		if (f->max_bytes && size >= 0) {
+			/* The longest run of whole lines that still fits; at
+			 * least one line when the file is empty. */
+			const char *p = buf + done, *end = buf + len, *cut = NULL, *nl;
+			uint64_t room =
+			    (uint64_t)size < f->max_bytes ? f->max_bytes - (uint64_t)size : 0;
+
+			for (const char *q = p;
+			     q < end && (nl = memchr(q, '\n', (size_t)(end - q))); q = nl + 1) {
+				if ((uint64_t)(nl + 1 - p) > room)
+					break;
+				cut = nl + 1;
+			}
+			if (!cut) {
+				if (size > 0 && !rotate(f))
+					continue; /* a fresh file: measure again */
+				/* Empty file, or rotation failed: one line anyway. */
+				nl = memchr(p, '\n', (size_t)(end - p));
+				cut = nl ? nl + 1 : end;
+			}
+			chunk = (size_t)(cut - p);
+		}
+		err = append(f, buf + done, chunk, size);
+		if (err) {
+			f->lost += nlines > written ? nlines - written : 0;
+			return err;
+		}
+		written += count_lines(buf + done, chunk);
+		done += chunk;
 	}
 	return 0;
 }
@@ -84,6 +362,16 @@ int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_
 uint64_t pf_logfile__lost(const struct pf_logfile *f)
 {
 	return f->lost;
+}
+
+uint64_t pf_logfile__rotations(const struct pf_logfile *f)
+{
+	return f->rotations;
+}
+
+uint64_t pf_logfile__rotate_failures(const struct pf_logfile *f)
+{
+	return f->rotate_failures;
 }
 
 const char *pf_logfile__path(const struct pf_logfile *f)

@@ -389,6 +389,11 @@ static int insert(struct pf_proc_cache *c, struct pf_proc_node *n)
 
 /* ---- API -------------------------------------------------------------- */
 
+void pf_proc_cache__set_grace(struct pf_proc_cache *c, uint64_t grace_ns)
+{
+	c->grace_ns = grace_ns;
+}
+
 struct pf_proc_cache *pf_proc_cache__new(size_t max_entries, uint64_t grace_ns)
 {
 	struct pf_proc_cache *c;

@@ -57,6 +57,9 @@ struct pf_proc_cache;
 /* New cache holding at most @max_entries identities; exited identities are
  * kept @grace_ns after their exit. Returns NULL with errno set. */
 struct pf_proc_cache *pf_proc_cache__new(size_t max_entries, uint64_t grace_ns);
+
+/* Change the grace period (the flush interval changed on a reload). */
+void pf_proc_cache__set_grace(struct pf_proc_cache *c, uint64_t grace_ns);
 void pf_proc_cache__free(struct pf_proc_cache *c); /* accepts NULL */
 
 /*

@@ -7,6 +7,7 @@ pkgs=(
 	build-essential cmake pkg-config clang llvm    # host and BPF compilers
 	libclang-rt-dev                                # ASan/UBSan/libFuzzer runtimes for clang
 	libbpf-dev bpftool libelf-dev zlib1g-dev       # loader and skeletons
+	libyaml-dev libzstd-dev                        # config file, compressed rotation
 	libcmocka-dev                                  # unit tests
 	libzstd-dev zstd                               # query: compressed rotated files
 	libcurl4-openssl-dev                           # the ClickHouse sink

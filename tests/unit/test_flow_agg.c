@@ -118,6 +118,13 @@ static void expect_lines(struct pf_agg *a, const char *const *expect, size_t n)
 	",\"packets_out\":" pout ",\"transit_bytes_in\":0,\"transit_bytes_out\":0,"                \
 	"\"transit_packets_in\":0,\"transit_packets_out\":0,\"http_requests_allowed_in\":0,"       \
 	"\"http_requests_denied_in\":0,"
+#define J_MID_A(act, proto, rep, bin, bout, nf, nst, ncp, pin, pout)                              \
+	"\"proto\":\"" proto "\",\"action\":\"" act "\",\"reporter\":\"" rep                  \
+	"\",\"policies\":null,\"bytes_in\":" bin ",\"bytes_out\":" bout ",\"num_flows\":" nf       \
+	",\"num_flows_started\":" nst ",\"num_flows_completed\":" ncp ",\"packets_in\":" pin       \
+	",\"packets_out\":" pout ",\"transit_bytes_in\":0,\"transit_bytes_out\":0,"                \
+	"\"transit_packets_in\":0,\"transit_packets_out\":0,\"http_requests_allowed_in\":0,"       \
+	"\"http_requests_denied_in\":0,"
 #define J_PROC(name, nnames, pid, npids, args, nargs)                                              \
 	"\"process_name\":\"" name "\",\"num_process_names\":" nnames ",\"process_id\":\"" pid     \
 	"\",\"num_process_ids\":" npids ",\"process_args\":[" args "],\"num_process_args\":" nargs \
@@ -1080,6 +1087,123 @@ static uint64_t sum_field(const struct capture *c, const char *field)
 	return sum;
 }
 
+
+/* A long-lived flow across three intervals: started in the first only,
+ * present while idle in the second (no bytes, still one flow), completed in
+ * the third only. A short flow on the same key in the second interval
+ * starts and completes there. (The collector, agent/collect.c, reports
+ * every flow still in the kernel map each interval, idle or not; started is
+ * its first report, completed its last.) */
+static void test_three_intervals(void **state)
+{
+	struct pf_agg_opts opts = default_opts(1);
+	struct pf_agg *a = new_agg(&opts);
+	struct pf_flow_obs o;
+
+	/* interval 1 */
+	o = obs(SRC, TCP, "198.18.0.2", 41000, "198.18.0.1", 8080, 7);
+	o.started = 1;
+	set_bytes(&o, 1000, 200, 5, 4);
+	set_proc(&o, "/usr/bin/curl", 900, "-s http://198.18.0.1:8080/big");
+	add(a, &o);
+	EXPECT(a, J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "null", "hep"),
+			 J_DST("\"198.18.0.1\"", "-", "pub", "8080", "net"),
+			 J_MID("tcp", "src", "1000", "200", "1", "1", "0", "5", "4"),
+			 J_PROC("/usr/bin/curl", "1", "900", "1",
+				"\"-s http://198.18.0.1:8080/big\"", "1"),
+			 J_TCP0));
+	/* interval 2: the long flow idle, a short one started and done */
+	o = obs(SRC, TCP, "198.18.0.2", 41000, "198.18.0.1", 8080, 7);
+	set_proc(&o, "/usr/bin/curl", 900, "-s http://198.18.0.1:8080/big");
+	add(a, &o);
+	o = obs(SRC, TCP, "198.18.0.2", 41001, "198.18.0.1", 8080, 8);
+	o.started = 1;
+	o.completed = 1;
+	set_bytes(&o, 60, 60, 1, 1);
+	set_proc(&o, "/usr/bin/curl", 901, "-s http://198.18.0.1:8080/");
+	add(a, &o);
+	EXPECT(a, J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "null", "hep"),
+			 J_DST("\"198.18.0.1\"", "-", "pub", "8080", "net"),
+			 J_MID("tcp", "src", "60", "60", "2", "1", "1", "1", "1"),
+			 J_PROC("/usr/bin/curl", "1", "*", "2",
+				"\"-s http://198.18.0.1:8080/big\",\"-s http://198.18.0.1:8080/\"",
+				"2"),
+			 J_TCP0));
+	/* interval 3: the long flow completes */
+	o = obs(SRC, TCP, "198.18.0.2", 41000, "198.18.0.1", 8080, 7);
+	o.completed = 1;
+	set_bytes(&o, 10, 20, 1, 2);
+	set_proc(&o, "/usr/bin/curl", 900, "-s http://198.18.0.1:8080/big");
+	add(a, &o);
+	EXPECT(a, J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "null", "hep"),
+			 J_DST("\"198.18.0.1\"", "-", "pub", "8080", "net"),
+			 J_MID("tcp", "src", "10", "20", "1", "0", "1", "1", "2"),
+			 J_PROC("/usr/bin/curl", "1", "900", "1",
+				"\"-s http://198.18.0.1:8080/big\"", "1"),
+			 J_TCP0));
+	pf_agg__free(a);
+}
+
+/* Levels are per action: allowed at 0, denied at 3, on the same 5-tuple;
+ * action is never folded together. */
+static void test_levels_per_action(void **state)
+{
+	struct pf_agg_opts opts = default_opts(0);
+	struct pf_agg *a;
+	struct pf_flow_obs o;
+
+	opts.level_denied = 3;
+	a = new_agg(&opts);
+	o = obs(SRC, TCP, "198.18.0.2", 41000, "198.18.0.1", 8080, 1);
+	set_proc(&o, "/usr/bin/curl", 900, NULL);
+	add(a, &o);
+	o.action = PF_ACTION_DENY;
+	o.flow_id = 2;
+	add(a, &o);
+	o.lport = 41001;
+	o.rport = 9090;
+	o.flow_id = 3;
+	add(a, &o);
+	EXPECT(a,
+	       J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "41000", "hep"),
+		      J_DST("\"198.18.0.1\"", "-", "pub", "8080", "net"),
+		      J_MID("tcp", "src", "0", "0", "1", "0", "0", "0", "0"),
+		      J_PROC("/usr/bin/curl", "1", "900", "1", "", "0"), J_TCP0),
+	       J_LINE(J_SRC("null", "-", "node-a", "null", "hep"),
+		      J_DST("null", "-", "pub", "null", "net"),
+		      J_MID_A("deny", "tcp", "src", "0", "0", "2", "0", "0", "0", "0"),
+		      J_PROC("/usr/bin/curl", "1", "900", "1", "", "0"), J_TCP0));
+	pf_agg__free(a);
+}
+
+/* A reload changes level, limits and process info between intervals; an
+ * interval half aggregated is never re-folded. */
+static void test_reconfigure(void **state)
+{
+	struct pf_agg_opts opts = default_opts(0);
+	struct pf_agg *a = new_agg(&opts);
+	struct pf_flow_obs o;
+
+	o = obs(SRC, UDP, "198.18.0.2", 40000, "198.18.0.1", 53, 1);
+	set_proc(&o, "/usr/bin/dig", 300, "example.com");
+	add(a, &o);
+	opts.level = 3;
+	opts.include_process = 0;
+	assert_int_equal(pf_agg__reconfigure(a, &opts), -EBUSY);
+	EXPECT(a, J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "40000", "hep"),
+			 J_DST("\"198.18.0.1\"", "-", "pub", "53", "net"),
+			 J_MID("udp", "src", "0", "0", "1", "0", "0", "0", "0"),
+			 J_PROC("/usr/bin/dig", "1", "300", "1", "\"example.com\"", "1"), J_TCP0));
+	assert_int_equal(pf_agg__reconfigure(a, &opts), 0);
+	add(a, &o);
+	EXPECT(a, J_LINE(J_SRC("null", "-", "node-a", "null", "hep"),
+			 J_DST("null", "-", "pub", "null", "net"),
+			 J_MID("udp", "src", "0", "0", "1", "0", "0", "0", "0"), J_DASH, J_TCP0));
+	opts.level = 4;
+	assert_int_equal(pf_agg__reconfigure(a, &opts), -EINVAL);
+	pf_agg__free(a);
+}
+
 static void test_random_stream(void **state)
 {
 	static const char *names[RND_NAMES] = {"/usr/bin/a", "/usr/bin/b"};
@@ -1150,6 +1274,9 @@ int main(void)
 	    cmocka_unit_test(test_new_invalid),
 	    cmocka_unit_test(test_flush_error),
 	    cmocka_unit_test(test_random_stream),
+	    cmocka_unit_test(test_three_intervals),
+	    cmocka_unit_test(test_levels_per_action),
+	    cmocka_unit_test(test_reconfigure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

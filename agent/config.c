@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * procflow's configuration: the one table of keys, and the sources it is
+ * read from in order of precedence (flags > environment > file > defaults).
+ *
+ * Each row is the whole truth about one setting: YAML key (Calico's Felix
+ * name where Calico has one), type, default, bounds, whether a reload can
+ * change it in place, the flag that sets it and its help line. Parsing,
+ * validation, --help, --print-config and reload all read this table;
+ * adding a setting is adding a row (and the field in struct pf_config).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "config.h"
+#include "procflow/abi.h"
+
+#define OFF(f)	  offsetof(struct pf_config, f), sizeof(((struct pf_config *)0)->f)
+#define U(lo, hi) .min = (lo), .max = (hi)
+
+static const char *const compression_choices[] = {"none", "zstd", NULL};
+static const char *const tier_choices[] = {"auto", "fentry", "kprobe", "tracepoint", NULL};
+
+#define STR_(x) #x
+#define STR(x)	STR_(x)
+
+static const struct pf_cfg_key keys[] = {
+    {"flowLogsFlushInterval", PF_CFG_DURATION, "15s", U(1, 86400), NULL, OFF(flush_interval_s),
+     PF_CFG_LIVE, "flush-interval", 'i', false, "SECS",
+     "aggregation interval: one set of lines per interval, 1s..86400s"},
+    {"flowLogsFileEnabled", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(file_enabled), PF_CFG_LIVE,
+     NULL, 0, false, NULL, "write flows.log (off: --stdout only)"},
+    {"flowLogsFileDirectory", PF_CFG_STRING, "/var/log/procflow", U(0, 0), NULL, OFF(output_dir), 0,
+     "output-dir", 'o', false, "DIR", "write DIR/flows.log"},
+    {"flowLogsFileMaxFiles", PF_CFG_UINT, "5", U(0, 1000), NULL, OFF(max_files), PF_CFG_LIVE,
+     "max-files", 0, false, "N", "rotated files kept: flows.log.1 (newest) .. flows.log.N"},
+    {"flowLogsFileMaxFileSizeMB", PF_CFG_UINT, "100", U(1, 1048576), NULL, OFF(max_file_mb),
+     PF_CFG_LIVE, "max-file-size", 0, false, "MB",
+     "rotate flows.log before it would exceed this many MiB"},
+    {"flowLogsFileCompression", PF_CFG_ENUM, "none", U(0, 0), compression_choices, OFF(compression),
+     PF_CFG_LIVE, "compression", 0, false, "none|zstd", "compress rotated files (flows.log.N.zst)"},
+    {"flowLogsFileMode", PF_CFG_MODE, "0640", U(0, 0777), NULL, OFF(file_mode), 0, NULL, 0, false,
+     NULL, "mode of flows.log and rotated files"},
+    {"flowLogsFileDirectoryMode", PF_CFG_MODE, "0750", U(0, 0777), NULL, OFF(dir_mode), 0, NULL, 0,
+     false, NULL, "mode of the directory when procflow creates it"},
+    {"flowLogsFileAggregationKindForAllowed", PF_CFG_UINT, "1", U(0, 3), NULL, OFF(agg_allowed),
+     PF_CFG_LIVE, "aggregation", 'a', false, "LEVEL",
+     "allowed flows: 0 per 5-tuple, 1 source port folded, 2 also addresses, 3 also dest port"},
+    {"flowLogsFileAggregationKindForDenied", PF_CFG_UINT, "1", U(0, 3), NULL, OFF(agg_denied),
+     PF_CFG_LIVE, "aggregation-denied", 0, false, "LEVEL", "the same for denied flows"},
+    {"flowLogsFileIncludeLabels", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(include_labels),
+     PF_CFG_LIVE, NULL, 0, false, NULL, "accepted for Calico compatibility; no labels on a host"},
+    {"flowLogsFileIncludePolicies", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(include_policies),
+     PF_CFG_LIVE, NULL, 0, false, NULL, "accepted for Calico compatibility; policies stay null"},
+    {"flowLogsFileIncludeService", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(include_service),
+     PF_CFG_LIVE, NULL, 0, false, NULL, "accepted for Calico compatibility; services stay \"-\""},
+    {"flowLogsCollectProcessInfo", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(process_info),
+     PF_CFG_LIVE, "no-process-info", 0, false, NULL,
+     "fill process_name and process_id (off: process_name \"-\")"},
+    {"flowLogsCollectProcessPath", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(process_path),
+     PF_CFG_LIVE, "no-process-path", 0, false, NULL,
+     "process_name is the executable path and process_args filled (off: task name, [])"},
+    {"flowLogsFilePerFlowProcessLimit", PF_CFG_UINT, "2", U(1, 1000), NULL, OFF(proc_limit),
+     PF_CFG_LIVE, "process-limit", 0, false, "N",
+     "process names per flow before the rest merge into a \"*\" line"},
+    {"flowLogsFilePerFlowProcessArgsLimit", PF_CFG_UINT, "5", U(1, 1000), NULL, OFF(args_limit),
+     PF_CFG_LIVE, "args-limit", 0, false, "N", "argument strings listed per line"},
+    {"flowLogsCollectTcpStats", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(tcp_stats), PF_CFG_LIVE,
+     "no-tcp-stats", 0, false, NULL, "fill the tcp_* fields (off: 0)"},
+    {"flowLogsIncludeLoopback", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(include_loopback),
+     PF_CFG_LIVE, "include-loopback", 0, true, NULL, "also log 127.0.0.0/8 and ::1 traffic"},
+    {"flowLogsProcessArgsMaxBytes", PF_CFG_UINT, "4096", U(64, PF_ARGS_CAP), NULL, OFF(args_max), 0,
+     "args-max", 0, false, "BYTES", "argument bytes captured per exec, 64.." STR(PF_ARGS_CAP)},
+    {"flowLogsProcessArgcMax", PF_CFG_UINT, "64", U(1, 4096), NULL, OFF(argc_max), PF_CFG_LIVE,
+     "argc-max", 0, false, "N", "arguments kept per process"},
+    {"flowLogsUdpIdleTimeout", PF_CFG_DURATION, "60s", U(1, 86400), NULL, OFF(udp_idle_s),
+     PF_CFG_LIVE, NULL, 0, false, NULL, "an idle UDP flow completes after this"},
+    {"hookTier", PF_CFG_ENUM, "auto", U(0, 0), tier_choices, OFF(tier), 0, "hook-tier", 0, false,
+     "TIER", "auto (the first of fentry, kprobe, tracepoint that loads and attaches), or force one"},
+    {"runtimeDirectory", PF_CFG_STRING, "/run/procflow", U(0, 0), NULL, OFF(runtime_dir), 0,
+     "runtime-dir", 0, false, "DIR", "holds procflow.pid, which `procflow reload` reads"},
+    {"flowLogsStdout", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(to_stdout), PF_CFG_LIVE, "stdout",
+     0, true, NULL, "also print every line on standard output"},
+    {"logVerbose", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(verbose), PF_CFG_LIVE, "verbose", 'v',
+     true, NULL, "log more (libbpf messages, each flush)"},
+};
+
+const struct pf_cfg_key *const pf_config_keys = keys;
+const size_t pf_config_nkeys = sizeof(keys) / sizeof(keys[0]);
+_Static_assert(sizeof(keys) / sizeof(keys[0]) <= PF_CONFIG_MAX_KEYS, "raise PF_CONFIG_MAX_KEYS");
+
+void pf_config_defaults(struct pf_config *cfg)
+{
+	char err[PF_CFG_ERR_MAX];
+
+	memset(cfg, 0, sizeof(*cfg));
+	/* The defaults are constants of this file: a failure is a bug here. */
+	if (pf_cfg__defaults(pf_config_keys, pf_config_nkeys, cfg, NULL, err, sizeof(err))) {
+		fprintf(stderr, "procflow: bug in the config table: %s\n", err);
+		abort();
+	}
+}
+
+const char *pf_config_file(const struct pf_config_args *args)
+{
+	if (args->file)
+		return args->file;
+	/* Looked for on every load: a default file created after start-up is
+	 * read by the next reload, one removed stops counting. */
+	return access(PF_CONFIG_DEFAULT_FILE, F_OK) ? NULL : PF_CONFIG_DEFAULT_FILE;
+}
+
+int pf_config_load(const struct pf_config_args *args, struct pf_config *cfg,
+		   struct pf_cfg_origin *orig, char *err, size_t errsz)
+{
+	struct pf_config c;
+	int ret;
+
+	pf_config_defaults(&c);
+	if (orig)
+		memset(orig, 0, pf_config_nkeys * sizeof(*orig));
+	if (pf_config_file(args)) {
+		ret = pf_cfg__load_file(pf_config_keys, pf_config_nkeys, &c, orig,
+					pf_config_file(args), err, errsz);
+		if (ret)
+			return -EINVAL;
+	}
+	ret = pf_cfg__load_env(pf_config_keys, pf_config_nkeys, &c, orig, NULL, err, errsz);
+	if (ret)
+		return -EINVAL;
+	for (size_t i = 0; i < args->nflags; i++) {
+		const struct pf_cfg_key *k = args->flags[i].key;
+
+		if (pf_cfg__set(k, &c, args->flags[i].value, args->flags[i].flag, err, errsz))
+			return -EINVAL;
+		if (orig) {
+			orig[k - pf_config_keys].source = PF_CFG_SRC_FLAG;
+			orig[k - pf_config_keys].line = 0;
+		}
+	}
+	*cfg = c;
+	return 0;
+}
+
+void pf_config_print(FILE *out, const struct pf_config_args *args, const struct pf_config *cfg,
+		     const struct pf_cfg_origin *orig)
+{
+	char val[PF_CFG_PATH_MAX + 8], env[128], src[PF_CFG_PATH_MAX + 64];
+
+	fprintf(out,
+		"# procflow effective configuration (flags > environment > file > defaults)\n");
+	const char *file = pf_config_file(args);
+
+	fprintf(out, "# config file: %s\n", file ? file : "none");
+	for (size_t i = 0; i < pf_config_nkeys; i++) {
+		const struct pf_cfg_key *k = &pf_config_keys[i];
+		const char *flag = NULL;
+
+		pf_cfg__format(k, cfg, val, sizeof(val));
+		switch (orig[i].source) {
+		case PF_CFG_SRC_FILE:
+			snprintf(src, sizeof(src), "file %s:%u", file, orig[i].line);
+			break;
+		case PF_CFG_SRC_ENV:
+			pf_cfg__env_name(k, env, sizeof(env));
+			snprintf(src, sizeof(src), "environment %s", env);
+			break;
+		case PF_CFG_SRC_FLAG:
+			for (size_t j = 0; j < args->nflags; j++)
+				if (args->flags[j].key == k)
+					flag = args->flags[j].flag;
+			snprintf(src, sizeof(src), "flag --%s", flag ? flag : "?");
+			break;
+		default:
+			snprintf(src, sizeof(src), "default");
+		}
+		fprintf(out, "%s: %-*s # %s\n", k->name,
+			(int)(44 > strlen(k->name) + 2 ? 44 - strlen(k->name) - 2 : 0), val, src);
+	}
+}
+
+void pf_config_usage(FILE *out)
+{
+	char lhs[64], env[128];
+
+	for (size_t i = 0; i < pf_config_nkeys; i++) {
+		const struct pf_cfg_key *k = &pf_config_keys[i];
+
+		if (!k->flag)
+			continue;
+		if (k->short_flag)
+			snprintf(lhs, sizeof(lhs), "-%c, --%s%s%s", k->short_flag, k->flag,
+				 k->metavar ? " " : "", k->metavar ? k->metavar : "");
+		else
+			snprintf(lhs, sizeof(lhs), "    --%s%s%s", k->flag, k->metavar ? " " : "",
+				 k->metavar ? k->metavar : "");
+		if (k->type == PF_CFG_BOOL)
+			fprintf(out, "  %-30s %s %s: %s\n", lhs, k->name,
+				k->flag_value ? "true" : "false", k->help);
+		else
+			fprintf(out, "  %-30s %s: %s\n", lhs, k->name, k->help);
+	}
+	fprintf(out, "\nConfiguration keys (YAML file; environment PROCFLOW_<KEY>; default; live = "
+		     "changed by SIGHUP):\n");
+	for (size_t i = 0; i < pf_config_nkeys; i++) {
+		const struct pf_cfg_key *k = &pf_config_keys[i];
+
+		pf_cfg__env_name(k, env, sizeof(env));
+		fprintf(out, "  %s (%s) default %s%s\n", k->name, env, k->def,
+			k->flags & PF_CFG_LIVE ? ", live" : ", restart");
+	}
+}
+
+/* ---- the PID file ---------------------------------------------------------------------------- */
+
+/*
+ * <runtime_dir>/procflow.pid holds the agent's PID and stays locked
+ * (flock) while the agent runs. The lock, not the PID, tells a live file
+ * from a stale one: a PID can be reused after a crash, a lock cannot
+ * outlive its process. Returns the locked fd, or a negative errno
+ * (-EBUSY: another agent holds it).
+ */
+int pf_pidfile_create(const char *runtime_dir, char *path, size_t pathsz)
+{
+	char buf[32];
+	int fd, err, n;
+
+	if (mkdir(runtime_dir, 0755) && errno != EEXIST)
+		return -errno;
+	if (snprintf(path, pathsz, "%s/procflow.pid", runtime_dir) >= (int)pathsz)
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		return err;
+	}
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, buf, (size_t)n, 0) != n) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+void pf_pidfile_remove(int fd, const char *path)
+{
+	if (fd < 0)
+		return;
+	/* Unlink while still holding the lock: nobody can take a file that is
+	 * about to vanish for a live one. */
+	unlink(path);
+	close(fd);
+}
+
+int pf_reload_command(const char *runtime_dir)
+{
+	char path[PF_CFG_PATH_MAX + 32], buf[32];
+	unsigned long pid;
+	char *end;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/procflow.pid", runtime_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "procflow: reload: cannot open %s: %s (is the agent running?)\n",
+			path, strerror(errno));
+		return PF_EXIT_RUNTIME;
+	}
+	if (!flock(fd, LOCK_SH | LOCK_NB)) {
+		fprintf(stderr,
+			"procflow: reload: %s is stale: no agent holds it (the agent is not "
+			"running)\n",
+			path);
+		close(fd);
+		return PF_EXIT_RUNTIME;
+	}
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (n <= 0) {
+		fprintf(stderr, "procflow: reload: %s is empty\n", path);
+		return PF_EXIT_RUNTIME;
+	}
+	buf[n] = '\0';
+	errno = 0;
+	pid = strtoul(buf, &end, 10);
+	if (errno || end == buf || (*end && *end != '\n') || pid < 2 || pid > 4194304) {
+		fprintf(stderr, "procflow: reload: %s does not hold a PID\n", path);
+		return PF_EXIT_RUNTIME;
+	}
+	if (kill((pid_t)pid, SIGHUP)) {
+		fprintf(stderr, "procflow: reload: cannot signal PID %lu: %s\n", pid,
+			strerror(errno));
+		return PF_EXIT_RUNTIME;
+	}
+	fprintf(stderr,
+		"procflow: reload: sent SIGHUP to the agent (PID %lu); its log says whether the "
+		"new configuration was taken\n",
+		pid);
+	return PF_EXIT_OK;
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
+"""Configuration: every kind of bad input exits 2 with one message naming the
+key and the file and line (or the variable or flag), before anything is loaded
+into the kernel; precedence is flags > environment > file > defaults, as
+`procflow run --print-config` shows.
+
+No traffic and no kernel hooks: `--print-config` and the config errors stop
+before the loader, which is also what this test checks (an agent that got as
+far as loading would print "hook tier" or "ready")."""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok   {name}")
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}")
+
+
+def run(agent, args, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROCFLOW_")}
+    env.update(env_extra or {})
+    return subprocess.run([agent, "run"] + args, capture_output=True, text=True, env=env,
+                          timeout=30)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--agent", required=True)
+    ap.add_argument("--bindir")
+    a = ap.parse_args()
+    d = tempfile.mkdtemp(prefix="pf-config-")
+    try:
+        def cfg(name, text):
+            p = os.path.join(d, name)
+            with open(p, "w") as f:
+                f.write(text)
+            return p
+
+        base = ["--output-dir", os.path.join(d, "out"), "--runtime-dir", os.path.join(d, "run")]
+        bad = [
+            ("unknown key", cfg("unknown.yaml", "flowLogsFlushInterval: 5s\nflowLogsFlushIntervl: 5s\n"),
+             "flowLogsFlushIntervl", ":2:"),
+            ("wrong type (list)", cfg("list.yaml", "flowLogsFileMaxFiles: [1, 2]\n"),
+             "flowLogsFileMaxFiles", ":1:"),
+            ("wrong type (bool)", cfg("bool.yaml", "# c\nflowLogsCollectProcessPath: maybe\n"),
+             "flowLogsCollectProcessPath", ":2:"),
+            ("wrong type (number)", cfg("num.yaml", "flowLogsFileMaxFileSizeMB: big\n"),
+             "flowLogsFileMaxFileSizeMB", ":1:"),
+            ("out of range", cfg("range.yaml", "flowLogsFileAggregationKindForAllowed: 4\n"),
+             "flowLogsFileAggregationKindForAllowed", ":1:"),
+            ("out of range (interval)", cfg("iv.yaml", "flowLogsFlushInterval: 0s\n"),
+             "flowLogsFlushInterval", ":1:"),
+            ("no value", cfg("empty.yaml", "flowLogsFileDirectory:\n"), "flowLogsFileDirectory", ":1:"),
+            ("set twice", cfg("twice.yaml", "flowLogsFileMaxFiles: 1\nflowLogsFileMaxFiles: 2\n"),
+             "flowLogsFileMaxFiles", ":2:"),
+            ("malformed YAML", cfg("malformed.yaml",
+                                   "flowLogsFileMaxFiles: 3\nflowLogsFlushInterval: \"5s\n"),
+             "flowLogsFlushInterval", ":2:"),
+            ("not a mapping", cfg("scalar.yaml", "just a string\n"), None, ":1:"),
+        ]
+        for name, path, key, where in bad:
+            r = run(a.agent, ["--config", path, "--print-config"] + base)
+            lines = [l for l in r.stderr.splitlines() if l]
+            check(f"{name}: exit 2", r.returncode == 2, f"rc={r.returncode} {r.stderr!r}")
+            check(f"{name}: one message naming file:line and key",
+                  len(lines) == 1 and path + where in lines[0] and (key is None or key in lines[0]) and where in lines[0], repr(r.stderr))
+            check(f"{name}: nothing printed on stdout", r.stdout == "", repr(r.stdout))
+
+        # Unreadable file: a missing one, and one without read permission
+        # (root reads anything, so a directory stands in for it).
+        for name, path in (("missing file", os.path.join(d, "nope.yaml")), ("a directory", d)):
+            r = run(a.agent, ["--config", path] + base)
+            check(f"unreadable ({name}): exit 2 naming the file",
+                  r.returncode == 2 and path in r.stderr and "hook tier" not in r.stderr,
+                  f"rc={r.returncode} {r.stderr!r}")
+
+        # Bad environment value and bad flag value name the variable / flag.
+        r = run(a.agent, ["--print-config"] + base, {"PROCFLOW_FLOW_LOGS_FILE_MAX_FILES": "-1"})
+        check("bad environment value: exit 2 naming variable and key",
+              r.returncode == 2 and "PROCFLOW_FLOW_LOGS_FILE_MAX_FILES" in r.stderr
+              and "flowLogsFileMaxFiles" in r.stderr, repr(r.stderr))
+        r = run(a.agent, ["--print-config", "--flush-interval", "0"] + base)
+        check("bad flag value: exit 2 naming flag and key",
+              r.returncode == 2 and "--flush-interval" in r.stderr and "flowLogsFlushInterval" in r.stderr,
+              repr(r.stderr))
+
+        # A bad config stops a real run before anything reaches the kernel.
+        r = run(a.agent, ["--config", bad[0][1]] + base)
+        check("bad config in a real run: exit 2 before loading",
+              r.returncode == 2 and "hook tier" not in r.stderr and "ready" not in r.stderr,
+              repr(r.stderr))
+
+        # Precedence: flag > env > file > default, each shown with its source.
+        good = cfg("good.yaml", "# procflow\nflowLogsFileMaxFiles: 3\n"
+                                "flowLogsFileMaxFileSizeMB: 7\n"
+                                "flowLogsFlushInterval: 30s\n"
+                                "flowLogsCollectProcessPath: false\n")
+        r = run(a.agent, ["--config", good, "--print-config", "-i", "4"] + base,
+                {"PROCFLOW_FLOW_LOGS_FILE_MAX_FILES": "9", "PROCFLOW_FLOW_LOGS_FLUSH_INTERVAL": "1m"})
+        check("print-config exits 0", r.returncode == 0, repr(r.stderr))
+        vals = {}
+        for l in r.stdout.splitlines():
+            if l.startswith("#") or ":" not in l:
+                continue
+            k, rest = l.split(":", 1)
+            v, src = rest.split("#", 1)
+            vals[k.strip()] = (v.strip(), src.strip())
+        expect = {
+            "flowLogsFlushInterval": ("4s", "flag --flush-interval"),  # flag beats env and file
+            "flowLogsFileMaxFiles": ("9", "environment PROCFLOW_FLOW_LOGS_FILE_MAX_FILES"),  # env beats file
+            "flowLogsFileMaxFileSizeMB": ("7", f"file {good}:3"),
+            "flowLogsCollectProcessPath": ("false", f"file {good}:5"),
+            "flowLogsFileAggregationKindForAllowed": ("1", "default"),
+            "flowLogsFileDirectory": (os.path.join(d, "out"), "flag --output-dir"),
+        }
+        for k, want in expect.items():
+            check(f"precedence: {k} = {want[0]} from {want[1]}", vals.get(k) == want, repr(vals.get(k)))
+        # The printed configuration is itself a valid config file.
+        again = cfg("again.yaml", "\n".join(l for l in r.stdout.splitlines()) + "\n")
+        r2 = run(a.agent, ["--config", again, "--print-config"])
+        check("print-config output reads back as a config file", r2.returncode == 0, repr(r2.stderr))
+        # PROCFLOW_CONFIG names the file when --config is not given.
+        r = run(a.agent, ["--print-config"] + base, {"PROCFLOW_CONFIG": good})
+        check("PROCFLOW_CONFIG names the file", r.returncode == 0 and f"file {good}:2" in r.stdout,
+              repr(r.stdout[:200]))
+        # `procflow reload`: no PID file, and a stale one (its agent is gone:
+        # nobody holds the lock, whatever PID it names, even a live one).
+        rd = os.path.join(d, "rt")
+        r = subprocess.run([a.agent, "reload", "--runtime-dir", rd], capture_output=True, text=True)
+        check("reload without a PID file: exit 1, says so",
+              r.returncode == 1 and "procflow.pid" in r.stderr, repr(r.stderr))
+        os.makedirs(rd)
+        with open(os.path.join(rd, "procflow.pid"), "w") as f:
+            f.write(f"{os.getpid()}\n")
+        r = subprocess.run([a.agent, "reload", "--runtime-dir", rd], capture_output=True, text=True)
+        check("reload with a stale PID file: exit 1, says stale, signals nobody",
+              r.returncode == 1 and "stale" in r.stderr, repr(r.stderr))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
