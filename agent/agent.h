@@ -31,7 +31,25 @@ struct pf_config {
 	unsigned udp_idle_s;	    /* an idle UDP flow completes after this */
 	const char *tier;	    /* "auto" or a tier name */
 	bool verbose;
+	unsigned ringbuf_bytes;	    /* size of the event ring buffer */
+	/* Redaction of secrets in arguments (lib/redact.h): on unless
+	 * no_redact; rules from redact_rules (a file) on top of the built-in
+	 * set. redactor is built from these by pf_config_redaction(). */
+	bool no_redact;
+	const char *redact_rules;
+	const char *redact_replacement;
+	struct pf_redact *redactor;
 };
+
+struct pf_redact;
+
+/*
+ * Build cfg->redactor from the redaction options: the built-in rules, then
+ * the rule file, if any. Returns PF_EXIT_OK, PF_EXIT_USAGE after one line
+ * on stderr naming the bad rule (file and line) or option, or
+ * PF_EXIT_RUNTIME (out of memory).
+ */
+int pf_config_redaction(struct pf_config *cfg);
 
 void pf_config_defaults(struct pf_config *cfg);
 

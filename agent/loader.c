@@ -171,6 +171,7 @@ static int try_tier(struct pf_loader *l, const struct pf_config *cfg, const char
 	}
 	l->skel->rodata->cfg_args_max = cfg->args_max;
 	l->skel->rodata->cfg_include_loopback = cfg->include_loopback;
+	bpf_map__set_max_entries(l->skel->maps.events, cfg->ringbuf_bytes);
 	bpf_object__for_each_program(p, l->skel->obj)
 	{
 		const struct pf_hook *h = NULL;

@@ -62,6 +62,7 @@ void pf_config_defaults(struct pf_config *cfg)
 	cfg->argc_max = PF_ARGC_DEFAULT;
 	cfg->udp_idle_s = 60;
 	cfg->tier = "auto";
+	cfg->ringbuf_bytes = PF_RINGBUF_BYTES;
 }
 
 static const char usage_text[] =
@@ -88,6 +89,11 @@ static const char usage_text[] =
 	"      --process-limit N      process names per flow before the \"*\" line (default 2)\n"
 	"      --args-limit N         argument strings listed per line (default 5)\n"
 	"      --hook-tier TIER       auto (default) or tracepoint\n"
+	"      --no-redact            keep secrets in process_args (redaction is on by default)\n"
+	"      --redact-rules FILE    redaction rules to apply on top of the built-in set\n"
+	"      --redact-replacement TEXT  what replaces a secret (default [REDACTED])\n"
+	"      --ring-buffer-kib N    size of the kernel's event ring buffer, a power of two,\n"
+	"                             16..1048576 (default 8192)\n"
 	"      --stdout               also print every line on standard output\n"
 	"  -v, --verbose              log more (libbpf messages, each flush)\n"
 	"\n"
@@ -107,6 +113,10 @@ enum {
 	OPT_ARGS_LIMIT,
 	OPT_HOOK_TIER,
 	OPT_STDOUT,
+	OPT_NO_REDACT,
+	OPT_REDACT_RULES,
+	OPT_REDACT_REPLACEMENT,
+	OPT_RINGBUF_KIB,
 };
 
 static const struct option long_opts[] = {
@@ -123,6 +133,10 @@ static const struct option long_opts[] = {
 	{"args-limit", required_argument, NULL, OPT_ARGS_LIMIT},
 	{"hook-tier", required_argument, NULL, OPT_HOOK_TIER},
 	{"stdout", no_argument, NULL, OPT_STDOUT},
+	{"no-redact", no_argument, NULL, OPT_NO_REDACT},
+	{"redact-rules", required_argument, NULL, OPT_REDACT_RULES},
+	{"redact-replacement", required_argument, NULL, OPT_REDACT_REPLACEMENT},
+	{"ring-buffer-kib", required_argument, NULL, OPT_RINGBUF_KIB},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -215,6 +229,25 @@ static int parse_opts(int argc, char **argv, struct pf_config *cfg)
 		case OPT_STDOUT:
 			cfg->to_stdout = true;
 			break;
+		case OPT_NO_REDACT:
+			cfg->no_redact = true;
+			break;
+		case OPT_REDACT_RULES:
+			cfg->redact_rules = optarg;
+			break;
+		case OPT_REDACT_REPLACEMENT:
+			cfg->redact_replacement = optarg;
+			break;
+		case OPT_RINGBUF_KIB:
+			if (parse_uint("ring-buffer-kib", optarg, 16, 1u << 20, &v))
+				return -EINVAL;
+			if (v & (v - 1)) {
+				fprintf(stderr, "procflow: --ring-buffer-kib: '%s' is not a power of two\n",
+					optarg);
+				return -EINVAL;
+			}
+			cfg->ringbuf_bytes = v * 1024;
+			break;
 		case 'v':
 			cfg->verbose = true;
 			break;
@@ -272,6 +305,9 @@ int main(int argc, char **argv)
 	if (err)
 		return PF_EXIT_USAGE;
 	pf_verbose = cfg.verbose;
+	err = pf_config_redaction(&cfg);
+	if (err)
+		return err;
 
 	if (!strcmp(cmd, "check"))
 		return pf_check(&cfg);

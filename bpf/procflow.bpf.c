@@ -190,9 +190,12 @@ int BPF_PROG(pf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->args_len = len;
 
 	/* A relative path ("./prog") means nothing without the process's
-	 * working directory: send the kernel's resolution of the file. */
+	 * working directory, and execveat()/fexecve() name the file
+	 * "/dev/fd/N[/name]": send the kernel's resolution of the file. */
 	e->exe_len = 0;
-	if (e->data[0] != '/') {
+	if (e->data[0] != '/' || (path_len >= 8 && e->data[1] == 'd' && e->data[2] == 'e' &&
+				  e->data[3] == 'v' && e->data[4] == '/' && e->data[5] == 'f' &&
+				  e->data[6] == 'd' && e->data[7] == '/')) {
 		__u32 off = path_len + len;
 
 		if (off <= PF_PATH_MAX + PF_ARGS_CAP)
