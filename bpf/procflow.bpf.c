@@ -160,6 +160,7 @@ int BPF_PROG(pf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->flags = 0;
+	e->exec_id = pf_task_exec_id(p);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
 	/* The path as passed to execve (bprm->filename): for a script it is
@@ -228,7 +229,7 @@ int BPF_PROG(pf_fork, struct task_struct *parent, struct task_struct *child)
 	e->start_ns = pf_task_start_ns(child);
 	e->parent_start_ns = pf_task_start_ns(BPF_CORE_READ(parent, group_leader));
 	e->ppid = BPF_CORE_READ(parent, tgid);
-	e->pad = 0;
+	e->exec_id = pf_task_exec_id(child);
 	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
@@ -269,9 +270,11 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 {
 	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct pf_sock_val *v, nv = {};
+	__u32 exec_id;
 
 	if (!cookie || !tgid)
 		return;
+	exec_id = pf_task_exec_id((struct task_struct *)bpf_get_current_task());
 	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (v) {
 		if (v->tgid == tgid)
@@ -281,6 +284,7 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 		v->tgid = tgid;
 		v->ts_ns = bpf_ktime_get_boot_ns();
 		v->claim = how;
+		v->exec_id = exec_id;
 		if (!v->netns)
 			v->netns = netns;
 		bpf_get_current_comm(v->comm, sizeof(v->comm));
@@ -290,6 +294,7 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 	nv.ts_ns = bpf_ktime_get_boot_ns();
 	nv.netns = netns;
 	nv.claim = how;
+	nv.exec_id = exec_id;
 	bpf_get_current_comm(nv.comm, sizeof(nv.comm));
 	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7 /* E2BIG */)
 		stat_inc(PF_STAT_SOCKS_FULL);
@@ -494,12 +499,14 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 		v->tgid = task->tgid;
 		v->ts_ns = bpf_ktime_get_boot_ns();
 		v->claim = PF_CLAIM_ITER;
+		v->exec_id = pf_task_exec_id(task);
 		BPF_CORE_READ_STR_INTO(&v->comm, task, comm);
 		return 0;
 	}
 	nv.tgid = task->tgid;
 	nv.ts_ns = bpf_ktime_get_boot_ns();
 	nv.claim = PF_CLAIM_ITER;
+	nv.exec_id = pf_task_exec_id(task);
 	nv.netns = pf_net_cookie(sk->__sk_common.skc_net.net);
 	if (proto == IPPROTO_TCP && sk->__sk_common.skc_state == TCP_LISTEN) {
 		nv.listener = 1;
