@@ -400,7 +400,10 @@ class Main:
     def storm(self):
         net, res = self.net, self.res
         tag = self.tag("storm")
-        p, secs = net.run_in(net.client_ns, [self.odd, "storm", self.client, self.srv, str(self.storm_port),
+        # nice -n -10: the machine may be shared with other work; the storm's processes
+        # must each live under 20 ms, and being preempted by an unrelated job is not
+        # what this measures (the agent keeps its normal priority).
+        p, secs = net.run_in(net.client_ns, ["nice", "-n", "-10", self.odd, "storm", self.client, self.srv, str(self.storm_port),
                                              str(STORM_COUNT), str(STORM_PAR), tag],
                              timeout=600, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=dict(os.environ, PF_CLIENT_TIMING="1"))
@@ -663,9 +666,26 @@ def phase_pidns(res, net, args, tmp, run_id, base):
     if servers is None:
         return outdir
     srv = servers[port]
-    agent = start_agent(res, net, args.agent, outdir, [], label, prefix=unshare)
-    if agent is None:
+    # A decoy in the agent's namespace holds, there, the number that is the server's
+    # PID on the host: an agent that looked the kernel's PID up in its own /proc would
+    # name the server after the decoy. The namespace's init (sh) sets ns_last_pid so
+    # the decoy gets that number, reports it, and execs the agent.
+    decoy = os.path.join(tmp, "pf-decoy")
+    shutil.copy2("/bin/sleep", decoy)
+    script = ('echo %d > /proc/sys/kernel/ns_last_pid; %s 600 & echo "decoy $!" >&2; exec "$0" "$@"'
+              % (srv.pid - 1, decoy))
+    agent = CapAgent("sh", ["-c", script, args.agent, "run", "--output-dir", outdir, "--flush-interval",
+                            str(FLUSH_S), "--aggregation", "0", "--stdout"], net,
+                     os.path.join(outdir, "stdout"), unshare)
+    agent.start()
+    ok, detail = agent.wait_ready(READY_TIMEOUT_S)
+    res.check("%s: agent starts and prints %r" % (label, Agent.READY), ok, detail)
+    if not ok:
+        agent.kill()
         return outdir
+    got = [l.split()[1] for l in agent.stderr_lines if l.startswith("decoy ")]
+    res.check("pidns: a decoy in the agent's namespace has the number of the server's host PID %d" % srv.pid,
+              got == [str(srv.pid)], "decoy got %s" % got)
     inner = child_of(agent.proc.pid)
     res.check("pidns: the agent runs in its own PID namespace", inner is not None and
               os.readlink("/proc/%d/ns/pid" % inner) != os.readlink("/proc/self/ns/pid"), "pid %s" % inner)
@@ -689,7 +709,8 @@ def phase_pidns(res, net, args, tmp, run_id, base):
                 lines_with(records, tag), dict(process_name=client, process_id=str(c.pid),
                                                process_args=[" ".join(argv[1:])]))
     dst = [r for r in records if r["reporter"] == "dst" and r["dest_port"] == port]
-    check_lines(res, "pidns: a process started before the agent: task name and [], its host PID", dst,
+    check_lines(res, "pidns: a process started before the agent: task name and [], its host PID "
+                "(never the decoy's identity)", dst,
                 dict(process_name="pf_server", process_id=str(srv.pid), process_args=[], num_process_args=0))
     return outdir
 
