@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "redact.h"
 #include "procflow/abi.h"
 
 #ifndef PF_VERSION
@@ -309,7 +310,7 @@ int main(int argc, char **argv)
 	if (err)
 		return err;
 
-	if (!strcmp(cmd, "check"))
-		return pf_check(&cfg);
-	return pf_run(&cfg);
+	err = !strcmp(cmd, "check") ? pf_check(&cfg) : pf_run(&cfg);
+	pf_redact__free(cfg.redactor);
+	return err;
 }

@@ -417,6 +417,10 @@ static int storm(const char *client, const char *host, const char *port, int cou
 		printf("run %d %d %d %.0f\n", i, (int)pids[i], rc[i], us[i]);
 	printf("storm %d runs in %.3f s: %.0f per second, %d failed\n", count, (end - start) / 1e6,
 	       count / ((end - start) / 1e6), failed);
+	free(pids);
+	free(t0);
+	free(rc);
+	free(us);
 	return failed ? 1 : 0;
 }
 
