@@ -419,8 +419,9 @@ int pf_check(const struct pf_config *cfg)
 			host = pf_loader__host_pidns(&l);
 			check_line("host PID namespace",
 				   host == 1   ? "visible: path and arguments of every process"
-				   : host == 0 ? "not visible: processes started before the agent "
-						 "get the task name and []"
+				   : host == 0 ? "not visible: processes started after the agent get "
+						 "path and arguments from their exec; older ones get "
+						 "the task name and [] (their /proc is not this one)"
 					       : "could not tell");
 			pf_loader__stop(&l);
 		}
