@@ -119,10 +119,13 @@ static bool contains_norm(const char *hay, size_t n, const char *needle)
 {
 	size_t m = strlen(needle);
 
+	int first;
+
 	if (m == 0 || m > n)
 		return m == 0;
+	first = norm((unsigned char)needle[0]);
 	for (size_t i = 0; i + m <= n; i++)
-		if (eq_norm(hay + i, m, needle, m))
+		if (norm((unsigned char)hay[i]) == first && eq_norm(hay + i, m, needle, m))
 			return true;
 	return false;
 }
@@ -467,18 +470,15 @@ static bool option_matches(const char *name, size_t nl, const char *word)
 	       eq_norm(name + nl - wl, wl, word, wl);
 }
 
-/* KEY=V at @a[off..n): the span of V when KEY (an identifier) contains
- * @word. */
-static void env_at(const char *a, size_t n, size_t off, const char *word, struct spans *sp)
+/* The end of KEY in KEY=V at @a[off..n) (KEY: letters, digits, '-', '_',
+ * '.'), or @off when there is no such pair. */
+static size_t env_key_end(const char *a, size_t n, size_t off)
 {
 	size_t k = off;
 
 	while (k < n && (is_word_char((unsigned char)a[k]) || a[k] == '.'))
 		k++;
-	if (k == off || k == n || a[k] != '=')
-		return;
-	if (contains_norm(a + off, k - off, word))
-		span_add(sp, k + 1, n);
+	return k > off && k < n && a[k] == '=' ? k : off;
 }
 
 /* scheme://user:PASSWORD@host: the spans of every PASSWORD in @a. */
@@ -562,8 +562,13 @@ static void match_arg(const struct pf_redact *r, const char *a, size_t n, bool s
 		      struct spans *sp)
 {
 	const char *name;
-	size_t nl, eq;
+	size_t nl, eq, k0, k1 = 0;
 	bool opt = option_name(a, n, &name, &nl, &eq);
+
+	/* Found once per argument, compared with every env rule. */
+	k0 = env_key_end(a, n, 0);
+	if (opt && eq != SIZE_MAX)
+		k1 = env_key_end(a, n, eq + 1);
 
 	for (size_t k = 0; k < r->n; k++) {
 		const struct rule *ru = &r->rules[k];
@@ -584,9 +589,10 @@ static void match_arg(const struct pf_redact *r, const char *a, size_t n, bool s
 			url_passwords(a, n, sp);
 			break;
 		case RK_ENV:
-			env_at(a, n, 0, ru->word, sp);
-			if (opt && eq != SIZE_MAX)
-				env_at(a, n, eq + 1, ru->word, sp);
+			if (k0 && contains_norm(a, k0, ru->word))
+				span_add(sp, k0 + 1, n);
+			if (k1 > eq + 1 && contains_norm(a + eq + 1, k1 - eq - 1, ru->word))
+				span_add(sp, k1 + 1, n);
 			break;
 		case RK_TOKEN:
 			tokens(a, n, ru->minlen, sp);
@@ -694,7 +700,8 @@ size_t pf_redact__args(const struct pf_redact *r, const char *exe, const char *r
 			} else {
 				size_t pos = 0;
 
-				qsort(sp.v, sp.n, sizeof(sp.v[0]), span_cmp);
+				if (sp.n > 1)
+					qsort(sp.v, sp.n, sizeof(sp.v[0]), span_cmp);
 				for (size_t i = 0; i < sp.n; i++) {
 					size_t s = sp.v[i].s, e = sp.v[i].e;
 
