@@ -137,9 +137,12 @@ static void on_exec(struct pf_agent *a, const struct pf_exec_event *e, size_t si
 
 	memcpy(comm, e->comm, PF_COMM_LEN);
 	comm[PF_COMM_LEN] = '\0';
-	pf_proc_cache__exec(a->procs, e->hdr.pid, e->ppid, e->start_ns, e->hdr.ts_ns, e->uid,
-			    e->cgroup_id, comm, path, a->argbuf, trunc);
-	pf_proc_cache__set_exec_id(a->procs, e->hdr.pid, e->start_ns, e->hdr.ts_ns, e->exec_id);
+	/* The counter goes on the identity just made, and only on it: an
+	 * older one given the new count would pass for the new program. */
+	if (!pf_proc_cache__exec(a->procs, e->hdr.pid, e->ppid, e->start_ns, e->hdr.ts_ns, e->uid,
+				 e->cgroup_id, comm, path, a->argbuf, trunc))
+		pf_proc_cache__set_exec_id(a->procs, e->hdr.pid, e->start_ns, e->hdr.ts_ns,
+					   e->exec_id);
 	free(path);
 }
 
@@ -163,9 +166,10 @@ static int on_event(void *ctx, void *data, size_t size)
 			break;
 		memcpy(comm, f->comm, PF_COMM_LEN);
 		comm[PF_COMM_LEN] = '\0';
-		pf_proc_cache__fork(a->procs, h->pid, f->start_ns, f->ppid, f->parent_start_ns,
-				    comm);
-		pf_proc_cache__set_exec_id(a->procs, h->pid, f->start_ns, f->start_ns, f->exec_id);
+		if (!pf_proc_cache__fork(a->procs, h->pid, f->start_ns, f->ppid,
+					 f->parent_start_ns, comm))
+			pf_proc_cache__set_exec_id(a->procs, h->pid, f->start_ns, f->start_ns,
+						   f->exec_id);
 		break;
 	}
 	case PF_EV_EXIT: {
