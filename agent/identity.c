@@ -81,9 +81,10 @@ int pf_config_redaction(struct pf_config *cfg)
 	cfg->redactor = pf_redact__new(1, cfg->redact_replacement);
 	if (!cfg->redactor) {
 		if (errno == EINVAL) {
-			fprintf(stderr, "procflow: --redact-replacement: '%s' must be 1 to %d "
-					"printable bytes\n", cfg->redact_replacement,
-				PF_REDACT_MAX_REPLACEMENT);
+			fprintf(stderr,
+				"procflow: --redact-replacement: '%s' must be 1 to %d "
+				"printable bytes\n",
+				cfg->redact_replacement, PF_REDACT_MAX_REPLACEMENT);
 			return PF_EXIT_USAGE;
 		}
 		fprintf(stderr, "procflow: out of memory\n");
@@ -93,8 +94,8 @@ int pf_config_redaction(struct pf_config *cfg)
 		return PF_EXIT_OK;
 	e = read_file(cfg->redact_rules, &text, &len);
 	if (e) {
-		fprintf(stderr, "procflow: --redact-rules: cannot read '%s': %s\n", cfg->redact_rules,
-			e == -EFBIG ? "larger than 1 MiB" : strerror(-e));
+		fprintf(stderr, "procflow: --redact-rules: cannot read '%s': %s\n",
+			cfg->redact_rules, e == -EFBIG ? "larger than 1 MiB" : strerror(-e));
 		goto usage;
 	}
 	e = pf_redact__load(cfg->redactor, text, len, err, sizeof(err));

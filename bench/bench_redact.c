@@ -112,8 +112,8 @@ int main(int argc, char **argv)
 			for (long i = 0; i < iters; i++) {
 				int trunc = 0;
 
-				sink += pf_redact__args(r, "/usr/bin/mysql", v[k].raw, v[k].len, out,
-							sizeof(out), &trunc, NULL);
+				sink += pf_redact__args(r, "/usr/bin/mysql", v[k].raw, v[k].len,
+							out, sizeof(out), &trunc, NULL);
 			}
 			runs[run] = (now_ns() - t0) / (double)iters;
 		}

@@ -10,16 +10,32 @@ int pf_loss_marker__line(struct pf_jw *w, uint64_t start_s, uint64_t end_s, cons
 	/* Counters in the contract's order between "policies" and
 	 * "process_name", and after "num_original_source_ips": all 0. */
 	static const char *const counters[] = {
-		"bytes_in", "bytes_out", "num_flows", "num_flows_started", "num_flows_completed",
-		"packets_in", "packets_out", "transit_bytes_in", "transit_bytes_out",
-		"transit_packets_in", "transit_packets_out", "http_requests_allowed_in",
-		"http_requests_denied_in",
+	    "bytes_in",
+	    "bytes_out",
+	    "num_flows",
+	    "num_flows_started",
+	    "num_flows_completed",
+	    "packets_in",
+	    "packets_out",
+	    "transit_bytes_in",
+	    "transit_bytes_out",
+	    "transit_packets_in",
+	    "transit_packets_out",
+	    "http_requests_allowed_in",
+	    "http_requests_denied_in",
 	};
 	static const char *const tcp[] = {
-		"tcp_mean_send_congestion_window", "tcp_min_send_congestion_window",
-		"tcp_mean_smooth_rtt", "tcp_max_smooth_rtt", "tcp_mean_min_rtt", "tcp_max_min_rtt",
-		"tcp_mean_mss", "tcp_min_mss", "tcp_total_retransmissions", "tcp_lost_packets",
-		"tcp_unrecovered_to",
+	    "tcp_mean_send_congestion_window",
+	    "tcp_min_send_congestion_window",
+	    "tcp_mean_smooth_rtt",
+	    "tcp_max_smooth_rtt",
+	    "tcp_mean_min_rtt",
+	    "tcp_max_min_rtt",
+	    "tcp_mean_mss",
+	    "tcp_min_mss",
+	    "tcp_total_retransmissions",
+	    "tcp_lost_packets",
+	    "tcp_unrecovered_to",
 	};
 	char text[48];
 

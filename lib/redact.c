@@ -26,7 +26,7 @@ enum rule_kind {
 	RK_TOKEN,
 };
 
-#define PF_REDACT_WORD_MAX 64
+#define PF_REDACT_WORD_MAX  64
 #define PF_REDACT_PROGS_MAX 512
 #define PF_REDACT_TOKEN_MIN 8
 #define PF_REDACT_TOKEN_MAX 4096
@@ -35,9 +35,9 @@ enum rule_kind {
 
 struct rule {
 	enum rule_kind kind;
-	unsigned minlen;		    /* token */
-	char word[PF_REDACT_WORD_MAX];	    /* option / env word, short option */
-	char progs[PF_REDACT_PROGS_MAX];    /* short: comma-separated program names */
+	unsigned minlen;		 /* token */
+	char word[PF_REDACT_WORD_MAX];	 /* option / env word, short option */
+	char progs[PF_REDACT_PROGS_MAX]; /* short: comma-separated program names */
 };
 
 struct pf_redact {
@@ -48,34 +48,34 @@ struct pf_redact {
 };
 
 const char *const pf_redact_builtin[] = {
-	"option password",
-	"option passwd",
-	"option pass",
-	"option pwd",
-	"option secret",
-	"option token",
-	"option api-key",
-	"option apikey",
-	"option access-key",
-	"option secret-key",
-	"option private-key",
-	"option client-secret",
-	"option credentials",
-	"short -p mysql,mysqldump,mysqladmin,mysqlimport,mysqlcheck,mysqlshow,mysqlslap,"
-	"mysqlpump,mysqlbinlog,mysqlsh,mariadb,mariadb-dump,mariadb-admin,mariadb-import,"
-	"mariadb-check,mariadb-show,mariadb-slap,mariadb-binlog",
-	"url-password",
-	"env PASSWORD",
-	"env PASSWD",
-	"env SECRET",
-	"env TOKEN",
-	"env API_KEY",
-	"env APIKEY",
-	"env ACCESS_KEY",
-	"env PRIVATE_KEY",
-	"env CREDENTIAL",
-	"token 32",
-	NULL,
+    "option password",
+    "option passwd",
+    "option pass",
+    "option pwd",
+    "option secret",
+    "option token",
+    "option api-key",
+    "option apikey",
+    "option access-key",
+    "option secret-key",
+    "option private-key",
+    "option client-secret",
+    "option credentials",
+    "short -p mysql,mysqldump,mysqladmin,mysqlimport,mysqlcheck,mysqlshow,mysqlslap,"
+    "mysqlpump,mysqlbinlog,mysqlsh,mariadb,mariadb-dump,mariadb-admin,mariadb-import,"
+    "mariadb-check,mariadb-show,mariadb-slap,mariadb-binlog",
+    "url-password",
+    "env PASSWORD",
+    "env PASSWD",
+    "env SECRET",
+    "env TOKEN",
+    "env API_KEY",
+    "env APIKEY",
+    "env ACCESS_KEY",
+    "env PRIVATE_KEY",
+    "env CREDENTIAL",
+    "token 32",
+    NULL,
 };
 
 /* ---- character helpers ---------------------------------------------------- */
@@ -190,7 +190,8 @@ static const char *parse_rule(const char **f, const size_t *fl, size_t nf, struc
 	if (fl[0] == 5 && !memcmp(f[0], "short", 5)) {
 		out->kind = RK_SHORT;
 		if (nf != 3)
-			return "'short' takes an option and a list of programs (short -p mysql,mariadb)";
+			return "'short' takes an option and a list of programs (short -p "
+			       "mysql,mariadb)";
 		if (fl[1] < 2 || f[1][0] != '-' || !all_word_chars(f[1] + 1, fl[1] - 1) ||
 		    fl[1] >= PF_REDACT_WORD_MAX)
 			return "the option of a 'short' rule is '-' and letters (-p)";
@@ -199,8 +200,10 @@ static const char *parse_rule(const char **f, const size_t *fl, size_t nf, struc
 		for (size_t i = 0; i < fl[2]; i++) {
 			char c = f[2][i];
 
-			if (c == '/' || (c == ',' && (i == 0 || i + 1 == fl[2] || f[2][i + 1] == ',')))
-				return "programs are base names separated by single commas (mysql,mariadb)";
+			if (c == '/' ||
+			    (c == ',' && (i == 0 || i + 1 == fl[2] || f[2][i + 1] == ',')))
+				return "programs are base names separated by single commas "
+				       "(mysql,mariadb)";
 		}
 		memcpy(out->word, f[1], fl[1]);
 		memcpy(out->progs, f[2], fl[2]);
@@ -277,7 +280,8 @@ struct pf_redact *pf_redact__new(int builtin, const char *replacement)
 	memcpy(r->repl, replacement, n);
 	r->repl_len = n;
 	for (size_t i = 0; builtin && pf_redact_builtin[i]; i++) {
-		if (pf_redact__rule(r, pf_redact_builtin[i], strlen(pf_redact_builtin[i]), NULL, 0)) {
+		if (pf_redact__rule(r, pf_redact_builtin[i], strlen(pf_redact_builtin[i]), NULL,
+				    0)) {
 			pf_redact__free(r);
 			errno = EINVAL; /* a broken built-in: caught by the unit tests */
 			return NULL;
@@ -629,7 +633,8 @@ static bool short_program(const struct pf_redact *r, const char *exe, const char
 	for (size_t k = 0; k < r->n; k++) {
 		if (r->rules[k].kind != RK_SHORT)
 			continue;
-		if (in_list(r->rules[k].progs, b0, l0) || (b1 && in_list(r->rules[k].progs, b1, l1)))
+		if (in_list(r->rules[k].progs, b0, l0) ||
+		    (b1 && in_list(r->rules[k].progs, b1, l1)))
 			return true;
 	}
 	return false;

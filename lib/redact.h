@@ -39,8 +39,8 @@
 
 #include <stddef.h>
 
-#define PF_REDACT_REPLACEMENT "[REDACTED]"
-#define PF_REDACT_MAX_RULES 256
+#define PF_REDACT_REPLACEMENT	  "[REDACTED]"
+#define PF_REDACT_MAX_RULES	  256
 #define PF_REDACT_MAX_REPLACEMENT 64
 
 struct pf_redact;

@@ -333,7 +333,7 @@ static int reuse(const char *client, const char *host, const char *port, const c
 		if (b == 0) {
 			if (getpid() == a) {
 				char *av[] = {(char *)client, "tcp", (char *)host, (char *)port,
-					      "100", tb, NULL};
+					      "100",	      tb,    NULL};
 
 				execve(client, av, environ);
 				_exit(127);
@@ -377,8 +377,8 @@ static int storm(const char *client, const char *host, const char *port, int cou
 	start = now_us();
 	while (done < count) {
 		while (running < par && started < count) {
-			char *av[] = {(char *)client, "tcp", (char *)host, (char *)port, "64", arg,
-				      NULL};
+			char *av[] = {(char *)client, "tcp", (char *)host, (char *)port,
+				      "64",	      arg,   NULL};
 			pid_t p;
 
 			snprintf(arg, sizeof(arg), "%s-%d", tag, started);
@@ -402,7 +402,8 @@ static int storm(const char *client, const char *host, const char *port, int cou
 				die("waitpid");
 			for (int i = 0; i < started; i++) {
 				if (pids[i] == p) {
-					rc[i] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+					rc[i] =
+					    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 					us[i] = t - t0[i];
 					failed += rc[i] != 0;
 					break;

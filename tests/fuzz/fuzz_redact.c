@@ -78,8 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (!out)
 			return 0;
-		n = pf_redact__args(builtin, "/usr/bin/mysql", (const char *)data + 1, size - 1, out,
-				    outsz, &trunc, NULL);
+		n = pf_redact__args(builtin, "/usr/bin/mysql", (const char *)data + 1, size - 1,
+				    out, outsz, &trunc, NULL);
 		if (n > outsz)
 			abort();
 		if (outsz == 65536)

@@ -23,8 +23,8 @@ static void test_exec_id(void **state)
 
 	assert_non_null(c);
 	/* The parent: exec at 10 with counter 5. */
-	assert_int_equal(pf_proc_cache__exec(c, 100, 1, 5, 10, 0, 0, "server", "/bin/server", "a", 0),
-			 0);
+	assert_int_equal(
+	    pf_proc_cache__exec(c, 100, 1, 5, 10, 0, 0, "server", "/bin/server", "a", 0), 0);
 	assert_int_equal(pf_proc_cache__set_exec_id(c, 100, 5, 10, 5), 0);
 	/* A child forked at 20 inherits the parent's program and counter. */
 	assert_int_equal(pf_proc_cache__fork(c, 200, 20, 100, 5, "server"), 0);
@@ -36,9 +36,8 @@ static void test_exec_id(void **state)
 	assert_int_equal(p->exec_id, 5);
 	/* The child execs at 30 (counter 6): the new identity carries 6, the
 	 * fork identity keeps 5. */
-	assert_int_equal(pf_proc_cache__exec(c, 200, 100, 20, 30, 0, 0, "client", "/bin/client", "b",
-					     0),
-			 0);
+	assert_int_equal(
+	    pf_proc_cache__exec(c, 200, 100, 20, 30, 0, 0, "client", "/bin/client", "b", 0), 0);
 	assert_int_equal(pf_proc_cache__set_exec_id(c, 200, 20, 30, 6), 0);
 	p = pf_proc_cache__lookup(c, 200, 35);
 	assert_string_equal(p->path, "/bin/client");
@@ -60,7 +59,7 @@ static void test_exec_id(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exec_id),
+	    cmocka_unit_test(test_exec_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -83,8 +83,12 @@ static int grab(const char *line, size_t len, void *ctx)
 
 static void test_marker(void **state)
 {
-	struct pf_agg_opts ao = {.level = 1, .host = "node-a", .proc_limit = 2, .args_limit = 5,
-				 .include_process = 1, .include_tcp = 1};
+	struct pf_agg_opts ao = {.level = 1,
+				 .host = "node-a",
+				 .proc_limit = 2,
+				 .args_limit = 5,
+				 .include_process = 1,
+				 .include_tcp = 1};
 	struct pf_flow_obs o = {0};
 	char k1[4096], k2[4096];
 	size_t n1, n2;
@@ -126,7 +130,7 @@ static void test_marker(void **state)
 
 	assert_true(has(&w, "\"process_name\":\"[procflow:events-lost]\""));
 	assert_true(has(&w, "\"process_args\":[\"lost_events=1071\"],"
-					     "\"num_process_args\":1071"));
+			    "\"num_process_args\":1071"));
 	assert_true(has(&w, "\"bytes_in\":0,\"bytes_out\":0,\"num_flows\":0,"));
 	assert_true(has(&w, "\"start_time\":10,\"end_time\":12,"));
 	assert_true(has(&w, "\"host\":\"node-a\"}"));
@@ -140,7 +144,7 @@ static void test_marker(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_marker),
+	    cmocka_unit_test(test_marker),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

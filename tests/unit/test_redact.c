@@ -112,19 +112,19 @@ static void test_url_env_token(void **state)
 	assert_string_equal(red(r, "/bin/x", ARGV("x", "-e", "GITHUB_TOKEN=t", "--env=API_KEY=k")),
 			    "-e GITHUB_TOKEN=[REDACTED] --env=API_KEY=[REDACTED]");
 	assert_string_equal(
-		red(r, "/bin/x", ARGV("x", "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8", "tail")),
-		"[REDACTED] tail");
+	    red(r, "/bin/x", ARGV("x", "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8", "tail")),
+	    "[REDACTED] tail");
 	assert_string_equal(red(r, "/bin/x", ARGV("x", "-H", "Authorization: Bearer abc.def")),
 			    "-H Authorization: Bearer [REDACTED]");
 	/* What must survive: paths, hex digests (one case), UUIDs, plain words. */
 	assert_string_equal(
-		red(r, "/bin/x",
-		    ARGV("x", "/usr/lib/x86_64-linux-gnu/LibFoo2Bar/something.so",
-			 "0123456789abcdef0123456789abcdef01234567",
-			 "123e4567-e89b-12d3-a456-426614174000", "hello")),
-		"/usr/lib/x86_64-linux-gnu/LibFoo2Bar/something.so "
-		"0123456789abcdef0123456789abcdef01234567 123e4567-e89b-12d3-a456-426614174000 "
-		"hello");
+	    red(r, "/bin/x",
+		ARGV("x", "/usr/lib/x86_64-linux-gnu/LibFoo2Bar/something.so",
+		     "0123456789abcdef0123456789abcdef01234567",
+		     "123e4567-e89b-12d3-a456-426614174000", "hello")),
+	    "/usr/lib/x86_64-linux-gnu/LibFoo2Bar/something.so "
+	    "0123456789abcdef0123456789abcdef01234567 123e4567-e89b-12d3-a456-426614174000 "
+	    "hello");
 	pf_redact__free(r);
 }
 
@@ -230,9 +230,9 @@ static void test_bound(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_options),	   cmocka_unit_test(test_short),
-		cmocka_unit_test(test_url_env_token), cmocka_unit_test(test_rules),
-		cmocka_unit_test(test_rule_cap),   cmocka_unit_test(test_bound),
+	    cmocka_unit_test(test_options),	  cmocka_unit_test(test_short),
+	    cmocka_unit_test(test_url_env_token), cmocka_unit_test(test_rules),
+	    cmocka_unit_test(test_rule_cap),	  cmocka_unit_test(test_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
