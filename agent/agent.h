@@ -7,16 +7,16 @@
 #define PF_AGENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stddef.h>
 
 #include "sink_clickhouse.h"
 
 /* Exit codes, decided in main() only. */
-#define PF_EXIT_OK 0
+#define PF_EXIT_OK	0
 #define PF_EXIT_RUNTIME 1 /* missing privileges or kernel support, I/O */
-#define PF_EXIT_USAGE 2	  /* bad command line */
+#define PF_EXIT_USAGE	2 /* bad command line */
 
 #define PF_CFG_PATH_MAX 4096
 
@@ -42,16 +42,35 @@ struct pf_config {
 	bool process_path; /* path and args (else the task name) */
 	bool to_stdout;	   /* also print every line */
 	bool tcp_stats;
-	unsigned proc_limit; /* per-flow process names */
-	unsigned args_limit; /* per-flow argument strings */
-	unsigned args_max;   /* bytes of argv captured at exec */
-	unsigned argc_max;   /* arguments kept */
-	unsigned udp_idle_s; /* an idle UDP flow completes after this */
-	const char *tier;    /* "auto" or a tier name */
+	unsigned proc_limit;		   /* per-flow process names */
+	unsigned args_limit;		   /* per-flow argument strings */
+	unsigned args_max;		   /* bytes of argv captured at exec */
+	unsigned argc_max;		   /* arguments kept */
+	unsigned udp_idle_s;		   /* an idle UDP flow completes after this */
+	const char *tier;		   /* "auto" or a tier name */
 	char runtime_dir[PF_CFG_PATH_MAX]; /* PID file */
 	bool verbose;
-	struct pf_ch_config ch;	    /* the ClickHouse sink (off unless ch.url) */
+	struct pf_ch_config ch; /* the ClickHouse sink (off unless ch.url) */
+	unsigned ringbuf_kib;	/* size of the event ring buffer */
+	/* Redaction of secrets in arguments (lib/redact.h): on unless
+	 * !redact; rules from redact_rules (a file, "" for none) on top of the
+	 * built-in set. redactor is built from these by pf_config_redaction()
+	 * once, at start-up. */
+	bool redact;
+	char redact_rules[PF_CFG_PATH_MAX];
+	char redact_replacement[PF_CFG_PATH_MAX];
+	struct pf_redact *redactor;
 };
+
+struct pf_redact;
+
+/*
+ * Build cfg->redactor from the redaction options: the built-in rules, then
+ * the rule file, if any. Returns PF_EXIT_OK, PF_EXIT_USAGE after one line
+ * on stderr naming the bad rule (file and line) or option, or
+ * PF_EXIT_RUNTIME (out of memory).
+ */
+int pf_config_redaction(struct pf_config *cfg);
 
 /* Every key at its default. */
 void pf_config_defaults(struct pf_config *cfg);
@@ -65,15 +84,15 @@ extern const struct pf_cfg_key *const pf_config_keys;
 extern const size_t pf_config_nkeys;
 
 #define PF_CONFIG_DEFAULT_FILE "/etc/procflow/procflow.yaml"
-#define PF_CONFIG_MAX_FLAGS 128
-#define PF_CONFIG_MAX_KEYS 128 /* bound of the key table, for arrays per key */
+#define PF_CONFIG_MAX_FLAGS    128
+#define PF_CONFIG_MAX_KEYS     128 /* bound of the key table, for arrays per key */
 
 /*
  * Where a configuration comes from, kept for the life of the agent so that
  * a reload re-reads the same file with the same flags on top.
  */
 struct pf_config_args {
-	const char *file;	 /* --config or PROCFLOW_CONFIG: it must be readable */
+	const char *file; /* --config or PROCFLOW_CONFIG: it must be readable */
 	size_t nflags;
 	struct {
 		const struct pf_cfg_key *key;
@@ -125,10 +144,10 @@ struct pf_loader {
 	struct procflow_bpf *skel;
 	struct bpf_link *links[PF_MAX_LINKS];
 	int nlinks;
-	const char *tier;  /* the tier in use */
-	bool path_walk;	   /* exec events resolve relative paths in the kernel */
-	bool sk_storage;   /* TCP counters in socket storage */
-	int cgroup_fd;	   /* cgroup v2 root the cgroup hooks are attached to */
+	const char *tier; /* the tier in use */
+	bool path_walk;	  /* exec events resolve relative paths in the kernel */
+	bool sk_storage;  /* TCP counters in socket storage */
+	int cgroup_fd;	  /* cgroup v2 root the cgroup hooks are attached to */
 	char cgroup_path[256];
 };
 
@@ -175,9 +194,9 @@ struct pf_agg;
 struct pf_hmap;
 
 struct pf_collector {
-	int flows_fd;		     /* BPF flows map */
-	int socks_fd;		     /* BPF socks map */
-	struct pf_loader *loader;    /* for the socket iterator */
+	int flows_fd;		  /* BPF flows map */
+	int socks_fd;		  /* BPF socks map */
+	struct pf_loader *loader; /* for the socket iterator */
 	struct pf_proc_cache *procs;
 	struct pf_agg *agg;
 	const struct pf_config *cfg; /* the running one: a reload changes it in place */

@@ -191,6 +191,10 @@ static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
 		return;
 	o->proc_pid = s->tgid;
 	p = pf_proc_cache__lookup(c->procs, s->tgid, s->ts_ns);
+	/* The owner ran another program at the claim than the one we know:
+	 * its exec event was lost. The task name is right; the path is not. */
+	if (p && p->has_exec_id && p->exec_id != s->exec_id)
+		p = NULL;
 	if (p && c->cfg->process_path && p->path) {
 		o->proc_name = p->path;
 		o->proc_args = p->args;

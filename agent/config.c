@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "config.h"
 #include "procflow/abi.h"
+#include "redact.h"
 
 #define OFF(f)	  offsetof(struct pf_config, f), sizeof(((struct pf_config *)0)->f)
 #define U(lo, hi) .min = (lo), .max = (hi)
@@ -83,8 +84,20 @@ static const struct pf_cfg_key keys[] = {
      "argc-max", 0, false, "N", "arguments kept per process"},
     {"flowLogsUdpIdleTimeout", PF_CFG_DURATION, "60s", U(1, 86400), NULL, OFF(udp_idle_s),
      PF_CFG_LIVE, NULL, 0, false, NULL, "an idle UDP flow completes after this"},
+    {"flowLogsRedactArguments", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(redact), 0, "no-redact", 0,
+     false, NULL, "replace secrets in process_args (passwords, tokens) before anything is written"},
+    {"flowLogsRedactRulesFile", PF_CFG_STRING, "", U(0, 0), NULL, OFF(redact_rules),
+     PF_CFG_EMPTY_OK, "redact-rules", 0, false, "FILE",
+     "redaction rules applied on top of the built-in set"},
+    {"flowLogsRedactReplacement", PF_CFG_STRING, PF_REDACT_REPLACEMENT, U(0, 0), NULL,
+     OFF(redact_replacement), 0, "redact-replacement", 0, false, "TEXT",
+     "what replaces a secret (1.." STR(PF_REDACT_MAX_REPLACEMENT) " printable bytes)"},
+    {"ringBufferKiB", PF_CFG_UINT, "8192", U(16, 1048576), NULL, OFF(ringbuf_kib), 0,
+     "ring-buffer-kib", 0, false, "KIB",
+     "the kernel's event ring buffer, a power of two (exec, fork and exit events)"},
     {"hookTier", PF_CFG_ENUM, "auto", U(0, 0), tier_choices, OFF(tier), 0, "hook-tier", 0, false,
-     "TIER", "auto (the first of fentry, kprobe, tracepoint that loads and attaches), or force one"},
+     "TIER",
+     "auto (the first of fentry, kprobe, tracepoint that loads and attaches), or force one"},
     {"runtimeDirectory", PF_CFG_STRING, "/run/procflow", U(0, 0), NULL, OFF(runtime_dir), 0,
      "runtime-dir", 0, false, "DIR", "holds procflow.pid, which `procflow reload` reads"},
     {"flowLogsStdout", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(to_stdout), PF_CFG_LIVE, "stdout",

@@ -255,6 +255,7 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 	l->skel->rodata->cfg_tcp_state_claims = !strcmp(tier, "tracepoint");
 	l->skel->rodata->cfg_path_walk = var->path_walk;
 	l->skel->rodata->cfg_sk_storage = var->sk_storage;
+	bpf_map__set_max_entries(l->skel->maps.events, cfg->ringbuf_kib * 1024);
 	bpf_object__for_each_program(p, l->skel->obj)
 	{
 		const struct pf_hook *h = NULL;
@@ -638,10 +639,12 @@ int pf_check(const struct pf_config *cfg)
 		if (!pf_loader__start(&l, &quiet)) {
 			host = pf_loader__host_pidns(&l);
 			check_line("host PID namespace",
-				   host == 1   ? "visible: path and arguments of every process"
-				   : host == 0 ? "not visible: processes started before the agent "
-						 "get the task name and []"
-					       : "could not tell");
+				   host == 1 ? "visible: path and arguments of every process"
+				   : host == 0
+				       ? "not visible: processes started after the agent get "
+					 "path and arguments from their exec; older ones get "
+					 "the task name and [] (their /proc is not this one)"
+				       : "could not tell");
 			pf_loader__stop(&l);
 		}
 	} else {

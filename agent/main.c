@@ -19,6 +19,7 @@
 #include "config.h"
 #include "procflow/abi.h"
 #include "query_cmd.h"
+#include "redact.h"
 
 #ifndef PF_VERSION
 #define PF_VERSION "0.0.0"
@@ -291,12 +292,23 @@ int main(int argc, char **argv)
 		return PF_EXIT_OK;
 	}
 	pf_verbose = cfg.verbose;
+	if (cfg.ringbuf_kib & (cfg.ringbuf_kib - 1)) {
+		fprintf(stderr, "procflow: ringBufferKiB: %u is not a power of two\n",
+			cfg.ringbuf_kib);
+		return PF_EXIT_USAGE;
+	}
+	ret = pf_config_redaction(&cfg);
+	if (ret)
+		return ret;
 
 	if (!strcmp(cmd, "reload"))
 		return pf_reload_command(cfg.runtime_dir);
 	if (!strcmp(cmd, "check"))
-		return pf_check(&cfg);
-	if (!strcmp(cmd, "clickhouse-schema"))
-		return pf_ch_print_schema(&cfg.ch);
-	return pf_run(&cfg, &cli.args);
+		ret = pf_check(&cfg);
+	else if (!strcmp(cmd, "clickhouse-schema"))
+		ret = pf_ch_print_schema(&cfg.ch);
+	else
+		ret = pf_run(&cfg, &cli.args);
+	pf_redact__free(cfg.redactor);
+	return ret;
 }

@@ -34,7 +34,10 @@
 #include "agent.h"
 #include "config.h"
 #include "flow_agg.h"
+#include "identity.h"
+#include "jsonw.h"
 #include "logfile.h"
+#include "loss_marker.h"
 #include "proc_cache.h"
 #include "procflow.skel.h"
 #include "procflow/abi.h"
@@ -65,6 +68,8 @@ struct pf_agent {
 	uint64_t interval_start; /* Unix seconds */
 	char *argbuf;		 /* joined arguments of one exec */
 	size_t argbuf_size;
+	char *redbuf; /* its argument area after redaction */
+	size_t redbuf_size;
 	/* the lines of one flush, written with one call */
 	char *out;
 	size_t out_len, out_cap;
@@ -154,7 +159,6 @@ static void on_exec(struct pf_agent *a, const struct pf_exec_event *e, size_t si
 	const size_t hdr = offsetof(struct pf_exec_event, data);
 	char *path;
 	int trunc = 0;
-	size_t alen;
 
 	if (size < hdr || e->path_len > PF_PATH_MAX || e->args_len > PF_ARGS_CAP ||
 	    e->exe_len > PF_PATH_MAX || hdr + e->path_len + e->args_len + e->exe_len > size)
@@ -164,33 +168,38 @@ static void on_exec(struct pf_agent *a, const struct pf_exec_event *e, size_t si
 		return;
 	memcpy(path, e->data, e->path_len);
 	path[e->path_len] = '\0';
-	if (path[0] != '/') {
-		char *abs = e->exe_len ? absolute_path(path, e->data + e->path_len + e->args_len,
-						       e->exe_len)
-				       : absolute_path_from_cwd(a, e->hdr.pid, path);
+	/* Relative ("./prog"), or execveat/fexecve ("/dev/fd/N[/name]"): the
+	 * kernel's resolution of the file is the name. Where the kernel side
+	 * could not walk the path (an older verifier), the working directory
+	 * makes a relative path absolute. */
+	if (e->exe_len && (path[0] != '/' || !strncmp(path, "/dev/fd/", 8))) {
+		char *abs = absolute_path(path, e->data + e->path_len + e->args_len, e->exe_len);
+
+		free(path);
+		path = abs;
+		if (!path)
+			return;
+	} else if (path[0] != '/') {
+		char *abs = absolute_path_from_cwd(a, e->hdr.pid, path);
 
 		free(path);
 		path = abs;
 		if (!path)
 			return;
 	}
-	alen = pf_procfs__join_args(e->data + e->path_len, e->args_len, a->cfg->argc_max, a->argbuf,
-				    a->argbuf_size, &trunc);
-	if (trunc || (e->flags & PF_EXEC_ARGS_TRUNC)) {
-		/* Mark what was cut, so nobody mistakes a prefix for the whole. */
-		static const char mark[] = "...[truncated]";
-
-		if (alen + sizeof(mark) > a->argbuf_size)
-			alen = a->argbuf_size - sizeof(mark);
-		memcpy(a->argbuf + alen, mark, sizeof(mark));
-		trunc = 1;
-	}
+	pf_identity_args(a->cfg, path, e->data + e->path_len, e->args_len,
+			 e->flags & PF_EXEC_ARGS_TRUNC, a->argbuf, a->argbuf_size, a->redbuf,
+			 a->redbuf_size, &trunc);
 	char comm[PF_COMM_LEN + 1];
 
 	memcpy(comm, e->comm, PF_COMM_LEN);
 	comm[PF_COMM_LEN] = '\0';
-	pf_proc_cache__exec(a->procs, e->hdr.pid, e->ppid, e->start_ns, e->hdr.ts_ns, e->uid,
-			    e->cgroup_id, comm, path, a->argbuf, trunc);
+	/* The counter goes on the identity just made, and only on it: an
+	 * older one given the new count would pass for the new program. */
+	if (!pf_proc_cache__exec(a->procs, e->hdr.pid, e->ppid, e->start_ns, e->hdr.ts_ns, e->uid,
+				 e->cgroup_id, comm, path, a->argbuf, trunc))
+		pf_proc_cache__set_exec_id(a->procs, e->hdr.pid, e->start_ns, e->hdr.ts_ns,
+					   e->exec_id);
 	free(path);
 }
 
@@ -214,8 +223,10 @@ static int on_event(void *ctx, void *data, size_t size)
 			break;
 		memcpy(comm, f->comm, PF_COMM_LEN);
 		comm[PF_COMM_LEN] = '\0';
-		pf_proc_cache__fork(a->procs, h->pid, f->start_ns, f->ppid, f->parent_start_ns,
-				    comm);
+		if (!pf_proc_cache__fork(a->procs, h->pid, f->start_ns, f->ppid, f->parent_start_ns,
+					 comm))
+			pf_proc_cache__set_exec_id(a->procs, h->pid, f->start_ns, f->start_ns,
+						   f->exec_id);
 		break;
 	}
 	case PF_EV_EXIT: {
@@ -244,16 +255,17 @@ static int scan_one(uint32_t pid, void *ctx)
 
 	if (pf_procfs__read("/proc", pid, a->cfg->args_max, &p))
 		return 0; /* gone meanwhile */
+	pf_identity_exe(p.exe);
 	if (p.args) {
-		pf_procfs__join_args(p.args, p.args_len, a->cfg->argc_max, a->argbuf,
-				     a->argbuf_size, &trunc);
+		pf_identity_args(a->cfg, p.exe[0] ? p.exe : NULL, p.args, p.args_len,
+				 p.args_truncated, a->argbuf, a->argbuf_size, a->redbuf,
+				 a->redbuf_size, &trunc);
 	} else {
 		a->argbuf[0] = '\0';
 	}
 	/* A kernel thread has no exe: it keeps its task name only. */
 	pf_proc_cache__scan(a->procs, p.pid, p.ppid, p.start_ns, p.uid, p.comm,
-			    p.exe[0] ? p.exe : NULL, p.exe[0] ? a->argbuf : NULL,
-			    trunc || p.args_truncated);
+			    p.exe[0] ? p.exe : NULL, p.exe[0] ? a->argbuf : NULL, trunc);
 	free(p.args);
 	s->n++;
 	return 0;
@@ -285,7 +297,9 @@ static int on_line(const char *line, size_t len, void *ctx)
 	return 0;
 }
 
-static void log_kernel_losses(struct pf_agent *a)
+/* Log what the kernel side could not do since the last call; returns the
+ * process events lost (ring buffer full) in that time. */
+static uint64_t log_kernel_losses(struct pf_agent *a)
 {
 	static const char *const what[PF_STAT_MAX] = {
 	    [PF_STAT_RB_DROPS] = "process events lost (ring buffer full)",
@@ -295,13 +309,13 @@ static void log_kernel_losses(struct pf_agent *a)
 	};
 	int ncpu = libbpf_num_possible_cpus();
 	int fd = bpf_map__fd(a->loader.skel->maps.stats);
-	uint64_t *vals;
+	uint64_t *vals, rb_lost = 0;
 
 	if (ncpu <= 0)
-		return;
+		return 0;
 	vals = calloc((size_t)ncpu, sizeof(*vals));
 	if (!vals)
-		return;
+		return 0;
 	for (uint32_t k = 0; k < PF_STAT_MAX; k++) {
 		uint64_t sum = 0;
 
@@ -311,9 +325,23 @@ static void log_kernel_losses(struct pf_agent *a)
 			sum += vals[c];
 		if (sum > a->kstats[k])
 			pf_log("%llu %s", (unsigned long long)(sum - a->kstats[k]), what[k]);
+		if (k == PF_STAT_RB_DROPS && sum > a->kstats[k])
+			rb_lost = sum - a->kstats[k];
 		a->kstats[k] = sum;
 	}
 	free(vals);
+	return rb_lost;
+}
+
+/* The interval's loss marker (lib/loss_marker.h), after its flow lines. */
+static void write_loss_marker(struct pf_agent *a, uint64_t now_s, uint64_t lost)
+{
+	struct pf_jw w;
+
+	pf_jw__init(&w, 4096);
+	if (!pf_loss_marker__line(&w, a->interval_start, now_s, a->host, lost))
+		on_line(w.buf, w.len, a);
+	pf_jw__fini(&w);
 }
 
 /*
@@ -367,16 +395,21 @@ static void drain_events(void *ctx)
 static int flush(struct pf_agent *a)
 {
 	uint64_t now_s = (uint64_t)time(NULL);
-	uint64_t now = boot_ns();
+	uint64_t now = boot_ns(), lost;
 	int err;
 
 	err = pf_collector__collect(&a->coll, now);
 	if (err)
 		pf_log("reading the kernel maps failed: %s", strerror(-err));
+	/* After the collection, which drained the ring buffer: every loss of
+	 * this interval is counted by now. */
+	lost = log_kernel_losses(a);
 	a->out_len = 0;
 	a->out_lines = 0;
 	a->out_err = 0;
 	pf_agg__flush(a->agg, a->interval_start, now_s, on_line, a);
+	if (lost)
+		write_loss_marker(a, now_s, lost);
 	a->interval_start = now_s;
 	if (a->out_len) {
 		if (a->cfg->file_enabled)
@@ -390,7 +423,6 @@ static int flush(struct pf_agent *a)
 	pf_debug("flush: %llu lines, %llu kernel flow entries, %llu completed, %llu events",
 		 (unsigned long long)a->out_lines, (unsigned long long)a->coll.n_entries,
 		 (unsigned long long)a->coll.n_completed, (unsigned long long)a->events);
-	log_kernel_losses(a);
 	pf_proc_cache__gc(a->procs, now);
 	return 0;
 }
@@ -464,7 +496,8 @@ static void reload(struct pf_agent *a)
 	}
 	/* Close the interval under the settings it was collected with. */
 	flush(a);
-	n.ch = a->cfg->ch; /* the sink's options are set at start-up only */
+	n.ch = a->cfg->ch;	       /* the sink's options are set at start-up only */
+	n.redactor = a->cfg->redactor; /* so is redaction (its keys are not live) */
 	*a->cfg = n;
 	agg_opts_of(a->cfg, a->host, &ao);
 	if (pf_agg__reconfigure(a->agg, &ao))
@@ -646,12 +679,16 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 		       cfg->runtime_dir, strerror(-a.pid_fd));
 	a.argbuf_size = (size_t)cfg->args_max + 64;
 	a.argbuf = malloc(a.argbuf_size);
+	/* A redacted area can be longer than the original (each secret becomes
+	 * the replacement text); beyond this it is cut and marked. */
+	a.redbuf_size = (size_t)cfg->args_max + 4096;
+	a.redbuf = malloc(a.redbuf_size);
 	/* Identities are kept two intervals after exit: a flow seen in the
 	 * interval a process ended is written at the end of that interval. */
 	a.procs = pf_proc_cache__new(1 << 18, 2ull * cfg->flush_interval_s * 1000000000ull);
 	agg_opts_of(cfg, a.host, &ao);
 	a.agg = pf_agg__new(&ao);
-	if (!a.argbuf || !a.procs || !a.agg) {
+	if (!a.argbuf || !a.redbuf || !a.procs || !a.agg) {
 		pf_log("out of memory");
 		goto out;
 	}
@@ -705,6 +742,7 @@ out:
 	pf_logfile__close(a.log);
 	pf_pidfile_remove(a.pid_fd, a.pid_path);
 	free(a.argbuf);
+	free(a.redbuf);
 	free(a.out);
 	free(cfg);
 	return ret;

@@ -308,4 +308,15 @@ context of the tasks that send and receive, so their cost shows up in the ping-p
 ratio instead (see bench/README.md).
 EOF
 )
+# Redaction of secrets in arguments runs once per exec event: its cost per event,
+# from the pure-logic benchmark (no agent, no root needed for this part).
+if [ -x "$BUILD/bench_redact" ]; then
+	REPORT="$REPORT
+
+## Redaction cost per exec event
+
+\`\`\`
+$("$BUILD/bench_redact" 100000)
+\`\`\`"
+fi
 echo "$REPORT" | tee "$HERE/out/report.md"

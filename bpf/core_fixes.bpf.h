@@ -41,6 +41,19 @@ struct task_struct___real_start {
 	u64 real_start_time;
 } __attribute__((preserve_access_index));
 
+/*
+ * task_struct::self_exec_id counts the execs of a task's line: copied at
+ * fork and clone, incremented by each exec. It tells one program of a
+ * process from the next even when the exec event was lost. u32 until v5.7
+ * ("signal: Extend exec_id to 64bits"), u64 since: the low 32 bits (read
+ * first on little-endian, the only byte order procflow builds for) are
+ * enough to tell consecutive programs apart.
+ */
+static __always_inline __u32 pf_task_exec_id(const struct task_struct *task)
+{
+	return (__u32)BPF_CORE_READ(task, self_exec_id);
+}
+
 static __always_inline __u64 pf_task_start_ns(const struct task_struct *task)
 {
 	if (bpf_core_field_exists(task->start_boottime))

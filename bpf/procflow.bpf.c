@@ -124,7 +124,8 @@ static __always_inline void stat_inc(__u32 which)
  */
 static __always_inline __u64 rb_flags(void)
 {
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > PF_RINGBUF_BYTES / 4)
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >
+	    bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 4)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }
@@ -197,6 +198,7 @@ int BPF_PROG(pf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->flags = 0;
+	e->exec_id = pf_task_exec_id(p);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
 	/* The path as passed to execve (bprm->filename): for a script it is
@@ -227,9 +229,13 @@ int BPF_PROG(pf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->args_len = len;
 
 	/* A relative path ("./prog") means nothing without the process's
-	 * working directory: send the kernel's resolution of the file. */
+	 * working directory, and execveat()/fexecve() name the file
+	 * "/dev/fd/N[/name]": send the kernel's resolution of the file. */
 	e->exe_len = 0;
-	if (cfg_path_walk && e->data[0] != '/') {
+	if (cfg_path_walk &&
+	    (e->data[0] != '/' || (path_len >= 8 && e->data[1] == 'd' && e->data[2] == 'e' &&
+				   e->data[3] == 'v' && e->data[4] == '/' && e->data[5] == 'f' &&
+				   e->data[6] == 'd' && e->data[7] == '/'))) {
 		__u32 off = path_len + len;
 
 		if (off <= PF_PATH_MAX + PF_ARGS_CAP)
@@ -262,7 +268,7 @@ int BPF_PROG(pf_fork, struct task_struct *parent, struct task_struct *child)
 	e->start_ns = pf_task_start_ns(child);
 	e->parent_start_ns = pf_task_start_ns(BPF_CORE_READ(parent, group_leader));
 	e->ppid = BPF_CORE_READ(parent, tgid);
-	e->pad = 0;
+	e->exec_id = pf_task_exec_id(child);
 	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
 	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
@@ -303,9 +309,11 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 {
 	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct pf_sock_val *v, nv = {};
+	__u32 exec_id;
 
 	if (!cookie || !tgid)
 		return;
+	exec_id = pf_task_exec_id((struct task_struct *)bpf_get_current_task());
 	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (v) {
 		if (v->tgid == tgid)
@@ -315,6 +323,7 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 		v->tgid = tgid;
 		v->ts_ns = bpf_ktime_get_boot_ns();
 		v->claim = how;
+		v->exec_id = exec_id;
 		if (!v->netns)
 			v->netns = netns;
 		bpf_get_current_comm(v->comm, sizeof(v->comm));
@@ -324,6 +333,7 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 	nv.ts_ns = bpf_ktime_get_boot_ns();
 	nv.netns = netns;
 	nv.claim = how;
+	nv.exec_id = exec_id;
 	bpf_get_current_comm(nv.comm, sizeof(nv.comm));
 	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7 /* E2BIG */)
 		stat_inc(PF_STAT_SOCKS_FULL);
@@ -360,19 +370,34 @@ PF_SOCK_ADDR_HOOK(pf_sendmsg6, "cgroup/sendmsg6", PF_CLAIM_UDP_MSG)
 PF_SOCK_ADDR_HOOK(pf_recvmsg4, "cgroup/recvmsg4", PF_CLAIM_UDP_MSG)
 PF_SOCK_ADDR_HOOK(pf_recvmsg6, "cgroup/recvmsg6", PF_CLAIM_UDP_MSG)
 
-/* A UDP socket has no state machine: its flows complete when it is
- * released. TCP completion comes from inet_sock_set_state. */
+/*
+ * close() of a socket's last file reference, in the closing process (the
+ * release runs from the task's own file-put work, never from softirq).
+ *
+ * A UDP socket has no state machine: its flows complete when it is
+ * released (TCP completion comes from inet_sock_set_state).
+ *
+ * A socket still without an owner here was accepted without an address
+ * buffer (so getpeername never ran) by the process closing it: a pre-fork
+ * child that served one connection and is about to exit. It is the owner.
+ * A socket with an owner keeps it: the closer of an inherited socket is
+ * not the process that used it.
+ */
 SEC("cgroup/sock_release")
 int pf_sock_release(struct bpf_sock *sk)
 {
-	__u64 cookie;
 	struct pf_sock_val *v;
+	__u64 cookie;
 
-	if (sk->protocol != IPPROTO_UDP || !inet_l4(sk))
+	if (!inet_l4(sk))
 		return 1;
 	cookie = bpf_get_socket_cookie(sk);
 	v = bpf_map_lookup_elem(&socks, &cookie);
-	if (v)
+	if (!v || !v->tgid) {
+		claim(cookie, bpf_get_netns_cookie(sk), PF_CLAIM_RELEASE);
+		v = bpf_map_lookup_elem(&socks, &cookie);
+	}
+	if (v && sk->protocol == IPPROTO_UDP)
 		v->closed_ns = bpf_ktime_get_boot_ns();
 	return 1;
 }
@@ -384,7 +409,8 @@ int pf_sock_release(struct bpf_sock *sk)
  * for its peer's name before it returns, which runs the cgroup getpeername
  * hook in the accepting process, with the accepted socket. An accept
  * without an address buffer is found by the socket iterator at the next
- * flush, while the socket is open.
+ * flush while the socket is open, or by cgroup/sock_release when it is
+ * closed.
  *
  * Syscall tracepoints would see every accept, but enabling any of them puts
  * every syscall of every process on the slow path (about 100 ns each here).
@@ -559,12 +585,14 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 		v->tgid = task->tgid;
 		v->ts_ns = bpf_ktime_get_boot_ns();
 		v->claim = PF_CLAIM_ITER;
+		v->exec_id = pf_task_exec_id(task);
 		BPF_CORE_READ_STR_INTO(&v->comm, task, comm);
 		return 0;
 	}
 	nv.tgid = task->tgid;
 	nv.ts_ns = bpf_ktime_get_boot_ns();
 	nv.claim = PF_CLAIM_ITER;
+	nv.exec_id = pf_task_exec_id(task);
 	nv.netns = pf_net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net));
 	if (proto == IPPROTO_TCP && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN) {
 		nv.listener = 1;

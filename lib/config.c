@@ -184,7 +184,8 @@ int pf_cfg__set(const struct pf_cfg_key *k, void *obj, const char *text, const c
 		*(unsigned *)field(k, obj) = (unsigned)v;
 		return 0;
 	case PF_CFG_STRING:
-		if (!len || len >= k->size || memchr(text, '\n', len)) {
+		if ((!len && !(k->flags & PF_CFG_EMPTY_OK)) || len >= k->size ||
+		    memchr(text, '\n', len)) {
 			cfg_err(err, errsz, "%s: %s: %s", where, k->name,
 				!len ? "empty value" : "value too long or not one line");
 			return -EINVAL;

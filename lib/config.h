@@ -37,6 +37,8 @@ enum pf_cfg_type {
 
 /* The key can change on reload (SIGHUP) without a restart. */
 #define PF_CFG_LIVE (1u << 0)
+/* PF_CFG_STRING: the empty string is a value ("none"). */
+#define PF_CFG_EMPTY_OK (1u << 1)
 
 struct pf_cfg_key {
 	const char *name; /* YAML key, camelCase */
@@ -45,7 +47,7 @@ struct pf_cfg_key {
 	uint64_t min, max;
 	const char *const *choices; /* PF_CFG_ENUM: NULL-terminated */
 	size_t offset, size;	    /* the field in the config struct */
-	unsigned flags;		    /* PF_CFG_LIVE */
+	unsigned flags;		    /* PF_CFG_LIVE, PF_CFG_EMPTY_OK */
 	const char *flag;	    /* long option without "--", or NULL */
 	char short_flag;	    /* 0 when none */
 	/* PF_CFG_BOOL flags take no argument and set this value. */

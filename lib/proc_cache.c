@@ -533,6 +533,25 @@ int pf_proc_cache__fork(struct pf_proc_cache *c, uint32_t child_pid, uint64_t ch
 	return insert(c, n);
 }
 
+int pf_proc_cache__set_exec_id(struct pf_proc_cache *c, uint32_t pid, uint64_t start_ns,
+			       uint64_t ts_ns, uint32_t exec_id)
+{
+	struct pf_proc_slot *s;
+	struct pf_proc_node *n;
+
+	if (!c)
+		return -EINVAL;
+	s = find_slot(c, pid);
+	for (n = s ? s->head : NULL; n; n = n->older) {
+		if (n->p.start_ns == start_ns && n->p.since_ns <= ts_ns) {
+			n->p.exec_id = exec_id;
+			n->p.has_exec_id = 1;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 void pf_proc_cache__exit(struct pf_proc_cache *c, uint32_t pid, uint64_t start_ns, uint64_t exit_ns)
 {
 	struct pf_proc_slot *s;

@@ -44,6 +44,10 @@ struct pf_proc {
 	char *path;	   /* absolute executable path, NULL if unknown */
 	char *args;	   /* argv[1..] joined by spaces ("" if none), NULL if unknown */
 	int args_truncated;
+	/* The kernel's exec counter of this program (self_exec_id), when
+	 * known (from an exec or fork event; a /proc scan cannot know it). */
+	uint32_t exec_id;
+	int has_exec_id;
 };
 
 struct pf_proc_cache_stats {
@@ -89,6 +93,14 @@ int pf_proc_cache__scan(struct pf_proc_cache *c, uint32_t pid, uint32_t ppid, ui
  */
 int pf_proc_cache__fork(struct pf_proc_cache *c, uint32_t child_pid, uint64_t child_start_ns,
 			uint32_t ppid, uint64_t parent_start_ns, const char *comm);
+
+/*
+ * Record the kernel's exec counter of the identity (@pid, @start_ns) valid
+ * at @ts_ns (call right after __exec() or __fork() with their times).
+ * Returns 0, or -ENOENT when there is no such identity.
+ */
+int pf_proc_cache__set_exec_id(struct pf_proc_cache *c, uint32_t pid, uint64_t start_ns,
+			       uint64_t ts_ns, uint32_t exec_id);
 
 /* (@pid, @start_ns) exited at @exit_ns. Unknown processes are ignored. */
 void pf_proc_cache__exit(struct pf_proc_cache *c, uint32_t pid, uint64_t start_ns,

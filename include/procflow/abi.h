@@ -64,8 +64,8 @@ struct pf_exec_event {
 	__u32 path_len;
 	__u32 args_len;
 	__u32 exe_len;
-	__u32 flags; /* PF_EXEC_* */
-	__u32 pad;
+	__u32 flags;   /* PF_EXEC_* */
+	__u32 exec_id; /* the task's self_exec_id after this exec */
 	char comm[PF_COMM_LEN];
 	char data[PF_PATH_MAX + PF_ARGS_CAP + PF_PATH_MAX + 256];
 };
@@ -75,7 +75,7 @@ struct pf_fork_event {
 	__u64 start_ns;		 /* child's start_boottime */
 	__u64 parent_start_ns;
 	__u32 ppid;
-	__u32 pad;
+	__u32 exec_id; /* the child's self_exec_id (the parent's, copied) */
 	char comm[PF_COMM_LEN];
 };
 
@@ -155,6 +155,7 @@ enum pf_claim {
 	PF_CLAIM_LISTEN = 5,	   /* listen() */
 	PF_CLAIM_ACCEPT = 6,	   /* accept() (tracepoint tier: through the getpeername hook) */
 	PF_CLAIM_TCP_MSG = 7,	   /* sendmsg()/recvmsg() on TCP (fentry, kprobe tiers) */
+	PF_CLAIM_RELEASE = 8,	   /* close() of a socket nobody claimed (tracepoint tier) */
 };
 
 /* One entry per socket, keyed by socket cookie: who owns it (a process
@@ -176,6 +177,11 @@ struct pf_sock_val {
 	__u32 total_retrans;
 	__u32 lost_out;
 	__u32 lport; /* listening sockets: the port */
+	/* The owner's self_exec_id at the claim: which program of the owner
+	 * (a process that exec'd after the claim keeps the old one's). Lets
+	 * user space see that an identity is stale because its exec event
+	 * was lost, rather than name the program the process ran before. */
+	__u32 exec_id;
 	char comm[PF_COMM_LEN];
 };
 

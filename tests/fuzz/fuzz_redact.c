@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * libFuzzer harness for lib/redact.c: the rule parser (a rule file is
+ * user input) and the redaction of an argument area (chosen by whatever
+ * process runs on the node, so hostile by definition).
+ *
+ * The first byte chooses: odd, the rest is a rule file loaded on top of
+ * the built-in set; even, the rest is an argument area redacted with the
+ * built-in set into an output of a size the byte also picks. Besides the
+ * sanitizers, the harness checks the properties callers rely on: the
+ * output stays within its bound, and the value of a --password=VALUE
+ * argument (VALUE without NUL, at least 8 bytes) never reaches the output.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redact.h"
+
+static const size_t outsizes[] = {0, 1, 7, 64, 4096, 65536};
+
+static struct pf_redact *builtin;
+
+static void check_secret(const uint8_t *data, size_t size, const char *out, size_t n)
+{
+	static const char opt[] = "--password=";
+	const uint8_t *p = data, *end = data + size;
+
+	/* Each argument that starts with --password= (argv[0] excluded). */
+	p = memchr(data, '\0', size);
+	while (p && p < end) {
+		const uint8_t *a = p + 1, *nul;
+		size_t l;
+
+		if (a >= end)
+			break;
+		nul = memchr(a, '\0', (size_t)(end - a));
+		l = nul ? (size_t)(nul - a) : (size_t)(end - a);
+		if (l >= sizeof(opt) - 1 + 8 && !memcmp(a, opt, sizeof(opt) - 1)) {
+			const uint8_t *v = a + sizeof(opt) - 1;
+			size_t vl = l - (sizeof(opt) - 1);
+
+			/* Only when the value cannot come from elsewhere in the input. */
+			if (!memmem(data, (size_t)(a - data), v, vl) &&
+			    (!nul || !memmem(nul, (size_t)(end - nul), v, vl)) &&
+			    memmem(out, n, v, vl))
+				abort();
+		}
+		p = nul;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char err[512];
+
+	if (!builtin)
+		builtin = pf_redact__new(1, NULL);
+	if (!builtin || size == 0)
+		return 0;
+	if (data[0] & 1) {
+		struct pf_redact *r = pf_redact__new(1, "#");
+
+		if (!r)
+			return 0;
+		if (pf_redact__load(r, (const char *)data + 1, size - 1, err, sizeof(err)) &&
+		    !memchr(err, '\0', sizeof(err)))
+			abort();
+		pf_redact__free(r);
+		return 0;
+	}
+	{
+		size_t outsz = outsizes[(data[0] >> 1) % (sizeof(outsizes) / sizeof(outsizes[0]))];
+		char *out = malloc(outsz ? outsz : 1);
+		int trunc = 0;
+		size_t n;
+
+		if (!out)
+			return 0;
+		n = pf_redact__args(builtin, "/usr/bin/mysql", (const char *)data + 1, size - 1,
+				    out, outsz, &trunc, NULL);
+		if (n > outsz)
+			abort();
+		if (outsz == 65536)
+			check_secret(data + 1, size - 1, out, n);
+		free(out);
+	}
+	return 0;
+}
