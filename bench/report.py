@@ -56,7 +56,7 @@ p("| date | {} |".format(meta.get("date")))
 p("| commit | {} |".format(meta.get("commit")))
 p("| machine | {}, {} cores online, {} RAM |".format(meta.get("cpu"), meta.get("cores"), meta.get("mem")))
 p("| OS, kernel | {}, Linux {} |".format(meta.get("os"), meta.get("kernel")))
-p("| load average at start | {} |".format(meta.get("load")))
+p("| load average at start / end | {} / {} (other jobs share this machine: read the spreads) |".format(meta.get("load"), meta.get("load_end")))
 p("| peers | tcplife {}, iperf3 {} |".format(meta.get("tcplife"), meta.get("iperf3")))
 p("| run time of the whole benchmark | {} s |".format(meta.get("elapsed")))
 p("")
@@ -191,8 +191,8 @@ if ns:
       "agent's map fds (the kernel's own accounting, as `bpftool map show` prints it). "
       "Target: VmHWM ≤ 64 MiB at 100,000 flows.")
     p("")
-    p("| flows | time to open | agent CPU s / 1,000 flows | idle baseline, CPU s over the same time | VmRSS idle (baseline) | VmHWM | BPF map memory idle → with flows | flows in log (src / dst) | packets not counted (flow map full) | |")
-    p("|---|---|---|---|---|---|---|---|---|---|")
+    p("| flows | time to open | agent CPU s / 1,000 flows | idle baseline, CPU s over the same time | VmRSS idle (baseline) | VmHWM | BPF map memory idle → with flows | flows in log (src / dst) | packets not counted (flow map full) | socket owners not recorded (socket map full) | |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|")
     for n in ns:
         g = lambda m: one("cost", str(n), m)
         cpu = g("cpu_s")
@@ -203,10 +203,10 @@ if ns:
             note = "≤ 64 MiB " + verdict(hwm <= 64)
             if hwm > 64:
                 misses.append("cost: VmHWM {:.1f} MiB at {} flows > 64 MiB".format(hwm, n))
-        p("| {:,} | {:.1f} s | {:.3f} ({:.2f} s in {:.0f} s) | {:.2f} s | {:.1f} MiB | {:.1f} MiB | {:.1f} → {:.1f} MiB | {:,.0f} / {:,.0f} | {:,.0f} | {} |".format(
+        p("| {:,} | {:.1f} s | {:.3f} ({:.2f} s in {:.0f} s) | {:.2f} s | {:.1f} MiB | {:.1f} MiB | {:.1f} → {:.1f} MiB | {:,.0f} / {:,.0f} | {:,.0f} | {:,.0f} | {} |".format(
             n, g("open_s"), cpu / (n / 1000), cpu, g("wall_s"), idle, g("rss_idle_kib") / 1024, hwm,
             g("map_idle_bytes") / 1048576, g("map_full_bytes") / 1048576, g("flows_src"),
-            g("flows_dst"), g("flow_map_full"), note))
+            g("flows_dst"), g("flow_map_full"), g("sock_map_full"), note))
         if g("flows_src") < n or g("flows_dst") < n:
             misses.append("cost: at {:,} flows only {:,.0f} (src) / {:,.0f} (dst) appear in the log".format(
                 n, g("flows_src"), g("flows_dst")))
