@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Turn bench/out/results.tsv (written by bench/run.sh) into bench/report.md.
 
-usage: report.py RESULTS.tsv key=value...   (the key=values describe the machine)
+usage: report.py RESULTS.tsv META.txt   (META: key=value lines describing the machine)
 
 Every figure is printed next to its baseline from the same run; rates are medians
 over the runs with min and max; ratios are medians of per-round ratios (each round
@@ -16,7 +16,7 @@ res = defaultdict(list)
 for line in open(sys.argv[1]):
     sec, name, mode, val = line.rstrip("\n").split("\t")
     res[(sec, name, mode)].append(val)
-meta = dict(a.split("=", 1) for a in sys.argv[2:])
+meta = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[2]) if "=" in l)
 out = []
 p = out.append
 
@@ -131,11 +131,30 @@ if any(k[0] == "ovh" for k in res):
         p("")
         p("| row | program | ns / run | ns / op | runs / op |")
         p("|---|---|---|---|---|")
+        tot = defaultdict(float)
         for row, prog, v in sorted(st, key=lambda x: (x[0], -float(x[2].split()[1]))):
             per_run, per_op, runs = v.split()
             if float(per_op) < 1:
                 continue
+            tot[row] += float(per_op)
             p("| {} | {} | {} | {} | {} |".format(row, prog, per_run, per_op, runs))
+        p("")
+        p("The same in-kernel time as a ratio that does not depend on the machine's noise: "
+          "with T ns of BPF per operation and the no-agent median rate R, the expected "
+          "ratio is 1 / (1 + T·R / 10⁹). `bpf_stats` adds its own timing to every run, so "
+          "T is an upper bound and the expected ratio a lower bound.")
+        p("")
+        p("| row | BPF ns per op (sum) | no-agent median rate | expected ratio | measured ratio |")
+        p("|---|---|---|---|---|")
+        for row in sorted(tot):
+            a, b = nums("ovh", row, "none"), nums("ovh", row, "procflow")
+            if not a:
+                continue
+            n = min(len(a), len(b))
+            rate = statistics.median(a)
+            p("| {} | {:,.0f} | {} | {:.3f} | {:.3f} |".format(
+                row, tot[row], fmt(rate), 1 / (1 + tot[row] * rate / 1e9),
+                statistics.median([b[i] / a[i] for i in range(n)])))
         p("")
 
 # -- 2. churn --------------------------------------------------------------------------

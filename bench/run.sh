@@ -19,7 +19,7 @@
 #      100,000 concurrent connections.
 #   5. User space: aggbench (pf_agg__add + pf_agg__flush) timed and under callgrind.
 #
-# Knobs (environment): PF_BENCH_RUNS (5) rounds of the overhead rows,
+# Knobs (environment): PF_BENCH_RUNS (7) rounds of the overhead rows,
 # PF_BENCH_SECONDS (3) seconds per traffic run, PF_BENCH_RATES ("250 500 1000 2000
 # 4000") churn rates, PF_BENCH_CHURN_SECONDS (3), PF_BENCH_BIG (100000) the large
 # flow count, PF_BENCH_PIN (last CPU, "none" for no pinning), PF_BENCH_AGENT,
@@ -34,7 +34,7 @@ log() { echo "bench: $*" >&2; }
 BUILD=$(cd "$1" && pwd) || die "no build directory $1"
 HERE=$(cd "$(dirname "$0")" && pwd)
 AGENT=${PF_BENCH_AGENT:-$BUILD/procflow}
-RUNS=${PF_BENCH_RUNS:-5}
+RUNS=${PF_BENCH_RUNS:-7}
 SECS=${PF_BENCH_SECONDS:-3}
 RATES=${PF_BENCH_RATES:-"250 500 1000 2000 4000"}
 CHURN_SECS=${PF_BENCH_CHURN_SECONDS:-3}
@@ -500,12 +500,27 @@ CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [ -n "$CPU_MODEL" ] || CPU_MODEL=$(uname -m)
 COMMIT=$(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git -C "$HERE/.." status --porcelain -- agent bpf lib include 2>/dev/null | grep -q . && echo " (agent sources modified)" || true)
-python3 "$HERE/report.py" "$RES" \
-	"date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "commit=$COMMIT$DIRTY" "kernel=$(uname -r)" \
-	"os=$(. /etc/os-release && echo "$PRETTY_NAME")" "cpu=$CPU_MODEL" "cores=$(nproc)" \
-	"mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)" \
-	"load=$LOADAVG" "pin=$PF_BENCH_PIN" "runs=$RUNS" "secs=$SECS" "churn_secs=$CHURN_SECS" \
-	"tcplife=$TCPLIFE ($(dpkg-query -W -f='${Version}' libbpf-tools 2>/dev/null || echo ?))" \
-	"iperf3=$(iperf3 --version 2>/dev/null | head -1 | cut -d' ' -f2)" "big=$BIG" \
-	"ovh_flush=$OVH_FLUSH" "elapsed=$SECONDS" "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >"$HERE/report.md"
+META=$HERE/out/meta.txt
+cat >"$META" <<EOF
+date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+commit=$COMMIT$DIRTY
+kernel=$(uname -r)
+os=$(. /etc/os-release && echo "$PRETTY_NAME")
+cpu=$CPU_MODEL
+cores=$(nproc)
+mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+load=$LOADAVG
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+pin=$PF_BENCH_PIN
+runs=$RUNS
+secs=$SECS
+churn_secs=$CHURN_SECS
+tcplife=$TCPLIFE ($(dpkg-query -W -f='${Version}' libbpf-tools 2>/dev/null || echo ?))
+iperf3=$(iperf3 --version 2>/dev/null | head -1 | cut -d' ' -f2)
+big=$BIG
+ovh_flush=$OVH_FLUSH
+elapsed=$SECONDS
+EOF
+# The report can be rewritten from these two files: bench/report.py RESULTS META.
+python3 "$HERE/report.py" "$RES" "$META" >"$HERE/report.md"
 cat "$HERE/report.md"
