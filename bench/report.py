@@ -185,6 +185,8 @@ if rates:
         note = ""
         if r == 1000:
             note = verdict(good)
+            if g("achieved") < 0.97 * r:
+                note += " (at the {:,.0f}/s the machine reached)".format(g("achieved"))
             if not good:
                 misses.append("churn: at 1,000/s {:.2f} % exact, {:.0f} events lost".format(share, lost))
         p("| {:,} | {:,.0f} | {:,.0f} | {:,.0f} | {:,.0f} | {:,.0f} (**{:.2f} %**) | {:,.0f} | {:.1f} | {} |".format(
