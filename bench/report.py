@@ -111,6 +111,18 @@ if any(k[0] == "ovh" for k in res):
             label, unit, mmm(a), mmm(b), mb, min(rb), max(rb), mmm(c), mc, min(rc), max(rc), mbc,
             spread, "; ".join(v)))
     p("")
+    fr = defaultdict(lambda: [0, 0])
+    for k, v in res.items():
+        if k[0] == "ovh_foreign":
+            fr[k[2]][0] += sum(1 for x in v if float(x) > 0)
+            fr[k[2]][1] += len(v)
+    if fr:
+        p("Runs during which another job's per-packet BPF programs (cgroup_skb on the root "
+          "cgroup, not ours) were attached, so every mode paid for them: " +
+          ", ".join("{} {}/{}".format(m, fr[m][0], fr[m][1]) for m in ("none", "procflow", "tcplife") if m in fr) +
+          ". They slow the baseline as much as the agents' runs, which pushes the ratios "
+          "towards 1: procflow's own cost is at least what the table shows.")
+        p("")
     cpu = [(k[1], k[2], statistics.median([float(x) for x in v])) for k, v in res.items() if k[0] == "ovh_cpu"]
     if cpu:
         p("Agent CPU during the runs (% of one core, median over rounds; the agent runs on the "
