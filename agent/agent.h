@@ -193,6 +193,9 @@ struct pf_proc_cache;
 struct pf_agg;
 struct pf_hmap;
 
+/* Flows the collector follows at once (live TCP connections included). */
+#define PF_COLLECTOR_FLOWS_MAX (1u << 20)
+
 struct pf_collector {
 	int flows_fd;		  /* BPF flows map */
 	int socks_fd;		  /* BPF socks map */
@@ -211,6 +214,7 @@ struct pf_collector {
 	void *drain_ctx;
 	/* what the last flush did, for the log */
 	uint64_t n_entries, n_completed, n_unowned, n_iter_runs;
+	uint64_t n_dropped; /* flows not reported: the collector's bound (cumulative) */
 };
 
 int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_proc_cache *procs,

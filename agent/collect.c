@@ -80,8 +80,11 @@ int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_pr
 	c->agg = agg;
 	c->cfg = cfg;
 	c->next_flow_id = 1;
-	/* Bounded by the kernel maps they mirror. */
-	c->prev = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(struct prev_val), PF_FLOWS_MAX);
+	/* Live TCP connections count in socket storage, which has no bound of
+	 * its own; the per-flow state here is bounded generously instead (it
+	 * grows only as used) and what does not fit is counted. */
+	c->prev = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(struct prev_val),
+			       PF_COLLECTOR_FLOWS_MAX);
 	c->handshakes = pf_hmap__new(sizeof(struct user_key), sizeof(struct hs_val), PF_FLOWS_MAX);
 	c->socks = pf_hmap__new(sizeof(uint64_t), sizeof(struct sock_ent), PF_SOCKS_MAX);
 	c->listeners =
@@ -239,6 +242,7 @@ static void tcp_sample(const struct pf_collector *c, const struct pf_sock_val *s
 struct flow_list {
 	struct flow_ent *ents;
 	size_t n, cap;
+	uint64_t dropped;      /* flows beyond PF_COLLECTOR_FLOWS_MAX */
 	struct pf_hmap *index; /* flow key -> position + 1 */
 };
 
@@ -280,8 +284,10 @@ static int add_sk_flow(const void *rec, void *ctx)
 	k.rport = f->rport;
 	k.proto = f->proto;
 	pos = pf_hmap__upsert(l->index, &k, &created);
-	if (!pos)
-		return 0; /* bounded like the flows map */
+	if (!pos) {
+		l->dropped++;
+		return 0;
+	}
 	if (!created) {
 		e = &l->ents[*pos - 1];
 		e->v.bytes_in = max_u64(e->v.bytes_in, f->bytes_in);
@@ -317,7 +323,7 @@ static int read_flows(struct pf_collector *c, struct flow_ent **out, size_t *n)
 	void *prev = NULL;
 	int err = 0;
 
-	l.index = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(size_t), 4 * PF_FLOWS_MAX);
+	l.index = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(size_t), PF_COLLECTOR_FLOWS_MAX);
 	if (!l.index)
 		return -ENOMEM;
 	while (!bpf_map_get_next_key(c->flows_fd, prev, &next)) {
@@ -342,6 +348,7 @@ static int read_flows(struct pf_collector *c, struct flow_ent **out, size_t *n)
 		err = pf_loader__read_sk_flows(c->loader, add_sk_flow, &l);
 out:
 	pf_hmap__free(l.index);
+	c->n_dropped += l.dropped;
 	if (err) {
 		free(l.ents);
 		return err;
@@ -432,8 +439,10 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 			continue;
 		s = sock_get(c, e->k.cookie);
 		p = pf_hmap__upsert(c->prev, &e->k, &created);
-		if (!p)
-			continue; /* bounded like the kernel map: cannot happen */
+		if (!p) {
+			c->n_dropped++; /* more live flows than PF_COLLECTOR_FLOWS_MAX */
+			continue;
+		}
 		memset(&o, 0, sizeof(o));
 		if (created)
 			p->flow_id = c->next_flow_id++;

@@ -76,6 +76,7 @@ struct pf_agent {
 	uint64_t out_lines;
 	int out_err;
 	uint64_t kstats[PF_STAT_MAX]; /* kernel-side loss counters already logged */
+	uint64_t coll_dropped;	      /* collector drops already logged */
 	uint64_t events;
 };
 
@@ -404,6 +405,12 @@ static int flush(struct pf_agent *a)
 	/* After the collection, which drained the ring buffer: every loss of
 	 * this interval is counted by now. */
 	lost = log_kernel_losses(a);
+	if (a->coll.n_dropped > a->coll_dropped) {
+		pf_log("%llu flows not reported: more live flows than the collector follows (%u)",
+		       (unsigned long long)(a->coll.n_dropped - a->coll_dropped),
+		       PF_COLLECTOR_FLOWS_MAX);
+		a->coll_dropped = a->coll.n_dropped;
+	}
 	a->out_len = 0;
 	a->out_lines = 0;
 	a->out_err = 0;
