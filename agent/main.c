@@ -301,8 +301,10 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret;
 
-	if (!strcmp(cmd, "reload"))
+	if (!strcmp(cmd, "reload")) {
+		pf_redact__free(cfg.redactor);
 		return pf_reload_command(cfg.runtime_dir);
+	}
 	if (!strcmp(cmd, "check"))
 		ret = pf_check(&cfg);
 	else if (!strcmp(cmd, "clickhouse-schema"))
