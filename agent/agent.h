@@ -52,6 +52,8 @@ struct pf_config {
 	bool verbose;
 	struct pf_ch_config ch; /* the ClickHouse sink (off unless ch.url) */
 	unsigned ringbuf_kib;	/* size of the event ring buffer */
+	unsigned max_sockets;	/* entries of the socks map (socket owners) */
+	unsigned max_flows;	/* entries of the flows map (UDP, handshakes, closed TCP) */
 	/* Redaction of secrets in arguments (lib/redact.h): on unless
 	 * !redact; rules from redact_rules (a file, "" for none) on top of the
 	 * built-in set. redactor is built from these by pf_config_redaction()

@@ -85,10 +85,10 @@ int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_pr
 	 * grows only as used) and what does not fit is counted. */
 	c->prev = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(struct prev_val),
 			       PF_COLLECTOR_FLOWS_MAX);
-	c->handshakes = pf_hmap__new(sizeof(struct user_key), sizeof(struct hs_val), PF_FLOWS_MAX);
-	c->socks = pf_hmap__new(sizeof(uint64_t), sizeof(struct sock_ent), PF_SOCKS_MAX);
+	c->handshakes = pf_hmap__new(sizeof(struct user_key), sizeof(struct hs_val), cfg->max_flows);
+	c->socks = pf_hmap__new(sizeof(uint64_t), sizeof(struct sock_ent), cfg->max_sockets);
 	c->listeners =
-	    pf_hmap__new(sizeof(struct listen_key), sizeof(struct pf_sock_val), PF_SOCKS_MAX);
+	    pf_hmap__new(sizeof(struct listen_key), sizeof(struct pf_sock_val), cfg->max_sockets);
 	if (!c->prev || !c->handshakes || !c->socks || !c->listeners) {
 		pf_collector__fini(c);
 		return -ENOMEM;

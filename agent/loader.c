@@ -256,6 +256,8 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 	l->skel->rodata->cfg_path_walk = var->path_walk;
 	l->skel->rodata->cfg_sk_storage = var->sk_storage;
 	bpf_map__set_max_entries(l->skel->maps.events, cfg->ringbuf_kib * 1024);
+	bpf_map__set_max_entries(l->skel->maps.socks, cfg->max_sockets);
+	bpf_map__set_max_entries(l->skel->maps.flows, cfg->max_flows);
 	bpf_object__for_each_program(p, l->skel->obj)
 	{
 		const struct pf_hook *h = NULL;
