@@ -7,7 +7,7 @@ BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 OUT        ?= ./flowlogs
 
-.PHONY: all deps build build-san build-fuzz run test test-unit test-e2e test-vm test-san test-fuzz bench clean
+.PHONY: all deps build build-san build-fuzz run test test-unit test-e2e test-vm test-san test-fuzz bench vm-bench clean
 
 all: build
 
@@ -49,12 +49,18 @@ test-e2e: build
 	@ctest --test-dir $(BUILD) --output-on-failure -L e2e
 
 # Boot the kernels of tests/vm/kernels.txt under qemu and run the end-to-end
-# test on every hook tier each offers (kernels cached under $(BUILD)/vm-cache).
+# test on every hook tier each offers (kernels cached in /var/cache/procflow-vm).
 test-vm: build
 	@tests/vm/run.sh $(BUILD)
 
+# Measurements are not tests: they never share a test's time limit.
 bench: build
 	@bench/run.sh $(BUILD)
+	@tests/vm/run.sh --bench $(BUILD)
+
+# The hook tiers' cost in the VMs alone (ping-pong ratios, agent CPU).
+vm-bench: build
+	@tests/vm/run.sh --bench $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

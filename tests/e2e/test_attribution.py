@@ -488,7 +488,6 @@ def phase_no_path(res, net, args, tcp_srv, udp_srv, run_id, hostname):
     for c in clients:
         run_client(net, args.bindir, c)
     check_clients_ran(res, label, clients)
-    time.sleep(0.2)
     stop_agent(res, agent, label)
     records = load_and_check_format(res, label, outdir, t_begin, int(time.time()))
     for c, srv in zip(clients, (tcp_srv[0], udp_srv[0])):

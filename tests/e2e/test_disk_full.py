@@ -9,6 +9,7 @@ were lost and write again. The file must only ever hold whole lines. The
 same again with the file system remounted read-only (an unwritable
 directory, which root cannot get by permissions)."""
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -38,6 +39,39 @@ def traffic(server, n, tag):
     for p in ps:
         p.wait(timeout=10)
     return [p.pid for p in ps]
+
+
+def whole_lines(path):
+    """(True, "") when every line of @path is a whole JSON object."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data and not data.endswith(b"\n"):
+        return False, "the file ends in a partial line: %r" % data[-80:]
+    for i, l in enumerate(data.splitlines()):
+        try:
+            json.loads(l)
+        except ValueError as e:
+            return False, "line %d does not parse: %s" % (i + 1, e)
+    return True, ""
+
+
+def has_pids(path, pids):
+    """True when @path holds a line of each PID in @pids."""
+    try:
+        seen = {l["process_id"] for l in read_lines(path)}
+    except (OSError, ValueError):
+        return False
+    return all(str(p) in seen for p in pids)
+
+
+def wait_for(pred, timeout):
+    """Poll @pred until it is true or @timeout seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
 
 
 def fill(path):
@@ -71,49 +105,53 @@ def main():
         out = os.path.join(mnt, "out")
         flows = os.path.join(out, "flows.log")
         server = NetnsServer()
-        agent = Agent(a.agent, ["--output-dir", out, "--flush-interval", "1", 
+        # --verbose: the agent logs every failed write while the disk is full,
+        # which is what this test waits for instead of sleeping.
+        agent = Agent(a.agent, ["--output-dir", out, "--flush-interval", "1", "--verbose",
                                 "--aggregation", "0", "--runtime-dir", os.path.join(d, "run")])
         check("agent ready", agent.wait_for("ready") is not None, agent.text())
-        traffic(server, 3, "before")
-        time.sleep(2.5)
-        before = read_lines(flows)
-        check("lines written before the disk fills", len(before) > 0)
+        before = traffic(server, 3, "before")
+        check("the clients before the disk fills are written",
+              wait_for(lambda: has_pids(flows, before), 20), repr(before))
 
         # Full disk.
         n = agent.nlog()
         fill(os.path.join(mnt, "filler"))
-        for _ in range(6):
-            traffic(server, 5, "full")
-            time.sleep(0.5)
-        t = agent.wait_for("failed", after=n, timeout=10)
+        traffic(server, 5, "full")
+        t = agent.wait_for("failed", after=n, timeout=20)
         check("the failure is logged", t is not None, agent.text())
         check("the agent keeps running on a full disk", agent.p.poll() is None)
         size_full = os.path.getsize(flows)
-        lines = read_lines(flows)  # raises on a partial line
-        check("only whole lines while full", True)
-        time.sleep(2)
+        ok, why = whole_lines(flows)
+        check("only whole lines while full", ok, why)
+        # Two more flushes with lines fail after the size was taken:
+        # whatever they wrote is in the file by then.
+        for k in range(2):
+            n = agent.nlog()
+            traffic(server, 3, "full%d" % k)
+            check("a later write fails too, and is logged (%d)" % (k + 1),
+                  agent.wait_for("still fails", after=n, timeout=20) is not None, agent.text())
         # Lines that fit in the slack of the file's last page may still go
         # in; nothing beyond it can.
         check("nothing more than fits is written while full",
               os.path.getsize(flows) - size_full < 4096)
+        ok, why = whole_lines(flows)
+        check("still only whole lines", ok, why)
 
         # Space again.
         n = agent.nlog()
         os.unlink(os.path.join(mnt, "filler"))
         after = traffic(server, 3, "after")
-        t = agent.wait_for("works again", after=n, timeout=10)
+        t = agent.wait_for("works again", after=n, timeout=20)
         check("resumption is logged", t is not None, agent.text())
         m = re.search(r"works again: (\d+) lines could not be written", agent.text())
         check("the lost lines are counted", m is not None and int(m.group(1)) > 0, agent.text())
-        time.sleep(2.5)
-        lines = read_lines(flows)
-        check("writing resumed", len(lines) > len(before) and os.path.getsize(flows) > size_full)
         # (Other processes on the machine may make traffic too: look for
         # this test's clients by PID.)
-        pids = {l["process_id"] for l in lines}
         check("the clients that ran after the disk had space are in the file",
-              all(str(p) in pids for p in after), repr(after))
-
+              wait_for(lambda: has_pids(flows, after), 20), repr(after))
+        lines = read_lines(flows)
+        check("writing resumed", os.path.getsize(flows) > size_full)
         check("agent exits 0 on SIGTERM", agent.stop() == 0, agent.text())
     except Exception as e:  # a partial line raises here
         check("no exception", False, repr(e))

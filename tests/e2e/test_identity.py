@@ -522,20 +522,13 @@ class Main:
         n = len(runs) or 1
         lost = [l for l in agent_text.splitlines() if "process events lost" in l]
         self.storm_accuracy = "%d of %d exactly attributed (%.2f %%)" % (exact, len(runs), 100.0 * exact / n)
-        # The agent sees every namespace of the host: when other work on the machine
-        # fills the flow map, some storm flows are not counted at all (and the agent logs
-        # it). Those are a capacity limit, not a naming error: then the accuracy is taken
-        # over the storm flows that were recorded, and the gap is reported.
-        full = [l for l in agent_text.splitlines() if "flow map full" in l]
-        unrecorded = [w for w in wrong if not w[2]]
-        recorded = len(runs) - len(unrecorded)
-        if full and unrecorded:
-            self.storm_accuracy += "; %d runs without any line while the agent logged a full flow map " \
-                "(other traffic on this host): %d of %d recorded flows exact (%.2f %%)" % (
-                    len(unrecorded), exact, recorded, 100.0 * exact / (recorded or 1))
-            ok = recorded > 0 and exact >= STORM_ACCURACY * recorded
-        else:
-            ok = exact >= STORM_ACCURACY * STORM_COUNT
+        # Every storm run must be named, whatever else the host does: a full flow
+        # map is reported beside the figure but never shrinks the denominator,
+        # so a leak of flow entries fails here instead of passing as "capacity".
+        full = [l for l in agent_text.splitlines() if "map full" in l]
+        if full:
+            self.storm_accuracy += "; the agent logged a full map: %s" % full[:3]
+        ok = exact >= STORM_ACCURACY * STORM_COUNT
         res.check("storm: at least %.1f %% exactly attributed (path, args, PID)" % (100 * STORM_ACCURACY),
                   len(runs) == STORM_COUNT and ok,
                   self.storm_accuracy + ("; agent log: %s" % lost if lost else "") +
@@ -583,8 +576,7 @@ def phase_main(res, net, args, tmp, run_id, base, hostname):
 
     m.cases()
     m.storm()
-    # Let two flushes write everything, then stop.
-    time.sleep(2 * FLUSH_S + 1)
+    # No wait: the agent's final flush on SIGTERM writes every flow so far.
     rc, _ = agent.stop()
     res.check("%s: agent exits 0 on SIGTERM" % label, rc == 0, agent.stderr_text())
     records = load(res, label, outdir)
@@ -630,7 +622,7 @@ def phase_loss(res, net, args, tmp, run_id, base):
             (re.match(r"run (\d+) (\d+) (\d+) (\d+)$", l) for l in p.out.splitlines()) if m]
     res.check("loss: %d processes ran" % LOSS_COUNT, p.returncode == 0 and len(runs) == LOSS_COUNT,
               p.err[-300:])
-    time.sleep(2 * FLUSH_S + 1)
+    # The final flush on SIGTERM writes every flow and counts every loss.
     rc, _ = agent.stop()
     res.check("loss: agent exits 0 on SIGTERM", rc == 0, agent.stderr_text())
     records = load(res, label, outdir)
@@ -723,7 +715,6 @@ def phase_pidns(res, net, args, tmp, run_id, base):
     argv = [client, "tcp", net.server_v4, str(port), "100", tag]
     c = run(net, net.client_ns, argv)
     res.check("pidns: the client ran", c.returncode == 0, c.err.decode(errors="replace"))
-    time.sleep(FLUSH_S + 1)
     # unshare ignores SIGTERM while it waits: signal the agent itself.
     if inner:
         os.kill(inner, signal.SIGTERM)

@@ -192,6 +192,16 @@ def check_bad(agent, res, d):
     res.check("missing directory: exit 1 and says so", rc == 1 and "nope" in err, err)
 
 
+def poll_until(pred, timeout):
+    """Poll @pred until it holds or @timeout seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
 def check_follow(agent, res, tmp):
     d = os.path.join(tmp, "follow")
     os.mkdir(d)
@@ -203,26 +213,46 @@ def check_follow(agent, res, tmp):
     with open(out_path, "w") as out:
         p = subprocess.Popen([agent, "query", d, "--json", "--follow"], stdout=out,
                              stderr=subprocess.DEVNULL)
+    def shown():
+        with open(out_path) as f:
+            return f.read().count("\n")
+
+    def wait_shown(n):
+        # Poll the reader's output with a deadline: each step starts only once
+        # the reader has printed everything before it, however slow it runs.
+        return poll_until(lambda: shown() >= n, 30)
+
     try:
-        time.sleep(0.8)
+        steps_ok = wait_shown(10)
         with open(path, "a") as f:  # appended, the last line in two writes
             f.write("\n".join(recs[10:20]) + "\n" + recs[20][:50])
             f.flush()
-            time.sleep(0.5)
+            steps_ok &= wait_shown(20)
             f.write(recs[20][50:] + "\n")
-        time.sleep(0.8)
+        steps_ok &= wait_shown(21)
         os.rename(path, path + ".1")  # rotation: a last write to the old file, then a new one
         with open(path + ".1", "a") as f:
             f.write(recs[21] + "\n")
         with open(path, "w") as f:
             f.write("\n".join(recs[22:30]) + "\n")
-        time.sleep(1.0)
-        with open(path, "r+") as f:  # truncation (as copytruncate does), then appends
+        steps_ok &= wait_shown(30)
+        # Truncation (as copytruncate does), then appends. The first appends
+        # stay below the size the reader had reached, so it sees the
+        # truncation whenever it looks; the rest follow once it has.
+        old_size = os.path.getsize(path)
+        k = 0
+        while k < 10 and sum(len(r) + 1 for r in recs[30:31 + k]) < old_size:
+            k += 1
+        with open(path, "r+") as f:
             f.truncate(0)
-        time.sleep(0.8)
         with open(path, "a") as f:
-            f.write("\n".join(recs[30:40]) + "\n")
-        time.sleep(1.0)
+            f.write("".join(r + "\n" for r in recs[30:30 + k]))
+        steps_ok &= wait_shown(30 + k)
+        with open(path, "a") as f:
+            f.write("".join(r + "\n" for r in recs[30 + k:40]))
+        steps_ok &= wait_shown(40)
+        res.check("--follow: the reader caught up after each step (within 30 s)", steps_ok,
+                  "%d lines shown" % shown())
     finally:
         p.send_signal(signal.SIGTERM)
         try:
@@ -291,7 +321,7 @@ def check_real(agent, res, tmp):
         cl = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), "5000", marker])
         cl.wait(timeout=20)
         srv.wait(timeout=20)
-        time.sleep(4.5)  # two flush intervals
+        # No wait: the agent's final flush on SIGTERM writes every flow.
     finally:
         agent_p.send_signal(signal.SIGTERM)
         try:

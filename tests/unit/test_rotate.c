@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +47,16 @@ static int teardown(void **state)
  * rotations loses a file, whatever the writer does; on a busy 2-core test
  * machine the reader can be descheduled for a few rotations, so keep many. */
 #define MAX_FILES 40
+/*
+ * How far the writer may run ahead of the reader, in lines: fewer than the
+ * rotated files hold (each holds at least MAX_BYTES / 430 = 38 lines), so a
+ * reader that keeps up within the retention never loses a file, however
+ * long the scheduler leaves it waiting. The writer waits for the reader
+ * (the shared counter below) instead of both racing on a timing guess.
+ */
+#define MAX_LAG ((MAX_FILES - 4) * 38)
+/* The reader's progress (lines taken), shared across fork. */
+static long *reader_next;
 
 static int make_line(char *buf, size_t sz, unsigned i)
 {
@@ -96,6 +107,8 @@ static int take_lines(void)
 			return 11;
 		}
 		rd.next++;
+		if (reader_next)
+			__atomic_store_n(reader_next, rd.next, __ATOMIC_RELEASE);
 		p = nl + 1;
 	}
 	rd.have -= (size_t)(p - rd.buf);
@@ -234,6 +247,10 @@ static void test_rotation_with_tailing_reader(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/tail", tmp);
 	snprintf(path, sizeof(path), "%s/flows.log", dir);
+	reader_next = mmap(NULL, sizeof(*reader_next), PROT_READ | PROT_WRITE,
+			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(reader_next != MAP_FAILED);
+	*reader_next = 0;
 	o.dir = dir;
 	o.max_bytes = MAX_BYTES;
 	o.max_files = MAX_FILES;
@@ -261,6 +278,13 @@ static void test_rotation_with_tailing_reader(void **state)
 		assert_int_equal(pf_logfile__write(f, batch, len, k), 0);
 		/* Flushes come at intervals, not back to back. */
 		usleep(200);
+		/* Never more than the retention ahead of the reader (60 s at most:
+		 * a reader stuck that long has failed). */
+		for (int w = 0; i - __atomic_load_n(reader_next, __ATOMIC_ACQUIRE) > MAX_LAG; w++) {
+			assert_true(w < 600000);
+			assert_int_equal(waitpid(pid, &status, WNOHANG), 0);
+			usleep(100);
+		}
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
@@ -268,6 +292,8 @@ static void test_rotation_with_tailing_reader(void **state)
 	assert_true(pf_logfile__rotations(f) >= 20);
 	assert_int_equal(pf_logfile__lost(f), 0);
 	pf_logfile__close(f);
+	munmap(reader_next, sizeof(*reader_next));
+	reader_next = NULL;
 
 	/* Only max_files rotated files are kept, each within the size. */
 	for (unsigned k = 1; k <= MAX_FILES + 1; k++) {

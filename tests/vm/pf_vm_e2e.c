@@ -129,6 +129,9 @@ static int server(int port)
 		}
 		p[i].events = POLLIN;
 	}
+	/* The test waits for this line before it starts a client. */
+	printf("listening\n");
+	fflush(stdout);
 	for (;;) {
 		if (poll(p, 4, -1) < 0)
 			continue;
@@ -271,6 +274,27 @@ static char *slurp(const char *path)
 	return buf;
 }
 
+/*
+ * Wait until the file @path holds @what or @pid has exited, at most @ms.
+ * Returns true when it was seen. A poll with a deadline, not a sleep: the
+ * guest runs under software emulation at a speed nobody can predict.
+ */
+static bool wait_for_text(const char *path, const char *what, pid_t pid, long ms)
+{
+	for (long t = 0; t < ms; t += 50) {
+		char *s = slurp(path);
+		bool seen = s && strstr(s, what);
+
+		free(s);
+		if (seen)
+			return true;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return false;
+		sleep_ms(50);
+	}
+	return false;
+}
+
 /* Start the agent and wait for "ready" (loading is slow under TCG). */
 static pid_t start_agent(const char *agent, const char *tier, const char *outdir, const char *ivl,
 			 char *errpath, size_t errsz)
@@ -288,17 +312,8 @@ static pid_t start_agent(const char *agent, const char *tier, const char *outdir
 	snprintf(errpath, errsz, "%s/agent.err", outdir);
 	unlink(errpath); /* an old "ready" must not count */
 	pid = spawn(argv, errpath);
-	for (int i = 0; i < 1200; i++) {
-		char *log = slurp(errpath);
-		bool ready = log && strstr(log, "procflow: ready");
-
-		free(log);
-		if (ready)
-			return pid;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			break;
-		sleep_ms(100);
-	}
+	if (wait_for_text(errpath, "procflow: ready", pid, 120000))
+		return pid;
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return -1;
@@ -466,7 +481,7 @@ static int e2e(const char *agent, const char *tier, const char *outdir, int port
 		{"udp4", "udp", "127.0.0.1", 1000, 0, "", 0},
 		{"udp6", "udp", "::1", 1000, 0, "", 0},
 	};
-	char errpath[512], logpath[512], portstr[16], bytes[16], tag[64];
+	char errpath[512], logpath[512], srvpath[512], portstr[16], bytes[16], tag[64];
 	char *srv_argv[] = {SERVER_PATH, portstr, NULL};
 	pid_t apid, spid;
 	char *log;
@@ -481,8 +496,18 @@ static int e2e(const char *agent, const char *tier, const char *outdir, int port
 	}
 	/* The server starts after the agent: its listen() and accept() are
 	 * the tier's hooks at work, not the start-up scan. */
-	spid = spawn(srv_argv, NULL);
-	sleep_ms(300);
+	snprintf(srvpath, sizeof(srvpath), "%s/server.out", outdir);
+	spid = spawn(srv_argv, srvpath);
+	if (!wait_for_text(srvpath, "listening", spid, 60000)) {
+		verdict(false, tier, "server", "did not start listening:");
+		show_file(srvpath);
+		kill(spid, SIGKILL);
+		reap(spid, 1000);
+		kill(apid, SIGKILL);
+		reap(apid, 1000);
+		printf("RESULT tier=%s FAIL\n", tier);
+		return 1;
+	}
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct tcase *c = &cases[i];
 		char *argv[] = {CLIENT_PATH, (char *)c->proto, (char *)c->addr, portstr, bytes,
@@ -495,12 +520,14 @@ static int e2e(const char *agent, const char *tier, const char *outdir, int port
 		argv[6] = casearg;
 		snprintf(c->args, sizeof(c->args), "%s %s %s %s %s %s", c->proto, c->addr, portstr,
 			 bytes, tag, casearg);
+		printf("case %s\n", c->name); /* progress for the host's log */
 		c->pid = spawn(argv, NULL);
 		c->rc = reap(c->pid, 20000);
 		if (c->rc)
 			verdict(false, tier, c->name, "client exited with %d", c->rc);
 	}
-	sleep_ms(200);
+	/* Every client waited for the server's answer, so the server has done
+	 * its part; the agent's final flush on SIGTERM writes every flow. */
 	kill(spid, SIGTERM);
 	reap(spid, 5000);
 	kill(apid, SIGTERM);
