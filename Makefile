@@ -32,15 +32,9 @@ run: build
 	@mkdir -p $(OUT)
 	$(BUILD)/procflow run --output-dir $(OUT) --stdout
 
+# Every suite, stage by stage, with the wall time of each (tests/run-stages.sh).
 test: build build-san build-fuzz
-	@echo "== tests (release build)"
-	@ctest --test-dir $(BUILD) --output-on-failure
-	@echo "== tests (ASan + UBSan build)"
-	@ctest --test-dir $(BUILD_SAN) --output-on-failure
-	@echo "== fuzz harnesses (bounded runs)"
-	@ctest --test-dir $(BUILD_FUZZ) --output-on-failure -L fuzz
-	@echo "== VM stage (Debian cloud kernels under qemu, every hook tier)"
-	@tests/vm/run.sh $(BUILD)
+	@tests/run-stages.sh $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)
 
 test-unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -L unit
