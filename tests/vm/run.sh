@@ -232,5 +232,14 @@ echo
 if [ ${#download_fail[@]} -gt 0 ]; then
 	echo "VM stage: download failure for kernel(s) ${download_fail[*]}: the network or the mirror, not procflow; those kernels were not tested"
 fi
+if [ "$mode" = test ]; then
+	np=0 nf=0
+	for l in "${labels[@]}"; do
+		for t in "${all_tiers[@]}"; do
+			case ${cell[$l,$t]} in PASS) np=$((np + 1)) ;; -) ;; *) nf=$((nf + 1)) ;; esac
+		done
+	done
+	echo "VM stage cells: $np passed, $nf failed"
+fi
 echo "VM stage ($mode): $(($(date +%s) - start)) s, $([ $fail -eq 0 ] && echo PASS || echo FAIL)"
 exit $fail
