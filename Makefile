@@ -7,7 +7,7 @@ BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 OUT        ?= ./flowlogs
 
-.PHONY: all deps build build-san build-fuzz run test test-unit test-e2e test-vm test-san test-fuzz bench vm-bench clean
+.PHONY: all deps build build-san build-fuzz run test test-unit test-e2e test-vm test-san test-fuzz bench vm-bench soak clean
 
 all: build
 
@@ -51,6 +51,12 @@ test-vm: build
 bench: build
 	@bench/run.sh $(BUILD)
 	@tests/vm/run.sh --bench $(BUILD)
+
+# One agent under a mixed workload for SOAK_MINUTES (default 10): RSS, map
+# occupancy and losses per minute; exact attribution and flatness at the end.
+SOAK_MINUTES ?= 10
+soak: build
+	@python3 tests/soak/soak.py --agent $(BUILD)/procflow --bindir $(BUILD)/e2e --minutes $(SOAK_MINUTES)
 
 # The hook tiers' cost in the VMs alone (ping-pong ratios, agent CPU).
 vm-bench: build
