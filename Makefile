@@ -56,7 +56,7 @@ bench: build
 # occupancy and losses per minute; exact attribution and flatness at the end.
 SOAK_MINUTES ?= 10
 soak: build
-	@python3 tests/soak/soak.py --agent $(BUILD)/procflow --bindir $(BUILD)/e2e --minutes $(SOAK_MINUTES)
+	@TMPDIR=/dev/shm python3 tests/soak/soak.py --agent $(BUILD)/procflow --bindir $(BUILD)/e2e --minutes $(SOAK_MINUTES)
 
 # The hook tiers' cost in the VMs alone (ping-pong ratios, agent CPU).
 vm-bench: build
