@@ -551,6 +551,19 @@ static int loop(struct pf_agent *a)
 	}
 	a->tfd = tfd;
 	arm_timer(tfd, a->cfg->flush_interval_s);
+	{
+		/* The first interval began at attach, before the start-up scans:
+		 * it ends one interval after that, or now if the scans took longer. */
+		uint64_t spent = (uint64_t)time(NULL) - a->interval_start;
+		struct itimerspec first = {0};
+
+		first.it_interval.tv_sec = a->cfg->flush_interval_s;
+		if (spent < a->cfg->flush_interval_s)
+			first.it_value.tv_sec = (time_t)(a->cfg->flush_interval_s - spent);
+		else
+			first.it_value.tv_nsec = 1;
+		timerfd_settime(tfd, 0, &first, NULL);
+	}
 	/* The kernel side wakes us only when its ring buffer fills up; drain
 	 * it on this timer otherwise (see rb_flags() in the BPF program). */
 	poll_its.it_interval.tv_nsec = PF_RB_POLL_MS * 1000000L;
@@ -645,7 +658,6 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	*cfg = *cfg_in;
 	a.cfg = cfg;
 	a.args = args;
-	a.interval_start = (uint64_t)time(NULL);
 	if (gethostname(a.host, sizeof(a.host) - 1))
 		snprintf(a.host, sizeof(a.host), "localhost");
 
@@ -703,6 +715,9 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	err = pf_loader__start(&a.loader, cfg);
 	if (err)
 		goto out;
+	/* Counting starts with the hooks attached: so does the first interval,
+	 * not with the process (loading can take seconds on a busy host). */
+	a.interval_start = (uint64_t)time(NULL);
 	a.rb = ring_buffer__new(bpf_map__fd(a.loader.skel->maps.events), on_event, &a, NULL);
 	if (!a.rb) {
 		pf_log("cannot open the ring buffer: %s", strerror(errno));
