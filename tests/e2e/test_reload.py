@@ -55,17 +55,34 @@ def main():
                     "flowLogsFileAggregationKindForAllowed: 0\n")
         os.rename(tmp, conf)
 
+    def spawn_one():
+        marker = f"pf-reload-{len(clients)}"
+        t0 = time.monotonic()
+        p = client(server.port, marker, server.ip)
+        clients.append([p, t0, None, marker])
+
+    def reap_done():
+        for c in clients:
+            if c[2] is None and c[0].poll() is not None:
+                c[2] = time.monotonic()
+
     def spawn_for(secs):
+        """Clients for @secs, one every 0.15 s (the windows around a reload)."""
         end = time.monotonic() + secs
         while time.monotonic() < end:
-            marker = f"pf-reload-{len(clients)}"
-            t0 = time.monotonic()
-            p = client(server.port, marker, server.ip)
-            clients.append([p, t0, None, marker])
-            time.sleep(0.15)
-            for c in clients:
-                if c[2] is None and c[0].poll() is not None:
-                    c[2] = time.monotonic()
+            spawn_one()
+            time.sleep(0.15)  # pacing the load, not waiting for anything
+            reap_done()
+
+    def spawn_phase(n, limit=90):
+        """Clients, one every 0.15 s, until @n of them started and ended within
+        this phase: a count, not a duration, so a slow machine still gets @n."""
+        first = len(clients)
+        end = time.monotonic() + limit
+        while time.monotonic() < end and sum(c[2] is not None for c in clients[first:]) < n:
+            spawn_one()
+            time.sleep(0.15)  # pacing the load, not waiting for anything
+            reap_done()
 
     try:
         write_conf(True)
@@ -74,7 +91,7 @@ def main():
                                 "--runtime-dir", run])
         check("agent ready", agent.wait_for("ready") is not None, agent.text())
 
-        spawn_for(3)
+        spawn_phase(12)
         write_conf(False)
         n = agent.nlog()
         hup1 = time.monotonic()
@@ -82,7 +99,7 @@ def main():
         spawn_for(0.3)
         done1 = agent.wait_for("reloaded: flowLogsCollectProcessPath=false", after=n)
         check("SIGHUP to off is applied", done1 is not None, agent.text())
-        spawn_for(3)
+        spawn_phase(12)
 
         write_conf(True)
         n = agent.nlog()
@@ -92,7 +109,7 @@ def main():
         spawn_for(0.3)
         done2 = agent.wait_for("reloaded: flowLogsCollectProcessPath=true", after=n)
         check("procflow reload to on is applied", done2 is not None, agent.text())
-        spawn_for(1.5)
+        spawn_phase(5)
 
         # An invalid file is rejected; the running configuration stays.
         with open(conf, "w") as f:
@@ -102,7 +119,7 @@ def main():
         t = agent.wait_for("reload rejected", after=n)
         check("an invalid config is rejected, naming key and file:line",
               t is not None and f"{conf}:2: flowLogsFileMaxFiles" in agent.text(), agent.text())
-        spawn_for(1.5)  # these clients must still get paths
+        spawn_phase(5)  # these clients must still get paths
 
         for c in clients:
             c[0].wait(timeout=10)

@@ -23,7 +23,7 @@ for tier in fentry kprobe tracepoint; do
 	fi
 	case $status in
 	*"not usable"*)
-		timeout 20 "$agent" run -o "$tmp/out-$tier" --hook-tier "$tier" >"$tmp/out" 2>"$tmp/err"
+		timeout 20 "$agent" run -o "$tmp/out-$tier" --runtime-dir "$tmp/run-$tier" --hook-tier "$tier" >"$tmp/out" 2>"$tmp/err"
 		rc=$?
 		lines=$(wc -l <"$tmp/err")
 		if [ "$rc" -eq 1 ] && [ "$lines" -eq 1 ] &&
@@ -36,7 +36,7 @@ for tier in fentry kprobe tracepoint; do
 		fi
 		;;
 	*)
-		"$agent" run -o "$tmp/out-$tier" --hook-tier "$tier" 2>"$tmp/err" &
+		"$agent" run -o "$tmp/out-$tier" --runtime-dir "$tmp/run-$tier" --hook-tier "$tier" 2>"$tmp/err" &
 		pid=$!
 		for _ in $(seq 100); do
 			grep -q "ready" "$tmp/err" && break
