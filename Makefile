@@ -8,6 +8,16 @@ JOBS       ?= $(shell nproc)
 OUT        ?= ./flowlogs
 
 .PHONY: all deps build build-san build-fuzz run test test-unit test-e2e test-vm test-san test-fuzz bench clean
+.PHONY: install install-files image
+
+# Installation (GNU conventions: PREFIX, DESTDIR for staging). The config file
+# is always /etc/procflow/procflow.yaml: that is where the agent looks for it.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+CONFDIR    := /etc/procflow
+DESTDIR    ?=
 
 all: build
 
@@ -55,6 +65,25 @@ test-vm: build
 
 bench: build
 	@bench/run.sh $(BUILD)
+
+# Build, then install the binary, the systemd unit (its ExecStart pointing at
+# BINDIR), procflow(8) made from the README's Usage section, and a sample
+# config with every key commented out, unless a config is already there.
+install: build
+	@$(MAKE) --no-print-directory install-files
+
+install-files:
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(BUILD)/procflow $(DESTDIR)$(BINDIR)/procflow
+	sed 's|/usr/local/bin/procflow|$(BINDIR)/procflow|' deploy/systemd/procflow.service > $(BUILD)/procflow.service
+	install -m 0644 $(BUILD)/procflow.service $(DESTDIR)$(UNITDIR)/procflow.service
+	scripts/readme2man.py README.md "$$($(BUILD)/procflow --version | cut -d' ' -f2)" > $(BUILD)/procflow.8
+	install -m 0644 $(BUILD)/procflow.8 $(DESTDIR)$(MANDIR)/man8/procflow.8
+	@if [ -e $(DESTDIR)$(CONFDIR)/procflow.yaml ]; then \
+		echo "install: keeping the existing $(DESTDIR)$(CONFDIR)/procflow.yaml"; \
+	else \
+		install -m 0644 deploy/procflow.yaml $(DESTDIR)$(CONFDIR)/procflow.yaml; \
+	fi
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

@@ -13,6 +13,7 @@ pkgs=(
 	libcurl4-openssl-dev                           # the ClickHouse sink
 	clickhouse-server clickhouse-client            # the ClickHouse sink's tests
 	python3 iproute2 procps                        # end-to-end tests
+	systemd man-db groff-base                      # make install: systemd-analyze, man
 	qemu-system-x86 busybox-static cpio            # VM stage (tests/vm)
 )
 missing=()
