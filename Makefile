@@ -18,6 +18,8 @@ MANDIR     ?= $(PREFIX)/share/man
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 CONFDIR    := /etc/procflow
 DESTDIR    ?=
+# The container image `make image` builds (no registry: FROM scratch).
+IMAGE      ?= localhost/procflow
 
 all: build
 
@@ -84,6 +86,14 @@ install-files:
 	else \
 		install -m 0644 deploy/procflow.yaml $(DESTDIR)$(CONFDIR)/procflow.yaml; \
 	fi
+
+# The image: the binary, the shared libraries it loads and the loader, copied
+# FROM scratch (Containerfile); tagged with the version and latest.
+image: build
+	scripts/image-rootfs.sh $(BUILD)/procflow $(BUILD)/image
+	v=$$($(BUILD)/procflow --version | cut -d' ' -f2) && \
+	podman build -q -t $(IMAGE):$$v -t $(IMAGE):latest -f $(BUILD)/image/Containerfile $(BUILD)/image && \
+	echo "image: $(IMAGE):$$v"
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)
