@@ -42,6 +42,10 @@ class Podman:
         self.image_built = False
         self.containers = []
         self.pods = []
+        self.volumes = []
+        # Images Podman makes on its own for this run (kube play's pause image),
+        # removed afterwards only if they were not there before.
+        self.implicit_images = []
 
     def run(self, args, timeout=120, check=False):
         p = subprocess.run(["podman"] + list(args), stdout=subprocess.PIPE,
@@ -61,6 +65,14 @@ class Podman:
         n = "%s-%s" % (self.prefix, what)
         self.pods.append(n)
         return n
+
+    def volume_name(self, what):
+        n = "%s-%s" % (self.prefix, what)
+        self.volumes.append(n)
+        return n
+
+    def has_image(self, ref):
+        return self.run(["image", "exists", ref], timeout=30).returncode == 0
 
     def build(self, agent):
         """Build the image from @agent; returns (ok, detail, seconds)."""
@@ -105,12 +117,18 @@ class Podman:
             return None
 
     def cleanup(self):
-        """Remove this run's pods, containers and image, by name; idempotent."""
+        """Remove this run's pods, containers, volumes and image, by name; idempotent."""
         for pod in self.pods:
             self.run(["pod", "rm", "-f", "-t", "0", pod], timeout=120)
         for c in self.containers:
             self.run(["rm", "-f", "-t", "0", c], timeout=120)
-        self.pods, self.containers = [], []
+        for v in self.volumes:
+            self.run(["volume", "rm", "-f", v], timeout=120)
+        self.pods, self.containers, self.volumes = [], [], []
+        # Not forced: another user's pod may use the same pause image by now.
+        for img in self.implicit_images:
+            self.run(["rmi", img], timeout=120)
+        self.implicit_images = []
         if self.image_built:
             self.run(["rmi", "-f", self.image], timeout=120)
             self.image_built = False
