@@ -67,6 +67,28 @@ def default_config(agent, tmp):
     return vals
 
 
+def check_capabilities_agree(res):
+    """The capability set is one fact in four places: README "Privileges", the unit's
+    CapabilityBoundingSet, the DaemonSet's add list, test_image.py's MIN_CAPS."""
+    with open(os.path.join(SRC, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    priv = readme.split("\n## Privileges\n", 1)[1].split("\n## ", 1)[0]
+    doc = sorted(re.findall(r"^\| `(CAP_[A-Z_]+)` \|", priv, re.M))
+    with open(UNIT_SRC, encoding="utf-8") as f:
+        m = re.search(r"^CapabilityBoundingSet=(.*)$", f.read(), re.M)
+    unit = sorted(m.group(1).split()) if m else []
+    with open(os.path.join(SRC, "deploy", "kubernetes", "procflow-daemonset.yaml"),
+              encoding="utf-8") as f:
+        m = re.search(r"^\s+add: \[(.*)\]$", f.read(), re.M)
+    ds = sorted("CAP_" + c.strip().strip('"') for c in m.group(1).split(",")) if m else []
+    with open(os.path.join(SRC, "tests", "e2e", "test_image.py"), encoding="utf-8") as f:
+        m = re.search(r"^MIN_CAPS = \[(.*)\]$", f.read(), re.M)
+    tested = sorted(c.strip().strip('"') for c in m.group(1).split(",")) if m else []
+    res.check("capabilities: README, unit, DaemonSet and the tested set agree",
+              doc and doc == unit == ds == tested,
+              "README %s, unit %s, DaemonSet %s, test_image %s" % (doc, unit, ds, tested))
+
+
 def check_sample_config(res, agent, tmp):
     defaults = default_config(agent, tmp)
     res.check("--print-config lists the keys", len(defaults) >= 20, "%d keys" % len(defaults))
@@ -215,6 +237,7 @@ def main(res, args):
                   os.path.exists(os.path.join(dest2, "etc/procflow/procflow.yaml")))
 
         check_sample_config(res, agent, tmp)
+        check_capabilities_agree(res)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
