@@ -16,6 +16,7 @@ PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 CONFDIR    := /etc/procflow
 DESTDIR    ?=
 # The container image `make image` builds (no registry: FROM scratch).
@@ -69,16 +70,23 @@ bench: build
 	@bench/run.sh $(BUILD)
 
 # Build, then install the binary, the systemd unit (its ExecStart pointing at
-# BINDIR), procflow(8) made from the README's Usage section, and a sample
-# config with every key commented out, unless a config is already there.
+# BINDIR) and the sysusers.d entry of the user it runs as (created at once when
+# installing into the running system), procflow(8) made from the README's Usage
+# section, and a sample config with every key commented out, unless a config is
+# already there.
 install: build
 	@$(MAKE) --no-print-directory install-files
 
 install-files:
-	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(CONFDIR)
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(CONFDIR)
 	install -m 0755 $(BUILD)/procflow $(DESTDIR)$(BINDIR)/procflow
 	sed 's|/usr/local/bin/procflow|$(BINDIR)/procflow|' deploy/systemd/procflow.service > $(BUILD)/procflow.service
 	install -m 0644 $(BUILD)/procflow.service $(DESTDIR)$(UNITDIR)/procflow.service
+	install -m 0644 deploy/systemd/procflow.sysusers $(DESTDIR)$(SYSUSERSDIR)/procflow.conf
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/procflow.conf; \
+	fi
 	scripts/readme2man.py README.md "$$($(BUILD)/procflow --version | cut -d' ' -f2)" > $(BUILD)/procflow.8
 	install -m 0644 $(BUILD)/procflow.8 $(DESTDIR)$(MANDIR)/man8/procflow.8
 	@if [ -e $(DESTDIR)$(CONFDIR)/procflow.yaml ]; then \
