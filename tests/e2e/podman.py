@@ -15,6 +15,7 @@ SIGINT/SIGTERM/SIGHUP and interpreter exit.
 """
 
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -150,8 +151,30 @@ class ImageNet(netns.TestNet):
 
 
 def agent_mounts(outdir):
-    """The mounts a node agent needs: the host's cgroup v2 hierarchy (this machine
-    is in hybrid mode: v2 at /sys/fs/cgroup/unified), bpffs, and the log directory."""
-    return ["-v", "/sys/fs/cgroup/unified:/sys/fs/cgroup/unified",
+    """The options a node agent runs with besides its privileges, as the README's
+    `podman run` line has them: a read-only root, the host's cgroup tree read-only
+    (this machine is in hybrid mode: cgroup v2 is /sys/fs/cgroup/unified, inside
+    it), bpffs, and the log directory."""
+    return ["--read-only",
+            "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
             "-v", "/sys/fs/bpf:/sys/fs/bpf",
             "-v", "%s:/var/log/procflow" % outdir]
+
+
+def free_port_base(n):
+    """A base for @n consecutive test ports, chosen at random: other tests on the
+    host use the same namespace addresses (netns.py) with ports derived from their
+    PIDs, and the agent sees all of their traffic."""
+    return random.SystemRandom().randrange(30000, 60000 - n)
+
+
+def own_lines(records, port, tag, client_pid, server_pid):
+    """(src, dst): this run's lines among everything the agent saw. The client's side
+    is the line to @port whose PID is the client's or whose arguments hold @tag (so a
+    wrong name or PID still shows up, and fails); the server's side the line to @port
+    with the server's PID (a wrong PID leaves none, and fails)."""
+    src = [r for r in records if r["reporter"] == "src" and r["dest_port"] == port and (
+        r["process_id"] == str(client_pid) or any(tag in a for a in r["process_args"]))]
+    dst = [r for r in records if r["reporter"] == "dst" and r["dest_port"] == port and
+           r["process_id"] == str(server_pid)]
+    return src, dst

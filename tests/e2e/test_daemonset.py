@@ -110,7 +110,7 @@ def main(res, args):
     args.bindir = os.path.abspath(args.bindir)
     run_id = "%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
     P = pm.Podman(run_id)
-    port = 20000 + (os.getpid() % 4000) * 10 + 9
+    port = pm.free_port_base(1)
     client = os.path.join(args.bindir, "pf_client")
     server = os.path.join(args.bindir, "pf_server")
     with pm.ImageNet(P) as net:
@@ -187,8 +187,7 @@ def main(res, args):
         records, problems = common.load_flows(os.path.join(outdir, "flows.log"))
         res.check("flows.log on the hostPath, lines follow the record contract",
                   records and not problems, "%d lines; %s" % (len(records), problems[:3]))
-        src = [r for r in records if r["reporter"] == "src" and r["dest_port"] == port]
-        dst = [r for r in records if r["reporter"] == "dst" and r["dest_port"] == port]
+        src, dst = pm.own_lines(records, port, tag, c.pid, srv.pid)
         want_src = dict(process_name=client, process_args=[" ".join(cargv[1:])],
                         process_id=str(c.pid), source_ip=net.client_v4, dest_ip=net.server_v4)
         if pidmode == "host":

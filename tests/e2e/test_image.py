@@ -120,8 +120,7 @@ def run_case(res, P, net, args, case, port, run_id):
     res.check("%s: flows.log lines follow the record contract" % label,
               records and not problems, "%d lines; %s" % (len(records), problems[:3]))
 
-    src = [r for r in records if r["reporter"] == "src" and r["dest_port"] == port]
-    dst = [r for r in records if r["reporter"] == "dst" and r["dest_port"] == port]
+    src, dst = pm.own_lines(records, port, tag, c.pid, srv.pid)
     expect_fields(res, "%s: the client (started after the agent): path, arguments, host PID" % label,
                   src, dict(process_name=client, process_args=[" ".join(cargv[1:])],
                             process_id=str(c.pid), source_ip=net.client_v4,
@@ -143,8 +142,7 @@ def main(res, args):
     args.bindir = os.path.abspath(args.bindir)
     run_id = "%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
     P = pm.Podman(run_id)
-    # Ports from the PID, as the other tests do, so a concurrent run cannot share a key.
-    base = 20000 + (os.getpid() % 4000) * 10
+    base = pm.free_port_base(10)
     with pm.ImageNet(P) as net:
         ok, detail, secs = P.build(args.agent)
         size = P.run(["image", "inspect", "--format", "{{.Size}}", P.image]).stdout.strip()
