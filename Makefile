@@ -8,6 +8,19 @@ JOBS       ?= $(shell nproc)
 OUT        ?= ./flowlogs
 
 .PHONY: all deps build build-san build-fuzz run test test-unit test-e2e test-vm test-san test-fuzz bench vm-bench soak clean
+.PHONY: install install-files image
+
+# Installation (GNU conventions: PREFIX, DESTDIR for staging). The config file
+# is always /etc/procflow/procflow.yaml: that is where the agent looks for it.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+CONFDIR    := /etc/procflow
+DESTDIR    ?=
+# The container image `make image` builds (no registry: FROM scratch).
+IMAGE      ?= localhost/procflow
 
 all: build
 
@@ -61,6 +74,40 @@ soak: build
 # The hook tiers' cost in the VMs alone (ping-pong ratios, agent CPU).
 vm-bench: build
 	@tests/vm/run.sh --bench $(BUILD)
+
+# Build, then install the binary, the systemd unit (its ExecStart pointing at
+# BINDIR) and the sysusers.d entry of the user it runs as (created at once when
+# installing into the running system), procflow(8) made from the README's Usage
+# section, and a sample config with every key commented out, unless a config is
+# already there.
+install: build
+	@$(MAKE) --no-print-directory install-files
+
+install-files:
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(BUILD)/procflow $(DESTDIR)$(BINDIR)/procflow
+	sed 's|/usr/local/bin/procflow|$(BINDIR)/procflow|' deploy/systemd/procflow.service > $(BUILD)/procflow.service
+	install -m 0644 $(BUILD)/procflow.service $(DESTDIR)$(UNITDIR)/procflow.service
+	install -m 0644 deploy/systemd/procflow.sysusers $(DESTDIR)$(SYSUSERSDIR)/procflow.conf
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/procflow.conf; \
+	fi
+	scripts/readme2man.py README.md "$$($(BUILD)/procflow --version | cut -d' ' -f2)" > $(BUILD)/procflow.8
+	install -m 0644 $(BUILD)/procflow.8 $(DESTDIR)$(MANDIR)/man8/procflow.8
+	@if [ -e $(DESTDIR)$(CONFDIR)/procflow.yaml ]; then \
+		echo "install: keeping the existing $(DESTDIR)$(CONFDIR)/procflow.yaml"; \
+	else \
+		install -m 0644 deploy/procflow.yaml $(DESTDIR)$(CONFDIR)/procflow.yaml; \
+	fi
+
+# The image: the binary, the shared libraries it loads and the loader, copied
+# FROM scratch (Containerfile); tagged with the version and latest.
+image: build
+	scripts/image-rootfs.sh $(BUILD)/procflow $(BUILD)/image
+	v=$$($(BUILD)/procflow --version | cut -d' ' -f2) && \
+	podman build -q -t $(IMAGE):$$v -t $(IMAGE):latest -f $(BUILD)/image/Containerfile $(BUILD)/image && \
+	echo "image: $(IMAGE):$$v"
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

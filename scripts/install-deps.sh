@@ -13,6 +13,9 @@ pkgs=(
 	libcurl4-openssl-dev                           # the ClickHouse sink
 	clickhouse-server clickhouse-client            # the ClickHouse sink's tests
 	python3 iproute2 procps                        # end-to-end tests
+	systemd man-db groff-base                      # make install: systemd-analyze, man
+	podman runc catatonit                          # make image and its tests (runc: crun refuses hybrid
+	                                               # cgroups; catatonit: kube play's pause image)
 	qemu-system-x86 busybox-static cpio            # VM stage (tests/vm)
 )
 missing=()
