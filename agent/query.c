@@ -112,6 +112,7 @@ static const struct option opts[] = {
     {"from", required_argument, NULL, OPT_FILTER},
     {"to", required_argument, NULL, OPT_FILTER},
     {"process", required_argument, NULL, 'p'},
+    {"not-process", required_argument, NULL, OPT_FILTER},
     {"args", required_argument, NULL, OPT_FILTER},
     {"pid", required_argument, NULL, OPT_FILTER},
     {"ip", required_argument, NULL, OPT_FILTER},

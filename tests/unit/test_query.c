@@ -347,7 +347,7 @@ static void test_filters(void **state)
 
 	/* Bad values say which option and why. */
 	q = q_new();
-	assert_int_equal(pf_query__add(q, "port", "http", 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_query__add(q, "port", "no-such-service", 0, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "--port"));
 	assert_int_equal(pf_query__add(q, "pid", "0", 0, err, sizeof(err)), -EINVAL);
 	assert_int_equal(pf_query__add(q, "proto", "tcpx", 0, err, sizeof(err)), -EINVAL);
@@ -357,6 +357,99 @@ static void test_filters(void **state)
 	assert_int_equal(pf_query__add(q, "from", "200", 0, err, sizeof(err)), 0);
 	assert_int_equal(pf_query__add(q, "to", "100", 0, err, sizeof(err)), -EINVAL);
 	assert_int_equal(pf_query__add(q, "bogus", "1", 0, err, sizeof(err)), -ENOENT);
+}
+
+/* Different filters AND, one filter's values OR (the example: 198.18.0.2
+ * -> 198.18.0.1:8080, tcp, src, allow). */
+static void test_filters_combine(void **state)
+{
+	struct pf_query *q = q_new();
+
+	/* --src A --dst B: both must hold. Before, one OR list held all three. */
+	add_ok(q, "src", "192.0.2.2");
+	add_ok(q, "dst", "198.18.0.0/24");
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "src", "198.18.0.2");
+	add_ok(q, "dst", "10.0.0.0/8");
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "src", "198.18.0.2");
+	add_ok(q, "dst", "198.18.0.1");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "src", "10.0.0.0/8"); /* OR within --src */
+	add_ok(q, "src", "198.18.0.2");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "ip", "198.18.0.1");
+	add_ok(q, "src", "10.0.0.0/8");
+	assert_false(q_match(q, example));
+
+	/* --reporter src --reporter dst: either (it kept only the last). */
+	q = q_new();
+	add_ok(q, "reporter", "src");
+	add_ok(q, "reporter", "dst");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "action", "allow");
+	add_ok(q, "action", "deny");
+	assert_true(q_match(q, example));
+}
+
+static void test_filters_refused(void **state)
+{
+	struct pf_query *q = q_new();
+	char err[256];
+
+	add_ok(q, "to", "1764252100");
+	assert_int_equal(pf_query__add(q, "to", "1764252200", 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--to"));
+	q = q_new();
+	add_ok(q, "since", "1h");
+	assert_int_equal(pf_query__add(q, "from", "1764252000", 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--since"));
+	q = q_new();
+	add_ok(q, "from", "1764252000");
+	assert_int_equal(pf_query__add(q, "from", "1764252001", 0, err, sizeof(err)), -EINVAL);
+	q = q_new();
+	assert_int_equal(pf_query__add(q, "port", "90-80", 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_query__add(q, "port", "80,", 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_query__add(q, "proto", "256", 0, err, sizeof(err)), -EINVAL);
+}
+
+static void test_filters_ranges(void **state)
+{
+	struct pf_query *q = q_new();
+
+	add_ok(q, "port", "8000-8090");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "port", "80-90");
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "port", "53,8080");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "port", "domain"); /* 53, from /etc/services */
+	assert_false(q_match(q, example));
+	assert_int_equal(q->port[0].lo, 53);
+	q = q_new();
+	add_ok(q, "proto", "6");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "proto", "17");
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "not-process", "curl");
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "not-process", "wget");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "process", "/usr/*");
+	add_ok(q, "not-process", "/usr/bin/c*");
+	assert_false(q_match(q, example));
 }
 
 static void test_pid_and_escaped_process(void **state)
@@ -553,6 +646,9 @@ int main(void)
 	    cmocka_unit_test(test_duration_time),
 	    cmocka_unit_test(test_cidr),
 	    cmocka_unit_test(test_filters),
+	    cmocka_unit_test(test_filters_combine),
+	    cmocka_unit_test(test_filters_refused),
+	    cmocka_unit_test(test_filters_ranges),
 	    cmocka_unit_test(test_pid_and_escaped_process),
 	    cmocka_unit_test(test_fmt),
 	    cmocka_unit_test(test_fmt_cell),
