@@ -294,7 +294,8 @@ bool pf_cidr__contains_text(const struct pf_cidr *c, const char *s, size_t n)
 static const struct {
 	const char *name;
 	uint8_t num;
-} protos[] = {{"icmp", 1}, {"tcp", 6}, {"udp", 17}, {"icmp6", 58}, {"ipv6-icmp", 58}, {"sctp", 132}};
+} protos[] = {{"icmp", 1},   {"tcp", 6},	{"udp", 17},
+	      {"icmp6", 58}, {"ipv6-icmp", 58}, {"sctp", 132}};
 
 #define NPROTOS (sizeof(protos) / sizeof(protos[0]))
 
@@ -367,10 +368,11 @@ static int add_ports(struct pf_query *q, const char *value, char *err, size_t er
 		memcpy(item, p, n);
 		item[n] = '\0';
 		if (parse_port_item(item, &q->port[q->nport])) {
-			seterr(err, errsz,
-			       "--port: '%s' is not a port (0..65535), a range (80-90) or a service "
-			       "name from /etc/services",
-			       item);
+			seterr(
+			    err, errsz,
+			    "--port: '%s' is not a port (0..65535), a range (80-90) or a service "
+			    "name from /etc/services",
+			    item);
 			return -EINVAL;
 		}
 		q->nport++;
@@ -421,8 +423,9 @@ static int add_time(struct pf_query *q, const char *name, const char *value, uin
 		q->from = v;
 	}
 	if (q->has_from && q->has_to && q->from > q->to) {
-		seterr(err, errsz, "--%s: the start of the range is later than --to: no line could "
-				   "match",
+		seterr(err, errsz,
+		       "--%s: the start of the range is later than --to: no line could "
+		       "match",
 		       q->time_given & PF_Q_T_SINCE ? "since" : "from");
 		return -EINVAL;
 	}
@@ -460,8 +463,8 @@ static int add_cidr(struct pf_cidr *list, int *count, const char *name, const ch
 	return 0;
 }
 
-static int add_string(const char **list, int *count, const char *name, const char *value,
-		      char *err, size_t errsz)
+static int add_string(const char **list, int *count, const char *name, const char *value, char *err,
+		      size_t errsz)
 {
 	if (*count >= PF_Q_MAX_TERMS) {
 		seterr(err, errsz, "--%s: at most %d values", name, PF_Q_MAX_TERMS);
@@ -762,18 +765,32 @@ void pf_fmt_bytes(uint64_t v, char *out, size_t outsz)
 		snprintf(out, outsz, "%.0f%c", d, units[u]);
 }
 
-/* One terminal cell at @s[*i]: its bytes (*@len) and whether it is shown
- * as '?' (control bytes, C1 controls, invalid UTF-8). */
-static bool cell(const unsigned char *s, size_t n, size_t i, size_t *len)
+enum cell_kind { CELL_SHOW, CELL_BAD, CELL_DROP };
+
+/* Unicode format characters (category Cf) that change how the text
+ * around them is shown without being seen: the bidirectional embeddings,
+ * overrides and isolates (a hostile argument could reorder a row with
+ * them), zero-width joiners and spaces, the BOM, tags. Dropped. */
+static bool invisible(uint32_t cp)
+{
+	return cp == 0x00ad || cp == 0x061c || cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff ||
+	       (cp >= 0xfff9 && cp <= 0xfffb) || cp == 0xe0001 || (cp >= 0xe0020 && cp <= 0xe007f);
+}
+
+/* One terminal cell at @s[i]: its bytes (*@len) and whether it is shown,
+ * shown as '?' (control bytes, C1 controls, invalid UTF-8), or dropped. */
+static enum cell_kind cell(const unsigned char *s, size_t n, size_t i, size_t *len)
 {
 	unsigned char c = s[i];
 	size_t need;
+	uint32_t cp;
 
 	*len = 1;
 	if (c < 0x20 || c == 0x7f)
-		return true;
+		return CELL_BAD;
 	if (c < 0x80)
-		return false;
+		return CELL_SHOW;
 	if (c >= 0xc2 && c <= 0xdf)
 		need = 2;
 	else if (c >= 0xe0 && c <= 0xef)
@@ -781,15 +798,20 @@ static bool cell(const unsigned char *s, size_t n, size_t i, size_t *len)
 	else if (c >= 0xf0 && c <= 0xf4)
 		need = 4;
 	else
-		return true;
+		return CELL_BAD;
 	if (i + need > n)
-		return true;
-	for (size_t k = 1; k < need; k++)
+		return CELL_BAD;
+	cp = c & (0x7f >> need);
+	for (size_t k = 1; k < need; k++) {
 		if ((s[i + k] & 0xc0) != 0x80)
-			return true;
+			return CELL_BAD;
+		cp = cp << 6 | (s[i + k] & 0x3f);
+	}
 	*len = need;
 	/* U+0080..U+009F are C1 controls (CSI is U+009B). */
-	return c == 0xc2 && s[i + 1] < 0xa0;
+	if (cp < 0xa0)
+		return CELL_BAD;
+	return invisible(cp) ? CELL_DROP : CELL_SHOW;
 }
 
 size_t pf_fmt_cell(const char *str, size_t n, size_t width, bool keep_end, char *out, size_t outsz)
@@ -800,10 +822,9 @@ size_t pf_fmt_cell(const char *str, size_t n, size_t width, bool keep_end, char 
 
 	if (!outsz)
 		return 0;
-	for (i = 0; i < n; i += len) {
-		cell(s, n, i, &len);
-		total++;
-	}
+	for (i = 0; i < n; i += len)
+		if (cell(s, n, i, &len) != CELL_DROP)
+			total++;
 	cut = total > width;
 	keep = cut ? (width > 3 ? width - 3 : width) : total;
 	if (cut && keep_end)
@@ -817,12 +838,14 @@ size_t pf_fmt_cell(const char *str, size_t n, size_t width, bool keep_end, char 
 	}
 	size_t idx = 0;
 
-	for (i = 0; i < n && idx < skip + keep; i += len, idx++) {
-		bool bad = cell(s, n, i, &len);
+	for (i = 0; i < n && idx < skip + keep; i += len) {
+		enum cell_kind k = cell(s, n, i, &len);
 
-		if (idx < skip)
+		if (k == CELL_DROP)
 			continue;
-		if (bad) {
+		if (idx++ < skip)
+			continue;
+		if (k == CELL_BAD) {
 			if (o + 1 >= outsz)
 				break;
 			out[o++] = '?';

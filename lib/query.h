@@ -41,7 +41,7 @@ struct pf_query {
 	 * overlaps [from, to]. */
 	bool has_from, has_to;
 	uint64_t from, to;
-	unsigned time_given; /* PF_Q_T_* */
+	unsigned time_given;		     /* PF_Q_T_* */
 	const char *process[PF_Q_MAX_TERMS]; /* fnmatch() globs on process_name */
 	int nprocess;
 	const char *not_process[PF_Q_MAX_TERMS]; /* --not-process: none may match */
@@ -103,8 +103,10 @@ void pf_fmt_bytes(uint64_t v, char *out, size_t outsz);
 
 /*
  * Copy @n bytes of @s into @out (@outsz bytes) for a terminal: control
- * bytes and DEL become '?', so a hostile argument cannot move the cursor
- * or change colours; at most @width characters (UTF-8 sequences count as
+ * bytes, DEL, C1 controls and invalid UTF-8 become '?', so a hostile
+ * argument cannot move the cursor or change colours; Unicode format
+ * characters (bidirectional overrides and isolates, zero-width ones, the
+ * BOM) are dropped, so it cannot reorder a row; at most @width characters (UTF-8 sequences count as
  * one), cut with "..." at the end (or at the start when @keep_end: for
  * paths, where the program's name is at the end). Returns the number of
  * characters (columns) written.

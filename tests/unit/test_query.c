@@ -452,6 +452,26 @@ static void test_filters_ranges(void **state)
 	assert_false(q_match(q, example));
 }
 
+/* {"a":1} is JSON, not a flow line: every contract key must be there. */
+static void test_scan_requires_contract(void **state)
+{
+	static const char other[] = "{\"a\":1}";
+	struct pf_flowrec r;
+	char cut[sizeof(example)];
+	const char *host = strstr(example, ",\"host\"");
+
+	assert_int_equal(pf_fl__scan(other, strlen(other), PF_FL_ALL, &r), 0);
+	assert_false(PF_FL_IS_FLOW(&r));
+	/* seen is kept for the fields not asked for too */
+	assert_int_equal(pf_fl__scan(example, strlen(example), 0, &r), 0);
+	assert_true(PF_FL_IS_FLOW(&r));
+	/* the example without its last key */
+	memcpy(cut, example, (size_t)(host - example));
+	cut[host - example] = '}';
+	assert_int_equal(pf_fl__scan(cut, (size_t)(host - example) + 1, PF_FL_ALL, &r), 0);
+	assert_false(PF_FL_IS_FLOW(&r));
+}
+
 static void test_pid_and_escaped_process(void **state)
 {
 	static const char line[] = "{\"process_name\":\"/opt/a\\\"b/caf\\u00e9\",\"process_id\":"
@@ -518,6 +538,24 @@ static void test_fmt_cell(void **state)
 	/* A tiny output buffer is respected. */
 	cols = pf_fmt_cell("abcdef", 6, 20, false, b, 3);
 	assert_string_equal(b, "ab");
+}
+
+/* A hostile argument with a right-to-left override (U+202E), an isolate
+ * (U+2067, U+2069), a zero-width space (U+200B) and a BOM: dropped, so the
+ * row reads in the order of the bytes, and they take no column. */
+static void test_fmt_cell_bidi(void **state)
+{
+	static const char s[] = "--user=\xe2\x80\xae"
+				"nimda\xe2\x81\xa7x\xe2\x81\xa9\xe2\x80\x8b\xef\xbb\xbf!";
+	char b[64];
+	size_t cols;
+
+	cols = pf_fmt_cell(s, strlen(s), 40, false, b, sizeof(b));
+	assert_string_equal(b, "--user=nimdax!");
+	assert_int_equal(cols, 14);
+	cols = pf_fmt_cell(s, strlen(s), 10, true, b, sizeof(b));
+	assert_string_equal(b, "...nimdax!");
+	assert_int_equal(cols, 10);
 }
 
 /* ---- files ---- */
@@ -646,12 +684,14 @@ int main(void)
 	    cmocka_unit_test(test_duration_time),
 	    cmocka_unit_test(test_cidr),
 	    cmocka_unit_test(test_filters),
+	    cmocka_unit_test(test_scan_requires_contract),
 	    cmocka_unit_test(test_filters_combine),
 	    cmocka_unit_test(test_filters_refused),
 	    cmocka_unit_test(test_filters_ranges),
 	    cmocka_unit_test(test_pid_and_escaped_process),
 	    cmocka_unit_test(test_fmt),
 	    cmocka_unit_test(test_fmt_cell),
+	    cmocka_unit_test(test_fmt_cell_bidi),
 	    cmocka_unit_test_setup_teardown(test_files, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oversize_line, setup, teardown),
 	};
