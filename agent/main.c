@@ -17,6 +17,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "config_check.h"
 #include "procflow/abi.h"
 #include "query_cmd.h"
 #include "redact.h"
@@ -281,8 +282,12 @@ int main(int argc, char **argv)
 		return PF_EXIT_OK; /* --help or --version */
 	if (ret)
 		return PF_EXIT_USAGE;
-	/* Everything is checked before anything is loaded into the kernel. */
-	if (pf_config_load(&cli.args, &cfg, orig, err, sizeof(err))) {
+	pf_config_env_warnings();
+	/* Everything is checked before anything is loaded into the kernel, by
+	 * the same function for every command: --print-config refuses what
+	 * run refuses. */
+	if (pf_config_load(&cli.args, &cfg, orig, err, sizeof(err)) ||
+	    pf_config_validate(&cfg, &cli.args, orig, err, sizeof(err))) {
 		fprintf(stderr, "procflow: %s\n", err);
 		return PF_EXIT_USAGE;
 	}
@@ -292,11 +297,6 @@ int main(int argc, char **argv)
 		return PF_EXIT_OK;
 	}
 	pf_verbose = cfg.verbose;
-	if (cfg.ringbuf_kib & (cfg.ringbuf_kib - 1)) {
-		fprintf(stderr, "procflow: ringBufferKiB: %u is not a power of two\n",
-			cfg.ringbuf_kib);
-		return PF_EXIT_USAGE;
-	}
 	ret = pf_config_redaction(&cfg);
 	if (ret)
 		return ret;
