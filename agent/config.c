@@ -66,17 +66,17 @@ static const struct pf_cfg_key keys[] = {
      PF_CFG_LIVE, NULL, 0, false, NULL, "accepted for Calico compatibility; services stay \"-\""},
     {"flowLogsCollectProcessInfo", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(process_info),
      PF_CFG_LIVE, "no-process-info", 0, false, NULL,
-     "fill process_name and process_id (off: process_name \"-\")"},
+     "no process in the lines: process_name \"-\", process_id \"-\""},
     {"flowLogsCollectProcessPath", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(process_path),
      PF_CFG_LIVE, "no-process-path", 0, false, NULL,
-     "process_name is the executable path and process_args filled (off: task name, [])"},
+     "process_name is the task name (15 characters), process_args []"},
     {"flowLogsFilePerFlowProcessLimit", PF_CFG_UINT, "2", U(1, 1000), NULL, OFF(proc_limit),
      PF_CFG_LIVE, "process-limit", 0, false, "N",
      "process names per flow before the rest merge into a \"*\" line"},
     {"flowLogsFilePerFlowProcessArgsLimit", PF_CFG_UINT, "5", U(1, 1000), NULL, OFF(args_limit),
      PF_CFG_LIVE, "args-limit", 0, false, "N", "argument strings listed per line"},
     {"flowLogsCollectTcpStats", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(tcp_stats), PF_CFG_LIVE,
-     "no-tcp-stats", 0, false, NULL, "fill the tcp_* fields (off: 0)"},
+     "no-tcp-stats", 0, false, NULL, "leave the tcp_* fields at 0"},
     {"flowLogsIncludeLoopback", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(include_loopback),
      PF_CFG_LIVE, "include-loopback", 0, true, NULL, "also log 127.0.0.0/8 and ::1 traffic"},
     {"flowLogsProcessArgsMaxBytes", PF_CFG_UINT, "4096", U(64, PF_ARGS_CAP), NULL, OFF(args_max), 0,
@@ -86,7 +86,7 @@ static const struct pf_cfg_key keys[] = {
     {"flowLogsUdpIdleTimeout", PF_CFG_DURATION, "60s", U(1, 86400), NULL, OFF(udp_idle_s),
      PF_CFG_LIVE, NULL, 0, false, NULL, "an idle UDP flow completes after this"},
     {"flowLogsRedactArguments", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(redact), 0, "no-redact", 0,
-     false, NULL, "replace secrets in process_args (passwords, tokens) before anything is written"},
+     false, NULL, "keep secrets (passwords, tokens) in process_args: no redaction"},
     {"flowLogsRedactRulesFile", PF_CFG_STRING, "", U(0, 0), NULL, OFF(redact_rules),
      PF_CFG_EMPTY_OK, "redact-rules", 0, false, "FILE",
      "redaction rules applied on top of the built-in set"},
@@ -210,7 +210,7 @@ void pf_config_print(FILE *out, const struct pf_config_args *args, const struct 
 
 void pf_config_usage(FILE *out)
 {
-	char lhs[64], env[128];
+	char lhs[64];
 
 	for (size_t i = 0; i < pf_config_nkeys; i++) {
 		const struct pf_cfg_key *k = &pf_config_keys[i];
@@ -223,20 +223,27 @@ void pf_config_usage(FILE *out)
 		else
 			snprintf(lhs, sizeof(lhs), "    --%s%s%s", k->flag, k->metavar ? " " : "",
 				 k->metavar ? k->metavar : "");
+		/* A switch's help says what the switch does (--no-redact:
+		 * keep secrets), and the value it sets. */
 		if (k->type == PF_CFG_BOOL)
-			fprintf(out, "  %-30s %s %s: %s\n", lhs, k->name,
-				k->flag_value ? "true" : "false", k->help);
+			fprintf(out, "  %-28s  %s [%s %s]\n", lhs, k->help, k->name,
+				k->flag_value ? "true" : "false");
 		else
-			fprintf(out, "  %-30s %s: %s\n", lhs, k->name, k->help);
+			fprintf(out, "  %-28s  %s [%s]\n", lhs, k->help, k->name);
 	}
-	fprintf(out, "\nConfiguration keys (YAML file; environment PROCFLOW_<KEY>; default; live = "
-		     "changed by SIGHUP):\n");
+}
+
+void pf_config_keys_usage(FILE *out)
+{
+	char env[128];
+
 	for (size_t i = 0; i < pf_config_nkeys; i++) {
 		const struct pf_cfg_key *k = &pf_config_keys[i];
 
 		pf_cfg__env_name(k, env, sizeof(env));
-		fprintf(out, "  %s (%s) default %s%s\n", k->name, env, k->def,
-			k->flags & PF_CFG_LIVE ? ", live" : ", restart");
+		fprintf(out, "  %s: default %s%s, %s\n      %s\n", k->name,
+			k->def[0] ? k->def : "none", "",
+			k->flags & PF_CFG_LIVE ? "live" : "restart", env);
 	}
 }
 

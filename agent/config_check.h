@@ -9,6 +9,7 @@
 #define PF_CONFIG_CHECK_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 struct pf_config;
 struct pf_config_args;
@@ -28,5 +29,9 @@ int pf_config_validate(const struct pf_config *cfg, const struct pf_config_args 
 /* Warn (one line each on stderr) about PROCFLOW_* variables that set no
  * key, with the closest known name. Returns how many. */
 int pf_config_env_warnings(void);
+
+/* The configuration keys for `procflow help config`: each key, its default,
+ * live or restart, and its environment variable. */
+void pf_config_keys_usage(FILE *out);
 
 #endif
