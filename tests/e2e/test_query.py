@@ -345,6 +345,103 @@ def check_rotation_during_query(agent, res, tmp):
               got == recs, "got %d lines (%d distinct), want %d" % (len(got), len(set(got)), len(recs)))
 
 
+def check_sources(agent, res, tmp, d, recs):
+    """query reads the configured directory, standard input and several files."""
+    texts = [t for _, t in recs]
+    cfg = os.path.join(tmp, "pf.yaml")
+    with open(cfg, "w") as f:
+        f.write("flowLogsFileDirectory: %s\n" % d)
+    rc, out, err = query(agent, ["-c", cfg, "--json"])
+    res.check("query -c FILE: reads its flowLogsFileDirectory", rc == 0 and out.splitlines() == texts,
+              "rc=%d n=%d err=%r" % (rc, len(out.splitlines()), err[-200:]))
+    env = dict(os.environ, PROCFLOW_CONFIG=cfg)
+    p = subprocess.run([agent, "query", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    res.check("PROCFLOW_CONFIG: query reads its flowLogsFileDirectory",
+              p.returncode == 0 and p.stdout.splitlines() == texts, p.stderr[-200:])
+    one = os.path.join(d, "flows.log.1")
+    cur = os.path.join(d, "flows.log")
+    want = [l for l in open(one).read().splitlines() + open(cur).read().splitlines()
+            if l in set(texts)]
+    rc, out, err = query(agent, [one, cur, "--json"])
+    res.check("two files named: both, in the order given", rc == 0 and out.splitlines() == want,
+              "rc=%d n=%d" % (rc, len(out.splitlines())))
+    with open(cur) as f:
+        p = subprocess.run([agent, "query", "-", "--json"], stdin=f, capture_output=True,
+                           text=True, timeout=60)
+    res.check("- reads standard input", p.returncode == 0 and p.stdout.splitlines() == want[1000:],
+              "rc=%d n=%d %r" % (p.returncode, len(p.stdout.splitlines()), p.stderr[-200:]))
+
+
+def check_width(agent, res, d):
+    """The table fits the terminal (COLUMNS), IPv6 rows stay aligned, the zone is marked."""
+    for cols in (80, 120, 200):
+        env = dict(os.environ, COLUMNS=str(cols))
+        p = subprocess.run([agent, "query", d, "--limit", "50"], capture_output=True, text=True,
+                           env=env, timeout=60)
+        rows = p.stdout.splitlines()
+        widest = max(len(r) for r in rows) if rows else 0
+        res.check("COLUMNS=%d: every row fits (widest %d)" % (cols, widest),
+                  p.returncode == 0 and len(rows) == 51 and widest <= cols, p.stdout[:300])
+        head = rows[0] if rows else ""
+        col = head.find("DESTINATION")
+        starts = {r.find("198.19.") if "198.19." in r else
+                  r.find("[fd00::1:") if "[fd00::1:" in r else r.find("fd00::1:") for r in rows[1:]}
+        res.check("COLUMNS=%d: IPv4 and IPv6 destinations start in one column" % cols,
+                  col > 0 and starts == {col}, "%r %r" % (col, starts))
+        res.check("COLUMNS=%d: the header names the time zone" % cols,
+                  head.startswith("TIME") and "(" in head.split()[0] + head.split()[1], head)
+    env = dict(os.environ, COLUMNS="100")
+    p = subprocess.run([agent, "query", d, "--limit", "6", "-o", "wide"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    res.check("-o wide: paths and arguments whole", "/usr/lib/postgresql/15/bin/postgres" in p.stdout
+              and "config_file=/etc/postgresql/15/main/postgresql.conf" in p.stdout, p.stdout[:400])
+    p = subprocess.run([agent, "query", d, "--limit", "3", "-o", "json"], capture_output=True,
+                       text=True, timeout=60)
+    res.check("-o json: the lines", p.returncode == 0 and all(json.loads(l) for l in p.stdout.splitlines())
+              and len(p.stdout.splitlines()) == 3, p.stdout[:200])
+
+
+def wait_lines(path, n, deadline_s=20):
+    end = time.time() + deadline_s
+    while time.time() < end:
+        with open(path) as f:
+            got = f.read().splitlines()
+        if len(got) >= n:
+            return got
+        time.sleep(0.05)
+    with open(path) as f:
+        return f.read().splitlines()
+
+
+def check_tail_follow(agent, res, tmp):
+    """-n N -f: the last N lines, then what is appended (not every line first)."""
+    d = os.path.join(tmp, "tailf")
+    os.mkdir(d)
+    recs = [t for _, t in flowgen.lines(n=210, seed=21)]
+    path = os.path.join(d, "flows.log")
+    with open(path, "w") as f:
+        f.write("\n".join(recs[:200]) + "\n")
+    out_path = os.path.join(tmp, "tailf.out")
+    with open(out_path, "w") as out:
+        p = subprocess.Popen([agent, "query", d, "--json", "-n", "5", "-f"], stdout=out,
+                             stderr=subprocess.DEVNULL)
+    try:
+        first = wait_lines(out_path, 5)
+        with open(path, "a") as f:
+            f.write("\n".join(recs[200:]) + "\n")
+        got = wait_lines(out_path, 15)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    res.check("-n 5 -f: the last 5 existing lines first", first[:5] == recs[195:200],
+              "got %d lines first" % len(first))
+    res.check("-n 5 -f: then the 10 appended, nothing else", got == recs[195:], "got %d" % len(got))
+
+
 def check_follow(agent, res, tmp):
     d = os.path.join(tmp, "follow")
     os.mkdir(d)
@@ -495,6 +592,9 @@ def main():
         check_damage(agent, res, tmp)
         check_hostile_files(agent, res, tmp)
         check_rotation_during_query(agent, res, tmp)
+        check_sources(agent, res, tmp, d, recs)
+        check_width(agent, res, d)
+        check_tail_follow(agent, res, tmp)
         check_follow(agent, res, tmp)
         check_real(agent, res, tmp)
     except Exception as e:  # a crash of the test itself is a failure, reported
