@@ -6,8 +6,10 @@ BUILD_SAN  ?= build-san
 BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 OUT        ?= ./flowlogs
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
-.PHONY: all deps build build-san build-fuzz run test test-unit test-e2e test-vm test-san test-fuzz bench clean
+.PHONY: all deps build build-san build-fuzz run install test test-unit test-e2e test-vm test-san test-fuzz bench clean
 
 all: build
 
@@ -31,6 +33,16 @@ build-fuzz: deps
 run: build
 	@mkdir -p $(OUT)
 	$(BUILD)/procflow run --output-dir $(OUT) --stdout
+
+# The binary to $(PREFIX)/bin, and a sample configuration to /etc/procflow/
+# (kept when one is there already).
+install: build
+	install -D -m 0755 $(BUILD)/procflow $(DESTDIR)$(PREFIX)/bin/procflow
+	@if [ -e $(DESTDIR)/etc/procflow/procflow.yaml ]; then \
+		echo "keeping $(DESTDIR)/etc/procflow/procflow.yaml"; \
+	else \
+		install -D -m 0644 etc/procflow.yaml $(DESTDIR)/etc/procflow/procflow.yaml; \
+	fi
 
 test: build build-san build-fuzz
 	@echo "== tests (release build)"

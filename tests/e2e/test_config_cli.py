@@ -246,6 +246,11 @@ def main():
         r = subprocess.run([a.agent, "reload", "--runtime-dir", rd], capture_output=True, text=True)
         check("reload with a stale PID file: exit 1, says stale, signals nobody",
               r.returncode == 1 and "stale" in r.stderr, repr(r.stderr))
+        sample = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "etc",
+                              "procflow.yaml")
+        r = run(a.agent, ["--config", sample, "--print-config"] + base)
+        check("the sample config make install puts in /etc/procflow is valid",
+              r.returncode == 0 and r.stderr == "", repr(r.stderr))
         check_one_validation(a.agent, d, cfg, base)
         check_sources(a.agent, d, cfg, base)
         check_env_names(a.agent, base)
