@@ -673,6 +673,47 @@ static void test_oversize_line(void **state)
 	pf_flowfile__close(f);
 }
 
+/* A .zst cut inside its frame: the whole lines before the cut, then
+ * -ENODATA (it read as a clean end before). A FIFO is refused at once. */
+static void test_cut_zst_and_fifo(void **state)
+{
+	size_t cap = 20000 * 10, o = 0, bound, n, len;
+	char *text = malloc(cap), path[256], out[64];
+	struct pf_flowfile *f;
+	const char *line;
+	int r, lines = 0;
+	void *z;
+
+	/* 200 KB: more than one 128 KiB block, so lines come out before the cut. */
+	for (int i = 0; i < 20000; i++)
+		o += (size_t)snprintf(text + o, cap - o, "line%05d\n", i);
+	bound = ZSTD_compressBound(o);
+	z = malloc(bound);
+	n = ZSTD_compress(z, bound, text, o, 1);
+	assert_false(ZSTD_isError(n));
+	write_file("flows.log.1.zst", z, n - 4); /* the frame's end is missing */
+	free(z);
+	free(text);
+	snprintf(path, sizeof(path), "%s/flows.log.1.zst", tmp);
+	f = pf_flowfile__open(path);
+	assert_non_null(f);
+	while ((r = pf_flowfile__next(f, true, &line, &len)) > 0)
+		if (len == 9 && !memcmp(line, "line", 4))
+			lines++;
+	pf_flowfile__close(f);
+	assert_int_equal(r, -ENODATA);
+	assert_true(lines > 0 && lines < 20000);
+
+	write_file("flows.log.2.zst", "", 0); /* no frame at all */
+	snprintf(path, sizeof(path), "%s/flows.log.2.zst", tmp);
+	assert_int_equal(read_all(path, true, out, sizeof(out)), -ENODATA);
+
+	snprintf(path, sizeof(path), "%s/flows.log.3", tmp);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_null(pf_flowfile__open(path));
+	assert_int_equal(errno, EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -694,6 +735,7 @@ int main(void)
 	    cmocka_unit_test(test_fmt_cell_bidi),
 	    cmocka_unit_test_setup_teardown(test_files, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oversize_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cut_zst_and_fifo, setup, teardown),
 	};
 
 	setenv("TZ", "UTC", 1);
