@@ -65,6 +65,7 @@ struct qstate {
 	/* -f: the last tail_n matching lines of what is there, then new ones */
 	bool backlog;
 	char **tail;
+	size_t *tail_len;
 	size_t tail_n, tail_head, tail_count;
 	uint64_t tail_lost;
 	/* --top: open addressing, linear probing, power-of-two size */
@@ -437,6 +438,7 @@ static void tail_push(struct qstate *s, const char *line, size_t len)
 		s->tail_count++;
 	}
 	s->tail[slot] = copy;
+	s->tail_len[slot] = len;
 }
 
 static void tail_flush(struct qstate *s)
@@ -445,8 +447,8 @@ static void tail_flush(struct qstate *s)
 		size_t k = (s->tail_head + i) % s->tail_n;
 		struct pf_flowrec r;
 
-		if (!pf_fl__scan(s->tail[k], strlen(s->tail[k]), s->want, &r))
-			emit(s, s->tail[k], strlen(s->tail[k]), &r);
+		if (!pf_fl__scan(s->tail[k], s->tail_len[k], s->want, &r))
+			emit(s, s->tail[k], s->tail_len[k], &r);
 		free(s->tail[k]);
 	}
 	s->tail_count = 0;
@@ -638,6 +640,9 @@ static void follow(struct qstate *s, const char *path, struct pf_flowfile *f)
 			pf_flowfile__close(f);
 			f = NULL;
 		}
+		if (s->mode == OUT_TABLE)
+			pf_qtable__flush(
+			    &s->table); /* rows held for sizing: shown before waiting */
 		fflush(stdout);
 		usleep(FOLLOW_POLL_US);
 		if (stat(path, &now))
@@ -918,7 +923,8 @@ int pf_query_main(int argc, char **argv)
 		/* -f: the last N lines of what is there, then what comes. */
 		s.tail_n = s.limit_given ? s.limit : FOLLOW_TAIL;
 		s.tail = calloc(s.tail_n, sizeof(*s.tail));
-		if (!s.tail) {
+		s.tail_len = calloc(s.tail_n, sizeof(*s.tail_len));
+		if (!s.tail || !s.tail_len) {
 			pf_log("out of memory");
 			return PF_EXIT_RUNTIME;
 		}
@@ -969,6 +975,7 @@ out:
 	inputs_drop(&in, 0);
 	free(in.v);
 	free(s.tail);
+	free(s.tail_len);
 	free(follow_path);
 	return ret;
 }

@@ -440,6 +440,22 @@ def check_tail_follow(agent, res, tmp):
     res.check("-n 5 -f: the last 5 existing lines first", first[:5] == recs[195:200],
               "got %d lines first" % len(first))
     res.check("-n 5 -f: then the 10 appended, nothing else", got == recs[195:], "got %d" % len(got))
+    # The table too: a few rows are shown while it waits, not held back.
+    tpath = os.path.join(tmp, "tailf.table")
+    with open(tpath, "w") as out:
+        p = subprocess.Popen([agent, "query", d, "-n", "3", "-f"], stdout=out,
+                             stderr=subprocess.DEVNULL, env=dict(os.environ, COLUMNS="200"))
+    try:
+        rows = wait_lines(tpath, 4)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    res.check("-n 3 -f as a table: the header and 3 rows while it follows",
+              len(rows) == 4 and rows[0].startswith("TIME"), "%r" % rows)
 
 
 def check_follow(agent, res, tmp):
