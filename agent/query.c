@@ -818,8 +818,9 @@ static int configured_dir(const char *config, char *dir, size_t dirsz)
 	return 0;
 }
 
-/* Open what the command line names (every file before any is read). */
-static int open_inputs(struct qstate *s, struct inputs *in, char **follow_path)
+/* Open what the command line names (every file before any is read). *@empty:
+ * a directory held no flow file (said). Returns 0 or -ENOMEM. */
+static int open_inputs(struct qstate *s, struct inputs *in, char **follow_path, bool *empty)
 {
 	for (int i = 0; i < s->ninputs; i++) {
 		const char *arg = s->inputs[i];
@@ -855,7 +856,7 @@ static int open_inputs(struct qstate *s, struct inputs *in, char **follow_path)
 					in->v[k].follow = !strcmp(in->v[k].name, *follow_path);
 			}
 			if (n == 0 && !s->follow)
-				return -ENOENT;
+				*empty = true; /* said; the other inputs are still read */
 			continue;
 		}
 		/* A file (or what is not there: said when read). */
@@ -897,6 +898,7 @@ int pf_query_main(int argc, char **argv)
 	struct inputs in = {0};
 	struct pf_flowfile *kept = NULL;
 	char *follow_path = NULL;
+	bool empty = false;
 	int err, ret = PF_EXIT_OK;
 
 	memset(&s, 0, sizeof(s));
@@ -936,7 +938,9 @@ int pf_query_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_DFL);
 	raise_fd_limit();
 
-	err = open_inputs(&s, &in, &follow_path);
+	err = open_inputs(&s, &in, &follow_path, &empty);
+	if (empty)
+		ret = PF_EXIT_RUNTIME;
 	if (err) {
 		if (err == -ENOMEM)
 			pf_log("out of memory");
