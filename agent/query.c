@@ -360,7 +360,7 @@ static void top_free(struct qstate *s)
 struct input {
 	char *name;	       /* for messages */
 	struct pf_flowfile *f; /* NULL: not opened, for the reason in err */
-	int err;	       /* errno of the failed open */
+	int err;	       /* errno of the failed open; 0 with f NULL: a duplicate */
 	bool follow;	       /* --follow goes on reading this one (flows.log) */
 };
 
@@ -529,6 +529,8 @@ static int read_input(struct qstate *s, struct input *e, bool keep_open, struct 
 {
 	int err;
 
+	if (!e->f && !e->err)
+		return 0; /* the same file as an earlier name: read there */
 	if (!e->f) {
 		pf_log("cannot read %s: %s", e->name, open_error(e->err));
 		return -e->err;

@@ -343,6 +343,17 @@ def check_rotation_during_query(agent, res, tmp):
     res.check("rotation during a query: it was inside the oldest file", bool(started))
     res.check("rotation during a query: each line of the files it began with exactly once",
               got == recs, "got %d lines (%d distinct), want %d" % (len(got), len(set(got)), len(recs)))
+    # One file under two names (what a rotation caught between two names looks like):
+    # read once, and no error.
+    d2 = os.path.join(tmp, "twonames")
+    os.mkdir(d2)
+    with open(os.path.join(d2, "flows.log"), "w") as f:
+        f.write("\n".join(recs[:50]) + "\n")
+    os.link(os.path.join(d2, "flows.log"), os.path.join(d2, "flows.log.1"))
+    rc, out, err = query(agent, [d2, "--json"])
+    res.check("one inode under two names: its lines once, exit 0",
+              rc == 0 and out.splitlines() == recs[:50] and err == "",
+              "rc=%d n=%d err=%r" % (rc, len(out.splitlines()), err))
 
 
 def check_sources(agent, res, tmp, d, recs):
