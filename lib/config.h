@@ -53,7 +53,7 @@ struct pf_cfg_key {
 	/* PF_CFG_BOOL flags take no argument and set this value. */
 	bool flag_value;
 	const char *metavar; /* flags with an argument: "SECS", "DIR", ... */
-	const char *help; /* what the flag does (for a switch: what setting it does) */
+	const char *help;    /* what the flag does (for a switch: what setting it does) */
 };
 
 enum pf_cfg_source {
