@@ -21,6 +21,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "config_check.h"
 #include "procflow/abi.h"
 #include "redact.h"
 
@@ -65,17 +66,17 @@ static const struct pf_cfg_key keys[] = {
      PF_CFG_LIVE, NULL, 0, false, NULL, "accepted for Calico compatibility; services stay \"-\""},
     {"flowLogsCollectProcessInfo", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(process_info),
      PF_CFG_LIVE, "no-process-info", 0, false, NULL,
-     "fill process_name and process_id (off: process_name \"-\")"},
+     "no process in the lines: process_name \"-\", process_id \"-\""},
     {"flowLogsCollectProcessPath", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(process_path),
      PF_CFG_LIVE, "no-process-path", 0, false, NULL,
-     "process_name is the executable path and process_args filled (off: task name, [])"},
+     "process_name is the task name (15 characters), process_args []"},
     {"flowLogsFilePerFlowProcessLimit", PF_CFG_UINT, "2", U(1, 1000), NULL, OFF(proc_limit),
      PF_CFG_LIVE, "process-limit", 0, false, "N",
      "process names per flow before the rest merge into a \"*\" line"},
     {"flowLogsFilePerFlowProcessArgsLimit", PF_CFG_UINT, "5", U(1, 1000), NULL, OFF(args_limit),
      PF_CFG_LIVE, "args-limit", 0, false, "N", "argument strings listed per line"},
     {"flowLogsCollectTcpStats", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(tcp_stats), PF_CFG_LIVE,
-     "no-tcp-stats", 0, false, NULL, "fill the tcp_* fields (off: 0)"},
+     "no-tcp-stats", 0, false, NULL, "leave the tcp_* fields at 0"},
     {"flowLogsIncludeLoopback", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(include_loopback),
      PF_CFG_LIVE, "include-loopback", 0, true, NULL, "also log 127.0.0.0/8 and ::1 traffic"},
     {"flowLogsProcessArgsMaxBytes", PF_CFG_UINT, "4096", U(64, PF_ARGS_CAP), NULL, OFF(args_max), 0,
@@ -85,7 +86,7 @@ static const struct pf_cfg_key keys[] = {
     {"flowLogsUdpIdleTimeout", PF_CFG_DURATION, "60s", U(1, 86400), NULL, OFF(udp_idle_s),
      PF_CFG_LIVE, NULL, 0, false, NULL, "an idle UDP flow completes after this"},
     {"flowLogsRedactArguments", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(redact), 0, "no-redact", 0,
-     false, NULL, "replace secrets in process_args (passwords, tokens) before anything is written"},
+     false, NULL, "keep secrets (passwords, tokens) in process_args: no redaction"},
     {"flowLogsRedactRulesFile", PF_CFG_STRING, "", U(0, 0), NULL, OFF(redact_rules),
      PF_CFG_EMPTY_OK, "redact-rules", 0, false, "FILE",
      "redaction rules applied on top of the built-in set"},
@@ -209,7 +210,7 @@ void pf_config_print(FILE *out, const struct pf_config_args *args, const struct 
 
 void pf_config_usage(FILE *out)
 {
-	char lhs[64], env[128];
+	char lhs[64];
 
 	for (size_t i = 0; i < pf_config_nkeys; i++) {
 		const struct pf_cfg_key *k = &pf_config_keys[i];
@@ -222,20 +223,27 @@ void pf_config_usage(FILE *out)
 		else
 			snprintf(lhs, sizeof(lhs), "    --%s%s%s", k->flag, k->metavar ? " " : "",
 				 k->metavar ? k->metavar : "");
+		/* A switch's help says what the switch does (--no-redact:
+		 * keep secrets), and the value it sets. */
 		if (k->type == PF_CFG_BOOL)
-			fprintf(out, "  %-30s %s %s: %s\n", lhs, k->name,
-				k->flag_value ? "true" : "false", k->help);
+			fprintf(out, "  %-28s  %s [%s %s]\n", lhs, k->help, k->name,
+				k->flag_value ? "true" : "false");
 		else
-			fprintf(out, "  %-30s %s: %s\n", lhs, k->name, k->help);
+			fprintf(out, "  %-28s  %s [%s]\n", lhs, k->help, k->name);
 	}
-	fprintf(out, "\nConfiguration keys (YAML file; environment PROCFLOW_<KEY>; default; live = "
-		     "changed by SIGHUP):\n");
+}
+
+void pf_config_keys_usage(FILE *out)
+{
+	char env[128];
+
 	for (size_t i = 0; i < pf_config_nkeys; i++) {
 		const struct pf_cfg_key *k = &pf_config_keys[i];
 
 		pf_cfg__env_name(k, env, sizeof(env));
-		fprintf(out, "  %s (%s) default %s%s\n", k->name, env, k->def,
-			k->flags & PF_CFG_LIVE ? ", live" : ", restart");
+		fprintf(out, "  %s: default %s%s, %s\n      %s\n", k->name,
+			k->def[0] ? k->def : "none", "",
+			k->flags & PF_CFG_LIVE ? "live" : "restart", env);
 	}
 }
 
@@ -330,4 +338,212 @@ int pf_reload_command(const char *runtime_dir)
 		"new configuration was taken\n",
 		pid);
 	return PF_EXIT_OK;
+}
+
+/* ---- checks across keys, run by every command ----------------------------------------------- */
+
+/* Where key @k's value came from, as messages say it. */
+static const char *source_of(const struct pf_cfg_key *k, const struct pf_config_args *args,
+			     const struct pf_cfg_origin *orig, char *buf, size_t bufsz)
+{
+	size_t i = (size_t)(k - pf_config_keys);
+	char env[128];
+
+	switch (orig ? orig[i].source : PF_CFG_SRC_DEFAULT) {
+	case PF_CFG_SRC_FILE:
+		snprintf(buf, bufsz, "%s:%u", pf_config_file(args), orig[i].line);
+		break;
+	case PF_CFG_SRC_ENV:
+		pf_cfg__env_name(k, env, sizeof(env));
+		snprintf(buf, bufsz, "environment %s", env);
+		break;
+	case PF_CFG_SRC_FLAG:
+		snprintf(buf, bufsz, "--%s", k->flag ? k->flag : "?");
+		break;
+	default:
+		snprintf(buf, bufsz, "default");
+	}
+	return buf;
+}
+
+static const struct pf_cfg_key *key_named(const char *name)
+{
+	return pf_cfg__find(pf_config_keys, pf_config_nkeys, name);
+}
+
+/* Read a rules file whole: a regular file of at most 1 MiB. */
+static int read_rules(const char *path, char **text, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	size_t got = 0;
+	int fd, err;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
+		close(fd);
+		return S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	buf[got] = '\0';
+	*text = buf;
+	*len = got;
+	return 0;
+}
+
+static int check_redaction(const struct pf_config *cfg, const struct pf_config_args *args,
+			   const struct pf_cfg_origin *orig, char *err, size_t errsz)
+{
+	const struct pf_cfg_key *krep = key_named("flowLogsRedactReplacement");
+	const struct pf_cfg_key *krules = key_named("flowLogsRedactRulesFile");
+	const struct pf_cfg_key *kon = key_named("flowLogsRedactArguments");
+	char w1[PF_CFG_PATH_MAX + 32], w2[PF_CFG_PATH_MAX + 32], shown[PF_CFG_SHOWN_MAX * 4 + 8];
+	char why[512];
+	struct pf_redact *r;
+	char *text = NULL;
+	size_t len = 0;
+	int e;
+
+	if (!cfg->redact) {
+		if (cfg->redact_rules[0]) {
+			snprintf(err, errsz,
+				 "%s: flowLogsRedactRulesFile: has no effect with redaction off "
+				 "(flowLogsRedactArguments false, from %s)",
+				 source_of(krules, args, orig, w1, sizeof(w1)),
+				 source_of(kon, args, orig, w2, sizeof(w2)));
+			return -EINVAL;
+		}
+		return 0;
+	}
+	r = pf_redact__new(1, cfg->redact_replacement);
+	if (!r) {
+		if (errno != EINVAL) {
+			snprintf(err, errsz, "out of memory");
+			return -ENOMEM;
+		}
+		snprintf(err, errsz,
+			 "%s: flowLogsRedactReplacement: '%s' is not 1 to %d printable bytes",
+			 source_of(krep, args, orig, w1, sizeof(w1)),
+			 pf_cfg__shown(cfg->redact_replacement, shown, sizeof(shown)),
+			 PF_REDACT_MAX_REPLACEMENT);
+		return -EINVAL;
+	}
+	e = cfg->redact_rules[0] ? read_rules(cfg->redact_rules, &text, &len) : 0;
+	if (e) {
+		snprintf(err, errsz, "%s: flowLogsRedactRulesFile: cannot read '%s': %s",
+			 source_of(krules, args, orig, w1, sizeof(w1)),
+			 pf_cfg__shown(cfg->redact_rules, shown, sizeof(shown)),
+			 e == -EFBIG	? "larger than 1 MiB"
+			 : e == -EINVAL ? "not a regular file"
+					: strerror(-e));
+	} else if (text && pf_redact__load(r, text, len, why, sizeof(why))) {
+		char *clean = why;
+
+		/* The rule is echoed (it is what to fix), without control bytes. */
+		for (char *c = why; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
+		snprintf(err, errsz, "%s: flowLogsRedactRulesFile: %s: %s",
+			 source_of(krules, args, orig, w1, sizeof(w1)),
+			 pf_cfg__shown(cfg->redact_rules, shown, sizeof(shown)), clean);
+		e = -EINVAL;
+	}
+	free(text);
+	pf_redact__free(r);
+	return e ? -EINVAL : 0;
+}
+
+/* @dir, when it exists, must be a directory (the agent creates it when not). */
+static int check_dir(const char *name, const char *dir, const struct pf_config_args *args,
+		     const struct pf_cfg_origin *orig, char *err, size_t errsz)
+{
+	char w[PF_CFG_PATH_MAX + 32], shown[PF_CFG_SHOWN_MAX * 4 + 8];
+	struct stat st;
+
+	if (!stat(dir, &st) ? S_ISDIR(st.st_mode) : errno != ENOTDIR)
+		return 0;
+	snprintf(err, errsz, "%s: %s: '%s' is not a directory",
+		 source_of(key_named(name), args, orig, w, sizeof(w)), name,
+		 pf_cfg__shown(dir, shown, sizeof(shown)));
+	return -EINVAL;
+}
+
+int pf_config_validate(const struct pf_config *cfg, const struct pf_config_args *args,
+		       const struct pf_cfg_origin *orig, char *err, size_t errsz)
+{
+	char w[PF_CFG_PATH_MAX + 32];
+
+	if (cfg->ringbuf_kib & (cfg->ringbuf_kib - 1)) {
+		snprintf(err, errsz,
+			 "%s: ringBufferKiB: %u is not a power of two (16, 32, 64, ... 1048576)",
+			 source_of(key_named("ringBufferKiB"), args, orig, w, sizeof(w)),
+			 cfg->ringbuf_kib);
+		return -EINVAL;
+	}
+	if (check_redaction(cfg, args, orig, err, errsz))
+		return -EINVAL;
+	if (check_dir("flowLogsFileDirectory", cfg->output_dir, args, orig, err, errsz) ||
+	    check_dir("runtimeDirectory", cfg->runtime_dir, args, orig, err, errsz))
+		return -EINVAL;
+	return 0;
+}
+
+extern char **environ;
+
+int pf_config_env_warnings(void)
+{
+	size_t plen = strlen(PF_CFG_ENV_PREFIX);
+	char name[128], env[128], shown[PF_CFG_SHOWN_MAX * 4 + 8];
+	int count = 0;
+
+	for (char **e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		const struct pf_cfg_key *near;
+		bool known = false;
+		size_t n;
+
+		if (strncmp(*e, PF_CFG_ENV_PREFIX, plen) || !eq)
+			continue;
+		n = (size_t)(eq - *e);
+		if (n >= sizeof(name))
+			n = sizeof(name) - 1;
+		memcpy(name, *e, n);
+		name[n] = '\0';
+		if (!strcmp(name, "PROCFLOW_CONFIG"))
+			continue;
+		for (size_t i = 0; i < pf_config_nkeys && !known; i++)
+			known = pf_cfg__env_name(&pf_config_keys[i], env, sizeof(env)) > 0 &&
+				!strcmp(env, name);
+		if (known)
+			continue;
+		count++;
+		near = pf_cfg__closest_env(pf_config_keys, pf_config_nkeys, name);
+		if (near)
+			pf_cfg__env_name(near, env, sizeof(env));
+		pf_log("warning: environment %s sets nothing: no such variable%s%s%s",
+		       pf_cfg__shown(name, shown, sizeof(shown)), near ? " (did you mean " : "",
+		       near ? env : "", near ? "?)" : " (see procflow --help)");
+	}
+	return count;
 }

@@ -621,14 +621,22 @@ int pf_check(const struct pf_config *cfg)
 			if (hook_in_tier(&hooks[i], tiers[t]) && !ok[i])
 				missing = hooks[i].hook;
 		if (!missing) {
-			check_line(tiers[t], chosen ? "usable" : "usable (auto takes this one)");
-			if (!chosen)
+			/* A configured tier is the only one run would take. */
+			bool forced = strcmp(cfg->tier, "auto");
+			bool take = !chosen && (!forced || !strcmp(cfg->tier, tiers[t]));
+
+			check_line(tiers[t], !take    ? "usable"
+					     : forced ? "usable (hookTier takes this one)"
+						      : "usable (auto takes this one)");
+			if (take)
 				chosen = tiers[t];
 		} else {
 			snprintf(buf, sizeof(buf), "not usable (%s)", missing);
 			check_line(tiers[t], buf);
 		}
 	}
+	bool base_ok = can_run;
+
 	can_run = can_run && chosen;
 
 	printf("\nprocess identity:\n");
@@ -656,6 +664,10 @@ int pf_check(const struct pf_config *cfg)
 		close(cgfd);
 	if (can_run)
 		printf("\nprocflow can run here (tier: %s)\n", chosen);
+	else if (strcmp(cfg->tier, "auto") && base_ok)
+		printf("\nprocflow cannot run here with hookTier %s: that tier cannot load or "
+		       "attach (see above)\n",
+		       cfg->tier);
 	else
 		printf("\nprocflow cannot run here: see the lines marked 'no' above\n");
 	return can_run ? PF_EXIT_OK : PF_EXIT_RUNTIME;

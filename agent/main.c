@@ -17,6 +17,8 @@
 
 #include "agent.h"
 #include "config.h"
+#include "config_check.h"
+#include "help.h"
 #include "procflow/abi.h"
 #include "query_cmd.h"
 #include "redact.h"
@@ -55,46 +57,6 @@ void pf_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char usage_head[] =
-    "Usage: procflow COMMAND [OPTIONS]\n"
-    "\n"
-    "Network flow logs in which every TCP and UDP flow names the process on the\n"
-    "local side: executable path, arguments and PID.\n"
-    "\n"
-    "Commands:\n"
-    "  run        load the kernel hooks and write flow logs until SIGINT/SIGTERM;\n"
-    "             SIGHUP re-reads the configuration\n"
-    "  check      report what this kernel offers and whether procflow can run here\n"
-    "  reload     make the running agent re-read its configuration (SIGHUP through\n"
-    "             <runtimeDirectory>/procflow.pid, default /run/procflow/procflow.pid)\n"
-    "  query      print the flows written so far, filtered (see procflow query --help)\n"
-    "  clickhouse-schema  print the ClickHouse table definition the sink inserts into\n"
-    "\n"
-    "Options for run (and check and reload where they apply):\n"
-    "  -c, --config FILE          YAML config file (default " PF_CONFIG_DEFAULT_FILE
-    " when present;\n"
-    "                             also PROCFLOW_CONFIG)\n"
-    "      --print-config         print the effective configuration and where each value\n"
-    "                             came from, then exit\n";
-
-static const char usage_tail[] =
-    "\n"
-    "Precedence: flags, then environment, then the config file, then defaults.\n"
-    "\n"
-    "  -h, --help                 this text\n"
-    "  -V, --version              print the version\n"
-    "\n"
-    "Exit status: 0 ok, 1 missing privileges or kernel support, 2 bad command line or\n"
-    "configuration.\n";
-
-static void usage(FILE *out)
-{
-	fputs(usage_head, out);
-	pf_config_usage(out);
-	pf_ch_config__help(out);
-	fputs(usage_tail, out);
-}
-
 /* Options that are not configuration keys. Table flags get codes from
  * OPT_KEY_BASE up, one per key. */
 enum {
@@ -126,7 +88,7 @@ struct cli {
  * bad flag is reported as a flag. Returns 0, 1 (help or version printed),
  * or -EINVAL.
  */
-static int parse_opts(int argc, char **argv, struct cli *cli)
+static int parse_opts(const char *cmd, int argc, char **argv, struct cli *cli)
 {
 	struct option opts[PF_CONFIG_MAX_FLAGS];
 	char shorts[PF_CONFIG_MAX_FLAGS * 2 + 16], flagname[80], err[PF_CFG_ERR_MAX];
@@ -213,7 +175,7 @@ static int parse_opts(int argc, char **argv, struct cli *cli)
 			cli->print_config = true;
 			break;
 		case 'h':
-			usage(stdout);
+			pf_help(stdout, cmd);
 			return 1;
 		case 'V':
 			printf("procflow %s\n", PF_VERSION);
@@ -222,14 +184,14 @@ static int parse_opts(int argc, char **argv, struct cli *cli)
 			fprintf(stderr, "procflow: option '%s' needs a value\n", argv[optind - 1]);
 			return -EINVAL;
 		default:
-			fprintf(stderr, "procflow: unknown option '%s' (see procflow --help)\n",
-				argv[optind - 1]);
+			fprintf(stderr, "procflow: unknown option '%s' (see procflow %s --help)\n",
+				argv[optind - 1], cmd);
 			return -EINVAL;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "procflow: unexpected argument '%s' (see procflow --help)\n",
-			argv[optind]);
+		fprintf(stderr, "procflow: unexpected argument '%s' (see procflow %s --help)\n",
+			argv[optind], cmd);
 		return -EINVAL;
 	}
 	/* The file: --config, else PROCFLOW_CONFIG (either must be readable),
@@ -253,12 +215,25 @@ int main(int argc, char **argv)
 	int ret;
 
 	if (argc < 2) {
-		usage(stderr);
+		pf_help(stderr, NULL);
 		return PF_EXIT_USAGE;
 	}
 	cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-		usage(stdout);
+		/* procflow help TOPIC: a command's page; an unknown topic is an error. */
+		const char *topic = !strcmp(cmd, "help") && argc > 2 ? argv[2] : NULL;
+
+		if (topic && argc > 3) {
+			fprintf(stderr, "procflow: help: one topic at a time\n");
+			return PF_EXIT_USAGE;
+		}
+		if (pf_help(stdout, topic)) {
+			fprintf(stderr,
+				"procflow: help: no topic '%s' (topics: run, check, reload, query, "
+				"clickhouse-schema, config)\n",
+				topic);
+			return PF_EXIT_USAGE;
+		}
 		return PF_EXIT_OK;
 	}
 	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
@@ -271,18 +246,22 @@ int main(int argc, char **argv)
 	    strcmp(cmd, "clickhouse-schema")) {
 		fprintf(stderr,
 			"procflow: unknown command '%s' (commands: run, check, reload, query, "
-			"clickhouse-schema; see --help)\n",
+			"clickhouse-schema; see procflow --help)\n",
 			cmd);
 		return PF_EXIT_USAGE;
 	}
 	pf_ch_config__defaults(&cli.ch);
-	ret = parse_opts(argc - 1, argv + 1, &cli);
+	ret = parse_opts(cmd, argc - 1, argv + 1, &cli);
 	if (ret > 0)
 		return PF_EXIT_OK; /* --help or --version */
 	if (ret)
 		return PF_EXIT_USAGE;
-	/* Everything is checked before anything is loaded into the kernel. */
-	if (pf_config_load(&cli.args, &cfg, orig, err, sizeof(err))) {
+	pf_config_env_warnings();
+	/* Everything is checked before anything is loaded into the kernel, by
+	 * the same function for every command: --print-config refuses what
+	 * run refuses. */
+	if (pf_config_load(&cli.args, &cfg, orig, err, sizeof(err)) ||
+	    pf_config_validate(&cfg, &cli.args, orig, err, sizeof(err))) {
 		fprintf(stderr, "procflow: %s\n", err);
 		return PF_EXIT_USAGE;
 	}
@@ -292,11 +271,6 @@ int main(int argc, char **argv)
 		return PF_EXIT_OK;
 	}
 	pf_verbose = cfg.verbose;
-	if (cfg.ringbuf_kib & (cfg.ringbuf_kib - 1)) {
-		fprintf(stderr, "procflow: ringBufferKiB: %u is not a power of two\n",
-			cfg.ringbuf_kib);
-		return PF_EXIT_USAGE;
-	}
 	ret = pf_config_redaction(&cfg);
 	if (ret)
 		return ret;

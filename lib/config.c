@@ -34,6 +34,41 @@ static void cfg_err(char *err, size_t errsz, const char *fmt, ...)
 	va_end(ap);
 }
 
+const char *pf_cfg__shown(const char *s, char *buf, size_t bufsz)
+{
+	size_t o = 0, n = 0;
+
+	if (!bufsz)
+		return buf;
+	for (; s && *s && n < PF_CFG_SHOWN_MAX; s++, n++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (o + 5 >= bufsz)
+			break;
+		if (c < 0x20 || c == 0x7f) {
+			o += (size_t)snprintf(buf + o, bufsz - o, "\\x%02x", c);
+			continue;
+		}
+		buf[o++] = (char)c;
+	}
+	if (s && *s && o + 4 < bufsz) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+bool pf_cfg__is_name(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++, n++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
+			return false;
+	return n > 0 && n <= 64;
+}
+
 static void *field(const struct pf_cfg_key *k, void *obj)
 {
 	return (char *)obj + k->offset;
@@ -133,21 +168,23 @@ static int parse_duration(const char *s, uint64_t *out)
 	return 0;
 }
 
-int pf_cfg__set(const struct pf_cfg_key *k, void *obj, const char *text, const char *where,
+int pf_cfg__set(const struct pf_cfg_key *k, void *obj, const char *text_in, const char *where,
 		char *err, size_t errsz)
 {
+	char text_shown[PF_CFG_SHOWN_MAX * 4 + 8];
+	const char *text = text_in ? text_in : "";
 	uint64_t v;
 	size_t len;
 	bool b;
 
-	if (!text)
-		text = "";
 	len = strlen(text);
+	/* Messages show the value without its control bytes, and cut. */
+	pf_cfg__shown(text, text_shown, sizeof(text_shown));
 	switch (k->type) {
 	case PF_CFG_BOOL:
 		if (parse_bool(text, &b)) {
 			cfg_err(err, errsz, "%s: %s: '%s' is not true or false", where, k->name,
-				text);
+				text_shown);
 			return -EINVAL;
 		}
 		*(bool *)field(k, obj) = b;
@@ -155,7 +192,7 @@ int pf_cfg__set(const struct pf_cfg_key *k, void *obj, const char *text, const c
 	case PF_CFG_UINT:
 		if (parse_u64(text, len, 10, &v) || v < k->min || v > k->max) {
 			cfg_err(err, errsz, "%s: %s: '%s' is not a whole number from %llu to %llu",
-				where, k->name, text, (unsigned long long)k->min,
+				where, k->name, text_shown, (unsigned long long)k->min,
 				(unsigned long long)k->max);
 			return -EINVAL;
 		}
@@ -166,7 +203,7 @@ int pf_cfg__set(const struct pf_cfg_key *k, void *obj, const char *text, const c
 			cfg_err(err, errsz,
 				"%s: %s: '%s' is not a duration from %llus to %llus (like 15s, 2m, "
 				"1h)",
-				where, k->name, text, (unsigned long long)k->min,
+				where, k->name, text_shown, (unsigned long long)k->min,
 				(unsigned long long)k->max);
 			return -EINVAL;
 		}
@@ -177,7 +214,7 @@ int pf_cfg__set(const struct pf_cfg_key *k, void *obj, const char *text, const c
 		    v > k->max) {
 			cfg_err(err, errsz,
 				"%s: %s: '%s' is not an octal file mode from 0%llo to 0%llo", where,
-				k->name, text, (unsigned long long)k->min,
+				k->name, text_shown, (unsigned long long)k->min,
 				(unsigned long long)k->max);
 			return -EINVAL;
 		}
@@ -212,8 +249,8 @@ int pf_cfg__set(const struct pf_cfg_key *k, void *obj, const char *text, const c
 					break;
 				off += (size_t)w;
 			}
-			cfg_err(err, errsz, "%s: %s: '%s' is not one of: %s", where, k->name, text,
-				list);
+			cfg_err(err, errsz, "%s: %s: '%s' is not one of: %s", where, k->name,
+				text_shown, list);
 		}
 		return -EINVAL;
 	}
@@ -342,11 +379,30 @@ int pf_cfg__load_yaml(const struct pf_cfg_key *tab, size_t n, void *obj, struct 
 				ret = -EINVAL;
 				break;
 			}
-			snprintf(lastkey, sizeof(lastkey), "%s",
-				 (const char *)ev.data.scalar.value);
+			/* A key is echoed in messages only when it looks like
+			 * one: a file that is no config (-c /etc/shadow) must not
+			 * have its lines printed. */
+			if (pf_cfg__is_name((const char *)ev.data.scalar.value))
+				snprintf(lastkey, sizeof(lastkey), "%s",
+					 (const char *)ev.data.scalar.value);
+			else
+				lastkey[0] = '\0';
 			key = pf_cfg__find(tab, n, (const char *)ev.data.scalar.value);
+			if (!key && lastkey[0]) {
+				const struct pf_cfg_key *near = pf_cfg__closest(tab, n, lastkey);
+
+				cfg_err(err, errsz, "%s:%u: %s: unknown key%s%s%s", path, line,
+					lastkey, near ? " (did you mean " : "",
+					near ? near->name : "", near ? "?)" : "");
+				ret = -EINVAL;
+				break;
+			}
 			if (!key) {
-				cfg_err(err, errsz, "%s:%u: %s: unknown key", path, line, lastkey);
+				cfg_err(
+				    err, errsz,
+				    "%s:%u: not a procflow configuration key (is this a procflow "
+				    "config file?)",
+				    path, line);
 				ret = -EINVAL;
 				break;
 			}
@@ -467,6 +523,21 @@ int pf_cfg__env_name(const struct pf_cfg_key *k, char *buf, size_t bufsz)
 	o = plen;
 	for (size_t i = 0; s[i]; i++) {
 		bool up = isupper((unsigned char)s[i]);
+
+		/* A binary unit is one word, as a person writes it:
+		 * ringBufferKiB -> RING_BUFFER_KIB. */
+		if (up && s[i + 1] == 'i' && s[i + 2] == 'B' &&
+		    (!s[i + 3] || isupper((unsigned char)s[i + 3]))) {
+			if (o + 5 > bufsz)
+				return -ENAMETOOLONG;
+			if (i)
+				buf[o++] = '_';
+			buf[o++] = s[i];
+			buf[o++] = 'I';
+			buf[o++] = 'B';
+			i += 2;
+			continue;
+		}
 		/* A word starts at an upper-case letter after a lower-case one
 		 * ("fileMax"), or at the last capital of an acronym followed
 		 * by lower case ("TCPStats" -> TCP_STATS); "SizeMB" -> SIZE_MB. */
@@ -482,6 +553,95 @@ int pf_cfg__env_name(const struct pf_cfg_key *k, char *buf, size_t bufsz)
 	}
 	buf[o] = '\0';
 	return (int)o;
+}
+
+/* Edit distance of @a and @b (insert, delete, substitute), capped at 99. */
+static unsigned distance(const char *a, const char *b)
+{
+	unsigned row[129], prev, tmp;
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 128 || lb > 128)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned best = prev + (toupper((unsigned char)a[i - 1]) !=
+						toupper((unsigned char)b[j - 1]));
+
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			tmp = row[j];
+			row[j] = best;
+			prev = tmp;
+		}
+	}
+	return row[lb] > 99 ? 99 : row[lb];
+}
+
+/* Close enough to be a slip of the keyboard, not another word. */
+static bool near_enough(unsigned d, const char *name)
+{
+	size_t n = strlen(name);
+
+	return d <= (n > 12 ? n / 4 : 3);
+}
+
+const struct pf_cfg_key *pf_cfg__closest(const struct pf_cfg_key *tab, size_t n, const char *name)
+{
+	const struct pf_cfg_key *best = NULL;
+	unsigned bd = 99;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = distance(name, tab[i].name);
+
+		if (d < bd) {
+			bd = d;
+			best = &tab[i];
+		}
+	}
+	return best && near_enough(bd, name) ? best : NULL;
+}
+
+const struct pf_cfg_key *pf_cfg__closest_env(const struct pf_cfg_key *tab, size_t n,
+					     const char *var)
+{
+	const struct pf_cfg_key *best = NULL;
+	char env[128], alias[128];
+	unsigned bd = 99;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned d;
+
+		if (pf_cfg__env_name(&tab[i], env, sizeof(env)) < 0)
+			continue;
+		d = distance(var, env);
+		/* The flag's name as a variable (PROCFLOW_OUTPUT_DIR for
+		 * --output-dir) is what a person guesses too. */
+		if (tab[i].flag) {
+			size_t o = (size_t)snprintf(alias, sizeof(alias), "%s", PF_CFG_ENV_PREFIX);
+
+			for (const char *f = tab[i].flag; *f && o + 1 < sizeof(alias); f++)
+				alias[o++] = *f == '-' ? '_' : (char)toupper((unsigned char)*f);
+			alias[o] = '\0';
+			if (!strncmp(alias, PF_CFG_ENV_PREFIX "NO_", strlen(PF_CFG_ENV_PREFIX) + 3))
+				memmove(alias + strlen(PF_CFG_ENV_PREFIX),
+					alias + strlen(PF_CFG_ENV_PREFIX) + 3,
+					strlen(alias + strlen(PF_CFG_ENV_PREFIX) + 3) + 1);
+			if (distance(var, alias) < d)
+				d = distance(var, alias);
+		}
+		if (d < bd) {
+			bd = d;
+			best = &tab[i];
+		}
+	}
+	return best && near_enough(bd, var + strlen(PF_CFG_ENV_PREFIX)) ? best : NULL;
 }
 
 static const char *default_getenv(const char *name)

@@ -53,7 +53,7 @@ struct pf_cfg_key {
 	/* PF_CFG_BOOL flags take no argument and set this value. */
 	bool flag_value;
 	const char *metavar; /* flags with an argument: "SECS", "DIR", ... */
-	const char *help;
+	const char *help;    /* what the flag does (for a switch: what setting it does) */
 };
 
 enum pf_cfg_source {
@@ -106,7 +106,8 @@ int pf_cfg__load_file(const struct pf_cfg_key *tab, size_t n, void *obj, struct 
 
 /*
  * The environment variable of @key: "PROCFLOW_" and the key in upper snake
- * case (flowLogsFileMaxFileSizeMB -> PROCFLOW_FLOW_LOGS_FILE_MAX_FILE_SIZE_MB).
+ * case (flowLogsFileMaxFileSizeMB -> PROCFLOW_FLOW_LOGS_FILE_MAX_FILE_SIZE_MB;
+ * a binary unit is one word: ringBufferKiB -> PROCFLOW_RING_BUFFER_KIB).
  * Returns the length, or -ENAMETOOLONG.
  */
 int pf_cfg__env_name(const struct pf_cfg_key *key, char *buf, size_t bufsz);
@@ -115,6 +116,33 @@ int pf_cfg__env_name(const struct pf_cfg_key *key, char *buf, size_t bufsz);
  * can supply their own; NULL means getenv). */
 int pf_cfg__load_env(const struct pf_cfg_key *tab, size_t n, void *obj, struct pf_cfg_origin *orig,
 		     const char *(*getenv_fn)(const char *name), char *err, size_t errsz);
+
+/*
+ * The key of @tab whose name is closest to @name (a misspelt YAML key), or
+ * NULL when none is close enough to be a slip.
+ */
+const struct pf_cfg_key *pf_cfg__closest(const struct pf_cfg_key *tab, size_t n, const char *name);
+
+/*
+ * The key whose environment variable is closest to @var (a whole
+ * "PROCFLOW_..." name), also trying each flag's name as a variable
+ * (PROCFLOW_OUTPUT_DIR for --output-dir); NULL when none is close.
+ */
+const struct pf_cfg_key *pf_cfg__closest_env(const struct pf_cfg_key *tab, size_t n,
+					     const char *var);
+
+/* Characters of a user's text shown in a message, at most. */
+#define PF_CFG_SHOWN_MAX 64
+
+/*
+ * @s for a message: control bytes as \xNN, cut after PF_CFG_SHOWN_MAX
+ * characters with "...". Returns @buf.
+ */
+const char *pf_cfg__shown(const char *s, char *buf, size_t bufsz);
+
+/* Whether @s looks like a key name (letters, digits, _ - ., 1..64): only
+ * then is an unknown key echoed in a message. */
+bool pf_cfg__is_name(const char *s);
 
 /* The value of @key in @obj as text (a YAML scalar). Returns @buf. */
 char *pf_cfg__format(const struct pf_cfg_key *key, const void *obj, char *buf, size_t bufsz);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -18,9 +19,12 @@ struct pf_flowfile {
 	ZSTD_DStream *z; /* NULL for a plain file */
 	char *zin;	 /* compressed input */
 	ZSTD_inBuffer zib;
-	bool zeof;
 	char *buf; /* decoded bytes: [pos, len) not yet returned */
 	size_t pos, len, cap;
+	bool is_zst;
+	size_t zret;   /* the decoder's last answer: 0 at the end of a frame */
+	bool zflush;   /* the last call filled the output: it may hold more */
+	bool cut;      /* a .zst that ends inside a frame */
 	bool skipping; /* inside an oversize line: drop up to its '\n' */
 	bool eof;
 	uint64_t oversize;
@@ -34,33 +38,71 @@ static bool has_suffix(const char *s, const char *suf)
 	return n >= m && !memcmp(s + n - m, suf, m);
 }
 
-struct pf_flowfile *pf_flowfile__open(const char *path)
+/* The buffers are taken at the first read, not at open: a query opens
+ * every file of a directory before reading the first (so a rotation
+ * during the query cannot move lines between names), and a thousand
+ * rotated files must not hold a thousand buffers. */
+static int lazy_init(struct pf_flowfile *f)
 {
-	struct pf_flowfile *f = calloc(1, sizeof(*f));
-	int err;
-
-	if (!f)
-		return NULL;
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (f->fd < 0)
-		goto fail;
+	if (f->buf)
+		return 0;
 	f->cap = CHUNK * 2;
 	f->buf = malloc(f->cap);
 	if (!f->buf)
-		goto fail;
-	if (has_suffix(path, ".zst")) {
+		return -ENOMEM;
+	if (f->is_zst) {
 		f->z = ZSTD_createDStream();
 		f->zin = malloc(ZSTD_DStreamInSize());
-		if (!f->z || !f->zin) {
-			errno = ENOMEM;
-			goto fail;
-		}
+		if (!f->z || !f->zin)
+			return -ENOMEM;
 		ZSTD_initDStream(f->z);
+		f->zret = 1; /* no frame yet: an empty .zst is a cut one */
+	}
+	return 0;
+}
+
+struct pf_flowfile *pf_flowfile__from_fd(int fd, bool zst)
+{
+	struct pf_flowfile *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->fd = fd;
+	f->is_zst = zst;
+	return f;
+}
+
+struct pf_flowfile *pf_flowfile__open(const char *path)
+{
+	struct pf_flowfile *f;
+	struct stat st;
+	int fd, err, fl;
+
+	/* O_NONBLOCK: a FIFO named flows.log.3 must not hang the open. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st)) {
+		err = errno;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+		goto fail;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK)) {
+		err = errno;
+		goto fail;
+	}
+	f = pf_flowfile__from_fd(fd, has_suffix(path, ".zst"));
+	if (!f) {
+		err = ENOMEM;
+		goto fail;
 	}
 	return f;
 fail:
-	err = errno;
-	pf_flowfile__close(f);
+	close(fd);
 	errno = err;
 	return NULL;
 }
@@ -100,10 +142,12 @@ int pf_flowfile__rewind(struct pf_flowfile *f)
 	f->offset = 0;
 	f->skipping = false;
 	f->eof = false;
+	f->cut = false;
 	if (f->z) {
 		ZSTD_initDStream(f->z);
 		f->zib.size = f->zib.pos = 0;
-		f->zeof = false;
+		f->zret = 1;
+		f->zflush = false;
 	}
 	return 0;
 }
@@ -120,7 +164,9 @@ static ssize_t rd(struct pf_flowfile *f, void *dst, size_t n)
 	return r < 0 ? -errno : r;
 }
 
-/* Append decoded bytes at buf[len..cap). Returns bytes added, 0 at EOF. */
+/* Append decoded bytes at buf[len..cap). Returns bytes added, 0 at EOF,
+ * -ENODATA at the end of a .zst cut inside a frame (a rotation or a copy
+ * cut short: the lines after the cut are lost, which must be said). */
 static ssize_t fill(struct pf_flowfile *f)
 {
 	size_t room = f->cap - f->len;
@@ -131,13 +177,14 @@ static ssize_t fill(struct pf_flowfile *f)
 		ZSTD_outBuffer ob = {f->buf + f->len, room, 0};
 		size_t ret;
 
-		if (f->zib.pos == f->zib.size) {
+		/* Input is read only when the decoder has given all it holds. */
+		if (f->zib.pos == f->zib.size && !f->zflush) {
 			ssize_t r = rd(f, f->zin, ZSTD_DStreamInSize());
 
 			if (r < 0)
 				return r;
 			if (r == 0)
-				return 0; /* a cut-off frame ends here too */
+				return f->zret ? -ENODATA : 0;
 			f->zib.src = f->zin;
 			f->zib.size = (size_t)r;
 			f->zib.pos = 0;
@@ -145,6 +192,8 @@ static ssize_t fill(struct pf_flowfile *f)
 		ret = ZSTD_decompressStream(f->z, &ob, &f->zib);
 		if (ZSTD_isError(ret))
 			return -EBADMSG;
+		f->zret = ret;
+		f->zflush = ob.pos == ob.size;
 		if (ob.pos)
 			return (ssize_t)ob.pos;
 	}
@@ -152,6 +201,10 @@ static ssize_t fill(struct pf_flowfile *f)
 
 int pf_flowfile__next(struct pf_flowfile *f, bool final, const char **line, size_t *len)
 {
+	int err = lazy_init(f);
+
+	if (err)
+		return err;
 	for (;;) {
 		char *s = f->buf + f->pos, *nl;
 		size_t avail = f->len - f->pos;
@@ -192,17 +245,21 @@ int pf_flowfile__next(struct pf_flowfile *f, bool final, const char **line, size
 				f->cap = ncap;
 			}
 		}
-		r = fill(f);
+		r = f->cut ? 0 : fill(f);
+		if (r == -ENODATA) {
+			f->cut = true; /* the bytes before the cut first, then the error */
+			r = 0;
+		}
 		if (r < 0)
 			return (int)r;
 		if (r == 0) {
-			if (final && f->len && !f->skipping) {
+			if ((final || f->cut) && f->len && !f->skipping) {
 				*line = f->buf;
 				*len = f->len;
 				f->pos = f->len = 0;
 				return 1;
 			}
-			return 0;
+			return f->cut ? -ENODATA : 0;
 		}
 		f->len += (size_t)r;
 	}

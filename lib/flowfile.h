@@ -19,17 +19,27 @@
 struct pf_flowfile;
 
 /*
- * Open @path for reading; a name ending in ".zst" is decompressed.
+ * Open @path for reading; a name ending in ".zst" is decompressed. Only a
+ * regular file is taken (a FIFO or device would block or never end): other
+ * types fail with EINVAL (EISDIR for a directory), without blocking.
+ * Nothing is read and no buffer is taken until the first
+ * pf_flowfile__next(), so many files can be held open at once.
  * Returns NULL with errno set.
  */
 struct pf_flowfile *pf_flowfile__open(const char *path);
+
+/* Read the open descriptor @fd (a pipe is fine: standard input), plain or
+ * (@zst) compressed. pf_flowfile__close() closes @fd. NULL on ENOMEM. */
+struct pf_flowfile *pf_flowfile__from_fd(int fd, bool zst);
 void pf_flowfile__close(struct pf_flowfile *f); /* accepts NULL */
 
 /*
  * The next whole line (without its '\n') in *@line / *@len, valid until the
  * next call. Returns 1, or 0 when no whole line is left for now (end of
  * file; a later call may find more when the file grows), or a negative
- * errno (read error, corrupt compressed data). With @final, a last line
+ * errno: a read error, -EBADMSG for corrupt compressed data, -ENODATA for
+ * a .zst that ends inside a frame (cut short; returned after the whole
+ * lines before the cut, and the bytes of a last partial line). With @final, a last line
  * without '\n' at the end of the file is returned too (a file cut in the
  * middle of a line); without it, it is kept back until its '\n' arrives.
  */

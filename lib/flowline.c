@@ -249,8 +249,10 @@ int pf_fl__scan(const char *line, size_t len, uint64_t want, struct pf_flowrec *
 			f = next;
 		else
 			f = pf_fl__lookup(k, klen);
-		if (f >= 0)
+		if (f >= 0) {
 			next = f + 1;
+			rec->seen |= PF_FL_BIT(f);
+		}
 		p = ws(p + 1, end);
 		if (p >= end || *p != ':')
 			return -EINVAL;

@@ -105,7 +105,12 @@ struct pf_fl_val {
 
 struct pf_flowrec {
 	struct pf_fl_val v[PF_FL_NFIELDS];
+	uint64_t seen; /* PF_FL_BIT() of every contract key on the line, wanted or not */
 };
+
+/* Whether the scanned line has every key of the record contract: a JSON
+ * object without them ({"a":1}) is not a flow line. */
+#define PF_FL_IS_FLOW(rec) (((rec)->seen & PF_FL_ALL) == PF_FL_ALL)
 
 /* The contract's name of @f ("start_time", ...), or NULL. */
 const char *pf_fl__name(enum pf_fl_field f);
@@ -116,8 +121,9 @@ int pf_fl__lookup(const char *name, size_t len);
  * Scan the line @line (@len bytes, without the '\n'; surrounding blanks
  * are allowed) and record the values of the fields in @want (PF_FL_BIT()
  * mask) in @rec; the others are walked over and left PF_FLV_ABSENT.
- * Returns 0, or -EINVAL when the line is not one well-formed JSON object
- * (truncated, corrupt, nested deeper than 32).
+ * Every contract key met is marked in @rec->seen (PF_FL_IS_FLOW()).
+ * Keys outside the contract are walked over. Returns 0, or -EINVAL when the line is not one
+ * well-formed JSON object (truncated, corrupt, nested deeper than 32).
  */
 int pf_fl__scan(const char *line, size_t len, uint64_t want, struct pf_flowrec *rec);
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,141 +290,252 @@ bool pf_cidr__contains_text(const struct pf_cidr *c, const char *s, size_t n)
 
 /* ---- filters ---- */
 
-static const char *const protos[] = {"tcp", "udp", "icmp", "icmp6", "sctp"};
+/* Protocol names a line writes, with their numbers (RFC 5237 registry). */
+static const struct {
+	const char *name;
+	uint8_t num;
+} protos[] = {{"icmp", 1},   {"tcp", 6},	{"udp", 17},
+	      {"icmp6", 58}, {"ipv6-icmp", 58}, {"sctp", 132}};
 
-int pf_query__add(struct pf_query *q, const char *name, const char *value, uint64_t now, char *err,
-		  size_t errsz)
+#define NPROTOS (sizeof(protos) / sizeof(protos[0]))
+
+/* "tcp", "TCP", "6" -> 6. Returns 0 or -EINVAL. */
+static int proto_number(const char *s, size_t n, uint8_t *num)
 {
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < NPROTOS; i++) {
+		if (strlen(protos[i].name) == n && !strncasecmp(protos[i].name, s, n)) {
+			*num = protos[i].num;
+			return 0;
+		}
+	}
+	if (n == 0 || n > 3)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > 255)
+		return -EINVAL;
+	*num = (uint8_t)v;
+	return 0;
+}
+
+/* One item of --port: "80", "80-90" or a service name from /etc/services. */
+static int parse_port_item(const char *s, struct pf_q_port *out)
+{
+	const char *e;
+	uint64_t lo, hi;
+
+	if (!parse_u64(s, &e, &lo)) {
+		hi = lo;
+		if (*e == '-' && parse_u64(e + 1, &e, &hi))
+			return -EINVAL;
+		if (*e || lo > 65535 || hi > 65535 || lo > hi)
+			return -EINVAL;
+		out->lo = (uint16_t)lo;
+		out->hi = (uint16_t)hi;
+		return 0;
+	}
+	/* A service name ("https", "domain"): whatever protocol it is listed for. */
+	struct servent *se = *s ? getservbyname(s, NULL) : NULL;
+
+	if (!se)
+		return -EINVAL;
+	out->lo = out->hi = ntohs((uint16_t)se->s_port);
+	return 0;
+}
+
+static int add_ports(struct pf_query *q, const char *value, char *err, size_t errsz)
+{
+	char item[64];
+	const char *p = value;
+
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (q->nport >= PF_Q_MAX_TERMS) {
+			seterr(err, errsz, "--port: at most %d values", PF_Q_MAX_TERMS);
+			return -EINVAL;
+		}
+		if (n >= sizeof(item)) {
+			seterr(err, errsz, "--port: '%.*s...' is too long", 32, p);
+			return -EINVAL;
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (parse_port_item(item, &q->port[q->nport])) {
+			seterr(
+			    err, errsz,
+			    "--port: '%s' is not a port (0..65535), a range (80-90) or a service "
+			    "name from /etc/services",
+			    item);
+			return -EINVAL;
+		}
+		q->nport++;
+		if (!comma)
+			return 0;
+		p = comma + 1;
+	}
+}
+
+/* The single-valued time bounds: a second value would silently replace the
+ * first, so it is refused. */
+static int add_time(struct pf_query *q, const char *name, const char *value, uint64_t now,
+		    char *err, size_t errsz)
+{
+	unsigned bit = name[0] == 's' ? PF_Q_T_SINCE : name[0] == 'f' ? PF_Q_T_FROM : PF_Q_T_TO;
 	uint64_t v;
 
-	if (!value) {
-		seterr(err, errsz, "--%s needs a value", name);
+	if (q->time_given & bit) {
+		seterr(err, errsz, "--%s given twice: a time range has one %s", name,
+		       bit == PF_Q_T_TO ? "end" : "start");
 		return -EINVAL;
 	}
-	if (!strcmp(name, "since")) {
+	if (bit != PF_Q_T_TO && (q->time_given & (PF_Q_T_SINCE | PF_Q_T_FROM))) {
+		seterr(err, errsz, "--since and --from both set the start of the range: give one");
+		return -EINVAL;
+	}
+	if (bit == PF_Q_T_SINCE) {
 		if (pf_parse_duration(value, &v)) {
 			seterr(err, errsz,
 			       "--since: '%s' is not a duration (examples: 90s, 10m, 2h, 7d)",
 			       value);
 			return -EINVAL;
 		}
+		v = v > now ? 0 : now - v;
+	} else if (pf_parse_time(value, &v)) {
+		seterr(err, errsz,
+		       "--%s: '%s' is not a time (Unix seconds, or ISO 8601 such as "
+		       "2026-11-27T14:05:00Z)",
+		       name, value);
+		return -EINVAL;
+	}
+	q->time_given |= bit;
+	if (bit == PF_Q_T_TO) {
+		q->has_to = true;
+		q->to = v;
+	} else {
 		q->has_from = true;
-		q->from = v > now ? 0 : now - v;
-		return 0;
+		q->from = v;
 	}
-	if (!strcmp(name, "from") || !strcmp(name, "to")) {
-		if (pf_parse_time(value, &v)) {
-			seterr(err, errsz,
-			       "--%s: '%s' is not a time (Unix seconds, or ISO 8601 such as "
-			       "2026-11-27T14:05:00Z)",
-			       name, value);
-			return -EINVAL;
-		}
-		if (name[0] == 'f') {
-			q->has_from = true;
-			q->from = v;
-		} else {
-			q->has_to = true;
-			q->to = v;
-		}
-		if (q->has_from && q->has_to && q->from > q->to) {
-			seterr(err, errsz, "--from is later than --to: no line could match");
-			return -EINVAL;
-		}
-		return 0;
+	if (q->has_from && q->has_to && q->from > q->to) {
+		seterr(err, errsz,
+		       "--%s: the start of the range is later than --to: no line could "
+		       "match",
+		       q->time_given & PF_Q_T_SINCE ? "since" : "from");
+		return -EINVAL;
 	}
-	if (!strcmp(name, "reporter")) {
-		if (strcmp(value, "src") && strcmp(value, "dst")) {
-			seterr(err, errsz, "--reporter: '%s' is not src or dst", value);
-			return -EINVAL;
-		}
-		q->reporter = value;
-		return 0;
-	}
-	if (!strcmp(name, "action")) {
-		if (strcmp(value, "allow") && strcmp(value, "deny")) {
-			seterr(err, errsz, "--action: '%s' is not allow or deny", value);
-			return -EINVAL;
-		}
-		q->action = value;
-		return 0;
-	}
+	return 0;
+}
 
-	/* The repeatable ones. */
-	int *count;
+/* --reporter and --action: two values each, kept as a set (OR). */
+static int add_choice(unsigned *set, const char *name, const char *value, const char *a,
+		      const char *b, char *err, size_t errsz)
+{
+	if (!strcmp(value, a))
+		*set |= 1;
+	else if (!strcmp(value, b))
+		*set |= 2;
+	else {
+		seterr(err, errsz, "--%s: '%s' is not %s or %s", name, value, a, b);
+		return -EINVAL;
+	}
+	return 0;
+}
 
-	if (!strcmp(name, "process"))
-		count = &q->nprocess;
-	else if (!strcmp(name, "args"))
-		count = &q->nargs;
-	else if (!strcmp(name, "pid"))
-		count = &q->npid;
-	else if (!strcmp(name, "ip") || !strcmp(name, "src") || !strcmp(name, "dst"))
-		count = &q->nip;
-	else if (!strcmp(name, "port"))
-		count = &q->nport;
-	else if (!strcmp(name, "proto"))
-		count = &q->nproto;
-	else
-		return -ENOENT;
+static int add_cidr(struct pf_cidr *list, int *count, const char *name, const char *value,
+		    char *err, size_t errsz)
+{
 	if (*count >= PF_Q_MAX_TERMS) {
 		seterr(err, errsz, "--%s: at most %d values", name, PF_Q_MAX_TERMS);
 		return -EINVAL;
 	}
-	if (!strcmp(name, "process")) {
-		if (!*value) {
-			seterr(err, errsz, "--process: empty pattern");
-			return -EINVAL;
-		}
-		q->process[q->nprocess++] = value;
-	} else if (!strcmp(name, "args")) {
-		if (!*value) {
-			seterr(err, errsz, "--args: empty substring");
-			return -EINVAL;
-		}
-		q->args[q->nargs++] = value;
-	} else if (!strcmp(name, "pid")) {
-		const char *e;
+	if (pf_parse_cidr(value, &list[*count])) {
+		seterr(err, errsz, "--%s: '%s' is not an IP address or CIDR (10.0.0.0/8, fd00::/8)",
+		       name, value);
+		return -EINVAL;
+	}
+	(*count)++;
+	return 0;
+}
 
+static int add_string(const char **list, int *count, const char *name, const char *value, char *err,
+		      size_t errsz)
+{
+	if (*count >= PF_Q_MAX_TERMS) {
+		seterr(err, errsz, "--%s: at most %d values", name, PF_Q_MAX_TERMS);
+		return -EINVAL;
+	}
+	if (!*value) {
+		seterr(err, errsz, "--%s: empty value", name);
+		return -EINVAL;
+	}
+	list[(*count)++] = value;
+	return 0;
+}
+
+int pf_query__add(struct pf_query *q, const char *name, const char *value, uint64_t now, char *err,
+		  size_t errsz)
+{
+	uint64_t v;
+	const char *e;
+
+	if (!value) {
+		seterr(err, errsz, "--%s needs a value", name);
+		return -EINVAL;
+	}
+	if (!strcmp(name, "since") || !strcmp(name, "from") || !strcmp(name, "to"))
+		return add_time(q, name, value, now, err, errsz);
+	if (!strcmp(name, "reporter"))
+		return add_choice(&q->reporter, name, value, "src", "dst", err, errsz);
+	if (!strcmp(name, "action"))
+		return add_choice(&q->action, name, value, "allow", "deny", err, errsz);
+	if (!strcmp(name, "process"))
+		return add_string(q->process, &q->nprocess, name, value, err, errsz);
+	if (!strcmp(name, "not-process"))
+		return add_string(q->not_process, &q->nnot_process, name, value, err, errsz);
+	if (!strcmp(name, "args"))
+		return add_string(q->args, &q->nargs, name, value, err, errsz);
+	if (!strcmp(name, "ip"))
+		return add_cidr(q->ip, &q->nip, name, value, err, errsz);
+	if (!strcmp(name, "src"))
+		return add_cidr(q->src, &q->nsrc, name, value, err, errsz);
+	if (!strcmp(name, "dst"))
+		return add_cidr(q->dst, &q->ndst, name, value, err, errsz);
+	if (!strcmp(name, "port"))
+		return add_ports(q, value, err, errsz);
+	if (!strcmp(name, "pid")) {
+		if (q->npid >= PF_Q_MAX_TERMS) {
+			seterr(err, errsz, "--pid: at most %d values", PF_Q_MAX_TERMS);
+			return -EINVAL;
+		}
 		if (parse_u64(value, &e, &v) || *e || v == 0 || v > 4194304) {
 			seterr(err, errsz, "--pid: '%s' is not a process ID (1..4194304)", value);
 			return -EINVAL;
 		}
 		q->pid[q->npid++] = (uint32_t)v;
-	} else if (!strcmp(name, "port")) {
-		const char *e;
-
-		if (parse_u64(value, &e, &v) || *e || v > 65535) {
-			seterr(err, errsz, "--port: '%s' is not a port number (0..65535)", value);
+		return 0;
+	}
+	if (!strcmp(name, "proto")) {
+		if (q->nproto >= PF_Q_MAX_TERMS) {
+			seterr(err, errsz, "--proto: at most %d values", PF_Q_MAX_TERMS);
 			return -EINVAL;
 		}
-		q->port[q->nport++] = (uint16_t)v;
-	} else if (!strcmp(name, "proto")) {
-		const char *e;
-		bool ok = false;
-
-		for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
-			ok |= !strcasecmp(value, protos[i]);
-		if (!ok && (parse_u64(value, &e, &v) || *e || v > 255)) {
+		if (proto_number(value, strlen(value), &q->proto[q->nproto])) {
 			seterr(err, errsz,
 			       "--proto: '%s' is not tcp, udp, icmp, icmp6, sctp or a protocol "
-			       "number",
+			       "number (0..255)",
 			       value);
 			return -EINVAL;
 		}
-		q->proto[q->nproto++] = value;
-	} else {
-		if (pf_parse_cidr(value, &q->ip[q->nip])) {
-			seterr(err, errsz,
-			       "--%s: '%s' is not an IP address or CIDR (10.0.0.0/8, fd00::/8)",
-			       name, value);
-			return -EINVAL;
-		}
-		q->ip_where[q->nip++] = name[0] == 'i'	 ? PF_Q_EITHER
-					: name[0] == 's' ? PF_Q_SRC
-							 : PF_Q_DST;
+		q->nproto++;
+		return 0;
 	}
-	return 0;
+	return -ENOENT;
 }
 
 uint64_t pf_query__fields(const struct pf_query *q)
@@ -434,18 +546,16 @@ uint64_t pf_query__fields(const struct pf_query *q)
 		m |= PF_FL_BIT(PF_FL_END_TIME);
 	if (q->has_to)
 		m |= PF_FL_BIT(PF_FL_START_TIME);
-	if (q->nprocess)
+	if (q->nprocess || q->nnot_process)
 		m |= PF_FL_BIT(PF_FL_PROCESS_NAME);
 	if (q->nargs)
 		m |= PF_FL_BIT(PF_FL_PROCESS_ARGS);
 	if (q->npid)
 		m |= PF_FL_BIT(PF_FL_PROCESS_ID);
-	for (int i = 0; i < q->nip; i++) {
-		if (q->ip_where[i] != PF_Q_DST)
-			m |= PF_FL_BIT(PF_FL_SOURCE_IP);
-		if (q->ip_where[i] != PF_Q_SRC)
-			m |= PF_FL_BIT(PF_FL_DEST_IP);
-	}
+	if (q->nip || q->nsrc)
+		m |= PF_FL_BIT(PF_FL_SOURCE_IP);
+	if (q->nip || q->ndst)
+		m |= PF_FL_BIT(PF_FL_DEST_IP);
 	if (q->nport)
 		m |= PF_FL_BIT(PF_FL_SOURCE_PORT) | PF_FL_BIT(PF_FL_DEST_PORT);
 	if (q->nproto)
@@ -481,24 +591,39 @@ static bool str_is(const struct pf_fl_val *v, const char *s)
 	return v->type == PF_FLV_STR && v->len == n && !memcmp(v->p, s, n);
 }
 
-static bool match_process(const struct pf_query *q, const struct pf_flowrec *r, char *buf)
+/* Whether @set (bit 0: @a, bit 1: @b) holds the line's value. */
+static bool choice_in(unsigned set, const struct pf_fl_val *v, const char *a, const char *b)
 {
-	const char *name = cstr(&r->v[PF_FL_PROCESS_NAME], buf, CMP_MAX);
-	const char *base;
+	return ((set & 1) && str_is(v, a)) || ((set & 2) && str_is(v, b));
+}
 
-	if (!name)
-		return false;
-	base = strrchr(name, '/');
+/* Whether one of the @n globs matches the process path @name. */
+static bool any_glob(const char *const *globs, int n, const char *name)
+{
+	const char *base = strrchr(name, '/');
+
 	base = base ? base + 1 : name;
-	for (int i = 0; i < q->nprocess; i++) {
-		if (!fnmatch(q->process[i], name, 0))
+	for (int i = 0; i < n; i++) {
+		if (!fnmatch(globs[i], name, 0))
 			return true;
 		/* A pattern without '/' names the program: "curl" finds
 		 * /usr/bin/curl. */
-		if (!strchr(q->process[i], '/') && !fnmatch(q->process[i], base, 0))
+		if (!strchr(globs[i], '/') && !fnmatch(globs[i], base, 0))
 			return true;
 	}
 	return false;
+}
+
+static bool match_process(const struct pf_query *q, const struct pf_flowrec *r, char *buf)
+{
+	const char *name = cstr(&r->v[PF_FL_PROCESS_NAME], buf, CMP_MAX);
+
+	if (q->nprocess && (!name || !any_glob(q->process, q->nprocess, name)))
+		return false;
+	/* --not-process: a line without a process name has none of them. */
+	if (q->nnot_process && name && any_glob(q->not_process, q->nnot_process, name))
+		return false;
+	return true;
 }
 
 static bool match_args(const struct pf_query *q, const struct pf_flowrec *r, char *buf)
@@ -536,20 +661,29 @@ static bool match_pid(const struct pf_query *q, const struct pf_flowrec *r)
 	return false;
 }
 
-static bool ip_in(const struct pf_cidr *c, const struct pf_fl_val *v)
+/* Whether the address @v is in one of the @n prefixes of @list. */
+static bool ip_in(const struct pf_cidr *list, int n, const struct pf_fl_val *v)
 {
-	return v->type == PF_FLV_STR && pf_cidr__contains_text(c, v->p, v->len);
+	if (v->type != PF_FLV_STR)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (pf_cidr__contains_text(&list[i], v->p, v->len))
+			return true;
+	return false;
 }
 
 static bool match_ip(const struct pf_query *q, const struct pf_flowrec *r)
 {
-	for (int i = 0; i < q->nip; i++) {
-		if (q->ip_where[i] != PF_Q_DST && ip_in(&q->ip[i], &r->v[PF_FL_SOURCE_IP]))
-			return true;
-		if (q->ip_where[i] != PF_Q_SRC && ip_in(&q->ip[i], &r->v[PF_FL_DEST_IP]))
-			return true;
-	}
-	return false;
+	const struct pf_fl_val *s = &r->v[PF_FL_SOURCE_IP], *d = &r->v[PF_FL_DEST_IP];
+
+	/* --ip, --src and --dst are three filters (AND); the values of each, OR. */
+	if (q->nip && !ip_in(q->ip, q->nip, s) && !ip_in(q->ip, q->nip, d))
+		return false;
+	if (q->nsrc && !ip_in(q->src, q->nsrc, s))
+		return false;
+	if (q->ndst && !ip_in(q->dst, q->ndst, d))
+		return false;
+	return true;
 }
 
 static bool match_port(const struct pf_query *q, const struct pf_flowrec *r)
@@ -559,7 +693,8 @@ static bool match_port(const struct pf_query *q, const struct pf_flowrec *r)
 	pf_fl__u64(&r->v[PF_FL_SOURCE_PORT], &sp);
 	pf_fl__u64(&r->v[PF_FL_DEST_PORT], &dp);
 	for (int i = 0; i < q->nport; i++)
-		if (q->port[i] == sp || q->port[i] == dp)
+		if ((sp >= q->port[i].lo && sp <= q->port[i].hi) ||
+		    (dp >= q->port[i].lo && dp <= q->port[i].hi))
 			return true;
 	return false;
 }
@@ -567,11 +702,12 @@ static bool match_port(const struct pf_query *q, const struct pf_flowrec *r)
 static bool match_proto(const struct pf_query *q, const struct pf_flowrec *r)
 {
 	const struct pf_fl_val *v = &r->v[PF_FL_PROTO];
+	uint8_t num;
 
-	if (v->type != PF_FLV_STR)
+	if (v->type != PF_FLV_STR || proto_number(v->p, v->len, &num))
 		return false;
 	for (int i = 0; i < q->nproto; i++)
-		if (strlen(q->proto[i]) == v->len && !strncasecmp(q->proto[i], v->p, v->len))
+		if (q->proto[i] == num)
 			return true;
 	return false;
 }
@@ -584,9 +720,9 @@ bool pf_query__match(const struct pf_query *q, const struct pf_flowrec *r)
 		return false;
 	if (q->has_to && (pf_fl__u64(&r->v[PF_FL_START_TIME], &t) || t > q->to))
 		return false;
-	if (q->reporter && !str_is(&r->v[PF_FL_REPORTER], q->reporter))
+	if (q->reporter && !choice_in(q->reporter, &r->v[PF_FL_REPORTER], "src", "dst"))
 		return false;
-	if (q->action && !str_is(&r->v[PF_FL_ACTION], q->action))
+	if (q->action && !choice_in(q->action, &r->v[PF_FL_ACTION], "allow", "deny"))
 		return false;
 	if (q->nproto && !match_proto(q, r))
 		return false;
@@ -594,12 +730,12 @@ bool pf_query__match(const struct pf_query *q, const struct pf_flowrec *r)
 		return false;
 	if (q->npid && !match_pid(q, r))
 		return false;
-	if (q->nip && !match_ip(q, r))
+	if ((q->nip || q->nsrc || q->ndst) && !match_ip(q, r))
 		return false;
-	if (q->nprocess || q->nargs) {
+	if (q->nprocess || q->nnot_process || q->nargs) {
 		char buf[CMP_MAX];
 
-		if (q->nprocess && !match_process(q, r, buf))
+		if ((q->nprocess || q->nnot_process) && !match_process(q, r, buf))
 			return false;
 		if (q->nargs && !match_args(q, r, buf))
 			return false;
@@ -629,18 +765,32 @@ void pf_fmt_bytes(uint64_t v, char *out, size_t outsz)
 		snprintf(out, outsz, "%.0f%c", d, units[u]);
 }
 
-/* One terminal cell at @s[*i]: its bytes (*@len) and whether it is shown
- * as '?' (control bytes, C1 controls, invalid UTF-8). */
-static bool cell(const unsigned char *s, size_t n, size_t i, size_t *len)
+enum cell_kind { CELL_SHOW, CELL_BAD, CELL_DROP };
+
+/* Unicode format characters (category Cf) that change how the text
+ * around them is shown without being seen: the bidirectional embeddings,
+ * overrides and isolates (a hostile argument could reorder a row with
+ * them), zero-width joiners and spaces, the BOM, tags. Dropped. */
+static bool invisible(uint32_t cp)
+{
+	return cp == 0x00ad || cp == 0x061c || cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff ||
+	       (cp >= 0xfff9 && cp <= 0xfffb) || cp == 0xe0001 || (cp >= 0xe0020 && cp <= 0xe007f);
+}
+
+/* One terminal cell at @s[i]: its bytes (*@len) and whether it is shown,
+ * shown as '?' (control bytes, C1 controls, invalid UTF-8), or dropped. */
+static enum cell_kind cell(const unsigned char *s, size_t n, size_t i, size_t *len)
 {
 	unsigned char c = s[i];
 	size_t need;
+	uint32_t cp;
 
 	*len = 1;
 	if (c < 0x20 || c == 0x7f)
-		return true;
+		return CELL_BAD;
 	if (c < 0x80)
-		return false;
+		return CELL_SHOW;
 	if (c >= 0xc2 && c <= 0xdf)
 		need = 2;
 	else if (c >= 0xe0 && c <= 0xef)
@@ -648,15 +798,20 @@ static bool cell(const unsigned char *s, size_t n, size_t i, size_t *len)
 	else if (c >= 0xf0 && c <= 0xf4)
 		need = 4;
 	else
-		return true;
+		return CELL_BAD;
 	if (i + need > n)
-		return true;
-	for (size_t k = 1; k < need; k++)
+		return CELL_BAD;
+	cp = c & (0x7f >> need);
+	for (size_t k = 1; k < need; k++) {
 		if ((s[i + k] & 0xc0) != 0x80)
-			return true;
+			return CELL_BAD;
+		cp = cp << 6 | (s[i + k] & 0x3f);
+	}
 	*len = need;
 	/* U+0080..U+009F are C1 controls (CSI is U+009B). */
-	return c == 0xc2 && s[i + 1] < 0xa0;
+	if (cp < 0xa0)
+		return CELL_BAD;
+	return invisible(cp) ? CELL_DROP : CELL_SHOW;
 }
 
 size_t pf_fmt_cell(const char *str, size_t n, size_t width, bool keep_end, char *out, size_t outsz)
@@ -667,10 +822,9 @@ size_t pf_fmt_cell(const char *str, size_t n, size_t width, bool keep_end, char 
 
 	if (!outsz)
 		return 0;
-	for (i = 0; i < n; i += len) {
-		cell(s, n, i, &len);
-		total++;
-	}
+	for (i = 0; i < n; i += len)
+		if (cell(s, n, i, &len) != CELL_DROP)
+			total++;
 	cut = total > width;
 	keep = cut ? (width > 3 ? width - 3 : width) : total;
 	if (cut && keep_end)
@@ -684,12 +838,14 @@ size_t pf_fmt_cell(const char *str, size_t n, size_t width, bool keep_end, char 
 	}
 	size_t idx = 0;
 
-	for (i = 0; i < n && idx < skip + keep; i += len, idx++) {
-		bool bad = cell(s, n, i, &len);
+	for (i = 0; i < n && idx < skip + keep; i += len) {
+		enum cell_kind k = cell(s, n, i, &len);
 
-		if (idx < skip)
+		if (k == CELL_DROP)
 			continue;
-		if (bad) {
+		if (idx++ < skip)
+			continue;
+		if (k == CELL_BAD) {
 			if (o + 1 >= outsz)
 				break;
 			out[o++] = '?';

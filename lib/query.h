@@ -22,29 +22,46 @@ struct pf_cidr {
 	uint8_t bits; /* 0..128 */
 };
 
-enum pf_q_ipwhere { PF_Q_EITHER, PF_Q_SRC, PF_Q_DST };
+/* A port range; one port is lo == hi. */
+struct pf_q_port {
+	uint16_t lo, hi;
+};
 
+/* Which time options were given (each at most once; --since or --from). */
+#define PF_Q_T_SINCE 1u
+#define PF_Q_T_FROM  2u
+#define PF_Q_T_TO    4u
+
+/*
+ * The filters. Different filters AND; the values of one filter given
+ * several times OR (--src A --src B: either source; --src A --dst B: both).
+ */
 struct pf_query {
 	/* Time: a line matches when its interval [start_time, end_time]
 	 * overlaps [from, to]. */
 	bool has_from, has_to;
 	uint64_t from, to;
-	/* OR within one kind, AND across kinds. */
+	unsigned time_given;		     /* PF_Q_T_* */
 	const char *process[PF_Q_MAX_TERMS]; /* fnmatch() globs on process_name */
 	int nprocess;
+	const char *not_process[PF_Q_MAX_TERMS]; /* --not-process: none may match */
+	int nnot_process;
 	const char *args[PF_Q_MAX_TERMS]; /* substrings of any process_args element */
 	int nargs;
 	uint32_t pid[PF_Q_MAX_TERMS];
 	int npid;
-	struct pf_cidr ip[PF_Q_MAX_TERMS];
-	uint8_t ip_where[PF_Q_MAX_TERMS]; /* enum pf_q_ipwhere */
+	struct pf_cidr ip[PF_Q_MAX_TERMS]; /* --ip: source or destination */
 	int nip;
-	uint16_t port[PF_Q_MAX_TERMS]; /* source or destination port */
+	struct pf_cidr src[PF_Q_MAX_TERMS]; /* --src */
+	int nsrc;
+	struct pf_cidr dst[PF_Q_MAX_TERMS]; /* --dst */
+	int ndst;
+	struct pf_q_port port[PF_Q_MAX_TERMS]; /* source or destination port in range */
 	int nport;
-	const char *proto[PF_Q_MAX_TERMS];
+	uint8_t proto[PF_Q_MAX_TERMS]; /* protocol numbers ("tcp" is 6) */
 	int nproto;
-	const char *reporter; /* "src" or "dst" */
-	const char *action;   /* "allow" or "deny" */
+	unsigned reporter; /* bit 0: src, bit 1: dst; 0: any */
+	unsigned action;   /* bit 0: allow, bit 1: deny; 0: any */
 };
 
 /* The fields pf_query__match() reads for @q (PF_FL_BIT mask). */
@@ -55,11 +72,14 @@ bool pf_query__match(const struct pf_query *q, const struct pf_flowrec *r);
 
 /*
  * Add the filter named @name (the long option without dashes: "since",
- * "from", "to", "process", "args", "pid", "ip", "src", "dst", "port",
- * "proto", "reporter", "action") with @value to @q. @now is the current
- * Unix time (for "since"). Strings are kept by reference. Returns 0, or
- * -EINVAL with a message for the user in @err (@errsz bytes), or -ENOENT
- * when @name is not a filter.
+ * "from", "to", "process", "not-process", "args", "pid", "ip", "src",
+ * "dst", "port", "proto", "reporter", "action") with @value to @q. @now is
+ * the current Unix time (for "since"). "port" takes a list: "53,80",
+ * "8000-8080", service names ("https"). "proto" takes a name or a number.
+ * A time option given twice, or --since with --from, is refused (it would
+ * silently replace the first). Strings are kept by reference. Returns 0,
+ * or -EINVAL with a message for the user in @err (@errsz bytes), or
+ * -ENOENT when @name is not a filter.
  */
 int pf_query__add(struct pf_query *q, const char *name, const char *value, uint64_t now, char *err,
 		  size_t errsz);
@@ -83,8 +103,10 @@ void pf_fmt_bytes(uint64_t v, char *out, size_t outsz);
 
 /*
  * Copy @n bytes of @s into @out (@outsz bytes) for a terminal: control
- * bytes and DEL become '?', so a hostile argument cannot move the cursor
- * or change colours; at most @width characters (UTF-8 sequences count as
+ * bytes, DEL, C1 controls and invalid UTF-8 become '?', so a hostile
+ * argument cannot move the cursor or change colours; Unicode format
+ * characters (bidirectional overrides and isolates, zero-width ones, the
+ * BOM) are dropped, so it cannot reorder a row; at most @width characters (UTF-8 sequences count as
  * one), cut with "..." at the end (or at the start when @keep_end: for
  * paths, where the program's name is at the end). Returns the number of
  * characters (columns) written.

@@ -61,6 +61,27 @@ def project_version():
     return m.group(1) if m else None
 
 
+def check_help(agent, res):
+    """Each command has its own short help, 80 columns wide; an unknown topic is an error."""
+    pages = {
+        ("--help",): 30, ("help",): 30, ("check", "--help"): 20, ("reload", "--help"): 20,
+        ("clickhouse-schema", "--help"): 20, ("help", "check"): 20, ("query", "--help"): 60,
+        ("help", "query"): 60, ("run", "--help"): 200, ("help", "config"): 200,
+    }
+    for argv, most in pages.items():
+        rc, out, err = run(agent, list(argv))
+        lines = out.splitlines()
+        wide = [l for l in lines if len(l) > 80]
+        res.check("procflow %s: exit 0, at most %d lines, none over 80 columns" % (" ".join(argv), most),
+                  rc == 0 and 0 < len(lines) <= most and not wide and err == "",
+                  "exit %s, %d lines, too wide: %s" % (rc, len(lines), show(wide[:2])))
+    rc, out, err = run(agent, ["check", "--help"])
+    res.check("check --help is about check", out.startswith("Usage: procflow check"), show(out[:80]))
+    rc, out, err = run(agent, ["help", "bogus"])
+    res.check("help bogus: exit 2, one line", rc == 2 and len(err.splitlines()) == 1 and out == "",
+              "exit %s %s" % (rc, show(err)))
+
+
 def main(res, args):
     agent = args.agent
     tmp = tempfile.mkdtemp(prefix="pfe2e-%d-cli-" % os.getpid())
@@ -93,12 +114,18 @@ def main(res, args):
                                             show(err))
             res.check("%s: exit 2 with exactly one line on stderr" % name, ok, detail)
 
-        rc, out, err = run(agent, ["--help"])
+        rc, out, err = run(agent, ["run", "--help"])
         text = out + err
         missing = [f for f in FLAGS if f not in text]
-        res.check("--help exits 0", rc == 0, "exit %s" % rc)
-        res.check("--help names every flag", rc is not None and not missing,
+        res.check("run --help exits 0", rc == 0, "exit %s" % rc)
+        res.check("run --help names every flag", rc is not None and not missing,
                   "missing %s in %s" % (missing, show(text)) if missing else "")
+        no_redact = [l for l in out.splitlines() if "--no-redact" in l]
+        res.check("run --help: --no-redact says it keeps secrets, not that it redacts",
+                  len(no_redact) == 1 and "keep" in no_redact[0] and
+                  not no_redact[0].split("--no-redact", 1)[1].strip().startswith("replace"),
+                  show(no_redact))
+        check_help(agent, res)
 
         rc, out, err = run(agent, ["--version"])
         text = (out + err).strip()

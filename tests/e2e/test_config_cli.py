@@ -35,6 +35,105 @@ def run(agent, args, env_extra=None):
                           timeout=30)
 
 
+def cmd(agent, argv, env_extra=None, timeout=60):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROCFLOW_")}
+    env.update(env_extra or {})
+    return subprocess.run([agent] + argv, capture_output=True, text=True, env=env,
+                          timeout=timeout, errors="replace")
+
+
+def clean_line(s):
+    """One line, no control byte (ESC, BEL, ...) in it."""
+    lines = [l for l in s.splitlines() if l]
+    return len(lines) == 1 and not any(ord(c) < 0x20 and c != "\t" for c in lines[0])
+
+
+def check_one_validation(agent, d, cfg, base):
+    """Every command validates through one function: what `run` refuses,
+    `run --print-config`, `check` and `reload` refuse too, with the same exit 2."""
+    rules_bad = cfg("rules-bad.txt", "# rules\nfrobnicate x\n")
+    rules_ok = cfg("rules-ok.txt", "# rules\n")
+    settings = [
+        ("ring buffer not a power of two", ["--ring-buffer-kib", "100"], "ringBufferKiB"),
+        ("replacement of 65 bytes", ["--redact-replacement", "R" * 65], "flowLogsRedactReplacement"),
+        ("replacement with a control byte", ["--redact-replacement", "a\x01b"],
+         "flowLogsRedactReplacement"),
+        ("missing rules file", ["--redact-rules", os.path.join(d, "nonexistent")],
+         "flowLogsRedactRulesFile"),
+        ("bad rule", ["--redact-rules", rules_bad], "line 2"),
+        ("rules with redaction off", ["--no-redact", "--redact-rules", rules_ok],
+         "flowLogsRedactRulesFile"),
+        ("output directory is a file", ["--output-dir", "/etc/hostname"], "/etc/hostname"),
+    ]
+    for name, args, word in settings:
+        for sub in (["run", "--print-config"], ["check"], ["reload"]):
+            full = sub + base + args if sub[0] != "check" or "--output-dir" in args else sub + args
+            r = cmd(agent, full)
+            check(f"{name}: `{' '.join(sub)}` exits 2 with one clean line naming it",
+                  r.returncode == 2 and clean_line(r.stderr) and word in r.stderr and
+                  r.stdout == "", f"rc={r.returncode} {r.stderr!r} {r.stdout[:80]!r}")
+
+
+def check_sources(agent, d, cfg, base):
+    """An error names where the value came from, and never echoes a file's
+    content or a control byte."""
+    f = cfg("repl.yaml", "# x\nflowLogsRedactReplacement: \"\\x01\\e[31mX\"\n")
+    r = cmd(agent, ["run", "--print-config", "--config", f] + base)
+    check("bad value in the file: blamed on file:line, not the flag, no control byte",
+          r.returncode == 2 and f"{f}:2" in r.stderr and "--redact-replacement" not in r.stderr
+          and clean_line(r.stderr), repr(r.stderr))
+    r = cmd(agent, ["run", "--print-config"] + base,
+            {"PROCFLOW_FLOW_LOGS_REDACT_REPLACEMENT": "x" * 70})
+    check("bad value in the environment: blamed on the variable",
+          r.returncode == 2 and "PROCFLOW_FLOW_LOGS_REDACT_REPLACEMENT" in r.stderr and
+          clean_line(r.stderr), repr(r.stderr))
+    r = cmd(agent, ["run", "--print-config", "--config", f, "--ring-buffer-kib", "100"] + base)
+    check("a bad flag is blamed on the flag", r.returncode == 2 and "--ring-buffer-kib" in r.stderr,
+          repr(r.stderr))
+    shadow = cfg("shadow", "root:$y$j9T$s3cr3tHashValue$x:19000:0:99999:7:::\n"
+                           "daemon:*:19000:0:99999:7:::\n")
+    r = cmd(agent, ["run", "--print-config", "--config", shadow] + base)
+    check("a file that is no config: exit 2 naming it, none of its content echoed",
+          r.returncode == 2 and shadow in r.stderr and "s3cr3t" not in r.stderr and
+          "root" not in r.stderr and clean_line(r.stderr), repr(r.stderr))
+    r = cmd(agent, ["run", "--print-config", "--flush-interval", "\x1b[2J"] + base)
+    check("a control byte in a flag's value is not echoed raw",
+          r.returncode == 2 and clean_line(r.stderr) and "--flush-interval" in r.stderr,
+          repr(r.stderr))
+
+
+def check_env_names(agent, base):
+    r = cmd(agent, ["run", "--print-config"] + base, {"PROCFLOW_RING_BUFFER_KIB": "64"})
+    check("PROCFLOW_RING_BUFFER_KIB sets ringBufferKiB",
+          r.returncode == 0 and any(l.startswith("ringBufferKiB:") and " 64 " in l and
+                                    "PROCFLOW_RING_BUFFER_KIB" in l for l in r.stdout.splitlines()),
+          repr(r.stdout[-600:]) + r.stderr)
+    r = cmd(agent, ["run", "--print-config"] + base, {"PROCFLOW_FLOW_LOGS_FLUSH_INTERVL": "5s"})
+    check("an unknown PROCFLOW_ variable: a warning with the closest name, still exit 0",
+          r.returncode == 0 and "PROCFLOW_FLOW_LOGS_FLUSH_INTERVL" in r.stderr and
+          "PROCFLOW_FLOW_LOGS_FLUSH_INTERVAL" in r.stderr.replace("PROCFLOW_FLOW_LOGS_FLUSH_INTERVL", ""),
+          repr(r.stderr))
+    r = cmd(agent, ["run", "--print-config"] + base, {"PROCFLOW_OUTPUT_DIR": "/tmp/x"})
+    check("PROCFLOW_OUTPUT_DIR: the warning names the variable of --output-dir",
+          r.returncode == 0 and "PROCFLOW_FLOW_LOGS_FILE_DIRECTORY" in r.stderr, repr(r.stderr))
+
+
+def check_check_honours(agent, base):
+    """`check` answers for the configuration it is given."""
+    r = cmd(agent, ["check", "--hook-tier", "fentry"], timeout=120)
+    fentry_ok = any(l.strip().startswith("fentry") and "usable" in l and "not usable" not in l
+                    for l in r.stdout.splitlines())
+    if fentry_ok:
+        check("check --hook-tier fentry on a host with fentry: exit 0", r.returncode == 0,
+              r.stdout[-300:])
+    else:
+        check("check --hook-tier fentry where fentry cannot load: exit 1, says so",
+              r.returncode == 1 and "fentry" in r.stdout.splitlines()[-1] and
+              "cannot" in r.stdout.splitlines()[-1], r.stdout[-300:])
+    r = cmd(agent, ["check", "--output-dir", "/etc/hostname"])
+    check("check --output-dir /etc/hostname: exit 2", r.returncode == 2, repr(r.stderr))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agent", required=True)
@@ -147,6 +246,15 @@ def main():
         r = subprocess.run([a.agent, "reload", "--runtime-dir", rd], capture_output=True, text=True)
         check("reload with a stale PID file: exit 1, says stale, signals nobody",
               r.returncode == 1 and "stale" in r.stderr, repr(r.stderr))
+        sample = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
+                              "procflow.yaml")
+        r = run(a.agent, ["--config", sample, "--print-config"] + base)
+        check("the sample config make install puts in /etc/procflow is valid",
+              r.returncode == 0 and r.stderr == "", repr(r.stderr))
+        check_one_validation(a.agent, d, cfg, base)
+        check_sources(a.agent, d, cfg, base)
+        check_env_names(a.agent, base)
+        check_check_honours(a.agent, base)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")

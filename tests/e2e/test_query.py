@@ -202,6 +202,283 @@ def poll_until(pred, timeout):
     return pred()
 
 
+def ref_ip(rec, key, net):
+    return in_net(rec[key], ipaddress.ip_network(net))
+
+
+def check_combine(agent, res, d, recs):
+    """Issue: --src A --dst B matched A or B; a repeated --reporter kept the last.
+    Each count is computed here, with json and ipaddress, not by lib/query.c."""
+    cases = [
+        (["--src", "198.18.1.0/24", "--dst", "198.19.2.0/24"],
+         lambda r: ref_ip(r, "source_ip", "198.18.1.0/24") and ref_ip(r, "dest_ip", "198.19.2.0/24")),
+        (["--src", "198.18.0.0/16", "--dst", "10.0.0.0/8"], lambda r: False),
+        (["--src", "198.18.1.0/24", "--src", "fd00::/16", "--dst", "198.19.0.0/16"],
+         lambda r: (ref_ip(r, "source_ip", "198.18.1.0/24") or ref_ip(r, "source_ip", "fd00::/16"))
+         and ref_ip(r, "dest_ip", "198.19.0.0/16")),
+        (["--ip", "198.19.3.0/24", "--src", "198.18.2.0/24"],
+         lambda r: (ref_ip(r, "source_ip", "198.19.3.0/24") or ref_ip(r, "dest_ip", "198.19.3.0/24"))
+         and ref_ip(r, "source_ip", "198.18.2.0/24")),
+        (["--reporter", "src", "--reporter", "dst"], lambda r: r["reporter"] in ("src", "dst")),
+        (["--action", "deny", "--action", "allow", "--reporter", "dst"],
+         lambda r: r["reporter"] == "dst"),
+        (["--port", "80-443", "--proto", "6"],
+         lambda r: r["proto"] == "tcp" and any(p is not None and 80 <= p <= 443
+                                               for p in (r["source_port"], r["dest_port"]))),
+        (["--port", "53,5432"], lambda r: 53 in (r["source_port"], r["dest_port"]) or
+         5432 in (r["source_port"], r["dest_port"])),
+        (["--port", "https"], lambda r: 443 in (r["source_port"], r["dest_port"])),
+        (["--not-process", "curl", "--not-process", "/usr/sbin/*"],
+         lambda r: os.path.basename(r["process_name"]) != "curl" and
+         not r["process_name"].startswith("/usr/sbin/")),
+    ]
+    for args, pred in cases:
+        want = sum(1 for r, _ in recs if pred(r))
+        rc, out, err = query(agent, [d, "--json"] + args)
+        got = len(out.splitlines())
+        res.check("reference count %s: %d lines" % (" ".join(args), want),
+                  rc == 0 and got == want, "rc=%d got %d want %d err=%r" % (rc, got, want, err[-200:]))
+    for args in (["--to", "1795790100", "--to", "1795790200"],
+                 ["--since", "1h", "--from", "1795790000"],
+                 ["--from", "1795790000", "--from", "1795790100"],
+                 ["--since", "1h", "--since", "2h"]):
+        rc, out, err = query(agent, [d] + args)
+        res.check("%s: exit 2 with one line, not the last value silently" % " ".join(args),
+                  rc == 2 and out == "" and len(err.strip().splitlines()) == 1, "rc=%d err=%r" % (rc, err))
+
+
+def check_damage(agent, res, tmp):
+    """A line over the 4 MiB cap counts as skipped; {"a":1} is no flow line; the
+    file is named. Counts from the file written here."""
+    d = os.path.join(tmp, "damage")
+    os.mkdir(d)
+    recs = [t for _, t in flowgen.lines(n=30, seed=5)]
+    with open(os.path.join(d, "flows.log.1"), "w") as f:
+        f.write("\n".join(recs[:10]) + "\n")
+        f.write('{"process_name":"' + "x" * (5 << 20) + '"}\n')  # over the cap
+        f.write('{"a":1}\n')                                      # JSON, not a flow line
+        f.write("\n".join(recs[10:20]) + "\n")
+    with open(os.path.join(d, "flows.log"), "w") as f:
+        f.write("\n".join(recs[20:30]) + "\n")
+    want = recs
+    skipped, total = 2, 32  # lines in the files, counted here
+    rc, out, err = query(agent, [d, "--json"])
+    res.check("damage: only the 30 flow lines are printed", rc == 0 and out.splitlines() == want,
+              "rc=%d n=%d" % (rc, len(out.splitlines())))
+    res.check("damage: the oversize line and {\"a\":1} counted: %d of %d" % (skipped, total),
+              ("%d corrupt or truncated lines skipped (of %d)" % (skipped, total)) in err, err)
+    res.check("damage: the file is named", os.path.join(d, "flows.log.1") in err and
+              os.path.join(d, "flows.log") + ":" not in err, err)
+
+
+def check_hostile_files(agent, res, tmp):
+    """A FIFO among the rotated names must not hang the query; a cut .zst is damage."""
+    d = os.path.join(tmp, "hostile")
+    os.mkdir(d)
+    recs = [t for _, t in flowgen.lines(n=400, seed=9)]
+    with open(os.path.join(d, "flows.log"), "w") as f:
+        f.write("\n".join(recs[300:]) + "\n")
+    os.mkfifo(os.path.join(d, "flows.log.3"))
+    try:
+        rc, out, err = query(agent, [d, "--json"], timeout=15)
+        res.check("FIFO flows.log.3: refused by name, the rest read, exit 1",
+                  rc == 1 and out.splitlines() == recs[300:] and "flows.log.3" in err and
+                  "regular file" in err, "rc=%d err=%r" % (rc, err))
+    except subprocess.TimeoutExpired:
+        res.check("FIFO flows.log.3: refused by name, the rest read, exit 1", False, "query hung")
+    os.unlink(os.path.join(d, "flows.log.3"))
+    # A .zst cut in the middle of its frame: the lines before the cut, then an error.
+    plain = os.path.join(d, "flows.log.1")
+    with open(plain, "w") as f:
+        f.write("\n".join(recs[:300]) + "\n")
+    subprocess.run(["zstd", "-q", "--rm", plain], check=True)
+    z = plain + ".zst"
+    size = os.path.getsize(z)
+    with open(z, "r+b") as f:
+        f.truncate(size // 2)
+    rc, out, err = query(agent, [d, "--json"])
+    got = out.splitlines()
+    before = got[:len(got) - 100]
+    res.check("cut .zst: reported as damage naming the file, exit 1",
+              rc == 1 and z in err and "cut" in err, "rc=%d err=%r" % (rc, err))
+    res.check("cut .zst: the whole lines before the cut, then the current file",
+              got[-100:] == recs[300:] and before == recs[:len(before)] and 0 < len(before) < 300,
+              "n=%d" % len(got))
+
+
+def fd_pos(pid, name):
+    """The read position of the file @name open in process @pid, or None."""
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == name:
+                with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                    return int(f.readline().split()[1])
+        except OSError:
+            pass
+    return None
+
+
+def check_rotation_during_query(agent, res, tmp):
+    """The agent rotates while a query reads: every line exactly once. The query's
+    stdout is not read until the rotation is done, so it is stopped inside the
+    oldest file (its pipe full) when the names move."""
+    d = os.path.join(tmp, "rotating")
+    os.mkdir(d)
+    recs = [t for _, t in flowgen.lines(n=9000, seed=13)]
+    parts = {"flows.log.2": recs[:6000], "flows.log.1": recs[6000:7500], "flows.log": recs[7500:]}
+    for name, part in parts.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write("\n".join(part) + "\n")
+    p = subprocess.Popen([agent, "query", d, "--json"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        oldest = os.path.join(d, "flows.log.2")
+        deadline = time.time() + 20
+        while time.time() < deadline and not fd_pos(p.pid, oldest):
+            time.sleep(0.01)
+        started = fd_pos(p.pid, oldest)
+        # Rotate as the agent does: .2 -> .3, .1 -> .2, flows.log -> .1, a new flows.log.
+        for a, b in (("flows.log.2", "flows.log.3"), ("flows.log.1", "flows.log.2"),
+                     ("flows.log", "flows.log.1")):
+            os.rename(os.path.join(d, a), os.path.join(d, b))
+        new = [t for _, t in flowgen.lines(n=5, seed=14)]
+        with open(os.path.join(d, "flows.log"), "w") as f:
+            f.write("\n".join(new) + "\n")
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    got = out.decode().splitlines()
+    res.check("rotation during a query: it was inside the oldest file", bool(started))
+    res.check("rotation during a query: each line of the files it began with exactly once",
+              got == recs, "got %d lines (%d distinct), want %d" % (len(got), len(set(got)), len(recs)))
+    # One file under two names (what a rotation caught between two names looks like):
+    # read once, and no error.
+    d2 = os.path.join(tmp, "twonames")
+    os.mkdir(d2)
+    with open(os.path.join(d2, "flows.log"), "w") as f:
+        f.write("\n".join(recs[:50]) + "\n")
+    os.link(os.path.join(d2, "flows.log"), os.path.join(d2, "flows.log.1"))
+    rc, out, err = query(agent, [d2, "--json"])
+    res.check("one inode under two names: its lines once, exit 0",
+              rc == 0 and out.splitlines() == recs[:50] and err == "",
+              "rc=%d n=%d err=%r" % (rc, len(out.splitlines()), err))
+
+
+def check_sources(agent, res, tmp, d, recs):
+    """query reads the configured directory, standard input and several files."""
+    texts = [t for _, t in recs]
+    cfg = os.path.join(tmp, "pf.yaml")
+    with open(cfg, "w") as f:
+        f.write("flowLogsFileDirectory: %s\n" % d)
+    rc, out, err = query(agent, ["-c", cfg, "--json"])
+    res.check("query -c FILE: reads its flowLogsFileDirectory", rc == 0 and out.splitlines() == texts,
+              "rc=%d n=%d err=%r" % (rc, len(out.splitlines()), err[-200:]))
+    env = dict(os.environ, PROCFLOW_CONFIG=cfg)
+    p = subprocess.run([agent, "query", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    res.check("PROCFLOW_CONFIG: query reads its flowLogsFileDirectory",
+              p.returncode == 0 and p.stdout.splitlines() == texts, p.stderr[-200:])
+    one = os.path.join(d, "flows.log.1")
+    cur = os.path.join(d, "flows.log")
+    want = [l for l in open(one).read().splitlines() + open(cur).read().splitlines()
+            if l in set(texts)]
+    rc, out, err = query(agent, [one, cur, "--json"])
+    res.check("two files named: both, in the order given", rc == 0 and out.splitlines() == want,
+              "rc=%d n=%d" % (rc, len(out.splitlines())))
+    with open(cur) as f:
+        p = subprocess.run([agent, "query", "-", "--json"], stdin=f, capture_output=True,
+                           text=True, timeout=60)
+    res.check("- reads standard input", p.returncode == 0 and p.stdout.splitlines() == want[1000:],
+              "rc=%d n=%d %r" % (p.returncode, len(p.stdout.splitlines()), p.stderr[-200:]))
+
+
+def check_width(agent, res, d):
+    """The table fits the terminal (COLUMNS), IPv6 rows stay aligned, the zone is marked."""
+    for cols in (80, 120, 200):
+        env = dict(os.environ, COLUMNS=str(cols))
+        p = subprocess.run([agent, "query", d, "--limit", "50"], capture_output=True, text=True,
+                           env=env, timeout=60)
+        rows = p.stdout.splitlines()
+        widest = max(len(r) for r in rows) if rows else 0
+        res.check("COLUMNS=%d: every row fits (widest %d)" % (cols, widest),
+                  p.returncode == 0 and len(rows) == 51 and widest <= cols, p.stdout[:300])
+        head = rows[0] if rows else ""
+        col = head.find("DESTINATION")
+        starts = {r.find("198.19.") if "198.19." in r else
+                  r.find("[fd00::1:") if "[fd00::1:" in r else r.find("fd00::1:") for r in rows[1:]}
+        res.check("COLUMNS=%d: IPv4 and IPv6 destinations start in one column" % cols,
+                  col > 0 and starts == {col}, "%r %r" % (col, starts))
+        res.check("COLUMNS=%d: the header names the time zone" % cols,
+                  head.startswith("TIME") and "(" in head.split()[0] + head.split()[1], head)
+    env = dict(os.environ, COLUMNS="100")
+    p = subprocess.run([agent, "query", d, "--limit", "6", "-o", "wide"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    res.check("-o wide: paths and arguments whole", "/usr/lib/postgresql/15/bin/postgres" in p.stdout
+              and "config_file=/etc/postgresql/15/main/postgresql.conf" in p.stdout, p.stdout[:400])
+    p = subprocess.run([agent, "query", d, "--limit", "3", "-o", "json"], capture_output=True,
+                       text=True, timeout=60)
+    res.check("-o json: the lines", p.returncode == 0 and all(json.loads(l) for l in p.stdout.splitlines())
+              and len(p.stdout.splitlines()) == 3, p.stdout[:200])
+
+
+def wait_lines(path, n, deadline_s=20):
+    end = time.time() + deadline_s
+    while time.time() < end:
+        with open(path) as f:
+            got = f.read().splitlines()
+        if len(got) >= n:
+            return got
+        time.sleep(0.05)
+    with open(path) as f:
+        return f.read().splitlines()
+
+
+def check_tail_follow(agent, res, tmp):
+    """-n N -f: the last N lines, then what is appended (not every line first)."""
+    d = os.path.join(tmp, "tailf")
+    os.mkdir(d)
+    recs = [t for _, t in flowgen.lines(n=210, seed=21)]
+    path = os.path.join(d, "flows.log")
+    with open(path, "w") as f:
+        f.write("\n".join(recs[:200]) + "\n")
+    out_path = os.path.join(tmp, "tailf.out")
+    with open(out_path, "w") as out:
+        p = subprocess.Popen([agent, "query", d, "--json", "-n", "5", "-f"], stdout=out,
+                             stderr=subprocess.DEVNULL)
+    try:
+        first = wait_lines(out_path, 5)
+        with open(path, "a") as f:
+            f.write("\n".join(recs[200:]) + "\n")
+        got = wait_lines(out_path, 15)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    res.check("-n 5 -f: the last 5 existing lines first", first[:5] == recs[195:200],
+              "got %d lines first" % len(first))
+    res.check("-n 5 -f: then the 10 appended, nothing else", got == recs[195:], "got %d" % len(got))
+    # The table too: a few rows are shown while it waits, not held back.
+    tpath = os.path.join(tmp, "tailf.table")
+    with open(tpath, "w") as out:
+        p = subprocess.Popen([agent, "query", d, "-n", "3", "-f"], stdout=out,
+                             stderr=subprocess.DEVNULL, env=dict(os.environ, COLUMNS="200"))
+    try:
+        rows = wait_lines(tpath, 4)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    res.check("-n 3 -f as a table: the header and 3 rows while it follows",
+              len(rows) == 4 and rows[0].startswith("TIME"), "%r" % rows)
+
+
 def check_follow(agent, res, tmp):
     d = os.path.join(tmp, "follow")
     os.mkdir(d)
@@ -368,6 +645,13 @@ def main():
         d, recs, ncorrupt = gen_dir(tmp)
         check_filters(agent, res, d, recs, ncorrupt)
         check_bad(agent, res, d)
+        check_combine(agent, res, d, recs)
+        check_damage(agent, res, tmp)
+        check_hostile_files(agent, res, tmp)
+        check_rotation_during_query(agent, res, tmp)
+        check_sources(agent, res, tmp, d, recs)
+        check_width(agent, res, d)
+        check_tail_follow(agent, res, tmp)
         check_follow(agent, res, tmp)
         check_real(agent, res, tmp)
     except Exception as e:  # a crash of the test itself is a failure, reported

@@ -94,9 +94,12 @@ static void use_record(const struct pf_flowrec *r)
 		pf_query__add(&q, "pid", "42", 0, err, sizeof(err));
 		pf_query__add(&q, "ip", "0.0.0.0/0", 0, err, sizeof(err));
 		pf_query__add(&q, "dst", "::/0", 0, err, sizeof(err));
-		pf_query__add(&q, "port", "80", 0, err, sizeof(err));
+		pf_query__add(&q, "src", "198.18.0.0/15", 0, err, sizeof(err));
+		pf_query__add(&q, "not-process", "*z*", 0, err, sizeof(err));
+		pf_query__add(&q, "port", "80,1-1024", 0, err, sizeof(err));
 		pf_query__add(&q, "proto", "tcp", 0, err, sizeof(err));
 		pf_query__add(&q, "reporter", "src", 0, err, sizeof(err));
+		pf_query__add(&q, "reporter", "dst", 0, err, sizeof(err));
 		pf_query__add(&q, "action", "allow", 0, err, sizeof(err));
 		init = true;
 	}

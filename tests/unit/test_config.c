@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+/* cmocka.h needs the headers above */
 #include <cmocka.h>
 
 #include "config.h"
@@ -168,6 +169,39 @@ static void test_env_and_precedence(void **state)
 				 "number from 1 to 1000");
 }
 
+/* Names a person would guess; messages that echo no file content and no
+ * control byte. */
+static void test_names_and_messages(void **state)
+{
+	static const struct pf_cfg_key kib = {
+	    "ringBufferKiB",  PF_CFG_UINT, "16", 1, 99, NULL, 0, sizeof(unsigned), 0,
+	    "ring-buffer-kib"};
+	struct tcfg c;
+	char name[128];
+
+	assert_true(pf_cfg__env_name(&kib, name, sizeof(name)) > 0);
+	assert_string_equal(name, "PROCFLOW_RING_BUFFER_KIB");
+
+	/* -c /etc/shadow: the line is not a key; nothing of it is printed. */
+	assert_int_equal(load(&c, NULL, "root:$y$j9T$s3cret:19000:0:99999:7:::\n"), -EINVAL);
+	assert_null(strstr(err, "s3cret"));
+	assert_null(strstr(err, "root"));
+	assert_non_null(strstr(err, "t.yaml:1"));
+	/* A misspelt key: named, with the closest one. */
+	assert_int_equal(load(&c, NULL, "flowLogsFlushIntervl: 2s\n"), -EINVAL);
+	assert_string_equal(err, "t.yaml:1: flowLogsFlushIntervl: unknown key (did you mean "
+				 "flowLogsFlushInterval?)");
+	/* A control byte in a value is shown escaped. */
+	assert_int_equal(load(&c, NULL, "flowLogsFlushInterval: \"\\e[2J\"\n"), -EINVAL);
+	assert_null(strchr(err, '\x1b'));
+	assert_non_null(strstr(err, "\\x1b[2J"));
+
+	assert_ptr_equal(pf_cfg__closest_env(tab, N, "PROCFLOW_FLOW_LOGS_FLUSH_INTERVL"), &tab[2]);
+	assert_null(pf_cfg__closest_env(tab, N, "PROCFLOW_SOMETHING_ELSE_ENTIRELY"));
+	assert_true(pf_cfg__is_name("flowLogsFileDirectory"));
+	assert_false(pf_cfg__is_name("root:$y$"));
+}
+
 static void test_differs(void **state)
 {
 	struct tcfg a, b;
@@ -185,6 +219,7 @@ int main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_env_and_precedence),
 	    cmocka_unit_test(test_differs),
+	    cmocka_unit_test(test_names_and_messages),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -347,7 +347,7 @@ static void test_filters(void **state)
 
 	/* Bad values say which option and why. */
 	q = q_new();
-	assert_int_equal(pf_query__add(q, "port", "http", 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_query__add(q, "port", "no-such-service", 0, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "--port"));
 	assert_int_equal(pf_query__add(q, "pid", "0", 0, err, sizeof(err)), -EINVAL);
 	assert_int_equal(pf_query__add(q, "proto", "tcpx", 0, err, sizeof(err)), -EINVAL);
@@ -357,6 +357,119 @@ static void test_filters(void **state)
 	assert_int_equal(pf_query__add(q, "from", "200", 0, err, sizeof(err)), 0);
 	assert_int_equal(pf_query__add(q, "to", "100", 0, err, sizeof(err)), -EINVAL);
 	assert_int_equal(pf_query__add(q, "bogus", "1", 0, err, sizeof(err)), -ENOENT);
+}
+
+/* Different filters AND, one filter's values OR (the example: 198.18.0.2
+ * -> 198.18.0.1:8080, tcp, src, allow). */
+static void test_filters_combine(void **state)
+{
+	struct pf_query *q = q_new();
+
+	/* --src A --dst B: both must hold. Before, one OR list held all three. */
+	add_ok(q, "src", "192.0.2.2");
+	add_ok(q, "dst", "198.18.0.0/24");
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "src", "198.18.0.2");
+	add_ok(q, "dst", "10.0.0.0/8");
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "src", "198.18.0.2");
+	add_ok(q, "dst", "198.18.0.1");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "src", "10.0.0.0/8"); /* OR within --src */
+	add_ok(q, "src", "198.18.0.2");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "ip", "198.18.0.1");
+	add_ok(q, "src", "10.0.0.0/8");
+	assert_false(q_match(q, example));
+
+	/* --reporter src --reporter dst: either (it kept only the last). */
+	q = q_new();
+	add_ok(q, "reporter", "src");
+	add_ok(q, "reporter", "dst");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "action", "allow");
+	add_ok(q, "action", "deny");
+	assert_true(q_match(q, example));
+}
+
+static void test_filters_refused(void **state)
+{
+	struct pf_query *q = q_new();
+	char err[256];
+
+	add_ok(q, "to", "1764252100");
+	assert_int_equal(pf_query__add(q, "to", "1764252200", 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--to"));
+	q = q_new();
+	add_ok(q, "since", "1h");
+	assert_int_equal(pf_query__add(q, "from", "1764252000", 0, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--since"));
+	q = q_new();
+	add_ok(q, "from", "1764252000");
+	assert_int_equal(pf_query__add(q, "from", "1764252001", 0, err, sizeof(err)), -EINVAL);
+	q = q_new();
+	assert_int_equal(pf_query__add(q, "port", "90-80", 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_query__add(q, "port", "80,", 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_query__add(q, "proto", "256", 0, err, sizeof(err)), -EINVAL);
+}
+
+static void test_filters_ranges(void **state)
+{
+	struct pf_query *q = q_new();
+
+	add_ok(q, "port", "8000-8090");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "port", "80-90");
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "port", "53,8080");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "port", "domain"); /* 53, from /etc/services */
+	assert_false(q_match(q, example));
+	assert_int_equal(q->port[0].lo, 53);
+	q = q_new();
+	add_ok(q, "proto", "6");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "proto", "17");
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "not-process", "curl");
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "not-process", "wget");
+	assert_true(q_match(q, example));
+	q = q_new();
+	add_ok(q, "process", "/usr/*");
+	add_ok(q, "not-process", "/usr/bin/c*");
+	assert_false(q_match(q, example));
+}
+
+/* {"a":1} is JSON, not a flow line: every contract key must be there. */
+static void test_scan_requires_contract(void **state)
+{
+	static const char other[] = "{\"a\":1}";
+	struct pf_flowrec r;
+	char cut[sizeof(example)];
+	const char *host = strstr(example, ",\"host\"");
+
+	assert_int_equal(pf_fl__scan(other, strlen(other), PF_FL_ALL, &r), 0);
+	assert_false(PF_FL_IS_FLOW(&r));
+	/* seen is kept for the fields not asked for too */
+	assert_int_equal(pf_fl__scan(example, strlen(example), 0, &r), 0);
+	assert_true(PF_FL_IS_FLOW(&r));
+	/* the example without its last key */
+	memcpy(cut, example, (size_t)(host - example));
+	cut[host - example] = '}';
+	assert_int_equal(pf_fl__scan(cut, (size_t)(host - example) + 1, PF_FL_ALL, &r), 0);
+	assert_false(PF_FL_IS_FLOW(&r));
 }
 
 static void test_pid_and_escaped_process(void **state)
@@ -425,6 +538,24 @@ static void test_fmt_cell(void **state)
 	/* A tiny output buffer is respected. */
 	cols = pf_fmt_cell("abcdef", 6, 20, false, b, 3);
 	assert_string_equal(b, "ab");
+}
+
+/* A hostile argument with a right-to-left override (U+202E), an isolate
+ * (U+2067, U+2069), a zero-width space (U+200B) and a BOM: dropped, so the
+ * row reads in the order of the bytes, and they take no column. */
+static void test_fmt_cell_bidi(void **state)
+{
+	static const char s[] = "--user=\xe2\x80\xae"
+				"nimda\xe2\x81\xa7x\xe2\x81\xa9\xe2\x80\x8b\xef\xbb\xbf!";
+	char b[64];
+	size_t cols;
+
+	cols = pf_fmt_cell(s, strlen(s), 40, false, b, sizeof(b));
+	assert_string_equal(b, "--user=nimdax!");
+	assert_int_equal(cols, 14);
+	cols = pf_fmt_cell(s, strlen(s), 10, true, b, sizeof(b));
+	assert_string_equal(b, "...nimdax!");
+	assert_int_equal(cols, 10);
 }
 
 /* ---- files ---- */
@@ -542,6 +673,47 @@ static void test_oversize_line(void **state)
 	pf_flowfile__close(f);
 }
 
+/* A .zst cut inside its frame: the whole lines before the cut, then
+ * -ENODATA (it read as a clean end before). A FIFO is refused at once. */
+static void test_cut_zst_and_fifo(void **state)
+{
+	size_t cap = 20000 * 10, o = 0, bound, n, len;
+	char *text = malloc(cap), path[256], out[64];
+	struct pf_flowfile *f;
+	const char *line;
+	int r, lines = 0;
+	void *z;
+
+	/* 200 KB: more than one 128 KiB block, so lines come out before the cut. */
+	for (int i = 0; i < 20000; i++)
+		o += (size_t)snprintf(text + o, cap - o, "line%05d\n", i);
+	bound = ZSTD_compressBound(o);
+	z = malloc(bound);
+	n = ZSTD_compress(z, bound, text, o, 1);
+	assert_false(ZSTD_isError(n));
+	write_file("flows.log.1.zst", z, n - 4); /* the frame's end is missing */
+	free(z);
+	free(text);
+	snprintf(path, sizeof(path), "%s/flows.log.1.zst", tmp);
+	f = pf_flowfile__open(path);
+	assert_non_null(f);
+	while ((r = pf_flowfile__next(f, true, &line, &len)) > 0)
+		if (len == 9 && !memcmp(line, "line", 4))
+			lines++;
+	pf_flowfile__close(f);
+	assert_int_equal(r, -ENODATA);
+	assert_true(lines > 0 && lines < 20000);
+
+	write_file("flows.log.2.zst", "", 0); /* no frame at all */
+	snprintf(path, sizeof(path), "%s/flows.log.2.zst", tmp);
+	assert_int_equal(read_all(path, true, out, sizeof(out)), -ENODATA);
+
+	snprintf(path, sizeof(path), "%s/flows.log.3", tmp);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_null(pf_flowfile__open(path));
+	assert_int_equal(errno, EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -553,11 +725,17 @@ int main(void)
 	    cmocka_unit_test(test_duration_time),
 	    cmocka_unit_test(test_cidr),
 	    cmocka_unit_test(test_filters),
+	    cmocka_unit_test(test_scan_requires_contract),
+	    cmocka_unit_test(test_filters_combine),
+	    cmocka_unit_test(test_filters_refused),
+	    cmocka_unit_test(test_filters_ranges),
 	    cmocka_unit_test(test_pid_and_escaped_process),
 	    cmocka_unit_test(test_fmt),
 	    cmocka_unit_test(test_fmt_cell),
+	    cmocka_unit_test(test_fmt_cell_bidi),
 	    cmocka_unit_test_setup_teardown(test_files, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oversize_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cut_zst_and_fifo, setup, teardown),
 	};
 
 	setenv("TZ", "UTC", 1);
