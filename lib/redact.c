@@ -31,6 +31,7 @@ enum rule_kind {
 	RK_HEADER,
 	RK_SHELL,
 	RK_WRAPPER,
+	RK_COUNT,
 };
 
 #define PF_REDACT_WORD_MAX  64
@@ -42,10 +43,24 @@ enum rule_kind {
 
 struct rule {
 	enum rule_kind kind;
-	unsigned minlen;		 /* token */
-	bool scheme;			 /* header: keep the auth scheme word */
-	char word[PF_REDACT_WORD_MAX];	 /* option / env word, program option, header */
+	unsigned minlen;	       /* token */
+	bool scheme;		       /* header: keep the auth scheme word */
+	char word[PF_REDACT_WORD_MAX]; /* option / env word, program option, header */
+	size_t wordlen;
 	char progs[PF_REDACT_PROGS_MAX]; /* comma-separated program names */
+};
+
+/* Program names all rules together may list; their index has twice the slots. */
+#define PF_REDACT_MAX_PROGS  512
+#define PF_REDACT_PROG_SLOTS 1024
+
+/* A program name some rule lists, and what the rules say of it. */
+struct prog_entry {
+	const char *name; /* in a rule's progs; the index is rebuilt on every change */
+	size_t len;
+	uint64_t rules[PF_REDACT_MAX_RULES / 64]; /* short/arg/userpass/passarg naming it */
+	uint64_t sub[PF_REDACT_MAX_RULES / 64];	  /* ... of them only as name:sub */
+	bool shell, wrapper;
 };
 
 struct pf_redact {
@@ -53,6 +68,16 @@ struct pf_redact {
 	size_t n;
 	char repl[PF_REDACT_MAX_REPLACEMENT + 1];
 	size_t repl_len;
+	/*
+	 * Indexes of the rules, rebuilt whenever they change (rare) so that an
+	 * argument is compared only with the rules of its kind, and a word is
+	 * looked up as a program name once rather than in every list.
+	 */
+	uint16_t by_kind[RK_COUNT][PF_REDACT_MAX_RULES];
+	size_t nkind[RK_COUNT];
+	struct prog_entry *progs; /* PF_REDACT_MAX_PROGS */
+	size_t nprogs;
+	uint16_t slots[PF_REDACT_PROG_SLOTS]; /* hash of progs: entry index + 1, 0 empty */
 };
 
 /*
@@ -282,6 +307,7 @@ static const char *parse_rule(const char **f, const size_t *fl, size_t nf, struc
 				   ? "an option name is 1 to 63 letters, digits, '-' or '_'"
 				   : "an env word is 1 to 63 letters, digits, '-' or '_'";
 		memcpy(out->word, f[1], fl[1]);
+		out->wordlen = fl[1];
 		return NULL;
 	case RA_OPT_PROGS:
 		if (nf != 3)
@@ -295,6 +321,7 @@ static const char *parse_rule(const char **f, const size_t *fl, size_t nf, struc
 			return "programs are base names separated by single commas "
 			       "(mysql,mariadb; docker:login for docker's login command)";
 		memcpy(out->word, f[1], fl[1]);
+		out->wordlen = fl[1];
 		memcpy(out->progs, f[2], fl[2]);
 		return NULL;
 	case RA_PROGS:
@@ -327,6 +354,7 @@ static const char *parse_rule(const char **f, const size_t *fl, size_t nf, struc
 		if (!all_word_chars(f[1], fl[1]) || fl[1] >= PF_REDACT_WORD_MAX)
 			return "a header name is 1 to 63 letters, digits, '-' or '_'";
 		memcpy(out->word, f[1], fl[1]);
+		out->wordlen = fl[1];
 		out->scheme = nf == 3;
 		return NULL;
 	}
@@ -342,6 +370,82 @@ static bool same_rule(const struct rule *a, const struct rule *b)
 	       (exact ? !strcmp(a->word, b->word)
 		      : eq_norm(a->word, strlen(a->word), b->word, strlen(b->word))) &&
 	       !strcmp(a->progs, b->progs);
+}
+
+static uint32_t hash_name(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 16777619u;
+	return h;
+}
+
+/* The entry of program @name, or NULL. With @add, a new one when there is
+ * none (NULL when the index is full). */
+static struct prog_entry *prog_find(const struct pf_redact *r, const char *name, size_t n, bool add)
+{
+	size_t i = hash_name(name, n) & (PF_REDACT_PROG_SLOTS - 1);
+	struct prog_entry *e;
+
+	for (; r->slots[i]; i = (i + 1) & (PF_REDACT_PROG_SLOTS - 1)) {
+		e = &r->progs[r->slots[i] - 1];
+		if (e->len == n && !memcmp(e->name, name, n))
+			return e;
+	}
+	if (!add || r->nprogs == PF_REDACT_MAX_PROGS)
+		return NULL;
+	e = &r->progs[r->nprogs];
+	memset(e, 0, sizeof(*e));
+	e->name = name;
+	e->len = n;
+	((struct pf_redact *)r)->slots[i] = (uint16_t)++((struct pf_redact *)r)->nprogs;
+	return e;
+}
+
+/* Rebuild the indexes. Returns 0, or -ENOSPC when the rules list more than
+ * PF_REDACT_MAX_PROGS program names. */
+static int reindex(struct pf_redact *r)
+{
+	memset(r->nkind, 0, sizeof(r->nkind));
+	memset(r->slots, 0, sizeof(r->slots));
+	r->nprogs = 0;
+	for (size_t k = 0; k < r->n; k++) {
+		const struct rule *ru = &r->rules[k];
+		const char *p = ru->progs;
+
+		r->by_kind[ru->kind][r->nkind[ru->kind]++] = (uint16_t)k;
+		while (*p) {
+			const char *comma = strchr(p, ',');
+			size_t l = comma ? (size_t)(comma - p) : strlen(p);
+			const char *colon = memchr(p, ':', l);
+			size_t pl = colon ? (size_t)(colon - p) : l;
+			struct prog_entry *e;
+
+			p += l + (comma ? 1 : 0);
+			if (pl >= PF_REDACT_WORD_MAX)
+				continue; /* longer than a program word is kept: never named */
+			e = prog_find(r, p - l - (comma ? 1 : 0), pl, true);
+			if (!e)
+				return -ENOSPC;
+			if (ru->kind == RK_SHELL)
+				e->shell = true;
+			else if (ru->kind == RK_WRAPPER)
+				e->wrapper = true;
+			else {
+				uint64_t bit = (uint64_t)1 << (k % 64);
+				bool had = e->rules[k / 64] & bit;
+
+				e->rules[k / 64] |= bit;
+				/* "sub" only while no plain entry of this list names it */
+				if (!colon)
+					e->sub[k / 64] &= ~bit;
+				else if (!had)
+					e->sub[k / 64] |= bit;
+			}
+		}
+	}
+	return 0;
 }
 
 struct pf_redact *pf_redact__new(int builtin, const char *replacement)
@@ -366,8 +470,9 @@ struct pf_redact *pf_redact__new(int builtin, const char *replacement)
 	if (!r)
 		return NULL;
 	r->rules = calloc(PF_REDACT_MAX_RULES, sizeof(*r->rules));
-	if (!r->rules) {
-		free(r);
+	r->progs = calloc(PF_REDACT_MAX_PROGS, sizeof(*r->progs));
+	if (!r->rules || !r->progs) {
+		pf_redact__free(r);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -389,6 +494,7 @@ void pf_redact__free(struct pf_redact *r)
 	if (!r)
 		return;
 	free(r->rules);
+	free(r->progs);
 	free(r);
 }
 
@@ -425,7 +531,7 @@ int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err
 			return -EINVAL;
 		}
 		r->n = 0;
-		return 0;
+		return reindex(r);
 	}
 	if (fl[0] == 6 && !memcmp(f[0], "remove", 6)) {
 		why = parse_rule(f + 1, fl + 1, nf - 1, &nr);
@@ -442,7 +548,7 @@ int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err
 		}
 		memmove(&r->rules[i], &r->rules[i + 1], (r->n - i - 1) * sizeof(*r->rules));
 		r->n--;
-		return 0;
+		return reindex(r); /* fewer names: cannot fail */
 	}
 	why = parse_rule(f, fl, nf, &nr);
 	if (why) {
@@ -457,6 +563,12 @@ int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err
 		return -ENOSPC;
 	}
 	r->rules[r->n++] = nr;
+	if (reindex(r)) {
+		r->n--;
+		reindex(r); /* as it was, which fitted */
+		set_err(err, errsz, line, len, "too many program names in all rules (at most 512)");
+		return -ENOSPC;
+	}
 	return 0;
 }
 
@@ -577,17 +689,11 @@ struct cmd {
 	char opd[PF_REDACT_OPERANDS][PF_REDACT_WORD_MAX]; /* the first operands after it */
 	size_t opdl[PF_REDACT_OPERANDS];
 	unsigned nopd;
-	uint64_t mine[PF_REDACT_MAX_RULES / 64]; /* program rules that name it */
+	const struct prog_entry *entry; /* what the rules say of it; NULL: nothing */
 	enum next_word next;
 	enum shell_state shell;
 	bool want_prog; /* the next operand is a program (a command's start, after sudo) */
 };
-
-static bool is_prog_rule(enum rule_kind k)
-{
-	return k == RK_SHORT || k == RK_ARG || k == RK_USERPASS || k == RK_PASSARG ||
-	       k == RK_SHELL || k == RK_WRAPPER;
-}
 
 /*
  * Whether the program list @list names @name (@n bytes). With @c, an entry
@@ -619,16 +725,18 @@ static bool names_prog(const char *list, const char *name, size_t n, const struc
 	return false;
 }
 
-/* Whether some program rule names the program word @a. */
-static bool known_prog(const struct pf_redact *r, const char *a, size_t n)
+/* The index entry of the program word @a (a path or a name), or NULL when
+ * no rule names it. */
+static const struct prog_entry *known_prog(const struct pf_redact *r, const char *a, size_t n)
 {
 	size_t bl;
 	const char *b = base_name(a, n, &bl);
 
-	for (size_t k = 0; k < r->n; k++)
-		if (is_prog_rule(r->rules[k].kind) && names_prog(r->rules[k].progs, b, bl, NULL))
-			return true;
-	return false;
+	if (bl > 1 && b[0] == '-') { /* a login shell's argv[0]: -bash */
+		b++;
+		bl--;
+	}
+	return r->nprogs ? prog_find(r, b, bl, false) : NULL;
 }
 
 static void cmd_start(struct cmd *c)
@@ -650,23 +758,11 @@ static void cmd_prog(const struct pf_redact *r, struct cmd *c, const char *a, si
 	/* A name longer than any rule can hold is no program a rule names. */
 	c->progl = bl < sizeof(c->prog) ? bl : 0;
 	memcpy(c->prog, b, c->progl);
+	c->entry = c->progl && r->nprogs ? prog_find(r, c->prog, c->progl, false) : NULL;
 	c->nopd = 0;
-	c->shell = SH_NONE;
-	c->want_prog = false;
+	c->shell = c->entry && c->entry->shell ? SH_OPTS : SH_NONE;
+	c->want_prog = c->entry && c->entry->wrapper;
 	c->next = NX_NONE;
-	memset(c->mine, 0, sizeof(c->mine));
-	for (size_t k = 0; k < r->n; k++) {
-		const struct rule *ru = &r->rules[k];
-
-		if (!is_prog_rule(ru->kind) || !names_prog(ru->progs, c->prog, c->progl, NULL))
-			continue;
-		if (ru->kind == RK_SHELL)
-			c->shell = SH_OPTS;
-		else if (ru->kind == RK_WRAPPER)
-			c->want_prog = true;
-		else
-			c->mine[k / 64] |= (uint64_t)1 << (k % 64);
-	}
 }
 
 /* The name of the option argument @a (after its dashes, up to '='), and
@@ -688,9 +784,10 @@ static bool option_name(const char *a, size_t n, const char **name, size_t *nl, 
 }
 
 /* Whether option @name matches @word: equal, or ending in -word / _word. */
-static bool option_matches(const char *name, size_t nl, const char *word)
+static bool option_matches(const char *name, size_t nl, const struct rule *ru)
 {
-	size_t wl = strlen(word);
+	const char *word = ru->word;
+	size_t wl = ru->wordlen;
 
 	if (eq_norm(name, nl, word, wl))
 		return true;
@@ -789,9 +886,8 @@ static void env_pairs(const struct pf_redact *r, const char *a, size_t n, size_t
 		ke = env_key_end(a, n, i);
 		if (ke == i || names_a_place(a + i, ke - i))
 			continue;
-		for (size_t j = 0; j < r->n; j++) {
-			if (r->rules[j].kind != RK_ENV ||
-			    !key_has_word(a + i, ke - i, r->rules[j].word))
+		for (size_t j = 0; j < r->nkind[RK_ENV]; j++) {
+			if (!key_has_word(a + i, ke - i, r->rules[r->by_kind[RK_ENV][j]].word))
 				continue;
 			for (ve = ke + 1;
 			     !whole && ve < n && !ends_embedded_value((unsigned char)a[ve]); ve++)
@@ -857,47 +953,56 @@ static void url_passwords(const char *a, size_t n, const struct sink *k)
 	}
 }
 
-/* NAME: VALUE for a header rule's NAME, anywhere in @a where NAME starts a
- * word (curl's -HName: too). With "scheme", the first word of the value
+/*
+ * NAME: VALUE for the header rules' NAMEs, anywhere in @a where NAME starts
+ * a word (curl's -HName: too). Found from each ':' back, so that a word
+ * without one costs nothing. With "scheme", the first word of the value
  * (Basic, Bearer) is kept. The value ends at a newline, at the quote that
- * opened the header if one did, or at the end. */
-static void header_values(const struct rule *ru, const char *a, size_t n, const struct sink *k)
+ * opened the header if one did, or at the end.
+ */
+static void header_values(const struct pf_redact *r, const char *a, size_t n, const struct sink *k)
 {
-	size_t wl = strlen(ru->word);
-	int first = norm((unsigned char)ru->word[0]);
+	const char *c = memchr(a, ':', n);
 
-	for (size_t i = 0; i + wl < n; i++) {
-		size_t j = i + wl, e;
-		char q = 0;
+	while (c) {
+		size_t ne = (size_t)(c - a), ns, j, e = (size_t)(c - a) + 1;
 
-		if (norm((unsigned char)a[i]) != first || !eq_norm(a + i, wl, ru->word, wl))
-			continue;
-		if (i > 0 &&
-		    (is_alpha((unsigned char)a[i - 1]) || is_digit((unsigned char)a[i - 1])) &&
-		    !(i == 2 && a[0] == '-' && a[1] == 'H'))
-			continue;
-		while (j < n && a[j] == ' ')
-			j++;
-		if (j == n || a[j] != ':')
-			continue;
-		for (j++; j < n && (a[j] == ' ' || a[j] == '\t');)
-			j++;
-		if (i > 0 && (a[i - 1] == '"' || a[i - 1] == '\''))
-			q = a[i - 1];
-		if (ru->scheme) {
-			size_t s = j;
+		while (ne > 0 && a[ne - 1] == ' ')
+			ne--;
+		for (ns = ne; ns > 0 && is_word_char((unsigned char)a[ns - 1]);)
+			ns--;
+		for (size_t h = 0; ns < ne && h < r->nkind[RK_HEADER]; h++) {
+			const struct rule *ru = &r->rules[r->by_kind[RK_HEADER][h]];
+			size_t i = ne - ru->wordlen;
+			char q = 0;
 
-			while (s < n && (is_alpha((unsigned char)a[s]) || a[s] == '-'))
-				s++;
-			if (s > j && s < n && a[s] == ' ') {
-				for (j = s; j < n && a[j] == ' ';)
-					j++;
+			if (ne - ns < ru->wordlen ||
+			    !eq_norm(a + i, ru->wordlen, ru->word, ru->wordlen))
+				continue;
+			if (i > 0 &&
+			    (is_alpha((unsigned char)a[i - 1]) ||
+			     is_digit((unsigned char)a[i - 1])) &&
+			    !(i == 2 && a[0] == '-' && a[1] == 'H'))
+				continue;
+			for (j = (size_t)(c - a) + 1; j < n && (a[j] == ' ' || a[j] == '\t');)
+				j++;
+			if (i > 0 && (a[i - 1] == '"' || a[i - 1] == '\''))
+				q = a[i - 1];
+			if (ru->scheme) {
+				size_t sc = j;
+
+				while (sc < n && (is_alpha((unsigned char)a[sc]) || a[sc] == '-'))
+					sc++;
+				if (sc > j && sc < n && a[sc] == ' ')
+					for (j = sc; j < n && a[j] == ' ';)
+						j++;
 			}
+			for (e = j; e < n && a[e] != '\n' && a[e] != '\r' && (!q || a[e] != q); e++)
+				;
+			sink_add(k, j, e);
+			break;
 		}
-		for (e = j; e < n && a[e] != '\n' && a[e] != '\r' && (!q || a[e] != q); e++)
-			;
-		sink_add(k, j, e);
-		i = e;
+		c = e < n ? memchr(a + e, ':', n - e) : NULL;
 	}
 }
 
@@ -997,37 +1102,23 @@ static void match_word(const struct pf_redact *r, const char *a, size_t n, const
 	size_t nl = 0, eq = SIZE_MAX;
 	bool opt = option_name(a, n, &name, &nl, &eq);
 	bool has_eq = memchr(a, '=', n) != NULL, has_colon = memchr(a, ':', n) != NULL;
-	bool url = has_colon && memmem(a, n, "://", 3), env = false;
 
-	for (size_t j = 0; j < r->n; j++) {
-		const struct rule *ru = &r->rules[j];
-
-		switch (ru->kind) {
-		case RK_OPTION:
-			if (opt && eq != SIZE_MAX && option_matches(name, nl, ru->word))
+	if (opt && eq != SIZE_MAX)
+		for (size_t j = 0; j < r->nkind[RK_OPTION]; j++)
+			if (option_matches(name, nl, &r->rules[r->by_kind[RK_OPTION][j]]))
 				sink_add(k, eq + 1, n);
-			break;
-		case RK_URL:
-			if (url)
-				url_passwords(a, n, k);
-			break;
-		case RK_ENV:
-			env = has_eq;
-			break;
-		case RK_TOKEN:
-			if (n >= ru->minlen || (n > 7 && has_colon))
-				tokens(a, n, ru->minlen, k);
-			break;
-		case RK_HEADER:
-			if (has_colon)
-				header_values(ru, a, n, k);
-			break;
-		default:
-			break;
-		}
-	}
-	if (env)
+	if (has_colon && r->nkind[RK_URL] && memmem(a, n, "://", 3))
+		url_passwords(a, n, k);
+	if (has_eq && r->nkind[RK_ENV])
 		env_pairs(r, a, n, opt ? eq : SIZE_MAX, k);
+	for (size_t j = 0; j < r->nkind[RK_TOKEN]; j++) {
+		const struct rule *ru = &r->rules[r->by_kind[RK_TOKEN][j]];
+
+		if (n >= 8) /* "Bearer x" is the shortest thing it catches */
+			tokens(a, n, ru->minlen, k);
+	}
+	if (has_colon && r->nkind[RK_HEADER])
+		header_values(r, a, n, k);
 }
 
 /* The value @v (@vl bytes at @off in the word) of an option that takes it. */
@@ -1063,13 +1154,17 @@ static enum next_word next_of(enum rule_kind kind)
 static void prog_options(const struct pf_redact *r, struct cmd *c, const char *a, size_t n,
 			 const struct sink *k)
 {
+	if (!c->entry)
+		return;
 	for (size_t w = 0; w < PF_REDACT_MAX_RULES / 64; w++) {
-		for (uint64_t bits = c->mine[w]; bits; bits &= bits - 1) {
-			const struct rule *ru = &r->rules[w * 64 + (size_t)__builtin_ctzll(bits)];
-			size_t ol = strlen(ru->word), v;
+		for (uint64_t bits = c->entry->rules[w]; bits; bits &= bits - 1) {
+			size_t b = (size_t)__builtin_ctzll(bits);
+			const struct rule *ru = &r->rules[w * 64 + b];
+			size_t ol = ru->wordlen, v;
 
 			if (n < ol || memcmp(a, ru->word, ol) ||
-			    !names_prog(ru->progs, c->prog, c->progl, c))
+			    ((c->entry->sub[w] >> b & 1) &&
+			     !names_prog(ru->progs, c->prog, c->progl, c)))
 				continue;
 			if (ru->kind == RK_SHORT) { /* -pV only: -p alone prompts */
 				if (n > ol && a[ol] != '=')
@@ -1100,8 +1195,8 @@ static bool takes_secret_value(const struct pf_redact *r, const char *a, size_t 
 
 	if (!option_name(a, n, &name, &nl, &eq) || eq != SIZE_MAX)
 		return false;
-	for (size_t k = 0; k < r->n; k++)
-		if (r->rules[k].kind == RK_OPTION && option_matches(name, nl, r->rules[k].word))
+	for (size_t k = 0; k < r->nkind[RK_OPTION]; k++)
+		if (option_matches(name, nl, &r->rules[r->by_kind[RK_OPTION][k]]))
 			return true;
 	return false;
 }
