@@ -448,6 +448,9 @@ static int reindex(struct pf_redact *r)
 	return 0;
 }
 
+static int rule_line(struct pf_redact *r, const char *line, size_t len, char *err, size_t errsz,
+		     bool index);
+
 struct pf_redact *pf_redact__new(int builtin, const char *replacement)
 {
 	struct pf_redact *r;
@@ -479,12 +482,17 @@ struct pf_redact *pf_redact__new(int builtin, const char *replacement)
 	memcpy(r->repl, replacement, n);
 	r->repl_len = n;
 	for (size_t i = 0; builtin && pf_redact_builtin[i]; i++) {
-		if (pf_redact__rule(r, pf_redact_builtin[i], strlen(pf_redact_builtin[i]), NULL,
-				    0)) {
+		if (rule_line(r, pf_redact_builtin[i], strlen(pf_redact_builtin[i]), NULL, 0,
+			      false)) {
 			pf_redact__free(r);
 			errno = EINVAL; /* a broken built-in: caught by the unit tests */
 			return NULL;
 		}
+	}
+	if (reindex(r)) {
+		pf_redact__free(r);
+		errno = EINVAL;
+		return NULL;
 	}
 	return r;
 }
@@ -503,7 +511,10 @@ size_t pf_redact__count(const struct pf_redact *r)
 	return r ? r->n : 0;
 }
 
-int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err, size_t errsz)
+/* One rule line; with @index the indexes are rebuilt after a change (the
+ * built-in set is indexed once, after its last rule). */
+static int rule_line(struct pf_redact *r, const char *line, size_t len, char *err, size_t errsz,
+		     bool index)
 {
 	const char *f[4];
 	size_t fl[4], nf, i;
@@ -531,7 +542,7 @@ int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err
 			return -EINVAL;
 		}
 		r->n = 0;
-		return reindex(r);
+		return index ? reindex(r) : 0;
 	}
 	if (fl[0] == 6 && !memcmp(f[0], "remove", 6)) {
 		why = parse_rule(f + 1, fl + 1, nf - 1, &nr);
@@ -548,7 +559,7 @@ int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err
 		}
 		memmove(&r->rules[i], &r->rules[i + 1], (r->n - i - 1) * sizeof(*r->rules));
 		r->n--;
-		return reindex(r); /* fewer names: cannot fail */
+		return index ? reindex(r) : 0; /* fewer names: cannot fail */
 	}
 	why = parse_rule(f, fl, nf, &nr);
 	if (why) {
@@ -563,13 +574,18 @@ int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err
 		return -ENOSPC;
 	}
 	r->rules[r->n++] = nr;
-	if (reindex(r)) {
+	if (index && reindex(r)) {
 		r->n--;
 		reindex(r); /* as it was, which fitted */
 		set_err(err, errsz, line, len, "too many program names in all rules (at most 512)");
 		return -ENOSPC;
 	}
 	return 0;
+}
+
+int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err, size_t errsz)
+{
+	return rule_line(r, line, len, err, errsz, true);
 }
 
 int pf_redact__load(struct pf_redact *r, const char *text, size_t len, char *err, size_t errsz)

@@ -506,6 +506,83 @@ static void test_rules(void **state)
 	pf_redact__free(NULL);
 }
 
+/* The program rule kinds from a rule file: what each takes, its errors. */
+static void test_rule_kinds(void **state)
+{
+	struct pf_redact *r = pf_redact__new(0, NULL);
+	char err[512];
+	static const char file[] = "arg -k mytool,other:sub\n"
+				   "userpass --auth mytool\n"
+				   "passarg -pw mytool\n"
+				   "header X-Signature\n"
+				   "header Authorization scheme\n"
+				   "shell mysh\n"
+				   "wrapper run\n";
+
+	assert_non_null(r);
+	assert_int_equal(pf_redact__load(r, file, sizeof(file) - 1, err, sizeof(err)), 0);
+	assert_int_equal(pf_redact__count(r), 7);
+	assert_string_equal(red(r, "/bin/mytool", ARGV("mytool", "-k", "s1", "-ks2", "-k=s3")),
+			    "-k [REDACTED] -k[REDACTED] -k=[REDACTED]");
+	/* OPT compares exactly */
+	assert_string_equal(red(r, "/bin/mytool", ARGV("mytool", "-K", "x")), "-K x");
+	assert_string_equal(red(r, "/bin/mytool", ARGV("mytool", "--auth", "u:p", "--auth=u")),
+			    "--auth u:[REDACTED] --auth=u");
+	assert_string_equal(red(r, "/bin/mytool", ARGV("mytool", "-pw", "pass:x", "-pw", "env:X")),
+			    "-pw pass:[REDACTED] -pw env:X");
+	/* prog:sub: only once sub came after the program */
+	assert_string_equal(red(r, "/bin/other", ARGV("other", "-k", "x", "sub", "-k", "y")),
+			    "-k x sub -k [REDACTED]");
+	assert_string_equal(
+	    red(r, "/bin/x", ARGV("x", "X-Signature: abc", "Authorization: Digest u=1")),
+	    "X-Signature: [REDACTED] Authorization: Digest [REDACTED]");
+	/* a shell of one's own, a wrapper of one's own */
+	assert_string_equal(red(r, "/bin/mysh", ARGV("mysh", "-c", "run -q mytool -k s")),
+			    "-c run -q mytool -k [REDACTED]");
+	assert_string_equal(red(r, "/bin/run", ARGV("run", "mytool", "-k", "s")),
+			    "mytool -k [REDACTED]");
+	/* remove takes the same text */
+	assert_int_equal(pf_redact__rule(r, "remove arg -k mytool,other:sub", 30, err, sizeof(err)),
+			 0);
+	assert_string_equal(red(r, "/bin/mytool", ARGV("mytool", "-k", "s1")), "-k s1");
+
+	assert_int_equal(pf_redact__rule(r, "arg k mytool", 12, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "the option of a program rule"));
+	assert_int_equal(pf_redact__rule(r, "arg -k", 6, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_redact__rule(r, "arg -k a:", 9, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_redact__rule(r, "arg -k :b", 9, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_redact__rule(r, "arg -k a:b:c", 12, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_redact__rule(r, "shell sh:x", 10, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_redact__rule(r, "wrapper", 7, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_redact__rule(r, "header X-A bogus", 16, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pf_redact__rule(r, "header X:A", 10, err, sizeof(err)), -EINVAL);
+	pf_redact__free(r);
+}
+
+/* The program names all rules list are bounded: the rule that would pass
+ * the bound is refused and the set stays as it was. */
+static void test_prog_cap(void **state)
+{
+	struct pf_redact *r = pf_redact__new(0, NULL);
+	char line[PF_REDACT_MAX_RULES * 2], err[512];
+	int i, n, e = 0;
+
+	assert_non_null(r);
+	for (i = 0; i < 40 && !e; i++) {
+		n = snprintf(line, sizeof(line), "arg -x ");
+		for (int j = 0; j < 50; j++)
+			n += snprintf(line + n, sizeof(line) - (size_t)n, "%sp%d_%d", j ? "," : "",
+				      i, j);
+		e = pf_redact__rule(r, line, (size_t)n, err, sizeof(err));
+	}
+	assert_int_equal(e, -ENOSPC);
+	assert_non_null(strstr(err, "too many program names"));
+	assert_int_equal(pf_redact__count(r), 10); /* 10 x 50 names fit in 512, 11 do not */
+	assert_string_equal(red(r, "/bin/p9_49", ARGV("p9_49", "-x", "s")), "-x [REDACTED]");
+	assert_string_equal(red(r, "/bin/p10_0", ARGV("p10_0", "-x", "s")), "-x s");
+	pf_redact__free(r);
+}
+
 /* A full rule table: the 257th is refused. */
 static void test_rule_cap(void **state)
 {
@@ -557,7 +634,8 @@ int main(void)
 	    cmocka_unit_test(test_options),	  cmocka_unit_test(test_short),
 	    cmocka_unit_test(test_url_env_token), cmocka_unit_test(test_rules),
 	    cmocka_unit_test(test_rule_cap),	  cmocka_unit_test(test_bound),
-	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_table),	  cmocka_unit_test(test_rule_kinds),
+	    cmocka_unit_test(test_prog_cap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
