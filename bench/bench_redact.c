@@ -2,9 +2,9 @@
 /*
  * What redaction costs per exec event: the built-in rule set applied to
  * argument vectors shaped like real ones (short, typical, long, full of
- * secrets, at the 4 KiB default bound, a shell command string) and to one
+ * secrets, at the 4 KiB default bound, a shell command string) and to two
  * chosen to be slow (4 KiB of short operands, each looked up as a program
- * name). Prints figures; asserts nothing.
+ * name; one argument of 500 URLs with passwords). Prints figures; asserts nothing.
  *
  *   build/bench_redact [ITERATIONS]
  *
@@ -53,7 +53,7 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	static struct vec v[6];
+	static struct vec v[7];
 	struct pf_redact *r = pf_redact__new(1, NULL);
 	static char out[16384];
 	long iters = 200000;
@@ -113,6 +113,13 @@ int main(int argc, char **argv)
 	add(&v[5], "xargs");
 	while (v[5].len < 4000)
 		add(&v[5], "a");
+
+	v[6].name = "URLs (4 KiB, 1 arg, 500 URLs)";
+	add(&v[6], "x");
+	for (size_t i = 0; i < 4000; i++) /* one argument: no NUL between the URLs */
+		v[6].raw[v[6].len + i] = "x://y:z@"[i % 8];
+	v[6].len += 4000;
+	v[6].raw[v[6].len++] = '\0';
 
 	printf("redaction cost per exec event, built-in rule set (%zu rules), %ld iterations x 5\n",
 	       pf_redact__count(r), iters);

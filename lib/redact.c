@@ -757,7 +757,12 @@ static const struct prog_entry *known_prog(const struct pf_redact *r, const char
 
 static void cmd_start(struct cmd *c)
 {
-	memset(c, 0, sizeof(*c));
+	/* Field by field: shell code can start thousands of commands (a;a;a). */
+	c->progl = 0;
+	c->entry = NULL;
+	c->nopd = 0;
+	c->next = NX_NONE;
+	c->shell = SH_NONE;
 	c->want_prog = true;
 }
 
@@ -943,16 +948,16 @@ static void url_passwords(const char *a, size_t n, const struct sink *k)
 	while (i + 3 <= n) {
 		const char *m = memmem(a + i, n - i, "://", 3);
 		const char *next, *c, *at;
-		size_t start, end, slash;
+		size_t start, end, slash, lim;
 
 		if (!m)
 			return;
 		start = (size_t)(m - a) + 3;
+		/* Up to the next URL at most: linear however many there are. */
 		next = start < n ? memmem(a + start, n - start, "://", 3) : NULL;
-		for (end = start; end < n && !ends_url((unsigned char)a[end]); end++)
+		lim = next ? (size_t)(next - a) : n;
+		for (end = start; end < lim && !ends_url((unsigned char)a[end]); end++)
 			;
-		if (next && (size_t)(next - a) < end)
-			end = (size_t)(next - a);
 		c = memchr(a + start, '/', end - start);
 		slash = c ? (size_t)(c - a) : end;
 		c = memchr(a + start, ':', slash - start);
