@@ -75,6 +75,7 @@ struct pf_redact {
 	 */
 	uint16_t by_kind[RK_COUNT][PF_REDACT_MAX_RULES];
 	size_t nkind[RK_COUNT];
+	size_t header_min;	  /* the shortest header name */
 	struct prog_entry *progs; /* PF_REDACT_MAX_PROGS */
 	size_t nprogs;
 	uint16_t slots[PF_REDACT_PROG_SLOTS]; /* hash of progs: entry index + 1, 0 empty */
@@ -408,6 +409,7 @@ static struct prog_entry *prog_find(const struct pf_redact *r, const char *name,
 static int reindex(struct pf_redact *r)
 {
 	memset(r->nkind, 0, sizeof(r->nkind));
+	r->header_min = SIZE_MAX;
 	memset(r->slots, 0, sizeof(r->slots));
 	r->nprogs = 0;
 	for (size_t k = 0; k < r->n; k++) {
@@ -415,6 +417,8 @@ static int reindex(struct pf_redact *r)
 		const char *p = ru->progs;
 
 		r->by_kind[ru->kind][r->nkind[ru->kind]++] = (uint16_t)k;
+		if (ru->kind == RK_HEADER && ru->wordlen < r->header_min)
+			r->header_min = ru->wordlen;
 		while (*p) {
 			const char *comma = strchr(p, ',');
 			size_t l = comma ? (size_t)(comma - p) : strlen(p);
@@ -935,6 +939,21 @@ static bool ends_url(int c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '"' || c == '\'' || c == '?' || c == '#';
 }
 
+/* The first "://" in @a[i..n), or NULL. */
+static const char *find_scheme_end(const char *a, size_t i, size_t n)
+{
+	while (i + 3 <= n) {
+		const char *c = memchr(a + i, ':', n - i - 2);
+
+		if (!c)
+			return NULL;
+		if (c[1] == '/' && c[2] == '/')
+			return c;
+		i = (size_t)(c - a) + 1;
+	}
+	return NULL;
+}
+
 /*
  * scheme://user:PASSWORD@host: the spans of every PASSWORD in @a. The
  * user info ends at the last '@' before the first '/'; when there is none
@@ -946,18 +965,17 @@ static void url_passwords(const char *a, size_t n, const struct sink *k)
 	size_t i = 0;
 
 	while (i + 3 <= n) {
-		const char *m = memmem(a + i, n - i, "://", 3);
-		const char *next, *c, *at;
-		size_t start, end, slash, lim;
+		const char *m = find_scheme_end(a, i, n);
+		const char *c, *at;
+		size_t start, end, slash;
 
 		if (!m)
 			return;
 		start = (size_t)(m - a) + 3;
 		/* Up to the next URL at most: linear however many there are. */
-		next = start < n ? memmem(a + start, n - start, "://", 3) : NULL;
-		lim = next ? (size_t)(next - a) : n;
-		for (end = start; end < lim && !ends_url((unsigned char)a[end]); end++)
-			;
+		for (end = start; end < n && !ends_url((unsigned char)a[end]); end++)
+			if (a[end] == ':' && end + 2 < n && a[end + 1] == '/' && a[end + 2] == '/')
+				break;
 		c = memchr(a + start, '/', end - start);
 		slash = c ? (size_t)(c - a) : end;
 		c = memchr(a + start, ':', slash - start);
@@ -992,7 +1010,7 @@ static void header_values(const struct pf_redact *r, const char *a, size_t n, co
 			ne--;
 		for (ns = ne; ns > 0 && is_word_char((unsigned char)a[ns - 1]);)
 			ns--;
-		for (size_t h = 0; ns < ne && h < r->nkind[RK_HEADER]; h++) {
+		for (size_t h = 0; ne - ns >= r->header_min && h < r->nkind[RK_HEADER]; h++) {
 			const struct rule *ru = &r->rules[r->by_kind[RK_HEADER][h]];
 			size_t i = ne - ru->wordlen;
 			char q = 0;
@@ -1128,7 +1146,7 @@ static void match_word(const struct pf_redact *r, const char *a, size_t n, const
 		for (size_t j = 0; j < r->nkind[RK_OPTION]; j++)
 			if (option_matches(name, nl, &r->rules[r->by_kind[RK_OPTION][j]]))
 				sink_add(k, eq + 1, n);
-	if (has_colon && r->nkind[RK_URL] && memmem(a, n, "://", 3))
+	if (has_colon && r->nkind[RK_URL])
 		url_passwords(a, n, k);
 	if (has_eq && r->nkind[RK_ENV])
 		env_pairs(r, a, n, opt ? eq : SIZE_MAX, k);
