@@ -140,6 +140,7 @@ const char *const pf_redact_builtin[] = {
     "env ACCESS_KEY",
     "env PRIVATE_KEY",
     "env CREDENTIAL",
+    "env MYSQL_PWD",
     "token 32",
     "shell sh,bash,dash,zsh,ksh,mksh,ash,fish,su,runuser",
     "wrapper sudo,doas,env,nohup,exec,nice,ionice,timeout,time,setsid,stdbuf,xargs,sshpass,"
@@ -1258,6 +1259,33 @@ static bool is_c_cluster(const char *a, size_t n)
 static void shell_code(const struct pf_redact *r, const char *a, size_t n, const struct sink *k,
 		       int depth);
 
+/*
+ * Whether @a is a whole command line in one argument, as ssh host "CMD",
+ * watch "CMD" or su's and sudo's callers give it: it holds a space, and its
+ * first word other than KEY=V names a program some rule lists.
+ */
+static bool runs_a_program(const struct pf_redact *r, const char *a, size_t n)
+{
+	size_t i = 0;
+
+	if (!r->nprogs || !memchr(a, ' ', n))
+		return false;
+	while (i < n) {
+		size_t s, e;
+
+		while (i < n && (a[i] == ' ' || a[i] == '\t'))
+			i++;
+		for (s = i; i < n && a[i] != ' ' && a[i] != '\t';)
+			i++;
+		e = i;
+		if (s == e)
+			return false;
+		if (env_key_end(a + s, e - s, 0) == 0) /* not KEY=V */
+			return e < n && known_prog(r, a + s, e - s);
+	}
+	return false;
+}
+
 /* One word of a command line, read in the context @c of the words before. */
 static void word(const struct pf_redact *r, struct cmd *c, const char *a, size_t n,
 		 const struct sink *k, int depth)
@@ -1281,6 +1309,10 @@ static void word(const struct pf_redact *r, struct cmd *c, const char *a, size_t
 			shell_code(r, a, n, k, depth + 1);
 		else
 			sink_add(k, 0, n);
+		return;
+	}
+	if (!opt && depth < PF_REDACT_SHELL_DEPTH && runs_a_program(r, a, n)) {
+		shell_code(r, a, n, k, depth + 1);
 		return;
 	}
 	if (!opt) {
