@@ -383,25 +383,44 @@ static uint32_t hash_name(const char *p, size_t n)
 	return h;
 }
 
-/* The entry of program @name, or NULL. With @add, a new one when there is
- * none (NULL when the index is full). */
-static struct prog_entry *prog_find(const struct pf_redact *r, const char *name, size_t n, bool add)
+/* The slot of program @name: its entry's, or the empty one where it would
+ * go (there is always one: at most half the slots are used). */
+static size_t prog_slot(const struct pf_redact *r, const char *name, size_t n)
 {
 	size_t i = hash_name(name, n) & (PF_REDACT_PROG_SLOTS - 1);
-	struct prog_entry *e;
 
 	for (; r->slots[i]; i = (i + 1) & (PF_REDACT_PROG_SLOTS - 1)) {
-		e = &r->progs[r->slots[i] - 1];
+		const struct prog_entry *e = &r->progs[r->slots[i] - 1];
+
 		if (e->len == n && !memcmp(e->name, name, n))
-			return e;
+			break;
 	}
-	if (!add || r->nprogs == PF_REDACT_MAX_PROGS)
+	return i;
+}
+
+/* The entry of program @name, or NULL. */
+static const struct prog_entry *prog_find(const struct pf_redact *r, const char *name, size_t n)
+{
+	size_t i = prog_slot(r, name, n);
+
+	return r->slots[i] ? &r->progs[r->slots[i] - 1] : NULL;
+}
+
+/* The entry of program @name, a new one if need be; NULL when the index is full. */
+static struct prog_entry *prog_add(struct pf_redact *r, const char *name, size_t n)
+{
+	size_t i = prog_slot(r, name, n);
+	struct prog_entry *e;
+
+	if (r->slots[i])
+		return &r->progs[r->slots[i] - 1];
+	if (r->nprogs == PF_REDACT_MAX_PROGS)
 		return NULL;
-	e = &r->progs[r->nprogs];
+	e = &r->progs[r->nprogs++];
 	memset(e, 0, sizeof(*e));
 	e->name = name;
 	e->len = n;
-	((struct pf_redact *)r)->slots[i] = (uint16_t)++((struct pf_redact *)r)->nprogs;
+	r->slots[i] = (uint16_t)r->nprogs;
 	return e;
 }
 
@@ -421,7 +440,7 @@ static int reindex(struct pf_redact *r)
 		if (ru->kind == RK_HEADER && ru->wordlen < r->header_min)
 			r->header_min = ru->wordlen;
 		while (*p) {
-			const char *comma = strchr(p, ',');
+			const char *name = p, *comma = strchr(p, ',');
 			size_t l = comma ? (size_t)(comma - p) : strlen(p);
 			const char *colon = memchr(p, ':', l);
 			size_t pl = colon ? (size_t)(colon - p) : l;
@@ -430,7 +449,7 @@ static int reindex(struct pf_redact *r)
 			p += l + (comma ? 1 : 0);
 			if (pl >= PF_REDACT_WORD_MAX)
 				continue; /* longer than a program word is kept: never named */
-			e = prog_find(r, p - l - (comma ? 1 : 0), pl, true);
+			e = prog_add(r, name, pl);
 			if (!e)
 				return -ENOSPC;
 			if (ru->kind == RK_SHELL)
@@ -747,17 +766,21 @@ static bool names_prog(const char *list, const char *name, size_t n, const struc
 }
 
 /* The index entry of the program word @a (a path or a name), or NULL when
- * no rule names it. */
+ * no rule names it. A word with ':' is no program but a volume, an image or
+ * an address (-v /srv/mysql:/var/lib/mysql -p3306:3306 is not mysql's -p). */
 static const struct prog_entry *known_prog(const struct pf_redact *r, const char *a, size_t n)
 {
 	size_t bl;
 	const char *b = base_name(a, n, &bl);
 
+	if (memchr(a, ':', n))
+		return NULL;
+
 	if (bl > 1 && b[0] == '-') { /* a login shell's argv[0]: -bash */
 		b++;
 		bl--;
 	}
-	return r->nprogs ? prog_find(r, b, bl, false) : NULL;
+	return r->nprogs ? prog_find(r, b, bl) : NULL;
 }
 
 static void cmd_start(struct cmd *c)
@@ -784,7 +807,7 @@ static void cmd_prog(const struct pf_redact *r, struct cmd *c, const char *a, si
 	/* A name longer than any rule can hold is no program a rule names. */
 	c->progl = bl < sizeof(c->prog) ? bl : 0;
 	memcpy(c->prog, b, c->progl);
-	c->entry = c->progl && r->nprogs ? prog_find(r, c->prog, c->progl, false) : NULL;
+	c->entry = c->progl && r->nprogs ? prog_find(r, c->prog, c->progl) : NULL;
 	c->nopd = 0;
 	c->shell = c->entry && c->entry->shell ? SH_OPTS : SH_NONE;
 	c->want_prog = c->entry && c->entry->wrapper;
