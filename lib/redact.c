@@ -2,12 +2,13 @@
 /*
  * Redaction of secrets in command-line arguments (see redact.h).
  *
- * Each argument is handled on its own: the rules mark byte ranges of it
- * ("spans") to replace, overlapping spans are merged, and the argument is
- * written with each span replaced by the replacement text. An option rule
- * in its separate-argument form (--password VALUE) marks the whole next
- * argument instead. The work per argument is linear in its length times
- * the number of rules, with no allocation: this runs once per exec event.
+ * The arguments are read in order as the words of a command line (see
+ * "matching" below): the rules mark byte ranges of each argument ("spans")
+ * to replace, overlapping spans are merged, and the argument is written
+ * with each span replaced by the replacement text. The work per argument
+ * is about linear in its length times the number of rules, with no
+ * allocation (shell code is unquoted into bounded stack buffers): this
+ * runs once per exec event.
  */
 #include "redact.h"
 
@@ -24,6 +25,13 @@ enum rule_kind {
 	RK_URL,
 	RK_ENV,
 	RK_TOKEN,
+	RK_ARG,
+	RK_USERPASS,
+	RK_PASSARG,
+	RK_HEADER,
+	RK_SHELL,
+	RK_WRAPPER,
+	RK_COUNT,
 };
 
 #define PF_REDACT_WORD_MAX  64
@@ -31,13 +39,28 @@ enum rule_kind {
 #define PF_REDACT_TOKEN_MIN 8
 #define PF_REDACT_TOKEN_MAX 4096
 /* Spans per argument; an argument with more is replaced whole. */
-#define PF_REDACT_SPANS 32
+#define PF_REDACT_SPANS 64
 
 struct rule {
 	enum rule_kind kind;
-	unsigned minlen;		 /* token */
-	char word[PF_REDACT_WORD_MAX];	 /* option / env word, short option */
-	char progs[PF_REDACT_PROGS_MAX]; /* short: comma-separated program names */
+	unsigned minlen;	       /* token */
+	bool scheme;		       /* header: keep the auth scheme word */
+	char word[PF_REDACT_WORD_MAX]; /* option / env word, program option, header */
+	size_t wordlen;
+	char progs[PF_REDACT_PROGS_MAX]; /* comma-separated program names */
+};
+
+/* Program names all rules together may list; their index has twice the slots. */
+#define PF_REDACT_MAX_PROGS  512
+#define PF_REDACT_PROG_SLOTS 1024
+
+/* A program name some rule lists, and what the rules say of it. */
+struct prog_entry {
+	const char *name; /* in a rule's progs; the index is rebuilt on every change */
+	size_t len;
+	uint64_t rules[PF_REDACT_MAX_RULES / 64]; /* short/arg/userpass/passarg naming it */
+	uint64_t sub[PF_REDACT_MAX_RULES / 64];	  /* ... of them only as name:sub */
+	bool shell, wrapper;
 };
 
 struct pf_redact {
@@ -45,13 +68,30 @@ struct pf_redact {
 	size_t n;
 	char repl[PF_REDACT_MAX_REPLACEMENT + 1];
 	size_t repl_len;
+	/*
+	 * Indexes of the rules, rebuilt whenever they change (rare) so that an
+	 * argument is compared only with the rules of its kind, and a word is
+	 * looked up as a program name once rather than in every list.
+	 */
+	uint16_t by_kind[RK_COUNT][PF_REDACT_MAX_RULES];
+	size_t nkind[RK_COUNT];
+	size_t header_min;	  /* the shortest header name */
+	struct prog_entry *progs; /* PF_REDACT_MAX_PROGS */
+	size_t nprogs;
+	uint16_t slots[PF_REDACT_PROG_SLOTS]; /* hash of progs: entry index + 1, 0 empty */
 };
 
+/*
+ * The built-in set. Program rules name the programs by base name; "prog:sub"
+ * only after the argument "sub" (docker's -p is a port, docker login's -p a
+ * password).
+ */
 const char *const pf_redact_builtin[] = {
     "option password",
     "option passwd",
     "option pass",
     "option pwd",
+    "option passphrase",
     "option secret",
     "option token",
     "option api-key",
@@ -61,12 +101,38 @@ const char *const pf_redact_builtin[] = {
     "option private-key",
     "option client-secret",
     "option credentials",
+    "option requirepass",
+    "option masterauth",
     "short -p mysql,mysqldump,mysqladmin,mysqlimport,mysqlcheck,mysqlshow,mysqlslap,"
     "mysqlpump,mysqlbinlog,mysqlsh,mariadb,mariadb-dump,mariadb-admin,mariadb-import,"
     "mariadb-check,mariadb-show,mariadb-slap,mariadb-binlog",
+    "arg -p sshpass",
+    "arg -a redis-cli,keydb-cli,valkey-cli",
+    "arg -p docker:login,podman:login,buildah:login,skopeo:login,nerdctl:login,oras:login,"
+    "helm:registry",
+    "arg -w ldapsearch,ldapadd,ldapmodify,ldapdelete,ldapwhoami,ldapcompare,ldapexop,"
+    "ldappasswd,ldapmodrdn",
+    "arg -N ssh-keygen",
+    "arg -P ssh-keygen",
+    "arg --oauth2-bearer curl",
+    "userpass -u curl",
+    "userpass --user curl",
+    "userpass -U curl",
+    "userpass --proxy-user curl",
+    "passarg -passin openssl",
+    "passarg -passout openssl",
+    "header Authorization scheme",
+    "header Api-Key",
+    "header Auth-Token",
+    "header Access-Token",
+    "header Private-Token",
+    "header Vault-Token",
+    "header Security-Token",
+    "header Cookie",
     "url-password",
     "env PASSWORD",
     "env PASSWD",
+    "env PASSPHRASE",
     "env SECRET",
     "env TOKEN",
     "env API_KEY",
@@ -74,7 +140,11 @@ const char *const pf_redact_builtin[] = {
     "env ACCESS_KEY",
     "env PRIVATE_KEY",
     "env CREDENTIAL",
+    "env MYSQL_PWD",
     "token 32",
+    "shell sh,bash,dash,zsh,ksh,mksh,ash,fish,su,runuser",
+    "wrapper sudo,doas,env,nohup,exec,nice,ionice,timeout,time,setsid,stdbuf,xargs,sshpass,"
+    "chpst,unbuffer",
     NULL,
 };
 
@@ -112,22 +182,6 @@ static bool eq_norm(const char *a, size_t alen, const char *b, size_t blen)
 		if (norm((unsigned char)a[i]) != norm((unsigned char)b[i]))
 			return false;
 	return true;
-}
-
-/* Whether @hay[0..n) contains @needle (case-insensitive, '-' == '_'). */
-static bool contains_norm(const char *hay, size_t n, const char *needle)
-{
-	size_t m = strlen(needle);
-
-	int first;
-
-	if (m == 0 || m > n)
-		return m == 0;
-	first = norm((unsigned char)needle[0]);
-	for (size_t i = 0; i + m <= n; i++)
-		if (norm((unsigned char)hay[i]) == first && eq_norm(hay + i, m, needle, m))
-			return true;
-	return false;
 }
 
 /* ---- rule parsing ------------------------------------------------------- */
@@ -170,66 +224,122 @@ static bool all_word_chars(const char *s, size_t n)
 	return true;
 }
 
+/* Whether @s[0..n) is a program list: base names (optionally "prog:sub")
+ * separated by single commas. */
+static bool valid_progs(const char *s, size_t n)
+{
+	size_t el = 0, colons = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		char c = i < n ? s[i] : ',';
+
+		if (c == ',') {
+			if (el == 0 || (colons && (s[i - 1] == ':' || s[i - el] == ':')))
+				return false;
+			el = colons = 0;
+			continue;
+		}
+		if (c == '/' || (c == ':' && ++colons > 1))
+			return false;
+		el++;
+	}
+	return true;
+}
+
+/* What follows the rule's name, which decides how its fields are read. */
+enum rule_args {
+	RA_NONE,      /* url-password */
+	RA_NAME,      /* option NAME, env WORD */
+	RA_OPT_PROGS, /* short/arg/userpass/passarg OPT PROGS */
+	RA_PROGS,     /* shell/wrapper PROGS */
+	RA_MINLEN,    /* token MINLEN */
+	RA_HEADER,    /* header NAME [scheme] */
+};
+
+/* The rule kinds: the one table parsing, errors and the README follow. */
+static const struct rule_spec {
+	const char *name;
+	enum rule_kind kind;
+	enum rule_args args;
+	const char *usage; /* said when the fields are wrong */
+} rule_specs[] = {
+    {"option", RK_OPTION, RA_NAME, "'option' takes one option name (option password)"},
+    {"short", RK_SHORT, RA_OPT_PROGS,
+     "'short' takes an option and a list of programs (short -p mysql,mariadb)"},
+    {"arg", RK_ARG, RA_OPT_PROGS,
+     "'arg' takes an option and a list of programs (arg -a redis-cli)"},
+    {"userpass", RK_USERPASS, RA_OPT_PROGS,
+     "'userpass' takes an option and a list of programs (userpass -u curl)"},
+    {"passarg", RK_PASSARG, RA_OPT_PROGS,
+     "'passarg' takes an option and a list of programs (passarg -passin openssl)"},
+    {"header", RK_HEADER, RA_HEADER,
+     "'header' takes a header name and optionally 'scheme' (header Authorization scheme)"},
+    {"url-password", RK_URL, RA_NONE, "'url-password' takes nothing"},
+    {"env", RK_ENV, RA_NAME, "'env' takes one word (env PASSWORD)"},
+    {"token", RK_TOKEN, RA_MINLEN, "'token' takes a minimum length (token 32)"},
+    {"shell", RK_SHELL, RA_PROGS, "'shell' takes a list of programs (shell sh,bash)"},
+    {"wrapper", RK_WRAPPER, RA_PROGS, "'wrapper' takes a list of programs (wrapper sudo,env)"},
+};
+
 /* A rule from its fields. Returns NULL on success, else why it is bad. */
 static const char *parse_rule(const char **f, const size_t *fl, size_t nf, struct rule *out)
 {
+	const struct rule_spec *rs = NULL;
+
 	memset(out, 0, sizeof(*out));
 	if (nf == 0)
 		return "empty rule";
-	if (fl[0] == 6 && !memcmp(f[0], "option", 6)) {
-		out->kind = RK_OPTION;
+	for (size_t i = 0; i < sizeof(rule_specs) / sizeof(rule_specs[0]); i++)
+		if (fl[0] == strlen(rule_specs[i].name) && !memcmp(f[0], rule_specs[i].name, fl[0]))
+			rs = &rule_specs[i];
+	if (!rs)
+		return "unknown rule (option, short, arg, userpass, passarg, header, url-password, "
+		       "env, token, shell, wrapper, remove, clear)";
+	out->kind = rs->kind;
+	switch (rs->args) {
+	case RA_NONE:
+		return nf == 1 ? NULL : rs->usage;
+	case RA_NAME:
 		if (nf != 2)
-			return "'option' takes one option name (option password)";
-		if (f[1][0] == '-')
+			return rs->usage;
+		if (rs->kind == RK_OPTION && f[1][0] == '-')
 			return "give the option name without dashes (option password)";
 		if (!all_word_chars(f[1], fl[1]) || fl[1] >= PF_REDACT_WORD_MAX)
-			return "an option name is 1 to 63 letters, digits, '-' or '_'";
+			return rs->kind == RK_OPTION
+				   ? "an option name is 1 to 63 letters, digits, '-' or '_'"
+				   : "an env word is 1 to 63 letters, digits, '-' or '_'";
 		memcpy(out->word, f[1], fl[1]);
+		out->wordlen = fl[1];
 		return NULL;
-	}
-	if (fl[0] == 5 && !memcmp(f[0], "short", 5)) {
-		out->kind = RK_SHORT;
+	case RA_OPT_PROGS:
 		if (nf != 3)
-			return "'short' takes an option and a list of programs (short -p "
-			       "mysql,mariadb)";
+			return rs->usage;
 		if (fl[1] < 2 || f[1][0] != '-' || !all_word_chars(f[1] + 1, fl[1] - 1) ||
 		    fl[1] >= PF_REDACT_WORD_MAX)
-			return "the option of a 'short' rule is '-' and letters (-p)";
+			return "the option of a program rule is '-' and letters (-p, --user)";
 		if (fl[2] >= PF_REDACT_PROGS_MAX)
 			return "the program list is too long";
-		for (size_t i = 0; i < fl[2]; i++) {
-			char c = f[2][i];
-
-			if (c == '/' ||
-			    (c == ',' && (i == 0 || i + 1 == fl[2] || f[2][i + 1] == ',')))
-				return "programs are base names separated by single commas "
-				       "(mysql,mariadb)";
-		}
+		if (!valid_progs(f[2], fl[2]))
+			return "programs are base names separated by single commas "
+			       "(mysql,mariadb; docker:login for docker's login command)";
 		memcpy(out->word, f[1], fl[1]);
+		out->wordlen = fl[1];
 		memcpy(out->progs, f[2], fl[2]);
 		return NULL;
-	}
-	if (fl[0] == 12 && !memcmp(f[0], "url-password", 12)) {
-		out->kind = RK_URL;
-		if (nf != 1)
-			return "'url-password' takes nothing";
-		return NULL;
-	}
-	if (fl[0] == 3 && !memcmp(f[0], "env", 3)) {
-		out->kind = RK_ENV;
+	case RA_PROGS:
 		if (nf != 2)
-			return "'env' takes one word (env PASSWORD)";
-		if (!all_word_chars(f[1], fl[1]) || fl[1] >= PF_REDACT_WORD_MAX)
-			return "an env word is 1 to 63 letters, digits, '-' or '_'";
-		memcpy(out->word, f[1], fl[1]);
+			return rs->usage;
+		if (fl[1] >= PF_REDACT_PROGS_MAX)
+			return "the program list is too long";
+		if (!valid_progs(f[1], fl[1]) || memchr(f[1], ':', fl[1]))
+			return "programs are base names separated by single commas (sh,bash)";
+		memcpy(out->progs, f[1], fl[1]);
 		return NULL;
-	}
-	if (fl[0] == 5 && !memcmp(f[0], "token", 5)) {
+	case RA_MINLEN: {
 		unsigned long v = 0;
 
-		out->kind = RK_TOKEN;
 		if (nf != 2)
-			return "'token' takes a minimum length (token 32)";
+			return rs->usage;
 		for (size_t i = 0; i < fl[1]; i++) {
 			if (f[1][i] < '0' || f[1][i] > '9' || v > PF_REDACT_TOKEN_MAX)
 				return "the minimum length of a token is a number from 8 to 4096";
@@ -240,15 +350,130 @@ static const char *parse_rule(const char **f, const size_t *fl, size_t nf, struc
 		out->minlen = (unsigned)v;
 		return NULL;
 	}
-	return "unknown rule (option, short, url-password, env, token, remove, clear)";
+	case RA_HEADER:
+		if (nf < 2 || nf > 3 || (nf == 3 && (fl[2] != 6 || memcmp(f[2], "scheme", 6))))
+			return rs->usage;
+		if (!all_word_chars(f[1], fl[1]) || fl[1] >= PF_REDACT_WORD_MAX)
+			return "a header name is 1 to 63 letters, digits, '-' or '_'";
+		memcpy(out->word, f[1], fl[1]);
+		out->wordlen = fl[1];
+		out->scheme = nf == 3;
+		return NULL;
+	}
+	return rs->usage;
 }
 
 static bool same_rule(const struct rule *a, const struct rule *b)
 {
-	return a->kind == b->kind && a->minlen == b->minlen &&
-	       eq_norm(a->word, strlen(a->word), b->word, strlen(b->word)) &&
+	bool exact = a->kind == RK_SHORT || a->kind == RK_ARG || a->kind == RK_USERPASS ||
+		     a->kind == RK_PASSARG; /* -p is not -P */
+
+	return a->kind == b->kind && a->minlen == b->minlen && a->scheme == b->scheme &&
+	       (exact ? !strcmp(a->word, b->word)
+		      : eq_norm(a->word, strlen(a->word), b->word, strlen(b->word))) &&
 	       !strcmp(a->progs, b->progs);
 }
+
+static uint32_t hash_name(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 16777619u;
+	return h;
+}
+
+/* The slot of program @name: its entry's, or the empty one where it would
+ * go (there is always one: at most half the slots are used). */
+static size_t prog_slot(const struct pf_redact *r, const char *name, size_t n)
+{
+	size_t i = hash_name(name, n) & (PF_REDACT_PROG_SLOTS - 1);
+
+	for (; r->slots[i]; i = (i + 1) & (PF_REDACT_PROG_SLOTS - 1)) {
+		const struct prog_entry *e = &r->progs[r->slots[i] - 1];
+
+		if (e->len == n && !memcmp(e->name, name, n))
+			break;
+	}
+	return i;
+}
+
+/* The entry of program @name, or NULL. */
+static const struct prog_entry *prog_find(const struct pf_redact *r, const char *name, size_t n)
+{
+	size_t i = prog_slot(r, name, n);
+
+	return r->slots[i] ? &r->progs[r->slots[i] - 1] : NULL;
+}
+
+/* The entry of program @name, a new one if need be; NULL when the index is full. */
+static struct prog_entry *prog_add(struct pf_redact *r, const char *name, size_t n)
+{
+	size_t i = prog_slot(r, name, n);
+	struct prog_entry *e;
+
+	if (r->slots[i])
+		return &r->progs[r->slots[i] - 1];
+	if (r->nprogs == PF_REDACT_MAX_PROGS)
+		return NULL;
+	e = &r->progs[r->nprogs++];
+	memset(e, 0, sizeof(*e));
+	e->name = name;
+	e->len = n;
+	r->slots[i] = (uint16_t)r->nprogs;
+	return e;
+}
+
+/* Rebuild the indexes. Returns 0, or -ENOSPC when the rules list more than
+ * PF_REDACT_MAX_PROGS program names. */
+static int reindex(struct pf_redact *r)
+{
+	memset(r->nkind, 0, sizeof(r->nkind));
+	r->header_min = SIZE_MAX;
+	memset(r->slots, 0, sizeof(r->slots));
+	r->nprogs = 0;
+	for (size_t k = 0; k < r->n; k++) {
+		const struct rule *ru = &r->rules[k];
+		const char *p = ru->progs;
+
+		r->by_kind[ru->kind][r->nkind[ru->kind]++] = (uint16_t)k;
+		if (ru->kind == RK_HEADER && ru->wordlen < r->header_min)
+			r->header_min = ru->wordlen;
+		while (*p) {
+			const char *name = p, *comma = strchr(p, ',');
+			size_t l = comma ? (size_t)(comma - p) : strlen(p);
+			const char *colon = memchr(p, ':', l);
+			size_t pl = colon ? (size_t)(colon - p) : l;
+			struct prog_entry *e;
+
+			p += l + (comma ? 1 : 0);
+			if (pl >= PF_REDACT_WORD_MAX)
+				continue; /* longer than a program word is kept: never named */
+			e = prog_add(r, name, pl);
+			if (!e)
+				return -ENOSPC;
+			if (ru->kind == RK_SHELL)
+				e->shell = true;
+			else if (ru->kind == RK_WRAPPER)
+				e->wrapper = true;
+			else {
+				uint64_t bit = (uint64_t)1 << (k % 64);
+				bool had = e->rules[k / 64] & bit;
+
+				e->rules[k / 64] |= bit;
+				/* "sub" only while no plain entry of this list names it */
+				if (!colon)
+					e->sub[k / 64] &= ~bit;
+				else if (!had)
+					e->sub[k / 64] |= bit;
+			}
+		}
+	}
+	return 0;
+}
+
+static int rule_line(struct pf_redact *r, const char *line, size_t len, char *err, size_t errsz,
+		     bool index);
 
 struct pf_redact *pf_redact__new(int builtin, const char *replacement)
 {
@@ -272,20 +497,26 @@ struct pf_redact *pf_redact__new(int builtin, const char *replacement)
 	if (!r)
 		return NULL;
 	r->rules = calloc(PF_REDACT_MAX_RULES, sizeof(*r->rules));
-	if (!r->rules) {
-		free(r);
+	r->progs = calloc(PF_REDACT_MAX_PROGS, sizeof(*r->progs));
+	if (!r->rules || !r->progs) {
+		pf_redact__free(r);
 		errno = ENOMEM;
 		return NULL;
 	}
 	memcpy(r->repl, replacement, n);
 	r->repl_len = n;
 	for (size_t i = 0; builtin && pf_redact_builtin[i]; i++) {
-		if (pf_redact__rule(r, pf_redact_builtin[i], strlen(pf_redact_builtin[i]), NULL,
-				    0)) {
+		if (rule_line(r, pf_redact_builtin[i], strlen(pf_redact_builtin[i]), NULL, 0,
+			      false)) {
 			pf_redact__free(r);
 			errno = EINVAL; /* a broken built-in: caught by the unit tests */
 			return NULL;
 		}
+	}
+	if (reindex(r)) {
+		pf_redact__free(r);
+		errno = EINVAL;
+		return NULL;
 	}
 	return r;
 }
@@ -295,6 +526,7 @@ void pf_redact__free(struct pf_redact *r)
 	if (!r)
 		return;
 	free(r->rules);
+	free(r->progs);
 	free(r);
 }
 
@@ -303,7 +535,10 @@ size_t pf_redact__count(const struct pf_redact *r)
 	return r ? r->n : 0;
 }
 
-int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err, size_t errsz)
+/* One rule line; with @index the indexes are rebuilt after a change (the
+ * built-in set is indexed once, after its last rule). */
+static int rule_line(struct pf_redact *r, const char *line, size_t len, char *err, size_t errsz,
+		     bool index)
 {
 	const char *f[4];
 	size_t fl[4], nf, i;
@@ -331,7 +566,7 @@ int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err
 			return -EINVAL;
 		}
 		r->n = 0;
-		return 0;
+		return index ? reindex(r) : 0;
 	}
 	if (fl[0] == 6 && !memcmp(f[0], "remove", 6)) {
 		why = parse_rule(f + 1, fl + 1, nf - 1, &nr);
@@ -348,7 +583,7 @@ int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err
 		}
 		memmove(&r->rules[i], &r->rules[i + 1], (r->n - i - 1) * sizeof(*r->rules));
 		r->n--;
-		return 0;
+		return index ? reindex(r) : 0; /* fewer names: cannot fail */
 	}
 	why = parse_rule(f, fl, nf, &nr);
 	if (why) {
@@ -363,7 +598,18 @@ int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err
 		return -ENOSPC;
 	}
 	r->rules[r->n++] = nr;
+	if (index && reindex(r)) {
+		r->n--;
+		reindex(r); /* as it was, which fitted */
+		set_err(err, errsz, line, len, "too many program names in all rules (at most 512)");
+		return -ENOSPC;
+	}
 	return 0;
+}
+
+int pf_redact__rule(struct pf_redact *r, const char *line, size_t len, char *err, size_t errsz)
+{
+	return rule_line(r, line, len, err, errsz, true);
 }
 
 int pf_redact__load(struct pf_redact *r, const char *text, size_t len, char *err, size_t errsz)
@@ -394,6 +640,27 @@ int pf_redact__load(struct pf_redact *r, const char *text, size_t len, char *err
 
 /* ---- matching ------------------------------------------------------------ */
 
+/*
+ * How an argument vector is read. Each argument is a word of a command
+ * line; a word is matched on its own by the rules that need no context
+ * (option=, KEY=V, URL, header, token), and in the context of the words
+ * before it by the rest: the program it belongs to (program rules), an
+ * option before it that takes it as its value, a shell's -c before it that
+ * makes it a command line of its own. Such a command line is cut into words
+ * as the shell would (quotes, backslashes, ; & | ( ) and newlines), each
+ * word unquoted into a buffer with a map back to where its bytes came from,
+ * and read the same way, to PF_REDACT_SHELL_DEPTH levels of sh -c.
+ */
+
+/* Nested sh -c levels looked into; deeper shell code is replaced whole. */
+#define PF_REDACT_SHELL_DEPTH 3
+/* Longest word of shell code looked into; a longer one is replaced whole. */
+#define PF_REDACT_SHELL_WORD 4096
+/* Operands after a program remembered for "prog:sub" rules. */
+#define PF_REDACT_OPERANDS 3
+/* A token: a segment of at least this many characters that looks random. */
+#define PF_REDACT_TOKEN_SEGMENT 12
+
 struct span {
 	size_t s, e;
 };
@@ -417,6 +684,28 @@ static void span_add(struct spans *sp, size_t s, size_t e)
 	sp->n++;
 }
 
+/*
+ * Where the spans of a word go: the argument's span list at the top level;
+ * for a word of shell code, through @map (the position in the argument, or
+ * in the enclosing word, of each byte of the unquoted word) one level up.
+ */
+struct sink {
+	struct spans *sp;
+	const struct sink *up;
+	const uint16_t *map;
+};
+
+static void sink_add(const struct sink *k, size_t s, size_t e)
+{
+	for (; k->up; k = k->up) {
+		if (s >= e)
+			return;
+		s = k->map[s];
+		e = (size_t)k->map[e - 1] + 1;
+	}
+	span_add(k->sp, s, e);
+}
+
 /* The base name of @p[0..n). */
 static const char *base_name(const char *p, size_t n, size_t *bl)
 {
@@ -427,22 +716,102 @@ static const char *base_name(const char *p, size_t n, size_t *bl)
 	return b;
 }
 
-/* Whether @name[0..n) is in the comma-separated @list. */
-static bool in_list(const char *list, const char *name, size_t n)
+/* What the next word is, after an option that takes its value there. */
+enum next_word { NX_NONE, NX_SECRET, NX_USERPASS, NX_PASSARG };
+
+enum shell_state { SH_NONE, SH_OPTS, SH_CODE };
+
+/* One command line being read: the program its words belong to. */
+struct cmd {
+	/* Copies: a word of shell code lives in a buffer the next word reuses. */
+	char prog[PF_REDACT_WORD_MAX]; /* base name; "" before the first program word */
+	size_t progl;
+	char opd[PF_REDACT_OPERANDS][PF_REDACT_WORD_MAX]; /* the first operands after it */
+	size_t opdl[PF_REDACT_OPERANDS];
+	unsigned nopd;
+	const struct prog_entry *entry; /* what the rules say of it; NULL: nothing */
+	enum next_word next;
+	enum shell_state shell;
+	bool want_prog; /* the next operand is a program (a command's start, after sudo) */
+};
+
+/*
+ * Whether the program list @list names @name (@n bytes). With @c, an entry
+ * "prog:sub" names it only when sub is one of the operands seen; without,
+ * "prog:sub" names prog.
+ */
+static bool names_prog(const char *list, const char *name, size_t n, const struct cmd *c)
 {
 	const char *p = list;
 
 	if (n == 0)
 		return false;
 	while (*p) {
-		const char *c = strchr(p, ',');
-		size_t l = c ? (size_t)(c - p) : strlen(p);
+		const char *comma = strchr(p, ',');
+		size_t l = comma ? (size_t)(comma - p) : strlen(p);
+		const char *colon = memchr(p, ':', l);
+		size_t pl = colon ? (size_t)(colon - p) : l;
 
-		if (l == n && !memcmp(p, name, n))
-			return true;
-		p += l + (c ? 1 : 0);
+		if (pl == n && !memcmp(p, name, n)) {
+			if (!colon || !c)
+				return true;
+			for (unsigned i = 0; i < c->nopd; i++)
+				if (c->opdl[i] == l - pl - 1 &&
+				    !memcmp(c->opd[i], colon + 1, c->opdl[i]))
+					return true;
+		}
+		p += l + (comma ? 1 : 0);
 	}
 	return false;
+}
+
+/* The index entry of the program word @a (a path or a name), or NULL when
+ * no rule names it. A word with ':' is no program but a volume, an image or
+ * an address (-v /srv/mysql:/var/lib/mysql -p3306:3306 is not mysql's -p). */
+static const struct prog_entry *known_prog(const struct pf_redact *r, const char *a, size_t n)
+{
+	size_t bl;
+	const char *b = base_name(a, n, &bl);
+
+	if (memchr(a, ':', n))
+		return NULL;
+
+	if (bl > 1 && b[0] == '-') { /* a login shell's argv[0]: -bash */
+		b++;
+		bl--;
+	}
+	return r->nprogs ? prog_find(r, b, bl) : NULL;
+}
+
+static void cmd_start(struct cmd *c)
+{
+	/* Field by field: shell code can start thousands of commands (a;a;a). */
+	c->progl = 0;
+	c->entry = NULL;
+	c->nopd = 0;
+	c->next = NX_NONE;
+	c->shell = SH_NONE;
+	c->want_prog = true;
+}
+
+/* The words that follow belong to program @a (a word, a path or not). */
+static void cmd_prog(const struct pf_redact *r, struct cmd *c, const char *a, size_t n)
+{
+	size_t bl;
+	const char *b = base_name(a, n, &bl);
+
+	if (bl > 1 && b[0] == '-') { /* a login shell's argv[0]: -bash */
+		b++;
+		bl--;
+	}
+	/* A name longer than any rule can hold is no program a rule names. */
+	c->progl = bl < sizeof(c->prog) ? bl : 0;
+	memcpy(c->prog, b, c->progl);
+	c->entry = c->progl && r->nprogs ? prog_find(r, c->prog, c->progl) : NULL;
+	c->nopd = 0;
+	c->shell = c->entry && c->entry->shell ? SH_OPTS : SH_NONE;
+	c->want_prog = c->entry && c->entry->wrapper;
+	c->next = NX_NONE;
 }
 
 /* The name of the option argument @a (after its dashes, up to '='), and
@@ -464,9 +833,10 @@ static bool option_name(const char *a, size_t n, const char **name, size_t *nl, 
 }
 
 /* Whether option @name matches @word: equal, or ending in -word / _word. */
-static bool option_matches(const char *name, size_t nl, const char *word)
+static bool option_matches(const char *name, size_t nl, const struct rule *ru)
 {
-	size_t wl = strlen(word);
+	const char *word = ru->word;
+	size_t wl = ru->wordlen;
 
 	if (eq_norm(name, nl, word, wl))
 		return true;
@@ -485,40 +855,262 @@ static size_t env_key_end(const char *a, size_t n, size_t off)
 	return k > off && k < n && a[k] == '=' ? k : off;
 }
 
-/* scheme://user:PASSWORD@host: the spans of every PASSWORD in @a. */
-static void url_passwords(const char *a, size_t n, struct spans *sp)
+static bool is_upper(int c)
+{
+	return c >= 'A' && c <= 'Z';
+}
+
+static bool is_lower(int c)
+{
+	return c >= 'a' && c <= 'z';
+}
+
+static bool is_alpha(int c)
+{
+	return is_upper(c) || is_lower(c);
+}
+
+static bool is_digit(int c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Whether the last component of KEY is a word that says the value is
+ * where the secret is, not the secret (POSTGRES_PASSWORD_FILE). */
+static bool names_a_place(const char *key, size_t kl)
+{
+	static const char *const places[] = {"file", "path", "dir"};
+
+	for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+		size_t pl = strlen(places[i]);
+
+		if (kl > pl && eq_norm(key + kl - pl, pl, places[i], pl) &&
+		    (!is_alpha((unsigned char)key[kl - pl - 1]) ||
+		     (is_upper((unsigned char)key[kl - pl]) &&
+		      is_lower((unsigned char)key[kl - pl - 1]))))
+			return true;
+	}
+	return false;
+}
+
+/* Whether KEY holds @word ending where a word of KEY ends: DB_PASSWORD,
+ * dbPasswordX, PGPASSWORD, but not max_tokens or tokenizer. */
+static bool key_has_word(const char *key, size_t kl, const char *word)
+{
+	size_t wl = strlen(word);
+	int first = norm((unsigned char)word[0]);
+
+	for (size_t i = 0; i + wl <= kl; i++) {
+		size_t e = i + wl;
+
+		if (norm((unsigned char)key[i]) != first || !eq_norm(key + i, wl, word, wl))
+			continue;
+		if (e == kl || !is_alpha((unsigned char)key[e]) ||
+		    (is_upper((unsigned char)key[e]) && is_lower((unsigned char)key[e - 1])))
+			return true;
+	}
+	return false;
+}
+
+static bool ends_embedded_value(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '&' || c == ';' || c == ',';
+}
+
+/*
+ * KEY=V pairs: at the start of the argument and after an option's '='
+ * (the value runs to the end), and after a space, '?', '&', ';' or ','
+ * inside it, as in a query string, a conninfo or helm's --set (the value
+ * runs to the next of those).
+ */
+static void env_pairs(const struct pf_redact *r, const char *a, size_t n, size_t eq,
+		      const struct sink *k)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool whole = i == 0 || (eq != SIZE_MAX && i == eq + 1);
+		size_t ke, ve;
+
+		if (!whole && !(ends_embedded_value((unsigned char)a[i - 1]) || a[i - 1] == '?'))
+			continue;
+		ke = env_key_end(a, n, i);
+		if (ke == i || names_a_place(a + i, ke - i))
+			continue;
+		for (size_t j = 0; j < r->nkind[RK_ENV]; j++) {
+			if (!key_has_word(a + i, ke - i, r->rules[r->by_kind[RK_ENV][j]].word))
+				continue;
+			for (ve = ke + 1;
+			     !whole && ve < n && !ends_embedded_value((unsigned char)a[ve]); ve++)
+				;
+			sink_add(k, ke + 1, whole ? n : ve);
+			break;
+		}
+		i = ke; /* the value may hold the next pair (a=b&password=c) */
+	}
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_digit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+static bool ends_url(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '"' || c == '\'' || c == '?' || c == '#';
+}
+
+/* The first "://" in @a[i..n), or NULL. */
+static const char *find_scheme_end(const char *a, size_t i, size_t n)
+{
+	while (i + 3 <= n) {
+		const char *c = memchr(a + i, ':', n - i - 2);
+
+		if (!c)
+			return NULL;
+		if (c[1] == '/' && c[2] == '/')
+			return c;
+		i = (size_t)(c - a) + 1;
+	}
+	return NULL;
+}
+
+/*
+ * scheme://user:PASSWORD@host: the spans of every PASSWORD in @a. The
+ * user info ends at the last '@' before the first '/'; when there is none
+ * there, a password holding '/' is taken to run to the last '@' after it
+ * (unless what stands between ':' and '/' is a port: host:8080/a@b).
+ */
+static void url_passwords(const char *a, size_t n, const struct sink *k)
 {
 	size_t i = 0;
 
 	while (i + 3 <= n) {
-		const char *m = memmem(a + i, n - i, "://", 3);
-		size_t start, end, at = SIZE_MAX, colon = SIZE_MAX;
+		const char *m = find_scheme_end(a, i, n);
+		const char *c, *at;
+		size_t start, end, slash;
 
 		if (!m)
 			return;
 		start = (size_t)(m - a) + 3;
-		for (end = start; end < n; end++) {
-			char c = a[end];
-
-			if (c == '/' || c == '?' || c == '#' || c == ' ')
+		/* Up to the next URL at most: linear however many there are. */
+		for (end = start; end < n && !ends_url((unsigned char)a[end]); end++)
+			if (a[end] == ':' && end + 2 < n && a[end + 1] == '/' && a[end + 2] == '/')
 				break;
-			if (c == '@')
-				at = end; /* the last '@' ends the user info */
-		}
-		if (at != SIZE_MAX) {
-			const char *c = memchr(a + start, ':', at - start);
-
-			if (c)
-				colon = (size_t)(c - a);
-		}
-		if (colon != SIZE_MAX)
-			span_add(sp, colon + 1, at);
+		c = memchr(a + start, '/', end - start);
+		slash = c ? (size_t)(c - a) : end;
+		c = memchr(a + start, ':', slash - start);
 		i = end > start ? end : start;
+		if (!c)
+			continue;
+		at = memrchr(c, '@', (size_t)(a + slash - c));
+		if (!at && slash < end && !all_digits(c + 1, (size_t)(a + slash - c - 1)))
+			at = memrchr(a + slash, '@', end - slash);
+		if (!at || (size_t)(at - a) + 1 >= n)
+			continue;
+		sink_add(k, (size_t)(c - a) + 1, (size_t)(at - a));
+		i = (size_t)(at - a) + 1;
 	}
 }
 
-/* Long random-looking runs, and whatever follows "Bearer ". */
-static void tokens(const char *a, size_t n, unsigned minlen, struct spans *sp)
+/*
+ * NAME: VALUE for the header rules' NAMEs, anywhere in @a where NAME starts
+ * a word (curl's -HName: too). Found from each ':' back, so that a word
+ * without one costs nothing. With "scheme", the first word of the value
+ * (Basic, Bearer) is kept. The value ends at a newline, at the quote that
+ * opened the header if one did, or at the end.
+ */
+static void header_values(const struct pf_redact *r, const char *a, size_t n, const struct sink *k)
+{
+	const char *c = memchr(a, ':', n);
+
+	while (c) {
+		size_t ne = (size_t)(c - a), ns, j, e = (size_t)(c - a) + 1;
+
+		while (ne > 0 && a[ne - 1] == ' ')
+			ne--;
+		for (ns = ne; ns > 0 && is_word_char((unsigned char)a[ns - 1]);)
+			ns--;
+		for (size_t h = 0; ne - ns >= r->header_min && h < r->nkind[RK_HEADER]; h++) {
+			const struct rule *ru = &r->rules[r->by_kind[RK_HEADER][h]];
+			size_t i = ne - ru->wordlen;
+			char q = 0;
+
+			if (ne - ns < ru->wordlen ||
+			    !eq_norm(a + i, ru->wordlen, ru->word, ru->wordlen))
+				continue;
+			if (i > 0 &&
+			    (is_alpha((unsigned char)a[i - 1]) ||
+			     is_digit((unsigned char)a[i - 1])) &&
+			    !(i == 2 && a[0] == '-' && a[1] == 'H'))
+				continue;
+			for (j = (size_t)(c - a) + 1; j < n && (a[j] == ' ' || a[j] == '\t');)
+				j++;
+			if (i > 0 && (a[i - 1] == '"' || a[i - 1] == '\''))
+				q = a[i - 1];
+			if (ru->scheme) {
+				size_t sc = j;
+
+				while (sc < n && (is_alpha((unsigned char)a[sc]) || a[sc] == '-'))
+					sc++;
+				if (sc > j && sc < n && a[sc] == ' ')
+					for (j = sc; j < n && a[j] == ' ';)
+						j++;
+			}
+			for (e = j; e < n && a[e] != '\n' && a[e] != '\r' && (!q || a[e] != q); e++)
+				;
+			sink_add(k, j, e);
+			break;
+		}
+		c = e < n ? memchr(a + e, ':', n - e) : NULL;
+	}
+}
+
+/* Character classes for telling random text from words. */
+static int char_class(int c)
+{
+	return is_upper(c) ? 1 : is_lower(c) ? 2 : is_digit(c) ? 3 : 4;
+}
+
+/*
+ * Whether a run of token characters looks random rather than like a name:
+ * some segment of it (between '.', '-', '_') of PF_REDACT_TOKEN_SEGMENT or
+ * more characters changes character class often (other than an upper-case
+ * letter starting a word: Http2FrameCodecBuilder changes 4 times in 22,
+ * random base64 about 9 times in 20) or is a quarter digits.
+ */
+static bool looks_random(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t j = i, changes = 0, digits = 0;
+
+		while (j < n && s[j] != '.' && s[j] != '-' && s[j] != '_') {
+			int c = (unsigned char)s[j];
+
+			digits += is_digit(c);
+			if (j > i) {
+				int a = char_class((unsigned char)s[j - 1]), b = char_class(c);
+
+				changes += a != b && !(a == 1 && b == 2);
+			}
+			j++;
+		}
+		if (j - i >= PF_REDACT_TOKEN_SEGMENT &&
+		    (changes * 100 >= (j - i) * 22 || digits * 4 >= j - i))
+			return true;
+		i = j + 1;
+	}
+	return false;
+}
+
+/* Long random-looking runs, and whatever follows "Bearer ". A run stops at
+ * the '=' of KEY=VALUE, so a name before it is judged apart from the value. */
+static void tokens(const char *a, size_t n, unsigned minlen, const struct sink *k)
 {
 	size_t i = 0;
 
@@ -534,9 +1126,12 @@ static void tokens(const char *a, size_t n, unsigned minlen, struct spans *sp)
 		for (e = s; e < n && is_token_char((unsigned char)a[e]); e++) {
 			int c = (unsigned char)a[e];
 
-			up |= c >= 'A' && c <= 'Z';
-			lo |= c >= 'a' && c <= 'z';
-			dig |= c >= '0' && c <= '9';
+			if (c == '=' && e > s && e + 1 < n && a[e + 1] != '=' &&
+			    is_token_char((unsigned char)a[e + 1]))
+				break;
+			up |= is_upper(c);
+			lo |= is_lower(c);
+			dig |= is_digit(c);
 		}
 		/* "Bearer" and its token: the token whatever it looks like. */
 		if (e - s == 6 && eq_norm(a + s, 6, "bearer", 6)) {
@@ -549,58 +1144,107 @@ static void tokens(const char *a, size_t n, unsigned minlen, struct spans *sp)
 
 				while (te < n && is_token_char((unsigned char)a[te]))
 					te++;
-				span_add(sp, t, te);
+				sink_add(k, t, te);
 				i = te;
 				continue;
 			}
 		}
 		if (e - s >= minlen && up && lo && dig && a[s] != '/' &&
-		    !(e - s >= 2 && (a[s] == '.' || a[s] == '~') && a[s + 1] == '/'))
-			span_add(sp, s, e);
-		i = e;
+		    !(e - s >= 2 && (a[s] == '.' || a[s] == '~') && a[s + 1] == '/') &&
+		    looks_random(a + s, e - s))
+			sink_add(k, s, e);
+		i = e < n && a[e] == '=' ? e + 1 : e;
 	}
 }
 
-/* Spans of argument @a (@n bytes) to replace. */
-static void match_arg(const struct pf_redact *r, const char *a, size_t n, bool short_prog,
-		      struct spans *sp)
+/* The rules that need no context, on one word. Cheap tests first: most
+ * words hold no '=', ':' or long run. */
+static void match_word(const struct pf_redact *r, const char *a, size_t n, const struct sink *k)
 {
-	const char *name;
-	size_t nl, eq, k0, k1 = 0;
+	const char *name = NULL;
+	size_t nl = 0, eq = SIZE_MAX;
 	bool opt = option_name(a, n, &name, &nl, &eq);
+	bool has_eq = memchr(a, '=', n) != NULL, has_colon = memchr(a, ':', n) != NULL;
 
-	/* Found once per argument, compared with every env rule. */
-	k0 = env_key_end(a, n, 0);
 	if (opt && eq != SIZE_MAX)
-		k1 = env_key_end(a, n, eq + 1);
+		for (size_t j = 0; j < r->nkind[RK_OPTION]; j++)
+			if (option_matches(name, nl, &r->rules[r->by_kind[RK_OPTION][j]]))
+				sink_add(k, eq + 1, n);
+	if (has_colon && r->nkind[RK_URL])
+		url_passwords(a, n, k);
+	if (has_eq && r->nkind[RK_ENV])
+		env_pairs(r, a, n, opt ? eq : SIZE_MAX, k);
+	for (size_t j = 0; j < r->nkind[RK_TOKEN]; j++) {
+		const struct rule *ru = &r->rules[r->by_kind[RK_TOKEN][j]];
 
-	for (size_t k = 0; k < r->n; k++) {
-		const struct rule *ru = &r->rules[k];
+		if (n >= 8) /* "Bearer x" is the shortest thing it catches */
+			tokens(a, n, ru->minlen, k);
+	}
+	if (has_colon && r->nkind[RK_HEADER])
+		header_values(r, a, n, k);
+}
 
-		switch (ru->kind) {
-		case RK_OPTION:
-			if (opt && eq != SIZE_MAX && option_matches(name, nl, ru->word))
-				span_add(sp, eq + 1, n);
-			break;
-		case RK_SHORT: {
-			size_t wl = strlen(ru->word);
+/* The value @v (@vl bytes at @off in the word) of an option that takes it. */
+static void value_spans(enum next_word nx, const char *v, size_t vl, size_t off,
+			const struct sink *k)
+{
+	const char *c;
 
-			if (short_prog && n > wl && !memcmp(a, ru->word, wl) && a[wl] != '=')
-				span_add(sp, wl, n);
-			break;
-		}
-		case RK_URL:
-			url_passwords(a, n, sp);
-			break;
-		case RK_ENV:
-			if (k0 && contains_norm(a, k0, ru->word))
-				span_add(sp, k0 + 1, n);
-			if (k1 > eq + 1 && contains_norm(a + eq + 1, k1 - eq - 1, ru->word))
-				span_add(sp, k1 + 1, n);
-			break;
-		case RK_TOKEN:
-			tokens(a, n, ru->minlen, sp);
-			break;
+	switch (nx) {
+	case NX_SECRET:
+		sink_add(k, off, off + vl);
+		break;
+	case NX_USERPASS: /* USER:PASS; USER alone prompts */
+		c = memchr(v, ':', vl);
+		if (c)
+			sink_add(k, off + (size_t)(c - v) + 1, off + vl);
+		break;
+	case NX_PASSARG: /* pass:V; env:, file:, fd:, stdin say where it is */
+		if (vl > 5 && !memcmp(v, "pass:", 5))
+			sink_add(k, off + 5, off + vl);
+		break;
+	case NX_NONE:
+		break;
+	}
+}
+
+static enum next_word next_of(enum rule_kind kind)
+{
+	return kind == RK_USERPASS ? NX_USERPASS : kind == RK_PASSARG ? NX_PASSARG : NX_SECRET;
+}
+
+/* The program rules of the current program on option word @a. */
+static void prog_options(const struct pf_redact *r, struct cmd *c, const char *a, size_t n,
+			 const struct sink *k)
+{
+	if (!c->entry)
+		return;
+	for (size_t w = 0; w < PF_REDACT_MAX_RULES / 64; w++) {
+		for (uint64_t bits = c->entry->rules[w]; bits; bits &= bits - 1) {
+			size_t b = (size_t)__builtin_ctzll(bits);
+			const struct rule *ru = &r->rules[w * 64 + b];
+			size_t ol = ru->wordlen, v;
+
+			if (n < ol || memcmp(a, ru->word, ol) ||
+			    ((c->entry->sub[w] >> b & 1) &&
+			     !names_prog(ru->progs, c->prog, c->progl, c)))
+				continue;
+			if (ru->kind == RK_SHORT) { /* -pV only: -p alone prompts */
+				if (n > ol && a[ol] != '=')
+					sink_add(k, ol, n);
+				continue;
+			}
+			if (n == ol) {
+				c->next = next_of(ru->kind);
+				continue;
+			}
+			if (a[ol] == '=')
+				v = ol + 1;
+			else if (ol == 2) /* a one-letter option's value may be attached */
+				v = ol;
+			else
+				continue;
+			value_spans(next_of(ru->kind), a + v, n - v, v, k);
 		}
 	}
 }
@@ -614,30 +1258,188 @@ static bool takes_secret_value(const struct pf_redact *r, const char *a, size_t 
 
 	if (!option_name(a, n, &name, &nl, &eq) || eq != SIZE_MAX)
 		return false;
-	for (size_t k = 0; k < r->n; k++)
-		if (r->rules[k].kind == RK_OPTION && option_matches(name, nl, r->rules[k].word))
+	for (size_t k = 0; k < r->nkind[RK_OPTION]; k++)
+		if (option_matches(name, nl, &r->rules[r->by_kind[RK_OPTION][k]]))
 			return true;
 	return false;
 }
 
-/* Whether any short rule names this program. */
-static bool short_program(const struct pf_redact *r, const char *exe, const char *argv0,
-			  size_t a0len)
+/* Whether @a is a cluster of one-letter options holding -c (-c, -lc, -ec). */
+static bool is_c_cluster(const char *a, size_t n)
 {
-	const char *b0, *b1 = NULL;
-	size_t l0, l1 = 0;
+	bool c = false;
 
-	b0 = base_name(argv0, a0len, &l0);
-	if (exe)
-		b1 = base_name(exe, strlen(exe), &l1);
-	for (size_t k = 0; k < r->n; k++) {
-		if (r->rules[k].kind != RK_SHORT)
-			continue;
-		if (in_list(r->rules[k].progs, b0, l0) ||
-		    (b1 && in_list(r->rules[k].progs, b1, l1)))
-			return true;
+	if (n < 2 || a[0] != '-' || a[1] == '-')
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		if (!is_alpha((unsigned char)a[i]))
+			return false;
+		c |= a[i] == 'c';
+	}
+	return c;
+}
+
+static void shell_code(const struct pf_redact *r, const char *a, size_t n, const struct sink *k,
+		       int depth);
+
+/*
+ * Whether @a is a whole command line in one argument, as ssh host "CMD",
+ * watch "CMD" or su's and sudo's callers give it: it holds a space, and its
+ * first word other than KEY=V names a program some rule lists.
+ */
+static bool runs_a_program(const struct pf_redact *r, const char *a, size_t n)
+{
+	size_t i = 0;
+
+	if (!r->nprogs || !memchr(a, ' ', n))
+		return false;
+	while (i < n) {
+		size_t s, e;
+
+		while (i < n && (a[i] == ' ' || a[i] == '\t'))
+			i++;
+		for (s = i; i < n && a[i] != ' ' && a[i] != '\t';)
+			i++;
+		e = i;
+		if (s == e)
+			return false;
+		if (env_key_end(a + s, e - s, 0) == 0) /* not KEY=V */
+			return e < n && known_prog(r, a + s, e - s);
 	}
 	return false;
+}
+
+/* One word of a command line, read in the context @c of the words before. */
+static void word(const struct pf_redact *r, struct cmd *c, const char *a, size_t n,
+		 const struct sink *k, int depth)
+{
+	bool opt = n >= 2 && a[0] == '-';
+
+	if (c->next != NX_NONE) {
+		enum next_word nx = c->next;
+
+		c->next = NX_NONE;
+		if (!(n >= 2 && a[0] == '-' && a[1] == '-')) { /* it is the value */
+			value_spans(nx, a, n, 0, k);
+			if (nx != NX_SECRET)
+				match_word(r, a, n, k);
+			return;
+		}
+	}
+	if (c->shell == SH_CODE && !opt) {
+		c->shell = SH_NONE;
+		if (depth < PF_REDACT_SHELL_DEPTH)
+			shell_code(r, a, n, k, depth + 1);
+		else
+			sink_add(k, 0, n);
+		return;
+	}
+	if (!opt && depth < PF_REDACT_SHELL_DEPTH && runs_a_program(r, a, n)) {
+		shell_code(r, a, n, k, depth + 1);
+		return;
+	}
+	if (!opt) {
+		if ((c->want_prog && env_key_end(a, n, 0) == 0) || known_prog(r, a, n))
+			cmd_prog(r, c, a, n);
+		else if (c->nopd < PF_REDACT_OPERANDS && n < sizeof(c->opd[0])) {
+			memcpy(c->opd[c->nopd], a, n);
+			c->opdl[c->nopd++] = n;
+		}
+		match_word(r, a, n, k);
+		return;
+	}
+	if (c->shell == SH_OPTS && is_c_cluster(a, n))
+		c->shell = SH_CODE;
+	prog_options(r, c, a, n, k);
+	match_word(r, a, n, k);
+	if (takes_secret_value(r, a, n))
+		c->next = NX_SECRET;
+}
+
+static bool breaks_shell_word(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == ';' || c == '&' || c == '|' || c == '(' ||
+	       c == ')' || c == '<' || c == '>';
+}
+
+static bool ends_shell_command(int c)
+{
+	return c == '\n' || c == ';' || c == '&' || c == '|' || c == '(' || c == ')';
+}
+
+/*
+ * A shell command line @a: cut into words as the shell does (quotes,
+ * backslashes, operators), each word unquoted with a map back into @a and
+ * read as a word of a command; an operator starts a new command.
+ * $(...), ${...} and here-documents are not expanded: their text is read
+ * as words like the rest.
+ */
+static void shell_code(const struct pf_redact *r, const char *a, size_t n, const struct sink *k,
+		       int depth)
+{
+	char w[PF_REDACT_SHELL_WORD];
+	uint16_t map[PF_REDACT_SHELL_WORD];
+	struct cmd c;
+	size_t i = 0;
+
+	if (n > UINT16_MAX) { /* positions would not fit the map */
+		sink_add(k, 0, n);
+		return;
+	}
+	cmd_start(&c);
+	while (i < n) {
+		size_t wl = 0, start = i;
+		bool cut = false;
+		char q = 0;
+
+		if (breaks_shell_word((unsigned char)a[i])) {
+			if (ends_shell_command((unsigned char)a[i]))
+				cmd_start(&c);
+			i++;
+			continue;
+		}
+		for (; i < n; i++) {
+			char ch = a[i];
+
+			if (q == '\'') {
+				if (ch == '\'') {
+					q = 0;
+					continue;
+				}
+			} else if (q == '"') {
+				if (ch == '"') {
+					q = 0;
+					continue;
+				}
+				if (ch == '\\' && i + 1 < n &&
+				    (a[i + 1] == '"' || a[i + 1] == '\\' || a[i + 1] == '$' ||
+				     a[i + 1] == '`'))
+					i++;
+			} else {
+				if (breaks_shell_word((unsigned char)ch))
+					break;
+				if (ch == '\'' || ch == '"') {
+					q = ch;
+					continue;
+				}
+				if (ch == '\\' && i + 1 < n)
+					i++;
+			}
+			if (wl == sizeof(w)) {
+				cut = true;
+				continue;
+			}
+			w[wl] = a[i];
+			map[wl++] = (uint16_t)i;
+		}
+		if (cut) {
+			sink_add(k, start, i);
+		} else {
+			struct sink ks = {NULL, k, map};
+
+			word(r, &c, w, wl, &ks, depth);
+		}
+	}
 }
 
 struct outbuf {
@@ -665,13 +1467,62 @@ static int span_cmp(const void *x, const void *y)
 	return a->s < b->s ? -1 : a->s > b->s;
 }
 
+/* Write argument @p (@n bytes) with its spans replaced. Returns the number
+ * of replacements. */
+static unsigned put_redacted(const struct pf_redact *r, struct outbuf *o, const char *p, size_t n,
+			     struct spans *sp)
+{
+	unsigned count = 0;
+	size_t pos = 0;
+
+	if (sp->overflow) {
+		put(o, r->repl, r->repl_len);
+		return 1;
+	}
+	if (sp->n > 1)
+		qsort(sp->v, sp->n, sizeof(sp->v[0]), span_cmp);
+	for (size_t i = 0; i < sp->n; i++) {
+		size_t s = sp->v[i].s, e = sp->v[i].e;
+
+		/* Merge the spans that overlap this one. */
+		while (i + 1 < sp->n && sp->v[i + 1].s <= e) {
+			i++;
+			if (sp->v[i].e > e)
+				e = sp->v[i].e;
+		}
+		if (s < pos)
+			s = pos;
+		if (s >= e)
+			continue;
+		put(o, p + pos, s - pos);
+		put(o, r->repl, r->repl_len);
+		count++;
+		pos = e;
+	}
+	put(o, p + pos, n - pos);
+	return count;
+}
+
+/* The program of the command line: argv[0], or the executable when only
+ * its name is one the rules know (mysqldump run as /usr/bin/x). */
+static void first_prog(const struct pf_redact *r, struct cmd *c, const char *exe, const char *argv0,
+		       size_t a0len)
+{
+	cmd_start(c);
+	if (exe && !known_prog(r, argv0, a0len) && known_prog(r, exe, strlen(exe)))
+		cmd_prog(r, c, exe, strlen(exe));
+	else
+		cmd_prog(r, c, argv0, a0len);
+}
+
 size_t pf_redact__args(const struct pf_redact *r, const char *exe, const char *raw, size_t len,
 		       char *out, size_t outsz, int *truncated, unsigned *nredacted)
 {
 	struct outbuf o = {out, 0, outsz, false};
 	const char *p = raw, *end = raw + len;
-	bool next_secret = false, shortp = false, first = true;
+	bool first = true;
 	unsigned count = 0;
+	struct cmd c;
 
 	if (nredacted)
 		*nredacted = 0;
@@ -682,51 +1533,22 @@ size_t pf_redact__args(const struct pf_redact *r, const char *exe, const char *r
 	while (p < end) {
 		const char *nul = memchr(p, '\0', (size_t)(end - p));
 		size_t n = nul ? (size_t)(nul - p) : (size_t)(end - p);
-		struct spans sp;
 
 		if (first) {
-			/* argv[0]: kept; it names the program for "short" rules. */
-			shortp = r && short_program(r, exe, p, n);
+			/* argv[0]: kept; it names the program for program rules. */
+			if (r && r->n)
+				first_prog(r, &c, exe, p, n);
 			put(&o, p, n);
 		} else if (!r || r->n == 0) {
 			put(&o, p, n);
-		} else if (next_secret && !(n >= 2 && p[0] == '-' && p[1] == '-')) {
-			put(&o, r->repl, r->repl_len);
-			count++;
-			next_secret = false;
 		} else {
+			struct spans sp;
+			struct sink top = {&sp, NULL, NULL};
+
 			sp.n = 0;
 			sp.overflow = false;
-			match_arg(r, p, n, shortp, &sp);
-			next_secret = takes_secret_value(r, p, n);
-			if (sp.overflow) {
-				put(&o, r->repl, r->repl_len);
-				count++;
-			} else {
-				size_t pos = 0;
-
-				if (sp.n > 1)
-					qsort(sp.v, sp.n, sizeof(sp.v[0]), span_cmp);
-				for (size_t i = 0; i < sp.n; i++) {
-					size_t s = sp.v[i].s, e = sp.v[i].e;
-
-					/* Merge the spans that overlap this one. */
-					while (i + 1 < sp.n && sp.v[i + 1].s <= e) {
-						i++;
-						if (sp.v[i].e > e)
-							e = sp.v[i].e;
-					}
-					if (s < pos)
-						s = pos;
-					if (s >= e)
-						continue;
-					put(&o, p + pos, s - pos);
-					put(&o, r->repl, r->repl_len);
-					count++;
-					pos = e;
-				}
-				put(&o, p + pos, n - pos);
-			}
+			word(r, &c, p, n, &top, 0);
+			count += put_redacted(r, &o, p, n, &sp);
 		}
 		first = false;
 		if (nul)

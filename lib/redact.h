@@ -15,20 +15,46 @@
  *                      options whose name ends in -NAME or _NAME (--db-password);
  *                      the separate-argument form redacts the next argument
  *                      unless it starts with "--"
- *   short OPT PROGS    V in OPTV (e.g. -pV) when the program's base name is one
- *                      of PROGS (comma-separated), as mysql's -pPASSWORD
+ *   short OPT PROGS    V in OPTV (e.g. -pV) for the programs PROGS, as mysql's
+ *                      -pPASSWORD (-p alone prompts: the next argument is kept)
+ *   arg OPT PROGS      V in OPT V, OPT=V and, for a one-letter OPT, OPTV, for
+ *                      PROGS (redis-cli -a V, sshpass -pV)
+ *   userpass OPT PROGS as arg, but only PASS of a USER:PASS value (curl -u)
+ *   passarg OPT PROGS  as arg, but only V of a pass:V value (openssl -passin;
+ *                      env:, file:, fd: and stdin name where the secret is)
+ *   header NAME [scheme]  VALUE in "NAME: VALUE" (case-insensitive) where NAME
+ *                      starts a word; with "scheme" the first word of VALUE
+ *                      (Basic, Bearer) is kept
  *   url-password       PASSWORD in scheme://USER:PASSWORD@host
- *   env WORD           V in KEY=V when KEY contains WORD (case-insensitive),
- *                      as a whole argument or after an option's '=' (-e=KEY=V)
- *   token MINLEN       runs of token characters ([A-Za-z0-9+/=_.-]) at least
- *                      MINLEN long that mix digits, upper- and lower-case
- *                      letters and do not start like a path ('/', './', '~/');
+ *   env WORD           V in KEY=V when KEY holds WORD ending a word of KEY
+ *                      (DB_PASSWORD, PGPASSWORD; not max_tokens) and KEY does
+ *                      not end in FILE, PATH or DIR: as a whole argument, after
+ *                      an option's '=' (-e=KEY=V), and inside an argument after
+ *                      a space, '?', '&', ';' or ',' (query strings, conninfo),
+ *                      where V ends at the next of those
+ *   token MINLEN       runs of token characters ([A-Za-z0-9+/=_.-], split at the
+ *                      '=' of KEY=V) at least MINLEN long that mix digits,
+ *                      upper- and lower-case letters, do not start like a path
+ *                      ('/', './', '~/') and look random (see looks_random());
  *                      and the word after "Bearer " whatever its length
+ *   shell PROGS        the argument after -c (alone or in a cluster: -lc) of
+ *                      PROGS is a shell command line: it is cut into words as
+ *                      the shell would and each command in it read like an
+ *                      argument vector of its own
+ *   wrapper PROGS      PROGS run their first operand as a program (sudo, env):
+ *                      the program rules of that program apply after it
  *   remove RULE        take out a rule added before (e.g. a built-in one)
  *   clear              take out every rule added before
  *
- * Blank lines and lines starting with '#' are ignored. Names compare
- * case-insensitively, with '-' and '_' equal. What is redacted is replaced
+ * PROGS is a comma-separated list of base names; an entry "prog:sub" (docker:
+ * login) applies only once the argument "sub" was seen after prog. Program
+ * rules apply to the arguments after argv[0] or after any later argument that
+ * names a program some rule lists (sudo -u app mysql -pX), until the next
+ * program; in shell code a command starts at each ; & | ( ) or newline.
+ *
+ * Blank lines and lines starting with '#' are ignored. Option names, env
+ * words and header names compare case-insensitively, with '-' and '_' equal;
+ * the OPT of a program rule compares exactly (-p is not -P). What is redacted is replaced
  * by the replacement text (PF_REDACT_REPLACEMENT by default); the rest of
  * the argument and the other arguments are kept as they are.
  *

@@ -13,7 +13,11 @@
  * there: at least 8 letters and digits (so, like the output's separators,
  * brackets and '=' cannot be part of it: it lies within one output
  * argument), found nowhere else in the input, and not a piece of the text
- * redaction itself writes ("--password=[REDACTED]").
+ * redaction itself writes ("--password=[REDACTED]"). The same holds for a
+ * word --password=VALUE of shell code (sh -c CODE, CODE without quotes or
+ * backslashes, so that its words are plain), which checks the way shell
+ * code is cut into words and mapped back. The first byte also picks the
+ * executable's path, which names the program when argv[0] does not.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +37,51 @@ static int alnum_only(const uint8_t *v, size_t n)
 		      (v[i] >= 'A' && v[i] <= 'Z')))
 			return 0;
 	return 1;
+}
+
+static const char *const exes[] = {"/usr/bin/mysql", "/bin/sh", "/usr/bin/curl",
+				   "/usr/bin/openssl"};
+
+/* Whether VALUE (@v, @vl bytes) can only come from the place it was found
+ * at (@at in @data) and is none of the text redaction writes. */
+static int only_there(const uint8_t *data, size_t size, const uint8_t *v, size_t vl)
+{
+	return vl >= 8 && alnum_only(v, vl) && !memmem("password", 8, v, vl) &&
+	       !memmem("REDACTED", 8, v, vl) && !memmem(data, (size_t)(v - data), v, vl) &&
+	       !memmem(v + vl, (size_t)(data + size - (v + vl)), v, vl);
+}
+
+static int breaks_word(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == ';' || c == '&' || c == '|' || c == '(' ||
+	       c == ')' || c == '<' || c == '>';
+}
+
+/* sh -c CODE: each plain word --password=VALUE of CODE. */
+static void check_shell(const uint8_t *data, size_t size, const char *out, size_t n)
+{
+	static const char opt[] = "--password=";
+	const uint8_t *code = data + 6, *end;
+
+	if (size < 6 || memcmp(data, "sh\0-c\0", 6))
+		return;
+	end = memchr(code, '\0', size - 6);
+	if (!end)
+		end = data + size;
+	if (memchr(code, '\'', (size_t)(end - code)) || memchr(code, '"', (size_t)(end - code)) ||
+	    memchr(code, '\\', (size_t)(end - code)))
+		return;
+	for (const uint8_t *p = code; p + sizeof(opt) - 1 < end; p++) {
+		const uint8_t *v = p + sizeof(opt) - 1, *e = v;
+
+		if ((p > code && !breaks_word(p[-1])) || memcmp(p, opt, sizeof(opt) - 1))
+			continue;
+		while (e < end && alnum_only(e, 1))
+			e++;
+		if ((e == end || breaks_word(*e)) && only_there(data, size, v, (size_t)(e - v)) &&
+		    memmem(out, n, v, (size_t)(e - v)))
+			abort();
+	}
 }
 
 static void check_secret(const uint8_t *data, size_t size, const char *out, size_t n)
@@ -55,10 +104,7 @@ static void check_secret(const uint8_t *data, size_t size, const char *out, size
 			size_t vl = l - (sizeof(opt) - 1);
 
 			/* Only when the value cannot come from elsewhere. */
-			if (alnum_only(v, vl) && !memmem("password", 8, v, vl) &&
-			    !memmem("REDACTED", 8, v, vl) && !memmem(data, (size_t)(a - data), v, vl) &&
-			    (!nul || !memmem(nul, (size_t)(end - nul), v, vl)) &&
-			    memmem(out, n, v, vl))
+			if (only_there(data, size, v, vl) && memmem(out, n, v, vl))
 				abort();
 		}
 		p = nul;
@@ -92,12 +138,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (!out)
 			return 0;
-		n = pf_redact__args(builtin, "/usr/bin/mysql", (const char *)data + 1, size - 1,
-				    out, outsz, &trunc, NULL);
+		n = pf_redact__args(builtin, exes[(data[0] >> 4) & 3], (const char *)data + 1,
+				    size - 1, out, outsz, &trunc, NULL);
 		if (n > outsz)
 			abort();
-		if (outsz == 65536)
+		if (outsz == 65536) {
 			check_secret(data + 1, size - 1, out, n);
+			check_shell(data + 1, size - 1, out, n);
+		}
 		free(out);
 	}
 	return 0;
