@@ -217,7 +217,26 @@ struct pf_collector {
 	/* what the last flush did, for the log */
 	uint64_t n_entries, n_completed, n_unowned, n_iter_runs;
 	uint64_t n_dropped; /* flows not reported: the collector's bound (cumulative) */
+	uint64_t n_expired; /* flows forgotten without final counters (cumulative) */
+	/* Map occupancy after the last flush, counted by the walks the
+	 * collection makes anyway (no extra reads): entries of the flows and
+	 * socks maps, and live TCP connections in socket storage. */
+	uint64_t n_flows_map, n_socks_map, n_sk_flows;
+	uint64_t gen;	      /* collections so far */
+	bool read_incomplete; /* the last read left flows out (collector bound) */
 };
+
+/* Identities the process cache holds (lib/proc_cache.h). */
+#define PF_PROC_CACHE_MAX (1u << 18)
+
+/*
+ * Log the occupancy of every bounded table (kernel maps as counted by the
+ * last collection, the process cache, the collector's own tables) as one
+ * line "occupancy: name entries/capacity (pct%), ...": when any is more
+ * than half full, or always with @verbose (agent/occupancy.c).
+ */
+void pf_occupancy__log(const struct pf_collector *c, const struct pf_proc_cache *procs,
+		       bool verbose);
 
 int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_proc_cache *procs,
 		       struct pf_agg *agg, const struct pf_config *cfg);

@@ -34,7 +34,14 @@
 struct prev_val {
 	uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
 	uint64_t flow_id;
+	uint64_t seen; /* the last collection (c->gen) that read the flow */
 };
+
+/* A flow not read by this many collections in a row has no counters left
+ * in the kernel: its socket is gone without a final copy (see
+ * expire_unseen()). Two, not one: a socket closing during a read may be
+ * missed by both the flows map walk and the storage iterator once. */
+#define PF_UNSEEN_EXPIRY 2
 
 /* A flow as the log knows it: 5-tuple and network namespace. */
 struct user_key {
@@ -326,6 +333,8 @@ static int read_flows(struct pf_collector *c, struct flow_ent **out, size_t *n)
 	l.index = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(size_t), PF_COLLECTOR_FLOWS_MAX);
 	if (!l.index)
 		return -ENOMEM;
+	c->n_flows_map = 0;
+	c->n_sk_flows = 0;
 	while (!bpf_map_get_next_key(c->flows_fd, prev, &next)) {
 		struct flow_ent *e = flow_list_add(&l);
 		size_t *pos;
@@ -340,15 +349,18 @@ static int read_flows(struct pf_collector *c, struct flow_ent **out, size_t *n)
 			continue; /* deleted meanwhile */
 		e->k = key;
 		l.n++;
+		c->n_flows_map++;
 		pos = pf_hmap__upsert(l.index, &key, NULL);
 		if (pos)
 			*pos = l.n;
 	}
 	if (c->loader)
 		err = pf_loader__read_sk_flows(c->loader, add_sk_flow, &l);
+	c->n_sk_flows = l.n - c->n_flows_map;
 out:
 	pf_hmap__free(l.index);
 	c->n_dropped += l.dropped;
+	c->read_incomplete = l.dropped > 0;
 	if (err) {
 		free(l.ents);
 		return err;
@@ -358,23 +370,58 @@ out:
 	return 0;
 }
 
+/*
+ * Forget flows whose counters the kernel no longer has. A TCP connection's
+ * live counters are in its socket storage, and its final ones are copied
+ * into the flows map when it closes; when that map is full the copy fails
+ * (counted in the kernel as PF_STAT_FLOWS_FULL) and the flow is never read
+ * again. Without this its state here would stay forever. Its bytes since
+ * the last flush are lost: counted, and logged once per flush.
+ */
+static void expire_unseen(struct pf_collector *c)
+{
+	struct pf_hmap_iter it = {0};
+	uint64_t expired = 0;
+	const void *k;
+	void *v;
+
+	/* A read that left flows out saw less than what exists. */
+	if (c->read_incomplete)
+		return;
+	while (pf_hmap__next(c->prev, &it, &k, &v)) {
+		const struct prev_val *p = v;
+
+		if (p->seen + PF_UNSEEN_EXPIRY > c->gen)
+			continue;
+		pf_hmap__remove(c->prev, k);
+		expired++;
+	}
+	if (expired)
+		pf_log("%llu flows ended without their final counters (flow map full when their "
+		       "socket closed): their last bytes are not reported",
+		       (unsigned long long)expired);
+	c->n_expired += expired;
+}
+
 int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 {
 	const uint64_t interval_ns = (uint64_t)c->cfg->flush_interval_s * 1000000000ull;
 	const uint64_t udp_idle_ns = (uint64_t)c->cfg->udp_idle_s * 1000000000ull;
 	struct flow_ent *ents = NULL;
-	size_t n = 0, unowned = 0;
+	size_t n = 0, unowned = 0, nmap;
 	struct pf_hmap_iter it = {0};
 	const void *hk;
 	void *hv;
 	int err;
 
 	c->n_completed = 0;
+	c->gen++;
 	socks_forget(c);
 	err = read_flows(c, &ents, &n);
 	if (err)
 		return err;
 	c->n_entries = n;
+	nmap = c->n_flows_map; /* ents[0..nmap) came from the flows map */
 
 	/* Sockets the kernel saw traffic on but no owner for were opened
 	 * before the agent started: ask the iterator, once per flush. */
@@ -423,6 +470,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 			h->pkts_out += e->v.pkts_out;
 		}
 		bpf_map_delete_elem(c->flows_fd, &e->k);
+		c->n_flows_map--; /* listener entries all come from the flows map */
 	}
 
 	c->n_unowned = 0;
@@ -446,6 +494,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		memset(&o, 0, sizeof(o));
 		if (created)
 			p->flow_id = c->next_flow_id++;
+		p->seen = c->gen;
 		o.flow_id = p->flow_id;
 		o.started = created;
 		o.netns = s ? s->netns : 0;
@@ -500,8 +549,11 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 			bpf_map_delete_elem(c->flows_fd, &e->k);
 			pf_hmap__remove(c->prev, &e->k);
 			c->n_completed++;
+			if (i < nmap)
+				c->n_flows_map--;
 		}
 	}
+	expire_unseen(c);
 
 	/* Handshakes whose connection was never accepted (or not yet, after
 	 * two intervals): report them on the listener's process. */
@@ -540,9 +592,11 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		size_t ndead = 0, cap = 0;
 		struct pf_sock_val v;
 
+		c->n_socks_map = 0;
 		while (!bpf_map_get_next_key(c->socks_fd, prev, &next)) {
 			key = next;
 			prev = &key;
+			c->n_socks_map++;
 			if (bpf_map_lookup_elem(c->socks_fd, &key, &v) || !v.closed_ns ||
 			    v.closed_ns > now_ns)
 				continue;
@@ -558,7 +612,8 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 			dead[ndead++] = key;
 		}
 		for (size_t i = 0; i < ndead; i++)
-			bpf_map_delete_elem(c->socks_fd, &dead[i]);
+			if (!bpf_map_delete_elem(c->socks_fd, &dead[i]))
+				c->n_socks_map--;
 		free(dead);
 	}
 	free(ents);

@@ -431,6 +431,7 @@ static int flush(struct pf_agent *a)
 		 (unsigned long long)a->out_lines, (unsigned long long)a->coll.n_entries,
 		 (unsigned long long)a->coll.n_completed, (unsigned long long)a->events);
 	pf_proc_cache__gc(a->procs, now);
+	pf_occupancy__log(&a->coll, a->procs, a->cfg->verbose);
 	return 0;
 }
 
@@ -692,7 +693,8 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	a.redbuf = malloc(a.redbuf_size);
 	/* Identities are kept two intervals after exit: a flow seen in the
 	 * interval a process ended is written at the end of that interval. */
-	a.procs = pf_proc_cache__new(1 << 18, 2ull * cfg->flush_interval_s * 1000000000ull);
+	a.procs =
+	    pf_proc_cache__new(PF_PROC_CACHE_MAX, 2ull * cfg->flush_interval_s * 1000000000ull);
 	agg_opts_of(cfg, a.host, &ao);
 	a.agg = pf_agg__new(&ao);
 	if (!a.argbuf || !a.redbuf || !a.procs || !a.agg) {
