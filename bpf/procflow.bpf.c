@@ -316,10 +316,12 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 	exec_id = pf_task_exec_id((struct task_struct *)bpf_get_current_task());
 	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (v) {
-		if (v->tgid == tgid)
+		if (v->tgid == tgid && v->exec_id == exec_id)
 			return;
 		/* A socket passed to another process (fork, SCM_RIGHTS) now
-		 * belongs to the one using it. */
+		 * belongs to the one using it; one kept across an exec, to the
+		 * new program (same PID, new exec counter: the claim time then
+		 * falls in the new program's identity). */
 		v->tgid = tgid;
 		v->ts_ns = bpf_ktime_get_boot_ns();
 		v->claim = how;
