@@ -13,6 +13,10 @@
  * Exited identities are kept for a grace period so that flows written
  * after the process has gone still name it (pf_proc_cache__gc()).
  *
+ * An identity learnt from /proc has a start time rounded down to a clock
+ * tick; the kernel's events give it to the nanosecond. An event matches
+ * such an identity when both starts fall in the same tick.
+ *
  * The cache is bounded: when it holds max_entries identities, the oldest
  * exited one is evicted; if none has exited, the insert fails with
  * -ENOSPC and is counted in stats.dropped.
@@ -121,5 +125,12 @@ const struct pf_proc *pf_proc_cache__lookup(struct pf_proc_cache *c, uint32_t pi
 void pf_proc_cache__gc(struct pf_proc_cache *c, uint64_t now_ns);
 
 void pf_proc_cache__stats(const struct pf_proc_cache *c, struct pf_proc_cache_stats *st);
+
+/* The precision of a start time read from /proc: one clock tick
+ * (sysconf(_SC_CLK_TCK)), in ns. The cache uses it from creation. */
+uint64_t pf_proc_cache__tick_ns(void);
+
+/* Use @tick_ns instead (tests; 0 is ignored). */
+void pf_proc_cache__set_tick(struct pf_proc_cache *c, uint64_t tick_ns);
 
 #endif
