@@ -183,6 +183,27 @@ int pf_check(const struct pf_config *cfg);
  */
 int pf_loader__host_pidns(struct pf_loader *l);
 
+/* ---- caps.c: capabilities after start-up ---- */
+
+/* The capabilities the running agent keeps (a mask of 1 << CAP_*): none,
+ * or CAP_SYS_PTRACE when exec paths are made absolute from /proc/<pid>/cwd
+ * (no in-kernel path walk). */
+uint64_t pf_caps__keep_set(bool path_walk);
+
+/*
+ * Keep only @keep in this thread's effective and permitted sets, clear the
+ * inheritable and ambient sets, drop the rest from the bounding set and set
+ * no_new_privs. Other threads keep theirs (see pf_caps__drop_thread()).
+ * Returns 0, or a negative errno: the sets could not be lowered (capset), or
+ * only the bounding set or no_new_privs could not be changed.
+ */
+int pf_caps__drop(uint64_t keep);
+
+/* Drop every capability of the calling thread (a helper thread that needs
+ * none, started before pf_caps__drop()). Cannot fail in a way that leaves
+ * more than before; errors are ignored. */
+void pf_caps__drop_thread(void);
+
 /* ---- run.c ---- */
 /* Run the agent; @args is kept for reloads (SIGHUP). Returns an exit code. */
 int pf_run(const struct pf_config *cfg, const struct pf_config_args *args);
