@@ -403,6 +403,89 @@ static void expire_unseen(struct pf_collector *c)
 	c->n_expired += expired;
 }
 
+struct dead_list {
+	uint64_t *keys;
+	size_t n, cap;
+};
+
+static int dead_add(struct dead_list *d, uint64_t key)
+{
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 256;
+		uint64_t *nk = realloc(d->keys, ncap * sizeof(*nk));
+
+		if (!nk)
+			return -ENOMEM;
+		d->keys = nk;
+		d->cap = ncap;
+	}
+	d->keys[d->n++] = key;
+	return 0;
+}
+
+/* The sockets map a batch at a time: one system call per PF_SOCKS_BATCH
+ * entries rather than two per entry. Its cursor is a bucket, not a key, so
+ * entries the kernel deletes meanwhile (a socket released) do not send the
+ * walk back to the start as a vanished key does with get_next_key. */
+#define PF_SOCKS_BATCH 256
+
+static int walk_socks_batch(struct pf_collector *c, uint64_t now_ns, struct dead_list *d)
+{
+	uint64_t keys[PF_SOCKS_BATCH], cursor = 0;
+	struct pf_sock_val vals[PF_SOCKS_BATCH];
+	bool first = true;
+
+	for (;;) {
+		__u32 count = PF_SOCKS_BATCH;
+		int err = bpf_map_lookup_batch(c->socks_fd, first ? NULL : &cursor, &cursor, keys,
+					       vals, &count, NULL);
+
+		err = err ? -errno : 0;
+		if (err && err != -ENOENT)
+			return err;
+		first = false;
+		for (__u32 i = 0; i < count; i++) {
+			c->n_socks_map++;
+			if (vals[i].closed_ns && vals[i].closed_ns <= now_ns &&
+			    dead_add(d, keys[i]))
+				return 0; /* out of memory: the rest waits for the next flush */
+		}
+		if (err == -ENOENT)
+			return 0;
+	}
+}
+
+/* Delete the entries of sockets that closed before this collection began,
+ * and count the map's entries on the way (the occupancy line). */
+static void sweep_closed_socks(struct pf_collector *c, uint64_t now_ns)
+{
+	struct dead_list d = {0};
+
+	c->n_socks_map = 0;
+	if (walk_socks_batch(c, now_ns, &d)) {
+		/* No batch lookup (or it failed): key by key. */
+		uint64_t key, next, *prev = NULL;
+		struct pf_sock_val v;
+
+		c->n_socks_map = 0;
+		d.n = 0;
+		while (!bpf_map_get_next_key(c->socks_fd, prev, &next)) {
+			key = next;
+			prev = &key;
+			c->n_socks_map++;
+			if (bpf_map_lookup_elem(c->socks_fd, &key, &v) || !v.closed_ns ||
+			    v.closed_ns > now_ns)
+				continue;
+			if (dead_add(&d, key))
+				break;
+		}
+	}
+	for (size_t i = 0; i < d.n; i++)
+		if (!bpf_map_delete_elem(c->socks_fd, &d.keys[i]))
+			c->n_socks_map--;
+	free(d.keys);
+}
+
 int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 {
 	const uint64_t interval_ns = (uint64_t)c->cfg->flush_interval_s * 1000000000ull;
@@ -586,36 +669,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 
 	/* Closed sockets: every flow of theirs was read after they closed
 	 * and has completed above. */
-	{
-		uint64_t key, next, *prev = NULL;
-		uint64_t *dead = NULL;
-		size_t ndead = 0, cap = 0;
-		struct pf_sock_val v;
-
-		c->n_socks_map = 0;
-		while (!bpf_map_get_next_key(c->socks_fd, prev, &next)) {
-			key = next;
-			prev = &key;
-			c->n_socks_map++;
-			if (bpf_map_lookup_elem(c->socks_fd, &key, &v) || !v.closed_ns ||
-			    v.closed_ns > now_ns)
-				continue;
-			if (ndead == cap) {
-				size_t ncap = cap ? cap * 2 : 256;
-				uint64_t *nd = realloc(dead, ncap * sizeof(*nd));
-
-				if (!nd)
-					break;
-				dead = nd;
-				cap = ncap;
-			}
-			dead[ndead++] = key;
-		}
-		for (size_t i = 0; i < ndead; i++)
-			if (!bpf_map_delete_elem(c->socks_fd, &dead[i]))
-				c->n_socks_map--;
-		free(dead);
-	}
+	sweep_closed_socks(c, now_ns);
 	free(ents);
 	return 0;
 }

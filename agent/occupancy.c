@@ -6,9 +6,9 @@
  * long before anything is lost.
  *
  * Counting costs nothing extra: the map counts come from the walks the
- * collection makes every flush anyway (it reads every flows entry and
- * walks every socks key to delete closed sockets), and the user-space
- * tables keep their own counts.
+ * collection makes every flush anyway (it reads every flows entry, and
+ * every socks entry to delete closed sockets), and the user-space tables
+ * keep their own counts.
  */
 #include <stdbool.h>
 #include <stdio.h>
