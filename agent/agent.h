@@ -244,6 +244,7 @@ struct pf_collector {
 	 * socks maps, and live TCP connections in socket storage. */
 	uint64_t n_flows_map, n_socks_map, n_sk_flows;
 	uint64_t gen;	      /* collections so far */
+	uint64_t read_ns;     /* when the current collection began (boot clock) */
 	bool read_incomplete; /* the last read left flows out (collector bound) */
 };
 

@@ -182,11 +182,14 @@ static void index_listeners(struct pf_collector *c)
 	}
 }
 
-/* Fill the process fields of @o from the owner of socket @s. */
+/*
+ * Fill the process fields of @o from the owner of socket @s. @active_ns is
+ * when the flow last carried traffic, if known (else 0).
+ */
 static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
-			    struct pf_flow_obs *o)
+			    struct pf_flow_obs *o, uint64_t active_ns)
 {
-	const struct pf_proc *p;
+	const struct pf_proc *p, *later;
 
 	o->proc_name = NULL;
 	o->proc_args = NULL;
@@ -205,6 +208,16 @@ static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
 	 * its exec event was lost. The task name is right; the path is not. */
 	if (p && p->has_exec_id && p->exec_id != s->exec_id)
 		p = NULL;
+	/* The same process ran another program when the flow last carried
+	 * traffic: it exec'd with the socket open, and no hook re-claimed the
+	 * socket since (TCP in the tracepoint tier has no per-message hook).
+	 * The traffic is the new program's. Only within one life of the PID:
+	 * a PID taken again by another process is not the claimer. */
+	if (p && active_ns > s->ts_ns) {
+		later = pf_proc_cache__lookup(c->procs, s->tgid, active_ns);
+		if (later && later != p && later->start_ns == p->start_ns)
+			p = later;
+	}
 	if (p && c->cfg->process_path && p->path) {
 		o->proc_name = p->path;
 		o->proc_args = p->args;
@@ -214,6 +227,18 @@ static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
 		/* The task name captured with the socket: the last resort. */
 		o->proc_name = s->comm;
 	}
+}
+
+/* When the flow of @e last carried traffic, as far as known: the last
+ * packet of a flows map entry (@from_map); for a live TCP connection that
+ * carried bytes since the last read (socket storage keeps no time), this
+ * read: whoever holds the socket now. 0 when it carried none. */
+static uint64_t active_ns(const struct pf_collector *c, const struct flow_ent *e, bool from_map,
+			  const struct pf_flow_obs *o)
+{
+	if (!o->bytes_in && !o->bytes_out)
+		return 0;
+	return from_map ? e->v.last_ns : c->read_ns;
 }
 
 static enum pf_reporter reporter_of(const struct pf_flow_key *k, const struct pf_flow_val *v,
@@ -499,6 +524,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 
 	c->n_completed = 0;
 	c->gen++;
+	c->read_ns = now_ns;
 	socks_forget(c);
 	err = read_flows(c, &ents, &n);
 	if (err)
@@ -624,7 +650,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 
 		if (!s || !s->tgid)
 			c->n_unowned++;
-		resolve_process(c, s, &o);
+		resolve_process(c, s, &o, active_ns(c, e, i < nmap, &o));
 		tcp_sample(c, s, &o);
 		pf_agg__add(c->agg, &o);
 
@@ -662,7 +688,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		o.bytes_out = h->bytes_out;
 		o.packets_in = h->pkts_in;
 		o.packets_out = h->pkts_out;
-		resolve_process(c, sock_get(c, h->cookie), &o);
+		resolve_process(c, sock_get(c, h->cookie), &o, 0);
 		pf_agg__add(c->agg, &o);
 		pf_hmap__remove(c->handshakes, hk);
 	}

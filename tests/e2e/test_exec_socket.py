@@ -4,12 +4,14 @@
 
     python3 tests/e2e/test_exec_socket.py --agent build/procflow --bindir build/e2e   (as root)
 
-`pf_odd udpexec NEXT ...` (client namespace of netns.TestNet) makes one UDP exchange
-with a pf_server, waits until the agent has written that flow (named pf_odd, args
-"udpexec ..."), then execs NEXT (a copy of pf_odd under another name) with the
-socket left open; NEXT makes a second exchange on the inherited socket. The same
-PID, the same socket, the same flow: the line of the interval after the exec must
-name NEXT, with its own arguments. Aggregation 0 and a 1 s interval, so each
+`pf_odd udpexec|tcpexec NEXT ...` (client namespace of netns.TestNet) sends on a UDP
+socket or a TCP connection to a server in the server namespace, waits until the agent
+has written that flow (named pf_odd, args "udpexec ..."), then execs NEXT (a copy of
+pf_odd under another name) with the socket left open; NEXT sends again on it. The
+same PID, the same socket, the same flow: the line of the interval after the exec
+must name NEXT, with its own arguments. UDP is claimed again at its next send; TCP in
+the tracepoint tier has no per-message hook, so the agent names the program the
+owner runs when the traffic was read. Aggregation 0 and a 1 s interval, so each
 interval's traffic is its own line."""
 
 import os
@@ -17,11 +19,68 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import netns  # noqa: E402
 from common import Agent  # noqa: E402
+
+# Reads each connection until EOF (pf_server gives a connection 2 s at most; this
+# one stays open across the agent's flush).
+TCP_SERVER = r"""
+import socket, sys, threading
+s = socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16)
+print("up", flush=True)
+def drain(c):
+    with c:
+        while c.recv(65536): pass
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=drain, args=(c,), daemon=True).start()
+"""
+
+
+def one_case(res, net, d, odd, nxt, proto, port):
+    flows = os.path.join(d, "out", "flows.log")
+    tag = "execsock-%s-%d" % (proto, os.getpid())
+    p = None
+    for _ in range(50):  # the server may need a moment to bind
+        p = net.spawn(net.client_ns, [odd, proto + "exec", nxt, net.server_v4, str(port), tag],
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      text=True)
+        if p.stdout.readline().strip() == "pf_odd: sent":
+            break
+        p.wait()
+        time.sleep(0.1)
+    if not res.check("%s: first exchange" % proto, p.poll() is None, "pf_odd exited %s" % p.poll()):
+        return
+    mine = []
+
+    def lines_of_pid():
+        recs, _ = common.load_flows(flows) if os.path.exists(flows) else ([], [])
+        mine[:] = [r for r in recs if r["reporter"] == "src" and r["proto"] == proto
+                   and r["dest_port"] == port and r["process_id"] == str(p.pid)
+                   and (r["bytes_out"] or r["bytes_in"])]
+        return mine
+    ok = common.wait_for(lambda: lines_of_pid(), 10, step=0.2)
+    res.check("%s: flow before the exec names pf_odd" % proto,
+              ok and mine[0]["process_name"] == odd and mine[0]["process_args"] == [
+                  "%sexec %s %s %d %s" % (proto, nxt, net.server_v4, port, tag)],
+              "; ".join(common.compact(r) for r in mine) or "no line")
+    before = len(mine)
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    res.check("%s: second exchange, after the exec" % proto,
+              p.stdout.readline().strip() == "pf_odd: sent" and p.wait(10) == 0,
+              "pf_odd exited %s" % p.poll())
+    ok = common.wait_for(lambda: len(lines_of_pid()) > before, 10, step=0.2)
+    after = mine[before:]
+    want_args = ["%sfd 3 %s %d after" % (proto, net.server_v4, port)]
+    res.check("%s: flow after the exec names the new program" % proto, ok and all(
+        r["process_name"] == nxt and r["process_args"] == want_args for r in after),
+        "want %s %s; got %s" % (nxt, want_args,
+                                "; ".join(common.compact(r) for r in after) or "no line"))
 
 
 def body(res, args):
@@ -35,6 +94,10 @@ def body(res, args):
         with netns.TestNet("execsock") as net:
             net.spawn(net.server_ns, [os.path.join(args.bindir, "pf_server"), "udp",
                                       net.server_v4, str(port)])
+            srv = net.spawn(net.server_ns, [sys.executable, "-c", TCP_SERVER, net.server_v4,
+                                            str(port + 1)], stdout=subprocess.PIPE, text=True)
+            if not res.check("TCP server up", srv.stdout.readline().strip() == "up"):
+                return
             agent = Agent(args.agent, ["run", "--output-dir", os.path.join(d, "out"),
                                        "--runtime-dir", os.path.join(d, "run"),
                                        "--flush-interval", "1", "--aggregation", "0"], owner=net)
@@ -42,43 +105,8 @@ def body(res, args):
             ok, why = agent.wait_ready(60)
             if not res.check("agent ready", ok, why):
                 return
-            flows = os.path.join(d, "out", "flows.log")
-            tag = "execsock-%d" % os.getpid()
-            p = None
-            for _ in range(50):  # pf_server may need a moment to bind
-                p = net.spawn(net.client_ns, [odd, "udpexec", nxt, net.server_v4, str(port), tag],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-                if p.stdout.readline().strip() == "pf_odd: sent":
-                    break
-                p.wait()
-                common.time.sleep(0.1)
-            if not res.check("first exchange", p.poll() is None, "pf_odd exited %s" % p.poll()):
-                return
-            mine = []
-
-            def lines_of_pid():
-                recs, _ = common.load_flows(flows) if os.path.exists(flows) else ([], [])
-                mine[:] = [r for r in recs if r["reporter"] == "src" and r["proto"] == "udp"
-                           and r["dest_port"] == port and r["process_id"] == str(p.pid)]
-                return mine
-            ok = common.wait_for(lambda: lines_of_pid(), 10, step=0.2)
-            res.check("flow before the exec names pf_odd", ok and mine[0]["process_name"] == odd
-                      and mine[0]["process_args"] == ["udpexec %s %s %d %s" % (
-                          nxt, net.server_v4, port, tag)],
-                      "; ".join(common.compact(r) for r in mine) or "no line")
-            before = len(mine)
-            p.stdin.write("go\n")
-            p.stdin.flush()
-            res.check("second exchange, after the exec", p.stdout.readline().strip() == "pf_odd: sent"
-                      and p.wait(10) == 0, "pf_odd exited %s" % p.poll())
-            ok = common.wait_for(lambda: len(lines_of_pid()) > before, 10, step=0.2)
-            after = mine[before:]
-            want_args = ["udpfd 3 %s %d after" % (net.server_v4, port)]
-            res.check("flow after the exec names the new program", ok and all(
-                r["process_name"] == nxt and r["process_args"] == want_args for r in after),
-                "want %s %s; got %s" % (nxt, want_args, "; ".join(common.compact(r) for r in after)
-                                        or "no line"))
+            one_case(res, net, d, odd, nxt, "udp", port)
+            one_case(res, net, d, odd, nxt, "tcp", port + 1)
             rc, _ = agent.stop()
             res.check("agent exits 0", rc == 0, "rc %s" % rc)
     finally:
