@@ -492,7 +492,10 @@ static __always_inline void save_sk_flow(struct sock *sk)
 	if (bpf_map_update_elem(&flows, &key, &val, BPF_ANY) == -7)
 		stat_inc(PF_STAT_FLOWS_FULL);
 	/* The socket may outlive the connection (its fd still open): the
-	 * iterator must not report these counters again. */
+	 * iterator must not report these counters again, also when the copy
+	 * failed (the agent would take them for a new flow and count them
+	 * twice). A flow whose copy failed is never read again; the agent
+	 * forgets it after two reads and logs it (expire_unseen()). */
 	f->skip = 2;
 }
 
