@@ -431,6 +431,7 @@ static int flush(struct pf_agent *a)
 		 (unsigned long long)a->out_lines, (unsigned long long)a->coll.n_entries,
 		 (unsigned long long)a->coll.n_completed, (unsigned long long)a->events);
 	pf_proc_cache__gc(a->procs, now);
+	pf_identity_reap(a->procs, now, a->host_pidns);
 	pf_occupancy__log(&a->coll, a->procs, a->cfg->verbose);
 	return 0;
 }

@@ -620,6 +620,31 @@ void pf_proc_cache__gc(struct pf_proc_cache *c, uint64_t now_ns)
 	}
 }
 
+size_t pf_proc_cache__reap(struct pf_proc_cache *c, uint64_t now_ns, uint64_t before_ns,
+			   pf_proc_alive_fn alive, void *ctx)
+{
+	size_t ended = 0;
+
+	if (!c || !alive)
+		return 0;
+	for (size_t i = 0; i <= c->mask; i++) {
+		struct pf_proc_node *n = c->slots[i].head;
+
+		/* Only the head of a history can still be current. */
+		if (!n || n->p.until_ns || n->p.exit_ns || n->p.since_ns >= before_ns)
+			continue;
+		if (alive(n->p.pid, n->p.start_ns, n->p.source == PF_PROC_SRC_PROCFS, ctx))
+			continue;
+		/* As an exit at @now_ns: kept for the grace period, then
+		 * collected. set_until() does not move slots. */
+		n->p.exit_ns = now_ns;
+		set_until(c, n, now_ns);
+		ended++;
+	}
+	c->st.reaped += ended;
+	return ended;
+}
+
 uint64_t pf_proc_cache__tick_ns(void)
 {
 	long hz = sysconf(_SC_CLK_TCK);

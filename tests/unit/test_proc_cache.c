@@ -532,6 +532,42 @@ static void test_scan_tick_precision(void **state)
 	pf_proc_cache__free(c);
 }
 
+static int alive_unless(uint32_t pid, uint64_t start_ns, int rounded, void *ctx)
+{
+	const uint32_t *dead = ctx;
+
+	(void)start_ns;
+	(void)rounded;
+	return pid != *dead;
+}
+
+/* An exit event that was lost (ring buffer full): the identity would stay
+ * current for ever. A reap asks whether the process still runs. */
+static void test_reap(void **state)
+{
+	struct pf_proc_cache *c = new_cache(16);
+	struct pf_proc_cache_stats st;
+	uint32_t dead = 100;
+
+	assert_int_equal(exec_(c, 100, 10, 10, "/bin/a", ""), 0);
+	assert_int_equal(exec_(c, 200, 20, 20, "/bin/b", ""), 0);
+	assert_int_equal(exec_(c, 300, 30, 1000, "/bin/late", ""), 0);
+	assert_int_equal(pf_proc_cache__reap(c, 500, 500, alive_unless, &dead), 1);
+	assert_string_equal(path_at(c, 100, 400), "/bin/a");
+	assert_string_equal(path_at(c, 100, 600), "(none)");
+	assert_string_equal(path_at(c, 200, 600), "/bin/b");
+	/* Too recent to ask about (its events may still be on the way). */
+	dead = 300;
+	assert_int_equal(pf_proc_cache__reap(c, 600, 500, alive_unless, &dead), 0);
+	assert_string_equal(path_at(c, 300, 1100), "/bin/late");
+	/* Ended, so collected after its grace period. */
+	pf_proc_cache__gc(c, 500 + GRACE + 1);
+	assert_int_equal(entries(c), 2);
+	pf_proc_cache__stats(c, &st);
+	assert_int_equal(st.reaped, 1);
+	pf_proc_cache__free(c);
+}
+
 /* A bijection on 32 bits (murmur3's finaliser): distinct, scattered PIDs. */
 static uint32_t scatter(uint32_t x)
 {
@@ -710,6 +746,7 @@ int main(void)
 	    cmocka_unit_test(test_bound),
 	    cmocka_unit_test(test_scan),
 	    cmocka_unit_test(test_scan_tick_precision),
+	    cmocka_unit_test(test_reap),
 	    cmocka_unit_test(test_many_pids),
 	    cmocka_unit_test(test_random_events),
 	};
