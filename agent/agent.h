@@ -183,6 +183,27 @@ int pf_check(const struct pf_config *cfg);
  */
 int pf_loader__host_pidns(struct pf_loader *l);
 
+/* ---- caps.c: capabilities after start-up ---- */
+
+/* The capabilities the running agent keeps (a mask of 1 << CAP_*): none,
+ * or CAP_SYS_PTRACE when exec paths are made absolute from /proc/<pid>/cwd
+ * (no in-kernel path walk). */
+uint64_t pf_caps__keep_set(bool path_walk);
+
+/*
+ * Keep only @keep in this thread's effective and permitted sets, clear the
+ * inheritable and ambient sets, drop the rest from the bounding set and set
+ * no_new_privs. Other threads keep theirs (see pf_caps__drop_thread()).
+ * Returns 0, or a negative errno: the sets could not be lowered (capset), or
+ * only the bounding set or no_new_privs could not be changed.
+ */
+int pf_caps__drop(uint64_t keep);
+
+/* Drop every capability of the calling thread (a helper thread that needs
+ * none, started before pf_caps__drop()). Cannot fail in a way that leaves
+ * more than before; errors are ignored. */
+void pf_caps__drop_thread(void);
+
 /* ---- run.c ---- */
 /* Run the agent; @args is kept for reloads (SIGHUP). Returns an exit code. */
 int pf_run(const struct pf_config *cfg, const struct pf_config_args *args);
@@ -217,7 +238,27 @@ struct pf_collector {
 	/* what the last flush did, for the log */
 	uint64_t n_entries, n_completed, n_unowned, n_iter_runs;
 	uint64_t n_dropped; /* flows not reported: the collector's bound (cumulative) */
+	uint64_t n_expired; /* flows forgotten without final counters (cumulative) */
+	/* Map occupancy after the last flush, counted by the walks the
+	 * collection makes anyway (no extra reads): entries of the flows and
+	 * socks maps, and live TCP connections in socket storage. */
+	uint64_t n_flows_map, n_socks_map, n_sk_flows;
+	uint64_t gen;	      /* collections so far */
+	uint64_t read_ns;     /* when the current collection began (boot clock) */
+	bool read_incomplete; /* the last read left flows out (collector bound) */
 };
+
+/* Identities the process cache holds (lib/proc_cache.h). */
+#define PF_PROC_CACHE_MAX (1u << 18)
+
+/*
+ * Log the occupancy of every bounded table (kernel maps as counted by the
+ * last collection, the process cache, the collector's own tables) as one
+ * line "occupancy: name entries/capacity (pct%), ...": when any is more
+ * than half full, or always with @verbose (agent/occupancy.c).
+ */
+void pf_occupancy__log(const struct pf_collector *c, const struct pf_proc_cache *procs,
+		       bool verbose);
 
 int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_proc_cache *procs,
 		       struct pf_agg *agg, const struct pf_config *cfg);

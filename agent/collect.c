@@ -34,7 +34,14 @@
 struct prev_val {
 	uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
 	uint64_t flow_id;
+	uint64_t seen; /* the last collection (c->gen) that read the flow */
 };
+
+/* A flow not read by this many collections in a row has no counters left
+ * in the kernel: its socket is gone without a final copy (see
+ * expire_unseen()). Two, not one: a socket closing during a read may be
+ * missed by both the flows map walk and the storage iterator once. */
+#define PF_UNSEEN_EXPIRY 2
 
 /* A flow as the log knows it: 5-tuple and network namespace. */
 struct user_key {
@@ -175,11 +182,14 @@ static void index_listeners(struct pf_collector *c)
 	}
 }
 
-/* Fill the process fields of @o from the owner of socket @s. */
+/*
+ * Fill the process fields of @o from the owner of socket @s. @active_ns is
+ * when the flow last carried traffic, if known (else 0).
+ */
 static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
-			    struct pf_flow_obs *o)
+			    struct pf_flow_obs *o, uint64_t active_ns)
 {
-	const struct pf_proc *p;
+	const struct pf_proc *p, *later;
 
 	o->proc_name = NULL;
 	o->proc_args = NULL;
@@ -198,6 +208,16 @@ static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
 	 * its exec event was lost. The task name is right; the path is not. */
 	if (p && p->has_exec_id && p->exec_id != s->exec_id)
 		p = NULL;
+	/* The same process ran another program when the flow last carried
+	 * traffic: it exec'd with the socket open, and no hook re-claimed the
+	 * socket since (TCP in the tracepoint tier has no per-message hook).
+	 * The traffic is the new program's. Only within one life of the PID:
+	 * a PID taken again by another process is not the claimer. */
+	if (p && active_ns > s->ts_ns) {
+		later = pf_proc_cache__lookup(c->procs, s->tgid, active_ns);
+		if (later && later != p && later->start_ns == p->start_ns)
+			p = later;
+	}
 	if (p && c->cfg->process_path && p->path) {
 		o->proc_name = p->path;
 		o->proc_args = p->args;
@@ -207,6 +227,18 @@ static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
 		/* The task name captured with the socket: the last resort. */
 		o->proc_name = s->comm;
 	}
+}
+
+/* When the flow of @e last carried traffic, as far as known: the last
+ * packet of a flows map entry (@from_map); for a live TCP connection that
+ * carried bytes since the last read (socket storage keeps no time), this
+ * read: whoever holds the socket now. 0 when it carried none. */
+static uint64_t active_ns(const struct pf_collector *c, const struct flow_ent *e, bool from_map,
+			  const struct pf_flow_obs *o)
+{
+	if (!o->bytes_in && !o->bytes_out)
+		return 0;
+	return from_map ? e->v.last_ns : c->read_ns;
 }
 
 static enum pf_reporter reporter_of(const struct pf_flow_key *k, const struct pf_flow_val *v,
@@ -326,6 +358,8 @@ static int read_flows(struct pf_collector *c, struct flow_ent **out, size_t *n)
 	l.index = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(size_t), PF_COLLECTOR_FLOWS_MAX);
 	if (!l.index)
 		return -ENOMEM;
+	c->n_flows_map = 0;
+	c->n_sk_flows = 0;
 	while (!bpf_map_get_next_key(c->flows_fd, prev, &next)) {
 		struct flow_ent *e = flow_list_add(&l);
 		size_t *pos;
@@ -340,15 +374,18 @@ static int read_flows(struct pf_collector *c, struct flow_ent **out, size_t *n)
 			continue; /* deleted meanwhile */
 		e->k = key;
 		l.n++;
+		c->n_flows_map++;
 		pos = pf_hmap__upsert(l.index, &key, NULL);
 		if (pos)
 			*pos = l.n;
 	}
 	if (c->loader)
 		err = pf_loader__read_sk_flows(c->loader, add_sk_flow, &l);
+	c->n_sk_flows = l.n - c->n_flows_map;
 out:
 	pf_hmap__free(l.index);
 	c->n_dropped += l.dropped;
+	c->read_incomplete = l.dropped > 0;
 	if (err) {
 		free(l.ents);
 		return err;
@@ -358,23 +395,142 @@ out:
 	return 0;
 }
 
+/*
+ * Forget flows whose counters the kernel no longer has. A TCP connection's
+ * live counters are in its socket storage, and its final ones are copied
+ * into the flows map when it closes; when that map is full the copy fails
+ * (counted in the kernel as PF_STAT_FLOWS_FULL) and the flow is never read
+ * again. Without this its state here would stay forever. Its bytes since
+ * the last flush are lost: counted, and logged once per flush.
+ */
+static void expire_unseen(struct pf_collector *c)
+{
+	struct pf_hmap_iter it = {0};
+	uint64_t expired = 0;
+	const void *k;
+	void *v;
+
+	/* A read that left flows out saw less than what exists. */
+	if (c->read_incomplete)
+		return;
+	while (pf_hmap__next(c->prev, &it, &k, &v)) {
+		const struct prev_val *p = v;
+
+		if (p->seen + PF_UNSEEN_EXPIRY > c->gen)
+			continue;
+		pf_hmap__remove(c->prev, k);
+		expired++;
+	}
+	if (expired)
+		pf_log("%llu flows ended without their final counters (flow map full when their "
+		       "socket closed): their last bytes are not reported",
+		       (unsigned long long)expired);
+	c->n_expired += expired;
+}
+
+struct dead_list {
+	uint64_t *keys;
+	size_t n, cap;
+};
+
+static int dead_add(struct dead_list *d, uint64_t key)
+{
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 256;
+		uint64_t *nk = realloc(d->keys, ncap * sizeof(*nk));
+
+		if (!nk)
+			return -ENOMEM;
+		d->keys = nk;
+		d->cap = ncap;
+	}
+	d->keys[d->n++] = key;
+	return 0;
+}
+
+/* The sockets map a batch at a time: one system call per PF_SOCKS_BATCH
+ * entries rather than two per entry. Its cursor is a bucket, not a key, so
+ * entries the kernel deletes meanwhile (a socket released) do not send the
+ * walk back to the start as a vanished key does with get_next_key. */
+#define PF_SOCKS_BATCH 256
+
+static int walk_socks_batch(struct pf_collector *c, uint64_t now_ns, struct dead_list *d)
+{
+	uint64_t keys[PF_SOCKS_BATCH], cursor = 0;
+	struct pf_sock_val vals[PF_SOCKS_BATCH];
+	bool first = true;
+
+	for (;;) {
+		__u32 count = PF_SOCKS_BATCH;
+		int err = bpf_map_lookup_batch(c->socks_fd, first ? NULL : &cursor, &cursor, keys,
+					       vals, &count, NULL);
+
+		err = err ? -errno : 0;
+		if (err && err != -ENOENT)
+			return err;
+		first = false;
+		for (__u32 i = 0; i < count; i++) {
+			c->n_socks_map++;
+			if (vals[i].closed_ns && vals[i].closed_ns <= now_ns &&
+			    dead_add(d, keys[i]))
+				return 0; /* out of memory: the rest waits for the next flush */
+		}
+		if (err == -ENOENT)
+			return 0;
+	}
+}
+
+/* Delete the entries of sockets that closed before this collection began,
+ * and count the map's entries on the way (the occupancy line). */
+static void sweep_closed_socks(struct pf_collector *c, uint64_t now_ns)
+{
+	struct dead_list d = {0};
+
+	c->n_socks_map = 0;
+	if (walk_socks_batch(c, now_ns, &d)) {
+		/* No batch lookup (or it failed): key by key. */
+		uint64_t key, next, *prev = NULL;
+		struct pf_sock_val v;
+
+		c->n_socks_map = 0;
+		d.n = 0;
+		while (!bpf_map_get_next_key(c->socks_fd, prev, &next)) {
+			key = next;
+			prev = &key;
+			c->n_socks_map++;
+			if (bpf_map_lookup_elem(c->socks_fd, &key, &v) || !v.closed_ns ||
+			    v.closed_ns > now_ns)
+				continue;
+			if (dead_add(&d, key))
+				break;
+		}
+	}
+	for (size_t i = 0; i < d.n; i++)
+		if (!bpf_map_delete_elem(c->socks_fd, &d.keys[i]))
+			c->n_socks_map--;
+	free(d.keys);
+}
+
 int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 {
 	const uint64_t interval_ns = (uint64_t)c->cfg->flush_interval_s * 1000000000ull;
 	const uint64_t udp_idle_ns = (uint64_t)c->cfg->udp_idle_s * 1000000000ull;
 	struct flow_ent *ents = NULL;
-	size_t n = 0, unowned = 0;
+	size_t n = 0, unowned = 0, nmap;
 	struct pf_hmap_iter it = {0};
 	const void *hk;
 	void *hv;
 	int err;
 
 	c->n_completed = 0;
+	c->gen++;
+	c->read_ns = now_ns;
 	socks_forget(c);
 	err = read_flows(c, &ents, &n);
 	if (err)
 		return err;
 	c->n_entries = n;
+	nmap = c->n_flows_map; /* ents[0..nmap) came from the flows map */
 
 	/* Sockets the kernel saw traffic on but no owner for were opened
 	 * before the agent started: ask the iterator, once per flush. */
@@ -423,6 +579,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 			h->pkts_out += e->v.pkts_out;
 		}
 		bpf_map_delete_elem(c->flows_fd, &e->k);
+		c->n_flows_map--; /* listener entries all come from the flows map */
 	}
 
 	c->n_unowned = 0;
@@ -446,6 +603,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		memset(&o, 0, sizeof(o));
 		if (created)
 			p->flow_id = c->next_flow_id++;
+		p->seen = c->gen;
 		o.flow_id = p->flow_id;
 		o.started = created;
 		o.netns = s ? s->netns : 0;
@@ -492,7 +650,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 
 		if (!s || !s->tgid)
 			c->n_unowned++;
-		resolve_process(c, s, &o);
+		resolve_process(c, s, &o, active_ns(c, e, i < nmap, &o));
 		tcp_sample(c, s, &o);
 		pf_agg__add(c->agg, &o);
 
@@ -500,8 +658,11 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 			bpf_map_delete_elem(c->flows_fd, &e->k);
 			pf_hmap__remove(c->prev, &e->k);
 			c->n_completed++;
+			if (i < nmap)
+				c->n_flows_map--;
 		}
 	}
+	expire_unseen(c);
 
 	/* Handshakes whose connection was never accepted (or not yet, after
 	 * two intervals): report them on the listener's process. */
@@ -527,40 +688,14 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		o.bytes_out = h->bytes_out;
 		o.packets_in = h->pkts_in;
 		o.packets_out = h->pkts_out;
-		resolve_process(c, sock_get(c, h->cookie), &o);
+		resolve_process(c, sock_get(c, h->cookie), &o, 0);
 		pf_agg__add(c->agg, &o);
 		pf_hmap__remove(c->handshakes, hk);
 	}
 
 	/* Closed sockets: every flow of theirs was read after they closed
 	 * and has completed above. */
-	{
-		uint64_t key, next, *prev = NULL;
-		uint64_t *dead = NULL;
-		size_t ndead = 0, cap = 0;
-		struct pf_sock_val v;
-
-		while (!bpf_map_get_next_key(c->socks_fd, prev, &next)) {
-			key = next;
-			prev = &key;
-			if (bpf_map_lookup_elem(c->socks_fd, &key, &v) || !v.closed_ns ||
-			    v.closed_ns > now_ns)
-				continue;
-			if (ndead == cap) {
-				size_t ncap = cap ? cap * 2 : 256;
-				uint64_t *nd = realloc(dead, ncap * sizeof(*nd));
-
-				if (!nd)
-					break;
-				dead = nd;
-				cap = ncap;
-			}
-			dead[ndead++] = key;
-		}
-		for (size_t i = 0; i < ndead; i++)
-			bpf_map_delete_elem(c->socks_fd, &dead[i]);
-		free(dead);
-	}
+	sweep_closed_socks(c, now_ns);
 	free(ents);
 	return 0;
 }

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "agent.h"
 #include "identity.h"
+#include "proc_cache.h"
 #include "procfs.h"
 #include "redact.h"
 
@@ -147,4 +149,43 @@ const char *pf_identity_exe(char *exe)
 	if (n > d && !strcmp(exe + n - d, deleted))
 		exe[n - d] = '\0';
 	return exe;
+}
+
+/* ---- processes whose exit was lost ---- */
+
+/* How often the cache is checked against the running processes, and how
+ * old an identity must be to be checked (its own events may still be in
+ * the ring buffer). */
+#define PF_REAP_EVERY_NS   (60ull * 1000000000ull)
+#define PF_REAP_MIN_AGE_NS (10ull * 1000000000ull)
+
+/* Whether (@pid, @start_ns) still runs. kill(pid, 0) tells whether the PID
+ * exists whatever /proc hides (hidepid); /proc/<pid>/stat whether it is
+ * still the same life, to a clock tick. When it cannot tell: alive. */
+static int host_alive(uint32_t pid, uint64_t start_ns, int rounded, void *ctx)
+{
+	uint64_t tick = pf_proc_cache__tick_ns(), now_start;
+
+	(void)rounded;
+	(void)ctx;
+	if (kill((pid_t)pid, 0) && errno == ESRCH)
+		return 0;
+	if (pf_procfs__start_ns("/proc", pid, &now_start))
+		return 1;
+	return now_start / tick == start_ns / tick;
+}
+
+void pf_identity_reap(struct pf_proc_cache *procs, uint64_t now_ns, bool host_pidns)
+{
+	static uint64_t last_ns;
+	size_t n;
+
+	if (!host_pidns || now_ns < PF_REAP_MIN_AGE_NS || now_ns - last_ns < PF_REAP_EVERY_NS)
+		return;
+	last_ns = now_ns;
+	n = pf_proc_cache__reap(procs, now_ns, now_ns - PF_REAP_MIN_AGE_NS, host_alive, NULL);
+	if (n)
+		pf_debug("%zu processes ended without an exit event (lost with the ring buffer "
+			 "full): their identities end now",
+			 n);
 }

@@ -3,9 +3,12 @@
 #ifndef PF_IDENTITY_H
 #define PF_IDENTITY_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct pf_config;
+struct pf_proc_cache;
 
 /*
  * The process_args string of an argument area @raw (@raw_len bytes,
@@ -22,5 +25,14 @@ size_t pf_identity_args(const struct pf_config *cfg, const char *exe, const char
 /* @exe (a /proc/<pid>/exe link) without the kernel's " (deleted)" suffix.
  * Edits @exe in place; returns it. */
 const char *pf_identity_exe(char *exe);
+
+/*
+ * At most once a minute (call it at every flush): end the identities of
+ * processes that no longer run but whose exit event was lost, checked
+ * against the host's processes (only with @host_pidns: the kernel's PIDs
+ * are this /proc's). Without it such an identity stays current, and is
+ * never collected, until its PID is taken again.
+ */
+void pf_identity_reap(struct pf_proc_cache *procs, uint64_t now_ns, bool host_pidns);
 
 #endif

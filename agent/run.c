@@ -431,6 +431,8 @@ static int flush(struct pf_agent *a)
 		 (unsigned long long)a->out_lines, (unsigned long long)a->coll.n_entries,
 		 (unsigned long long)a->coll.n_completed, (unsigned long long)a->events);
 	pf_proc_cache__gc(a->procs, now);
+	pf_identity_reap(a->procs, now, a->host_pidns);
+	pf_occupancy__log(&a->coll, a->procs, a->cfg->verbose);
 	return 0;
 }
 
@@ -704,7 +706,8 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	a.redbuf = malloc(a.redbuf_size);
 	/* Identities are kept two intervals after exit: a flow seen in the
 	 * interval a process ended is written at the end of that interval. */
-	a.procs = pf_proc_cache__new(1 << 18, 2ull * cfg->flush_interval_s * 1000000000ull);
+	a.procs =
+	    pf_proc_cache__new(PF_PROC_CACHE_MAX, 2ull * cfg->flush_interval_s * 1000000000ull);
 	agg_opts_of(cfg, a.host, &ao);
 	a.agg = pf_agg__new(&ao);
 	if (!a.argbuf || !a.redbuf || !a.procs || !a.agg) {
@@ -750,6 +753,11 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 		       "are next used",
 		       strerror(-err));
 
+	/* Everything that needs privileges is done: keep only what the
+	 * running agent needs (agent/caps.c, README "Privileges"). */
+	err = pf_caps__drop(pf_caps__keep_set(a.loader.path_walk));
+	if (err)
+		pf_log("could not give up capabilities no longer needed: %s", strerror(-err));
 	pf_log("ready: writing %s every %us", pf_logfile__path(a.log), cfg->flush_interval_s);
 	err = loop(&a);
 	ret = err ? PF_EXIT_RUNTIME : PF_EXIT_OK;

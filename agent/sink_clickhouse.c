@@ -461,6 +461,10 @@ static void *sender(void *arg)
 	struct pf_chsink *s = arg;
 	bool stopping = false;
 
+	/* A network client needs no capability; the loop thread drops its
+	 * own once the kernel side is loaded (agent/caps.c). */
+	pf_caps__drop_thread();
+
 	while (!stopping) {
 		struct qitem *list;
 

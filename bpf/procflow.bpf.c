@@ -316,10 +316,12 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 	exec_id = pf_task_exec_id((struct task_struct *)bpf_get_current_task());
 	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (v) {
-		if (v->tgid == tgid)
+		if (v->tgid == tgid && v->exec_id == exec_id)
 			return;
 		/* A socket passed to another process (fork, SCM_RIGHTS) now
-		 * belongs to the one using it. */
+		 * belongs to the one using it; one kept across an exec, to the
+		 * new program (same PID, new exec counter: the claim time then
+		 * falls in the new program's identity). */
 		v->tgid = tgid;
 		v->ts_ns = bpf_ktime_get_boot_ns();
 		v->claim = how;
@@ -334,9 +336,43 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 	nv.netns = netns;
 	nv.claim = how;
 	nv.exec_id = exec_id;
+	/* Made at socket(): every flow of the socket comes after it, so
+	 * PF_SOCK_FLOWS on it says whether any flow refers to the socket. */
+	nv.flags = how == PF_CLAIM_CREATE ? PF_SOCK_BORN : 0;
 	bpf_get_current_comm(nv.comm, sizeof(nv.comm));
 	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7 /* E2BIG */)
 		stat_inc(PF_STAT_SOCKS_FULL);
+}
+
+/*
+ * The socket's last file reference is gone (close(), or its holder
+ * exited), in every tier. Its entry must not outlive it: the agent deletes
+ * entries with closed_ns set once their flows are written, and an entry
+ * no flow refers to goes at once, so that a loop of socket()+close() (a
+ * port probe, a program's address-family probe, a connect() that failed
+ * before sending anything) cannot fill the map between two flushes.
+ *
+ * A UDP socket has no state machine: it is closed here. A TCP socket in
+ * any state but CLOSE goes on (FIN_WAIT, LAST_ACK...) and is closed by
+ * inet_sock_set_state; one in CLOSE never changes state again, so this
+ * is its close. A TCP entry made at socket() that reaches here in CLOSE
+ * without closed_ns never left CLOSE (the tracepoint sets closed_ns on the
+ * way back to it), so it never carried a packet.
+ */
+static __always_inline void sock_released(__u64 cookie, __u32 proto, __u32 state)
+{
+	struct pf_sock_val *v;
+
+	if (proto == IPPROTO_TCP && state != TCP_CLOSE)
+		return;
+	v = bpf_map_lookup_elem(&socks, &cookie);
+	if (!v || v->closed_ns)
+		return;
+	if ((v->flags & (PF_SOCK_BORN | PF_SOCK_FLOWS)) == PF_SOCK_BORN) {
+		bpf_map_delete_elem(&socks, &cookie);
+		return;
+	}
+	v->closed_ns = bpf_ktime_get_boot_ns();
 }
 
 static __always_inline int inet_l4(struct bpf_sock *sk)
@@ -373,9 +409,7 @@ PF_SOCK_ADDR_HOOK(pf_recvmsg6, "cgroup/recvmsg6", PF_CLAIM_UDP_MSG)
 /*
  * close() of a socket's last file reference, in the closing process (the
  * release runs from the task's own file-put work, never from softirq).
- *
- * A UDP socket has no state machine: its flows complete when it is
- * released (TCP completion comes from inet_sock_set_state).
+ * See sock_released() for what ends here.
  *
  * A socket still without an owner here was accepted without an address
  * buffer (so getpeername never ran) by the process closing it: a pre-fork
@@ -397,8 +431,7 @@ int pf_sock_release(struct bpf_sock *sk)
 		claim(cookie, bpf_get_netns_cookie(sk), PF_CLAIM_RELEASE);
 		v = bpf_map_lookup_elem(&socks, &cookie);
 	}
-	if (v && sk->protocol == IPPROTO_UDP)
-		v->closed_ns = bpf_ktime_get_boot_ns();
+	sock_released(cookie, sk->protocol, sk->state);
 	return 1;
 }
 
@@ -459,7 +492,10 @@ static __always_inline void save_sk_flow(struct sock *sk)
 	if (bpf_map_update_elem(&flows, &key, &val, BPF_ANY) == -7)
 		stat_inc(PF_STAT_FLOWS_FULL);
 	/* The socket may outlive the connection (its fd still open): the
-	 * iterator must not report these counters again. */
+	 * iterator must not report these counters again, also when the copy
+	 * failed (the agent would take them for a new flow and count them
+	 * twice). A flow whose copy failed is never read again; the agent
+	 * forgets it after two reads and logs it (expire_unseen()). */
 	f->skip = 2;
 }
 
@@ -843,8 +879,13 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 	v = bpf_map_lookup_elem(&flows, &key);
 	if (!v) {
 		struct pf_flow_val nv = {};
-		struct pf_sock_val *s;
+		struct pf_sock_val *s = bpf_map_lookup_elem(&socks, &key.cookie);
 
+		/* Before the flow exists: a release that sees no flag finds
+		 * no flow referring to the socket (see sock_released). Only
+		 * ever set, so a plain store is enough. */
+		if (s && !(s->flags & PF_SOCK_FLOWS))
+			s->flags |= PF_SOCK_FLOWS;
 		nv.first_ns = now;
 		if (p.l4 == IPPROTO_TCP && sk->state == TCP_LISTEN) {
 			/* Handshake packets are delivered to the listener; the
@@ -855,7 +896,6 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 			   (p.tcpflags & (PF_TCP_SYN | PF_TCP_ACK)) == PF_TCP_SYN) {
 			nv.role = egress ? PF_ROLE_SRC : PF_ROLE_DST;
 		} else if (p.l4 == IPPROTO_TCP) {
-			s = bpf_map_lookup_elem(&socks, &key.cookie);
 			nv.role = s ? s->role : PF_ROLE_UNKNOWN;
 		} else {
 			/* UDP: whoever sent the first datagram started it. */

@@ -16,7 +16,7 @@
  *   tcp_sendmsg, tcp_cleanup_rbuf      TCP send and receive
  *   udp_sendmsg, udp_recvmsg,          UDP send and receive
  *   udpv6_sendmsg, udpv6_recvmsg
- *   inet_release                       close(): a UDP socket's flows complete
+ *   inet_release                       close(): see sock_released()
  *
  * The socket cookie. A kprobe cannot call bpf_get_socket_cookie() (its
  * argument is not a BTF pointer), and fentry can only from v5.12 ("bpf:
@@ -58,22 +58,23 @@ static __always_inline void own_sock(struct sock *sk, __u32 how, __u32 role)
 		v->listener = 1;
 }
 
-/* close(): a UDP socket has no state machine, its flows complete here. TCP
- * completion comes from inet_sock_set_state (shared by every tier). */
+/* close(): see sock_released(). TCP connections that go on after it are
+ * closed by inet_sock_set_state (shared by every tier). */
 static __always_inline void release_sock_of(struct socket *sock)
 {
 	struct sock *sk = BPF_CORE_READ(sock, sk);
-	struct pf_sock_val *v;
 	__u64 cookie;
+	__u8 proto;
 
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+	if (!sk)
+		return;
+	proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
 		return;
 	cookie = pf_sock_cookie(sk);
 	if (!cookie)
 		return;
-	v = bpf_map_lookup_elem(&socks, &cookie);
-	if (v)
-		v->closed_ns = bpf_ktime_get_boot_ns();
+	sock_released(cookie, proto, BPF_CORE_READ(sk, __sk_common.skc_state));
 }
 
 /* Hooks whose first argument is the struct sock. */

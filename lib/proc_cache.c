@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PF_NOT_IN_HEAP SIZE_MAX
 
@@ -49,6 +50,7 @@ struct pf_proc_cache {
 	size_t heap_len;
 	size_t max_entries;
 	uint64_t grace_ns;
+	uint64_t tick_ns; /* the precision of a start time read from /proc */
 	struct pf_proc_cache_stats st;
 };
 
@@ -269,6 +271,22 @@ static void remove_node(struct pf_proc_cache *c, struct pf_proc_node *n)
 	c->st.entries--;
 }
 
+/*
+ * Whether @a and the life that started at @start_ns (@rounded: a start
+ * read from /proc) are the same life of the PID. The kernel's events carry
+ * the start to the nanosecond; /proc gives it in clock ticks, rounded down
+ * (so a scanned start is the event's start cut to a tick). Two lives of
+ * one PID cannot start within one tick: the PID would have to be freed
+ * and handed out again in between.
+ */
+static bool same_life(const struct pf_proc_cache *c, const struct pf_proc *a, uint64_t start_ns,
+		      bool rounded)
+{
+	if (!rounded && a->source != PF_PROC_SRC_PROCFS)
+		return a->start_ns == start_ns;
+	return a->start_ns / c->tick_ns == start_ns / c->tick_ns;
+}
+
 /* Whether @p is who its PID was at @ts_ns. */
 static bool holds(const struct pf_proc *p, uint64_t ts_ns)
 {
@@ -301,16 +319,17 @@ static void link_windows(struct pf_proc_cache *c, struct pf_proc_node *n, struct
 	struct pf_proc_node *o;
 
 	for (o = head; o; o = o->older) {
+		bool same = same_life(c, &o->p, n->p.start_ns, n->p.source == PF_PROC_SRC_PROCFS);
 		uint64_t bound;
 
 		if (o == n)
 			continue;
-		if (o->p.start_ns < n->p.start_ns) {
+		if (!same && o->p.start_ns < n->p.start_ns) {
 			if (o->p.until_ns == 0)
 				set_until(c, o, n->p.start_ns);
 			continue;
 		}
-		if (o->p.start_ns > n->p.start_ns) {
+		if (!same) {
 			bound = o->p.start_ns;
 		} else {
 			if (o->p.exit_ns && !exit_ns)
@@ -422,6 +441,7 @@ struct pf_proc_cache *pf_proc_cache__new(size_t max_entries, uint64_t grace_ns)
 	c->shift = 64 - bits;
 	c->max_entries = max_entries;
 	c->grace_ns = grace_ns;
+	c->tick_ns = pf_proc_cache__tick_ns();
 	return c;
 }
 
@@ -493,7 +513,7 @@ static const struct pf_proc *find_exact(struct pf_proc_cache *c, uint32_t pid, u
 	struct pf_proc_node *n;
 
 	for (n = s ? s->head : NULL; n; n = n->older)
-		if (n->p.start_ns == start_ns && holds(&n->p, ts_ns))
+		if (same_life(c, &n->p, start_ns, false) && holds(&n->p, ts_ns))
 			return &n->p;
 	return NULL;
 }
@@ -511,7 +531,7 @@ int pf_proc_cache__fork(struct pf_proc_cache *c, uint32_t child_pid, uint64_t ch
 	 * fork must not take the place of what the child ran. */
 	s = find_slot(c, child_pid);
 	for (o = s ? s->head : NULL; o; o = o->older)
-		if (o->p.start_ns == child_start_ns)
+		if (same_life(c, &o->p, child_start_ns, false))
 			return 0;
 
 	/* The parent's program at the moment of the fork. The exact start may
@@ -543,7 +563,7 @@ int pf_proc_cache__set_exec_id(struct pf_proc_cache *c, uint32_t pid, uint64_t s
 		return -EINVAL;
 	s = find_slot(c, pid);
 	for (n = s ? s->head : NULL; n; n = n->older) {
-		if (n->p.start_ns == start_ns && n->p.since_ns <= ts_ns) {
+		if (same_life(c, &n->p, start_ns, false) && n->p.since_ns <= ts_ns) {
 			n->p.exec_id = exec_id;
 			n->p.has_exec_id = 1;
 			return 0;
@@ -561,7 +581,7 @@ void pf_proc_cache__exit(struct pf_proc_cache *c, uint32_t pid, uint64_t start_n
 		return;
 	s = find_slot(c, pid);
 	for (n = s ? s->head : NULL; n; n = n->older) {
-		if (n->p.start_ns != start_ns)
+		if (!same_life(c, &n->p, start_ns, false))
 			continue;
 		n->p.exit_ns = exit_ns;
 		if (n->p.until_ns == 0)
@@ -598,6 +618,46 @@ void pf_proc_cache__gc(struct pf_proc_cache *c, uint64_t now_ns)
 			break;
 		remove_node(c, n);
 	}
+}
+
+size_t pf_proc_cache__reap(struct pf_proc_cache *c, uint64_t now_ns, uint64_t before_ns,
+			   pf_proc_alive_fn alive, void *ctx)
+{
+	size_t ended = 0;
+
+	if (!c || !alive)
+		return 0;
+	for (size_t i = 0; i <= c->mask; i++) {
+		struct pf_proc_node *n = c->slots[i].head;
+
+		/* Only the head of a history can still be current. */
+		if (!n || n->p.until_ns || n->p.exit_ns || n->p.since_ns >= before_ns)
+			continue;
+		if (alive(n->p.pid, n->p.start_ns, n->p.source == PF_PROC_SRC_PROCFS, ctx))
+			continue;
+		/* As an exit at @now_ns: kept for the grace period, then
+		 * collected. set_until() does not move slots. */
+		n->p.exit_ns = now_ns;
+		set_until(c, n, now_ns);
+		ended++;
+	}
+	c->st.reaped += ended;
+	return ended;
+}
+
+uint64_t pf_proc_cache__tick_ns(void)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+
+	if (hz <= 0 || hz > 1000000000L)
+		hz = 100; /* USER_HZ on every Linux architecture */
+	return 1000000000ull / (uint64_t)hz;
+}
+
+void pf_proc_cache__set_tick(struct pf_proc_cache *c, uint64_t tick_ns)
+{
+	if (c && tick_ns)
+		c->tick_ns = tick_ns;
 }
 
 void pf_proc_cache__stats(const struct pf_proc_cache *c, struct pf_proc_cache_stats *st)

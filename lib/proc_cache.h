@@ -13,6 +13,10 @@
  * Exited identities are kept for a grace period so that flows written
  * after the process has gone still name it (pf_proc_cache__gc()).
  *
+ * An identity learnt from /proc has a start time rounded down to a clock
+ * tick; the kernel's events give it to the nanosecond. An event matches
+ * such an identity when both starts fall in the same tick.
+ *
  * The cache is bounded: when it holds max_entries identities, the oldest
  * exited one is evicted; if none has exited, the insert fails with
  * -ENOSPC and is counted in stats.dropped.
@@ -54,6 +58,7 @@ struct pf_proc_cache_stats {
 	uint64_t entries;
 	uint64_t dropped; /* inserts refused because the cache was full */
 	uint64_t evicted; /* exited identities evicted early to make room */
+	uint64_t reaped;  /* ended by pf_proc_cache__reap(): their exit was never seen */
 };
 
 struct pf_proc_cache;
@@ -121,5 +126,29 @@ const struct pf_proc *pf_proc_cache__lookup(struct pf_proc_cache *c, uint32_t pi
 void pf_proc_cache__gc(struct pf_proc_cache *c, uint64_t now_ns);
 
 void pf_proc_cache__stats(const struct pf_proc_cache *c, struct pf_proc_cache_stats *st);
+
+/*
+ * Whether the process (@pid, @start_ns) still runs; @rounded: @start_ns was
+ * read from /proc (cut to a clock tick). Return 1 when it does, or when it
+ * cannot be told; 0 only when it surely does not.
+ */
+typedef int (*pf_proc_alive_fn)(uint32_t pid, uint64_t start_ns, int rounded, void *ctx);
+
+/*
+ * End, as if by an exit at @now_ns, every identity still current that
+ * began before @before_ns and that @alive says no longer runs: processes
+ * whose exit event was lost (ring buffer full) would otherwise stay
+ * current, and never be collected, until their PID is taken again.
+ * Returns how many were ended (also counted in stats.reaped).
+ */
+size_t pf_proc_cache__reap(struct pf_proc_cache *c, uint64_t now_ns, uint64_t before_ns,
+			   pf_proc_alive_fn alive, void *ctx);
+
+/* The precision of a start time read from /proc: one clock tick
+ * (sysconf(_SC_CLK_TCK)), in ns. The cache uses it from creation. */
+uint64_t pf_proc_cache__tick_ns(void);
+
+/* Use @tick_ns instead (tests; 0 is ignored). */
+void pf_proc_cache__set_tick(struct pf_proc_cache *c, uint64_t tick_ns);
 
 #endif

@@ -289,6 +289,34 @@ static int read_cmdline(int dirfd, size_t args_max, struct pf_procfs_proc *p)
 	return 0;
 }
 
+int pf_procfs__start_ns(const char *root, uint32_t pid, uint64_t *start_ns)
+{
+	struct pf_procfs_stat st;
+	char path[PATH_MAX], buf[PF_STAT_BUF + 1];
+	int dirfd, n, err;
+	ssize_t len;
+
+	if (!root || !start_ns)
+		return -EINVAL;
+	n = snprintf(path, sizeof(path), "%s/%u", root, pid);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		err = -errno;
+		return err == -ESRCH ? -ENOENT : err;
+	}
+	len = read_at(dirfd, "stat", buf, PF_STAT_BUF);
+	close(dirfd);
+	if (len < 0)
+		return (int)len == -ESRCH ? -ENOENT : (int)len;
+	err = pf_procfs__parse_stat(buf, (size_t)len, &st);
+	if (err)
+		return err;
+	*start_ns = ticks_to_ns(st.start_ticks);
+	return 0;
+}
+
 int pf_procfs__read(const char *root, uint32_t pid, size_t args_max, struct pf_procfs_proc *p)
 {
 	struct pf_procfs_stat st;

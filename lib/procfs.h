@@ -58,6 +58,13 @@ struct pf_procfs_proc {
 int pf_procfs__read(const char *root, uint32_t pid, size_t args_max, struct pf_procfs_proc *p);
 
 /*
+ * The start time of process @pid from @root/<pid>/stat, in ns since boot
+ * (rounded down to a clock tick). Returns 0, -ENOENT when there is no such
+ * process (or it is hidden from us), or another negative errno.
+ */
+int pf_procfs__start_ns(const char *root, uint32_t pid, uint64_t *start_ns);
+
+/*
  * Call @cb for every numeric directory of @root (every process). Stops and
  * returns the callback's value when it is non-zero. Returns 0 or a
  * negative errno when @root cannot be read.

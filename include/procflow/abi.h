@@ -182,8 +182,14 @@ struct pf_sock_val {
 	 * user space see that an identity is stale because its exec event
 	 * was lost, rather than name the program the process ran before. */
 	__u32 exec_id;
+	__u32 flags; /* PF_SOCK_* */
 	char comm[PF_COMM_LEN];
 };
+
+/* Socket entry flags: together they tell, at release, whether anything
+ * can still refer to the entry. */
+#define PF_SOCK_BORN  (1u << 0) /* the entry was made at socket(): no flow predates it */
+#define PF_SOCK_FLOWS (1u << 1) /* a flows map entry was made for this socket */
 
 /* Counters of what the kernel side could not do, one slot each in a
  * per-CPU array. */

@@ -26,6 +26,20 @@
  *                                                 through /proc/sys/kernel/ns_last_pid
  *                                                 (of this PID namespace); prints
  *                                                 "A PID" and "B PID"
+ *   pf_odd udpexec  NEXT HOST PORT [extra...]    one UDP exchange with a pf_server (send
+ *                                                 NBYTES, read the reply), print
+ *                                                 "pf_odd: sent", read a line on stdin,
+ *                                                 then exec NEXT (a pf_odd) as "udpfd FD
+ *                                                 HOST PORT after" with the socket open
+ *   pf_odd udpfd    FD HOST PORT [extra...]       one UDP exchange on the inherited
+ *                                                 socket FD, print "pf_odd: sent"
+ *   pf_odd tcpexec  NEXT HOST PORT [extra...]    the same over TCP: connect, send NBYTES,
+ *                                                 print "pf_odd: sent", read a line on
+ *                                                 stdin, exec NEXT as "tcpfd FD HOST PORT
+ *                                                 after" with the connection open
+ *   pf_odd tcpfd    FD HOST PORT [extra...]       send NBYTES on the inherited connection
+ *                                                 FD, shut it down, read until EOF, print
+ *                                                 "pf_odd: sent"
  *   pf_odd storm    CLIENT HOST PORT COUNT PAR TAG
  *                                                 COUNT runs of CLIENT ("tcp HOST PORT 64
  *                                                 TAG-I"), at most PAR at a time, as fast
@@ -114,6 +128,111 @@ static int exchange(const char *host, const char *port)
 	while (recv(fd, buf, sizeof(buf), 0) > 0)
 		;
 	close(fd);
+	return 0;
+}
+
+/* ---- a UDP socket kept across exec ---- */
+
+/* Send NBYTES to HOST:PORT on @fd and wait (2 s at most) for the reply. */
+static int udp_exchange(int fd, const char *host, const char *port)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	struct timeval tv = {.tv_sec = 2};
+	char buf[NBYTES];
+	socklen_t len;
+
+	memset(&ss, 0, sizeof(ss));
+	memset(buf, 'u', sizeof(buf));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)num(port, 1, 65535));
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)num(port, 1, 65535));
+		len = sizeof(*sin6);
+	} else {
+		fprintf(stderr, "pf_odd: bad address %s\n", host);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* sendto() with an address, not connect(): each send is an
+	 * unconnected one, as a DNS client's. */
+	if (sendto(fd, buf, sizeof(buf), 0, (struct sockaddr *)&ss, len) != (ssize_t)sizeof(buf) ||
+	    recv(fd, buf, sizeof(buf), 0) <= 0)
+		return -1;
+	printf("pf_odd: sent\n");
+	return 0;
+}
+
+static int udpexec(const char *next, const char *host, const char *port)
+{
+	char line[64], fdstr[16];
+	struct in6_addr probe;
+	int fd;
+
+	fd = socket(inet_pton(AF_INET6, host, &probe) == 1 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0)
+		die("socket");
+	if (udp_exchange(fd, host, port))
+		die("udp exchange");
+	if (!fgets(line, sizeof(line), stdin))
+		return 1;
+	snprintf(fdstr, sizeof(fdstr), "%d", fd);
+	execl(next, next, "udpfd", fdstr, host, port, "after", (char *)NULL);
+	return die("exec");
+}
+
+static int tcpexec(const char *next, const char *host, const char *port)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	char buf[NBYTES], line[64], fdstr[16];
+	socklen_t len;
+	int fd;
+
+	memset(&ss, 0, sizeof(ss));
+	memset(buf, 't', sizeof(buf));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)num(port, 1, 65535));
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)num(port, 1, 65535));
+		len = sizeof(*sin6);
+	} else {
+		fprintf(stderr, "pf_odd: bad address %s\n", host);
+		return 1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    send(fd, buf, sizeof(buf), MSG_NOSIGNAL) != (ssize_t)sizeof(buf))
+		die("tcp connect and send");
+	printf("pf_odd: sent\n");
+	if (!fgets(line, sizeof(line), stdin))
+		return 1;
+	snprintf(fdstr, sizeof(fdstr), "%d", fd);
+	execl(next, next, "tcpfd", fdstr, host, port, "after", (char *)NULL);
+	return die("exec");
+}
+
+static int tcpfd(int fd)
+{
+	struct timeval tv = {.tv_sec = 2};
+	char buf[NBYTES];
+
+	memset(buf, 'f', sizeof(buf));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (send(fd, buf, sizeof(buf), MSG_NOSIGNAL) != (ssize_t)sizeof(buf) ||
+	    shutdown(fd, SHUT_WR) < 0)
+		die("send on the inherited connection");
+	while (recv(fd, buf, sizeof(buf), 0) > 0)
+		;
+	printf("pf_odd: sent\n");
 	return 0;
 }
 
@@ -453,6 +572,17 @@ int main(int argc, char **argv)
 		return prefork(argv[2], (int)num(argv[3], 1, 64));
 	if (!strcmp(m, "reuse") && argc == 6)
 		return reuse(argv[2], argv[3], argv[4], argv[5]);
+	if (!strcmp(m, "udpexec") && argc >= 5)
+		return udpexec(argv[2], argv[3], argv[4]);
+	if (!strcmp(m, "udpfd") && argc >= 5) {
+		if (udp_exchange((int)num(argv[2], 0, 1 << 20), argv[3], argv[4]))
+			die("udp exchange on the inherited socket");
+		return 0;
+	}
+	if (!strcmp(m, "tcpexec") && argc >= 5)
+		return tcpexec(argv[2], argv[3], argv[4]);
+	if (!strcmp(m, "tcpfd") && argc >= 5)
+		return tcpfd((int)num(argv[2], 0, 1 << 20));
 	if (!strcmp(m, "storm") && argc == 8)
 		return storm(argv[2], argv[3], argv[4], (int)num(argv[5], 1, 100000),
 			     (int)num(argv[6], 1, 256), argv[7]);

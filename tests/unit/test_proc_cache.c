@@ -482,6 +482,92 @@ static void test_scan(void **state)
 	pf_proc_cache__free(c);
 }
 
+/*
+ * A process learnt from /proc has its start cut to a clock tick; the
+ * kernel's events carry it to the nanosecond. Its exit must still end it
+ * (else it stays current for ever: a dead daemon keeps resolving, and a
+ * new process with its PID whose events were lost is named after it), and
+ * its exec must end the scanned program at the exec, not at its start.
+ */
+static void test_scan_tick_precision(void **state)
+{
+	struct pf_proc_cache *c = new_cache(16);
+	const uint64_t tick = 10000000; /* 10 ms: USER_HZ 100 */
+	const uint64_t start = 5 * tick + 1234567, scanned = 5 * tick;
+
+	pf_proc_cache__set_tick(c, tick);
+	assert_int_equal(
+	    pf_proc_cache__scan(c, 1000, 1, scanned, 0, "daemon", "/usr/sbin/daemon", "-f", 0), 0);
+	assert_string_equal(path_at(c, 1000, start + 100), "/usr/sbin/daemon");
+	pf_proc_cache__exit(c, 1000, start, 9 * tick);
+	assert_string_equal(path_at(c, 1000, 8 * tick), "/usr/sbin/daemon");
+	assert_string_equal(path_at(c, 1000, 10 * tick), "(none)");
+	/* Ended, so it goes once its grace period is over. */
+	pf_proc_cache__gc(c, 9 * tick + GRACE + 1);
+	assert_int_equal(entries(c), 0);
+
+	/* The same life execs: the scanned program ends at the exec. */
+	assert_int_equal(pf_proc_cache__scan(c, 2000, 1, 20 * tick, 0, "sh", "/bin/sh", "", 0), 0);
+	assert_int_equal(exec_(c, 2000, 20 * tick + 5555, 30 * tick, "/bin/next", ""), 0);
+	assert_string_equal(path_at(c, 2000, 25 * tick), "/bin/sh");
+	assert_string_equal(path_at(c, 2000, 30 * tick + 1), "/bin/next");
+	/* ...and the exit of that life ends both. */
+	pf_proc_cache__exit(c, 2000, 20 * tick + 5555, 40 * tick);
+	assert_string_equal(path_at(c, 2000, 41 * tick), "(none)");
+
+	/* A fork event for a child the scan already knows keeps the scan's
+	 * identity (the child's own program, read from /proc). */
+	assert_int_equal(pf_proc_cache__scan(c, 3000, 1, 50 * tick, 0, "w", "/bin/worker", "", 0),
+			 0);
+	assert_int_equal(pf_proc_cache__fork(c, 3000, 50 * tick + 77, 1, 1, "w"), 0);
+	assert_string_equal(path_at(c, 3000, 60 * tick), "/bin/worker");
+
+	/* A life that starts a tick later is another life: the exit of the
+	 * first does not end it. */
+	assert_int_equal(exec_(c, 4000, 70 * tick + 9, 70 * tick + 10, "/bin/a", ""), 0);
+	pf_proc_cache__exit(c, 4000, 70 * tick + 9, 70 * tick + 20);
+	assert_int_equal(exec_(c, 4000, 71 * tick + 3, 71 * tick + 4, "/bin/b", ""), 0);
+	pf_proc_cache__exit(c, 4000, 70 * tick + 9, 72 * tick);
+	assert_string_equal(path_at(c, 4000, 73 * tick), "/bin/b");
+	pf_proc_cache__free(c);
+}
+
+static int alive_unless(uint32_t pid, uint64_t start_ns, int rounded, void *ctx)
+{
+	const uint32_t *dead = ctx;
+
+	(void)start_ns;
+	(void)rounded;
+	return pid != *dead;
+}
+
+/* An exit event that was lost (ring buffer full): the identity would stay
+ * current for ever. A reap asks whether the process still runs. */
+static void test_reap(void **state)
+{
+	struct pf_proc_cache *c = new_cache(16);
+	struct pf_proc_cache_stats st;
+	uint32_t dead = 100;
+
+	assert_int_equal(exec_(c, 100, 10, 10, "/bin/a", ""), 0);
+	assert_int_equal(exec_(c, 200, 20, 20, "/bin/b", ""), 0);
+	assert_int_equal(exec_(c, 300, 30, 1000, "/bin/late", ""), 0);
+	assert_int_equal(pf_proc_cache__reap(c, 500, 500, alive_unless, &dead), 1);
+	assert_string_equal(path_at(c, 100, 400), "/bin/a");
+	assert_string_equal(path_at(c, 100, 600), "(none)");
+	assert_string_equal(path_at(c, 200, 600), "/bin/b");
+	/* Too recent to ask about (its events may still be on the way). */
+	dead = 300;
+	assert_int_equal(pf_proc_cache__reap(c, 600, 500, alive_unless, &dead), 0);
+	assert_string_equal(path_at(c, 300, 1100), "/bin/late");
+	/* Ended, so collected after its grace period. */
+	pf_proc_cache__gc(c, 500 + GRACE + 1);
+	assert_int_equal(entries(c), 2);
+	pf_proc_cache__stats(c, &st);
+	assert_int_equal(st.reaped, 1);
+	pf_proc_cache__free(c);
+}
+
 /* A bijection on 32 bits (murmur3's finaliser): distinct, scattered PIDs. */
 static uint32_t scatter(uint32_t x)
 {
@@ -659,6 +745,8 @@ int main(void)
 	    cmocka_unit_test(test_exit_grace),
 	    cmocka_unit_test(test_bound),
 	    cmocka_unit_test(test_scan),
+	    cmocka_unit_test(test_scan_tick_precision),
+	    cmocka_unit_test(test_reap),
 	    cmocka_unit_test(test_many_pids),
 	    cmocka_unit_test(test_random_events),
 	};

@@ -521,6 +521,24 @@ static void test_read_fake(void **state)
 	assert_int_equal(p.args_truncated, 0);
 }
 
+/* Only the start time: what the agent asks about a process it has not
+ * heard from (its exit may have been lost). */
+static void test_start_ns_fake(void **state)
+{
+	const char *root = *state;
+	uint64_t start = 0;
+	char dir[PATH_MAX];
+
+	make_proc(root, 777, "d", fake_status, "", 0, NULL);
+	assert_int_equal(pf_procfs__start_ns(root, 777, &start), 0);
+	assert_true(start == ticks_ns(12345));
+	assert_int_equal(pf_procfs__start_ns(root, 778, &start), -ENOENT);
+	snprintf(dir, sizeof(dir), "%s/779", root);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	write_file(dir, "stat", "779 (x S 1", 10);
+	assert_int_equal(pf_procfs__start_ns(root, 779, &start), -EINVAL);
+}
+
 static void test_read_fake_partial(void **state)
 {
 	const char *root = *state;
@@ -675,6 +693,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_join_64k),
 	    cmocka_unit_test_setup_teardown(test_read_fake, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_read_fake_partial, fake_setup, fake_teardown),
+	    cmocka_unit_test_setup_teardown(test_start_ns_fake, fake_setup, fake_teardown),
 	    cmocka_unit_test_setup_teardown(test_for_each_pid, fake_setup, fake_teardown),
 	    cmocka_unit_test(test_read_self),
 	};
