@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,20 +122,22 @@ static int set_opt(struct pf_ch_config *c, const struct ch_opt *o, const char *v
 	unsigned long n;
 
 	switch (o->kind) {
-	case O_URL:
-		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
-			fprintf(stderr, "procflow: --%s: '%s' is not an http:// or https:// URL\n",
-				o->name, v);
-			return -EINVAL;
-		}
-		if (strchr(v, '?')) {
+	case O_URL: {
+		struct pf_churl u;
+		char shown[512];
+
+		/* The message quotes the URL with its password masked. */
+		if (pf_chrow__url_split(v, &u)) {
 			fprintf(
 			    stderr,
-			    "procflow: --%s: give the server's base URL, without a query ('%s')\n",
-			    o->name, v);
+			    "procflow: --%s: '%s' is not an http:// or https:// URL with a host "
+			    "and without a query\n",
+			    o->name, pf_chrow__url_mask(v, shown, sizeof(shown)));
 			return -EINVAL;
 		}
+		explicit_bzero(&u, sizeof(u));
 		break;
+	}
 	case O_IDENT:
 		if (!pf_chrow__ident_ok(v)) {
 			fprintf(stderr,
@@ -512,15 +515,37 @@ static void *sender(void *arg)
 	return NULL;
 }
 
+/*
+ * The password is the first line of @path. Like ssh with a private key, a
+ * file that group or others may read, or that another user owns, is
+ * refused: a password others can read is no secret (errno EINVAL).
+ */
 static char *read_password(const char *path)
 {
-	char buf[1024], *nl;
+	char buf[1024], *nl, *pw;
+	struct stat st;
 	FILE *f = fopen(path, "re");
 	size_t n;
 
 	if (!f) {
-		pf_log("--clickhouse-password-file: cannot read %s: %s", path, strerror(errno));
+		pf_log("clickhouse: cannot read the password file %s: %s", path, strerror(errno));
+		errno = EINVAL;
 		return NULL;
+	}
+	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+		pf_log("clickhouse: the password file %s is not a regular file", path);
+		goto bad;
+	}
+	if (st.st_mode & 077) {
+		pf_log("clickhouse: the password file %s may be read by group or others (mode "
+		       "%04o): refused; make it 0600 (chmod 600 %s)",
+		       path, (unsigned)(st.st_mode & 07777), path);
+		goto bad;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		pf_log("clickhouse: the password file %s belongs to user %u, not to root: refused",
+		       path, (unsigned)st.st_uid);
+		goto bad;
 	}
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
@@ -528,7 +553,13 @@ static char *read_password(const char *path)
 	nl = strpbrk(buf, "\r\n");
 	if (nl)
 		*nl = '\0';
-	return strdup(buf);
+	pw = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return pw;
+bad:
+	fclose(f);
+	errno = EINVAL;
+	return NULL;
 }
 
 static void free_sink(struct pf_chsink *s)
@@ -543,6 +574,8 @@ static void free_sink(struct pf_chsink *s)
 		curl_easy_cleanup(s->curl);
 	pf_spool__close(s->spool);
 	pf_jw__fini(&s->batch);
+	if (s->password)
+		explicit_bzero(s->password, strlen(s->password));
 	free(s->password);
 	free(s->insert_url);
 	pthread_mutex_destroy(&s->mu);
@@ -553,7 +586,9 @@ static void free_sink(struct pf_chsink *s)
 struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *output_dir)
 {
 	struct pf_chsink *s = calloc(1, sizeof(*s));
-	char query[256], *esc;
+	struct pf_churl url;
+	char query[256], shown[512], *esc;
+	const char *user;
 	size_t ulen, need;
 	int err = EIO;
 
@@ -567,13 +602,32 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 		snprintf(s->spool_dir, sizeof(s->spool_dir), "%s", c->spool_dir);
 	else
 		snprintf(s->spool_dir, sizeof(s->spool_dir), "%s/clickhouse-spool", output_dir);
+	/* libcurl gets the URL without USER:PASSWORD@ (its messages quote
+	 * URLs) and the credentials apart; only the masked form is logged. */
+	if (pf_chrow__url_split(c->url, &url)) {
+		pf_log("clickhouse: '%s' is not an http:// or https:// URL",
+		       pf_chrow__url_mask(c->url, shown, sizeof(shown)));
+		err = EINVAL;
+		goto fail;
+	}
+	if (c->password_file && url.has_pw) {
+		pf_log("clickhouse: the URL has a password and --clickhouse-password-file names "
+		       "one too: give it in one place");
+		err = EINVAL;
+		goto fail;
+	}
 	if (c->password_file) {
 		s->password = read_password(c->password_file);
 		if (!s->password) {
-			err = EINVAL;
+			err = errno == ENOMEM ? ENOMEM : EINVAL;
 			goto fail;
 		}
+	} else if (url.has_pw) {
+		s->password = strdup(url.pw);
+		if (!s->password)
+			goto fail;
 	}
+	user = c->user ? c->user : url.user[0] ? url.user : NULL;
 	s->spool = pf_spool__open(s->spool_dir, (uint64_t)c->spool_max_mb << 20);
 	if (!s->spool) {
 		err = errno;
@@ -597,8 +651,8 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 	esc = curl_easy_escape(s->curl, query, 0);
 	if (!esc)
 		goto fail;
-	ulen = strlen(c->url);
-	while (ulen && c->url[ulen - 1] == '/')
+	ulen = strlen(url.base);
+	while (ulen && url.base[ulen - 1] == '/')
 		ulen--;
 	/* Unknown fields are skipped, so a newer agent can feed an older table. */
 	need = ulen + strlen(esc) + 64;
@@ -608,15 +662,15 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 		goto fail;
 	}
 	snprintf(s->insert_url, need, "%.*s/?query=%s&input_format_skip_unknown_fields=1",
-		 (int)ulen, c->url, esc);
+		 (int)ulen, url.base, esc);
 	curl_free(esc);
 	curl_easy_setopt(s->curl, CURLOPT_URL, s->insert_url);
 	curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, s->errbuf);
-	if (c->user || s->password) {
-		curl_easy_setopt(s->curl, CURLOPT_USERNAME, c->user ? c->user : "default");
+	if (user || s->password) {
+		curl_easy_setopt(s->curl, CURLOPT_USERNAME, user ? user : "default");
 		curl_easy_setopt(s->curl, CURLOPT_PASSWORD, s->password ? s->password : "");
 	}
 	if (pf_spool__batches(s->spool))
@@ -637,12 +691,15 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 		goto fail;
 	}
 	s->thread_started = true;
-	pf_log("clickhouse: inserting into %s.%s at %.*s (batches of %u rows or %us; spool %s, "
-	       "%u MB)",
-	       c->db, c->table, (int)ulen, c->url, c->batch_rows, c->batch_interval_s, s->spool_dir,
-	       c->spool_max_mb);
+	pf_log("clickhouse: inserting into %s.%s at %.*s as %s%s (batches of %u rows or %us; "
+	       "spool %s, %u MB)",
+	       c->db, c->table, (int)ulen, url.base, user ? user : "default",
+	       s->password ? " with a password" : "", c->batch_rows, c->batch_interval_s,
+	       s->spool_dir, c->spool_max_mb);
+	explicit_bzero(&url, sizeof(url));
 	return s;
 fail:
+	explicit_bzero(&url, sizeof(url));
 	free_sink(s);
 	errno = err;
 	return NULL;

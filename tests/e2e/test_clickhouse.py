@@ -16,6 +16,9 @@ TCP and UDP traffic between processes this test starts on 127.0.0.1.
    sent by the next agent run, before its own, and every line of both runs is a row.
 4. Spool cap: with the server unreachable and a 1 MB spool, the oldest batches are
    dropped and counted, the spool stays under its cap, flows.log keeps every line.
+5. Secrets: a password given in the URL (right or wrong) appears in no line of the agent's
+   stderr, yet the rows arrive; a password file group or others can read is refused
+   (exit 2, saying why); a bad URL's message masks its password.
 """
 
 import argparse
@@ -473,10 +476,85 @@ def case_spool_cap(agent, res, tmp):
         del srv
 
 
+def case_secrets(agent, res, tmp):
+    ch = ClickHouse(os.path.join(tmp, "ch5"))
+    traffic = None
+    ag = None
+    wrong = "wrong-pw-7Qz"
+    try:
+        ch.start()
+        create_schema(agent, ch)
+        traffic = Traffic()
+        hostport = ch.url[len("http://"):]
+        # The right password in the URL: rows arrive, the password is in no log line.
+        out = os.path.join(tmp, "out5")
+        url = "http://%s:%s@%s" % (USER, PASSWORD, hostport)
+        ag = Agent(agent, out, ["--clickhouse-url", url, "--clickhouse-batch", "20",
+                                "--clickhouse-batch-interval", "1"])
+        traffic.run(4, "secret")
+        rc = ag.stop()
+        err = ag.stderr()
+        lines = file_lines(out)
+        rows = table_rows(ch)
+        res.check("password in the URL: agent exits 0 and every line is a row (%d lines, %d rows)"
+                  % (len(lines), len(rows)), rc == 0 and len(lines) > 0 and len(rows) == len(lines),
+                  err[-400:])
+        res.check("the password in the URL is in no line of stderr", PASSWORD not in err,
+                  [x for x in err.splitlines() if PASSWORD in x][:2])
+        res.check("the start line names the server without the password",
+                  ("at http://%s as %s with a password" % (hostport, USER)) in err, err[:600])
+        # A wrong password: the failure is logged, the password is not.
+        out = os.path.join(tmp, "out5w")
+        url = "http://%s:%s@%s" % (USER, wrong, hostport)
+        ag = Agent(agent, out, ["--clickhouse-url", url, "--clickhouse-batch", "5",
+                                "--clickhouse-batch-interval", "1", "--clickhouse-timeout", "2"])
+        traffic.run(1, "wrong")
+        deadline = time.time() + 30
+        while time.time() < deadline and "insert failed" not in ag.stderr():
+            time.sleep(0.2)
+        rc = ag.stop()
+        err = ag.stderr()
+        res.check("a wrong password: the failed insert is logged", "insert failed" in err, err[-400:])
+        res.check("a wrong password is in no line of stderr", wrong not in err,
+                  [x for x in err.splitlines() if wrong in x][:2])
+        # A password file others can read is refused before anything starts.
+        pwfile = os.path.join(tmp, "pw5")
+        with open(pwfile, "w") as f:
+            f.write(PASSWORD + "\n")
+        os.chmod(pwfile, 0o644)
+        p = subprocess.run([agent, "run", "--output-dir", os.path.join(tmp, "out5m"),
+                            "--clickhouse-url", ch.url, "--clickhouse-user", USER,
+                            "--clickhouse-password-file", pwfile],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+        e = p.stderr.decode(errors="replace")
+        res.check("a 0644 password file: exit 2, naming the file and its mode",
+                  p.returncode == 2 and pwfile in e and "0644" in e, "rc %d: %s" % (p.returncode, e[-300:]))
+        res.check("... and the password is not printed", PASSWORD not in e)
+        # A URL the agent refuses: the message quotes it with the password masked.
+        p = subprocess.run([agent, "run", "--clickhouse-url", "ftp://%s:%s@%s" % (USER, PASSWORD, hostport)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+        e = p.stderr.decode(errors="replace")
+        res.check("a bad URL: exit 2, password masked in the message",
+                  p.returncode == 2 and PASSWORD not in e and ("ftp://%s:***@" % USER) in e,
+                  "rc %d: %s" % (p.returncode, e[-300:]))
+    finally:
+        if ag:
+            ag.stop()
+        if traffic:
+            traffic.stop()
+        ch.stop()
+
+
+CASES = {"steady": case_steady, "outage": case_outage, "restart": case_restart,
+         "spool_cap": case_spool_cap, "secrets": case_secrets}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agent", required=True)
     ap.add_argument("--bindir", required=False)
+    ap.add_argument("--case", action="append", choices=sorted(CASES),
+                    help="run only this case (repeatable; default: all)")
     args = ap.parse_args()
     agent = os.path.abspath(args.agent)
     res = Results()
@@ -487,7 +565,8 @@ def main():
     else:
         tmp = tempfile.mkdtemp(prefix="pfe2e-%d-ch-" % os.getpid())
         try:
-            for case in (case_steady, case_outage, case_restart, case_spool_cap):
+            for name in args.case or list(CASES):
+                case = CASES[name]
                 try:
                     case(agent, res, tmp)
                 except Exception as e:

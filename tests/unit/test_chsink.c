@@ -134,6 +134,38 @@ static void test_schema_matches_row(void **state)
 	pf_jw__fini(&w);
 }
 
+/* The URL's password is taken out of what is shown and of what libcurl gets. */
+static void test_url_secrets(void **state)
+{
+	struct pf_churl u;
+	char m[256];
+
+	assert_int_equal(pf_chrow__url_split("http://w:s3%2Fc@ret@127.0.0.1:8123/", &u), 0);
+	assert_string_equal(u.base, "http://127.0.0.1:8123/");
+	assert_string_equal(u.user, "w");
+	assert_string_equal(u.pw, "s3/c@ret");
+	assert_true(u.has_pw);
+	assert_int_equal(pf_chrow__url_split("https://u@h", &u), 0);
+	assert_string_equal(u.base, "https://h");
+	assert_string_equal(u.user, "u");
+	assert_false(u.has_pw);
+	assert_int_equal(pf_chrow__url_split("http://h:8123", &u), 0);
+	assert_string_equal(u.user, "");
+	assert_int_equal(pf_chrow__url_split("ftp://u:pw@h", &u), -EINVAL);
+	assert_int_equal(pf_chrow__url_split("http://u:pw@h/?x=1", &u), -EINVAL);
+	assert_int_equal(pf_chrow__url_split("http://u:pw@", &u), -EINVAL);
+	assert_int_equal(pf_chrow__url_split("http://u:p%zz@h", &u), -EINVAL);
+	assert_string_equal(u.pw, "");
+	/* Masked whatever the text: valid, invalid, no scheme. */
+	assert_string_equal(pf_chrow__url_mask("http://w:s3c@ret@h:1/p", m, sizeof(m)),
+			    "http://w:***@h:1/p");
+	assert_string_equal(pf_chrow__url_mask("ftp://w:pw@h?q", m, sizeof(m)), "ftp://w:***@h?q");
+	assert_string_equal(pf_chrow__url_mask("w:pw@h", m, sizeof(m)), "w:***@h");
+	assert_string_equal(pf_chrow__url_mask("http://h:8123/a@b", m, sizeof(m)),
+			    "http://h:8123/a@b");
+	assert_string_equal(pf_chrow__url_mask("http://w@h", m, sizeof(m)), "http://w@h");
+}
+
 /* ---- spool ---- */
 
 static char tmp[64];
@@ -287,6 +319,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_row),
 	    cmocka_unit_test(test_schema_matches_row),
+	    cmocka_unit_test(test_url_secrets),
 	    cmocka_unit_test_setup_teardown(test_spool_order_and_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_leftovers, setup, teardown),
