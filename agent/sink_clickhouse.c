@@ -236,8 +236,9 @@ struct pf_chsink {
 	struct qitem *qhead, *qtail;
 	size_t qbytes;
 	bool stop;
-	uint64_t q_dropped; /* lines */
-	bool q_dropping;    /* logged once per episode */
+	double stop_deadline; /* mono() by which the sender is gone; 0 until stop */
+	uint64_t q_dropped;   /* lines */
+	bool q_dropping;      /* logged once per episode */
 
 	/* the sender's own */
 	CURL *curl;
@@ -275,6 +276,32 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 	s->body_len += room;
 	s->body[s->body_len] = '\0';
 	return len;
+}
+
+/* When the sender must be gone (0: not stopping). */
+static double stop_deadline(struct pf_chsink *s)
+{
+	double d;
+
+	pthread_mutex_lock(&s->mu);
+	d = s->stop_deadline;
+	pthread_mutex_unlock(&s->mu);
+	return d;
+}
+
+/*
+ * libcurl calls this at least about once a second during a request: a
+ * request that started before the stop (with a whole timeout of its own)
+ * is cut at the stop's deadline, so a server that accepts and never
+ * answers cannot hold the agent longer than one timeout after SIGTERM.
+ */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	double d = stop_deadline(ctx);
+
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return d && mono() >= d;
 }
 
 /* ClickHouse error codes that mean "this data can never be inserted". */
@@ -338,13 +365,16 @@ static void log_drops(struct pf_chsink *s)
 	}
 }
 
-/* Send spooled batches, oldest first, until one fails or @deadline passes. */
-static void deliver(struct pf_chsink *s, double deadline)
+/*
+ * Send spooled batches, oldest first, until one fails, the spool is empty
+ * or, once the sink is stopping, its deadline passes.
+ */
+static void deliver(struct pf_chsink *s)
 {
 	char why[512];
 
 	while (pf_spool__batches(s->spool)) {
-		double now = mono();
+		double now = mono(), deadline = stop_deadline(s);
 		long timeout = s->cfg.timeout_s;
 		char *data;
 		size_t len;
@@ -507,11 +537,12 @@ static void *sender(void *arg)
 		    (stopping || mono() - s->batch_started >= s->cfg.batch_interval_s))
 			seal(s);
 		if (!stopping)
-			deliver(s, 0);
+			deliver(s);
 	}
-	/* Stopping: one more try, within one request timeout, even if backing off. */
+	/* Stopping: one more try, even if backing off, until the stop's deadline
+	 * (one request timeout after it); what is left stays in the spool. */
 	s->next_try = 0;
-	deliver(s, mono() + s->cfg.timeout_s);
+	deliver(s);
 	return NULL;
 }
 
@@ -669,6 +700,9 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 	curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, s->errbuf);
+	curl_easy_setopt(s->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(s->curl, CURLOPT_XFERINFODATA, s);
+	curl_easy_setopt(s->curl, CURLOPT_NOPROGRESS, 0L);
 	if (user || s->password) {
 		curl_easy_setopt(s->curl, CURLOPT_USERNAME, user ? user : "default");
 		curl_easy_setopt(s->curl, CURLOPT_PASSWORD, s->password ? s->password : "");
@@ -749,6 +783,7 @@ void pf_chsink__stop(struct pf_chsink *s)
 	if (s->thread_started) {
 		pthread_mutex_lock(&s->mu);
 		s->stop = true;
+		s->stop_deadline = mono() + s->cfg.timeout_s;
 		pthread_cond_signal(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->thread, NULL);

@@ -19,6 +19,10 @@ TCP and UDP traffic between processes this test starts on 127.0.0.1.
 5. Secrets: a password given in the URL (right or wrong) appears in no line of the agent's
    stderr, yet the rows arrive; a password file group or others can read is refused
    (exit 2, saying why); a bad URL's message masks its password.
+6. Stop within one timeout: against a server that accepts and never answers, with a
+   backlog in the spool, SIGTERM (sent while a request hangs) ends the agent within one
+   request timeout and a margin, the batches stay in the spool, and the next run, against
+   a real server, inserts every line of both runs, none twice.
 """
 
 import argparse
@@ -545,8 +549,123 @@ def case_secrets(agent, res, tmp):
         ch.stop()
 
 
+class MuteServer:
+    """Accepts HTTP connections on 127.0.0.1, reads the requests, never answers."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self.conns = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._read, args=(c,), daemon=True).start()
+
+    def _read(self, c):
+        try:
+            while c.recv(65536):
+                with self.lock:
+                    self.requests += 1
+        except OSError:
+            pass
+
+    def count(self):
+        with self.lock:
+            return self.requests
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def spooled(spool):
+    return sorted(n for n in os.listdir(spool) if n.endswith(".batch"))
+
+
+def case_stop(agent, res, tmp):
+    ch = ClickHouse(os.path.join(tmp, "ch6"))
+    mute = MuteServer()
+    traffic = None
+    ag = None
+    timeout = 5
+    try:
+        out1, out2 = os.path.join(tmp, "out6a"), os.path.join(tmp, "out6b")
+        spool = os.path.join(tmp, "spool6")
+        opts = ["--clickhouse-batch", "10", "--clickhouse-batch-interval", "1",
+                "--clickhouse-spool-dir", spool, "--clickhouse-timeout", str(timeout)]
+        traffic = Traffic()
+        ag = Agent(agent, out1, ["--clickhouse-url", "http://127.0.0.1:%d" % mute.port] + opts)
+        traffic.run(5, "mute")
+        # A backlog, and a request that has just started to hang: SIGTERM now.
+        deadline = time.time() + 60
+        while time.time() < deadline and len(spooled(spool)) < 3:
+            time.sleep(0.2)
+        seen = mute.count()
+        while time.time() < deadline and mute.count() == seen:
+            time.sleep(0.05)
+        before = spooled(spool)
+        t0 = time.time()
+        ag.p.send_signal(signal.SIGTERM)
+        try:
+            rc = ag.p.wait(timeout=4 * timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        took = time.time() - t0
+        print("     SIGTERM to exit with a hanging request: %.1f s (timeout %d s)" % (took, timeout))
+        res.check("SIGTERM with a hanging request: exit 0 within the timeout + 2 s (%.1f s)" % took,
+                  rc == 0 and took <= timeout + 2, ag.stderr()[-400:])
+        ag.stop()
+        left = spooled(spool)
+        res.check("the backlog stays in the spool (%d batches before SIGTERM, %d after)" %
+                  (len(before), len(left)), len(before) >= 3 and set(before) <= set(left))
+        mute.close()
+        # The next run, against a real server, sends them first. (Other loopback traffic on
+        # the host is logged too, so run 2 is judged only on run 1's lines.)
+        ch.start()
+        create_schema(agent, ch)
+        ag = Agent(agent, out2, ["--clickhouse-url", ch.url, "--clickhouse-batch", "1000",
+                                 "--clickhouse-batch-interval", "1", "--clickhouse-spool-dir", spool,
+                                 "--clickhouse-timeout", str(timeout)])
+        deadline = time.time() + 120
+        while time.time() < deadline and set(left) & set(spooled(spool)):
+            time.sleep(0.3)
+        rc = ag.stop()
+        lines = file_lines(out1)
+        rows = table_rows(ch)
+        missing = collections.Counter(file_key(r) for r in lines) - \
+            collections.Counter(row_key(r) for r in rows)
+        res.check("the next run inserts every line of the stopped run (%d lines, %d rows)" %
+                  (len(lines), len(rows)), rc == 0 and not missing and len(lines) > 0,
+                  "missing %d" % sum(missing.values()))
+        uniq = len({(r["run_id"], r["seq"]) for r in rows})
+        res.check("no row twice (%d rows)" % len(rows), uniq == len(rows), "uniq %d" % uniq)
+    finally:
+        if ag:
+            ag.stop()
+        if traffic:
+            traffic.stop()
+        mute.close()
+        ch.stop()
+
+
 CASES = {"steady": case_steady, "outage": case_outage, "restart": case_restart,
-         "spool_cap": case_spool_cap, "secrets": case_secrets}
+         "spool_cap": case_spool_cap, "secrets": case_secrets,
+         "stop": case_stop}
 
 
 def main():
