@@ -250,6 +250,7 @@ struct pf_chsink {
 	double next_try;
 	unsigned backoff_s;
 	bool failing;
+	bool no_memory; /* the last read of a batch found no memory (logged once) */
 	uint64_t sent_rows, sent_batches, rejected_rows, bad_lines, failures, lost_rows;
 	uint64_t dropped_logged;
 	char body[1024];
@@ -365,6 +366,15 @@ static void log_drops(struct pf_chsink *s)
 	}
 }
 
+/* The next try after a failure: 1 s, doubling, at most PF_CH_BACKOFF_MAX. */
+static void back_off(struct pf_chsink *s)
+{
+	s->backoff_s = s->backoff_s ? s->backoff_s * 2 : 1;
+	if (s->backoff_s > PF_CH_BACKOFF_MAX)
+		s->backoff_s = PF_CH_BACKOFF_MAX;
+	s->next_try = mono() + s->backoff_s;
+}
+
 /*
  * Send spooled batches, oldest first, until one fails, the spool is empty
  * or, once the sink is stopping, its deadline passes.
@@ -392,11 +402,27 @@ static void deliver(struct pf_chsink *s)
 		err = pf_spool__peek(s->spool, &data, &len, &rows);
 		if (err == -ENOENT)
 			return;
+		if (err == -ENOMEM) {
+			/* The batch is still there and a later read may get the
+			 * memory: wait as after a failed insert, never spin. */
+			back_off(s);
+			if (!s->no_memory)
+				pf_log(
+				    "clickhouse: no memory to read the oldest spooled batch; it "
+				    "stays in the spool and is read again in %us (backing off up "
+				    "to %ds)",
+				    s->backoff_s, PF_CH_BACKOFF_MAX);
+			s->no_memory = true;
+			return;
+		}
 		if (err) {
 			pf_log("clickhouse: a spooled batch could not be read (%s): dropped",
 			       strerror(-err));
 			continue;
 		}
+		if (s->no_memory)
+			pf_log("clickhouse: spooled batches can be read again");
+		s->no_memory = false;
 		switch (post(s, data, len, timeout, why, sizeof(why))) {
 		case POST_OK:
 			pf_spool__pop(s->spool);
@@ -420,10 +446,7 @@ static void deliver(struct pf_chsink *s)
 			break;
 		case POST_RETRY:
 			s->failures++;
-			s->backoff_s = s->backoff_s ? s->backoff_s * 2 : 1;
-			if (s->backoff_s > PF_CH_BACKOFF_MAX)
-				s->backoff_s = PF_CH_BACKOFF_MAX;
-			s->next_try = mono() + s->backoff_s;
+			back_off(s);
 			if (!s->failing)
 				pf_log("clickhouse: insert failed (%s); batches wait in %s and are "
 				       "retried, backing off up to %ds",

@@ -35,9 +35,10 @@ int pf_spool__push(struct pf_spool *s, const char *data, size_t len, uint64_t ro
 
 /*
  * Read the oldest batch into a malloc'd buffer (*@data, *@len, its row
- * count in *@rows). Returns 0, -ENOENT when the spool is empty, or a
- * negative errno (an unreadable batch is dropped and counted, and -EIO
- * returned; call again for the next).
+ * count in *@rows). Returns 0, -ENOENT when the spool is empty, -ENOMEM
+ * when there is no memory for it (it stays: try again later, not at once),
+ * or -EIO (an unreadable batch is dropped and counted; call again for the
+ * next).
  */
 int pf_spool__peek(struct pf_spool *s, char **data, size_t *len, uint64_t *rows);
 /* Delete the oldest batch (after it was delivered). */

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The ClickHouse sink's sender thread (agent/sink_clickhouse.c) under
+ * faults the kernel cannot be asked for: malloc() is wrapped
+ * (-Wl,--wrap=malloc, see CMakeLists.txt) so that reading a spooled batch
+ * finds no memory. The server is 127.0.0.1:9, where nothing listens: no
+ * request can succeed, and none is needed for what is checked here.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+/* cmocka.h needs the headers above */
+#include <cmocka.h>
+
+#include "agent.h"
+#include "sink_clickhouse.h"
+#include "spool.h"
+
+/* ---- what the agent provides: its log, captured ---- */
+
+bool pf_verbose;
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char logbuf[1 << 16];
+static size_t loglen;
+static unsigned loglines;
+
+void pf_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&log_mu);
+	loglines++;
+	if (loglen + 2 < sizeof(logbuf)) {
+		va_start(ap, fmt);
+		int n = vsnprintf(logbuf + loglen, sizeof(logbuf) - loglen - 1, fmt, ap);
+
+		va_end(ap);
+		if (n > 0)
+			loglen += (size_t)n < sizeof(logbuf) - loglen - 2
+				      ? (size_t)n
+				      : sizeof(logbuf) - loglen - 2;
+		logbuf[loglen++] = '\n';
+		logbuf[loglen] = '\0';
+	}
+	pthread_mutex_unlock(&log_mu);
+}
+
+void pf_debug(const char *fmt, ...)
+{
+	(void)fmt;
+}
+
+/* ---- malloc: fail every allocation of one size ---- */
+
+void *__real_malloc(size_t size);
+static size_t fail_size; /* 0: none */
+static unsigned fails;
+static double fail_at[8]; /* when the first failures happened */
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void *__wrap_malloc(size_t size)
+{
+	if (size && size == __atomic_load_n(&fail_size, __ATOMIC_SEQ_CST)) {
+		unsigned n = __atomic_fetch_add(&fails, 1, __ATOMIC_SEQ_CST);
+
+		if (n < 8)
+			fail_at[n] = mono();
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_malloc(size);
+}
+
+static unsigned nfails(void)
+{
+	return __atomic_load_n(&fails, __ATOMIC_SEQ_CST);
+}
+
+static char tmp[64];
+
+static int setup(void **state)
+{
+	snprintf(tmp, sizeof(tmp), "/tmp/pf-chsender-XXXXXX");
+	return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/*
+ * A spooled batch that cannot be read for want of memory stays in the
+ * spool, is logged once (not as dropped), and is read again after a
+ * back-off: never in a loop that spins on the CPU and the log.
+ */
+static void test_no_memory_backs_off(void **state)
+{
+	static const char batch[] = "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n";
+	struct pf_ch_config c;
+	struct pf_chsink *s;
+	struct pf_spool *sp;
+	char spool[128];
+	double t0;
+
+	snprintf(spool, sizeof(spool), "%s/spool", tmp);
+	sp = pf_spool__open(spool, 1 << 20);
+	assert_non_null(sp);
+	assert_int_equal(pf_spool__push(sp, batch, strlen(batch), 3), 0);
+	pf_spool__close(sp);
+
+	pf_ch_config__defaults(&c);
+	c.url = "http://127.0.0.1:9";
+	c.spool_dir = spool;
+	c.timeout_s = 1;
+	/* The spool reads a batch into malloc(size + 1). */
+	__atomic_store_n(&fail_size, strlen(batch) + 1, __ATOMIC_SEQ_CST);
+	t0 = mono();
+	s = pf_chsink__start(&c, tmp);
+	assert_non_null(s);
+	/* The first read fails at once; wait for the second (1 s later when it backs off). */
+	while (nfails() < 2 && mono() - t0 < 10)
+		usleep(10000);
+	unsigned in_window = nfails();
+
+	assert_true(in_window >= 2);
+	assert_true(in_window <= 3);
+	assert_true(fail_at[1] - fail_at[0] >= 0.9);
+	/* Memory is back: the batch is read and tried (and fails: nobody listens). */
+	__atomic_store_n(&fail_size, 0, __ATOMIC_SEQ_CST);
+	pf_chsink__stop(s);
+
+	/* Still in the spool, nothing dropped, one line about memory. */
+	sp = pf_spool__open(spool, 1 << 20);
+	assert_int_equal(pf_spool__batches(sp), 1);
+	assert_int_equal(pf_spool__rows(sp), 3);
+	pf_spool__close(sp);
+	pthread_mutex_lock(&log_mu);
+	assert_null(strstr(logbuf, "could not be read"));
+	assert_non_null(strstr(logbuf, "no memory to read the oldest spooled batch"));
+	assert_non_null(strstr(logbuf, "3 rows wait in the spool"));
+	assert_true(loglines < 10);
+	pthread_mutex_unlock(&log_mu);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_no_memory_backs_off, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
