@@ -730,6 +730,12 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 		curl_easy_setopt(s->curl, CURLOPT_USERNAME, user ? user : "default");
 		curl_easy_setopt(s->curl, CURLOPT_PASSWORD, s->password ? s->password : "");
 	}
+	if (pf_spool__bad_batches(s->spool))
+		pf_log(
+		    "clickhouse: %llu spooled batches are damaged (cut or empty after a crash or "
+		    "power cut): %llu rows not sent; renamed *.batch.bad in %s",
+		    (unsigned long long)pf_spool__bad_batches(s->spool),
+		    (unsigned long long)pf_spool__bad_rows(s->spool), s->spool_dir);
 	if (pf_spool__batches(s->spool))
 		pf_log("clickhouse: %zu batches (%llu rows) from an earlier run wait in %s; sent "
 		       "first",
@@ -813,12 +819,12 @@ void pf_chsink__stop(struct pf_chsink *s)
 	}
 	pf_log("clickhouse: %llu rows inserted in %llu batches; %llu rows wait in the spool; "
 	       "dropped: %llu (spool full), %llu (queue full), %llu (refused by the server), "
-	       "%llu (unwritable)",
+	       "%llu (unwritable), %llu (damaged in the spool)",
 	       (unsigned long long)s->sent_rows, (unsigned long long)s->sent_batches,
 	       (unsigned long long)pf_spool__rows(s->spool),
 	       (unsigned long long)pf_spool__dropped_rows(s->spool),
 	       (unsigned long long)s->q_dropped, (unsigned long long)s->rejected_rows,
-	       (unsigned long long)s->lost_rows);
+	       (unsigned long long)s->lost_rows, (unsigned long long)pf_spool__bad_rows(s->spool));
 	free_sink(s);
 	curl_global_cleanup();
 }
