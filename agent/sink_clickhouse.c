@@ -8,7 +8,7 @@
  * all the event loop ever does for ClickHouse, so a slow or absent server
  * never delays a flush. The sender turns lines into JSONEachRow rows
  * (lib/chrow.c) and collects them into a batch; a batch is sealed when it
- * has --clickhouse-batch rows or is --clickhouse-batch-interval old, and
+ * has clickhouseBatchRows rows or is clickhouseBatchInterval old, and
  * every sealed batch is first written to the spool (lib/spool.c, one file
  * per batch) and then sent from there, oldest first, one HTTP POST per
  * batch. A batch leaves the spool only when ClickHouse answered 200, so
@@ -25,12 +25,11 @@
  *
  * Bounds: the queue holds at most PF_CH_QUEUE_MAX bytes of lines (beyond
  * it lines are dropped for ClickHouse and counted; flows.log has them);
- * the spool holds at most --clickhouse-spool-max-mb (beyond it the oldest
+ * the spool holds at most clickhouseSpoolMaxMB (beyond it the oldest
  * batches are deleted and their rows counted).
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -54,150 +53,29 @@
 #define PF_CH_ROW_CAP	  (PF_CH_BATCH_MAX + (8u << 20)) /* writer cap: one more row fits */
 #define PF_CH_BACKOFF_MAX 60
 
-/* ---- options: the one table ---- */
+/* ---- the configuration table's checks of the sink's keys ---- */
 
-enum opt_kind { O_URL, O_IDENT, O_STR, O_UINT };
-
-struct ch_opt {
-	const char *name;
-	const char *arg;
-	const char *help;
-	enum opt_kind kind;
-	size_t off;
-	unsigned lo, hi;
-};
-
-#define OFF(f) offsetof(struct pf_ch_config, f)
-
-static const struct ch_opt ch_opts[] = {
-    {"clickhouse-url", "URL", "also insert every line into ClickHouse (http://HOST:8123)", O_URL,
-     OFF(url), 0, 0},
-    {"clickhouse-db", "NAME", "database (default procflow)", O_IDENT, OFF(db), 0, 0},
-    {"clickhouse-table", "NAME", "table (default flows)", O_IDENT, OFF(table), 0, 0},
-    {"clickhouse-user", "USER", "user (default: the server's default user)", O_STR, OFF(user), 0,
-     0},
-    {"clickhouse-password-file", "FILE", "the password is the first line of FILE", O_STR,
-     OFF(password_file), 0, 0},
-    {"clickhouse-batch", "ROWS", "rows per insert, 1..1000000 (default 5000)", O_UINT,
-     OFF(batch_rows), 1, 1000000},
-    {"clickhouse-batch-interval", "SECS", "insert at least this often, 1..3600 (default 5)", O_UINT,
-     OFF(batch_interval_s), 1, 3600},
-    {"clickhouse-spool-dir", "DIR",
-     "batches wait here while the server is away (default OUTPUT-DIR/clickhouse-spool)", O_STR,
-     OFF(spool_dir), 0, 0},
-    {"clickhouse-spool-max-mb", "MB",
-     "spool cap; when full the oldest batches are dropped, 1..1048576 (default 256)", O_UINT,
-     OFF(spool_max_mb), 1, 1048576},
-    {"clickhouse-timeout", "SECS", "one request's timeout, 1..600 (default 10)", O_UINT,
-     OFF(timeout_s), 1, 600},
-};
-
-#define NOPTS ((int)(sizeof(ch_opts) / sizeof(ch_opts[0])))
-
-void pf_ch_config__defaults(struct pf_ch_config *c)
+int pf_ch_check_url(const char *text, char *why, size_t whysz)
 {
-	memset(c, 0, sizeof(*c));
-	c->db = "procflow";
-	c->table = "flows";
-	c->batch_rows = 5000;
-	c->batch_interval_s = 5;
-	c->spool_max_mb = 256;
-	c->timeout_s = 10;
-}
+	struct pf_churl u;
+	char shown[512];
 
-int pf_ch_config__options(struct option *out, int room)
-{
-	for (int i = 0; i < NOPTS && i < room; i++) {
-		out[i].name = ch_opts[i].name;
-		out[i].has_arg = required_argument;
-		out[i].flag = NULL;
-		out[i].val = PF_CH_OPT_BASE + i;
+	if (pf_chrow__url_split(text, &u)) {
+		snprintf(why, whysz,
+			 "'%s' is not an http:// or https:// URL with a host and without a query",
+			 pf_chrow__url_mask(text, shown, sizeof(shown)));
+		return -EINVAL;
 	}
-	return NOPTS;
-}
-
-static int set_opt(struct pf_ch_config *c, const struct ch_opt *o, const char *v)
-{
-	char *end;
-	unsigned long n;
-
-	switch (o->kind) {
-	case O_URL: {
-		struct pf_churl u;
-		char shown[512];
-
-		/* The message quotes the URL with its password masked. */
-		if (pf_chrow__url_split(v, &u)) {
-			fprintf(
-			    stderr,
-			    "procflow: --%s: '%s' is not an http:// or https:// URL with a host "
-			    "and without a query\n",
-			    o->name, pf_chrow__url_mask(v, shown, sizeof(shown)));
-			return -EINVAL;
-		}
-		explicit_bzero(&u, sizeof(u));
-		break;
-	}
-	case O_IDENT:
-		if (!pf_chrow__ident_ok(v)) {
-			fprintf(stderr,
-				"procflow: --%s: '%s' is not a plain name (letters, digits, _)\n",
-				o->name, v);
-			return -EINVAL;
-		}
-		break;
-	case O_STR:
-		if (!*v) {
-			fprintf(stderr, "procflow: --%s: empty value\n", o->name);
-			return -EINVAL;
-		}
-		break;
-	case O_UINT:
-		errno = 0;
-		n = strtoul(v, &end, 10);
-		if (!*v || *v == '-' || *v == '+' || *v == ' ' || errno || *end || n < o->lo ||
-		    n > o->hi) {
-			fprintf(stderr,
-				"procflow: --%s: '%s' is not a whole number from %u to %u\n",
-				o->name, v, o->lo, o->hi);
-			return -EINVAL;
-		}
-		*(unsigned *)((char *)c + o->off) = (unsigned)n;
-		return 0;
-	}
-	*(const char **)((char *)c + o->off) = v;
+	explicit_bzero(&u, sizeof(u));
 	return 0;
 }
 
-int pf_ch_config__set_id(struct pf_ch_config *c, int id, const char *value)
+int pf_ch_check_name(const char *text, char *why, size_t whysz)
 {
-	int i = id - PF_CH_OPT_BASE;
-
-	if (i < 0 || i >= NOPTS)
-		return -ENOENT;
-	return set_opt(c, &ch_opts[i], value);
-}
-
-int pf_ch_config__set(struct pf_ch_config *c, const char *name, const char *value)
-{
-	for (int i = 0; i < NOPTS; i++)
-		if (!strcmp(ch_opts[i].name, name))
-			return set_opt(c, &ch_opts[i], value);
-	return -ENOENT;
-}
-
-void pf_ch_config__help(FILE *out)
-{
-	fputs("\nClickHouse sink (run; see README, \"ClickHouse\"):\n", out);
-	for (int i = 0; i < NOPTS; i++) {
-		char left[64];
-
-		snprintf(left, sizeof(left), "--%s %s", ch_opts[i].name, ch_opts[i].arg);
-		if (strlen(left) > 30)
-			fprintf(out, "      %s\n      %30s %s\n", left, "", ch_opts[i].help);
-		else
-			fprintf(out, "      %-30s %s\n", left, ch_opts[i].help);
-	}
+	if (pf_chrow__ident_ok(text))
+		return 0;
+	snprintf(why, whysz, "'%.80s' is not a plain name (letters, digits, _; at most 64)", text);
+	return -EINVAL;
 }
 
 int pf_ch_print_schema(const struct pf_ch_config *c)
@@ -237,8 +115,11 @@ struct pf_chsink {
 	size_t qbytes;
 	bool stop;
 	double stop_deadline; /* mono() by which the sender is gone; 0 until stop */
-	uint64_t q_dropped;   /* lines */
-	bool q_dropping;      /* logged once per episode */
+	unsigned timeout_s;   /* the latest timeout (a reload may change it) */
+	bool reconf;	      /* a reload left new limits in next */
+	struct pf_ch_config next;
+	uint64_t q_dropped; /* lines */
+	bool q_dropping;    /* logged once per episode */
 
 	/* the sender's own */
 	CURL *curl;
@@ -512,6 +393,17 @@ static void add_lines(struct pf_chsink *s, const struct qitem *it)
 	}
 }
 
+/* Under mu: take the limits a reload left (pf_chsink__reconfigure()). */
+static void apply_reload(struct pf_chsink *s)
+{
+	if (!s->reconf)
+		return;
+	s->cfg.batch_rows = s->next.batch_rows;
+	s->cfg.batch_interval_s = s->next.batch_interval_s;
+	s->cfg.timeout_s = s->next.timeout_s;
+	s->reconf = false;
+}
+
 static void *sender(void *arg)
 {
 	struct pf_chsink *s = arg;
@@ -521,9 +413,12 @@ static void *sender(void *arg)
 		struct qitem *list;
 
 		pthread_mutex_lock(&s->mu);
+		apply_reload(s);
 		while (!s->qhead && !s->stop) {
 			double wake = 0, now = mono();
 			struct timespec ts;
+
+			apply_reload(s);
 
 			if (s->batch_rows)
 				wake = s->batch_started + s->cfg.batch_interval_s;
@@ -649,10 +544,11 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 	if (!s)
 		return NULL;
 	s->cfg = *c;
+	s->timeout_s = c->timeout_s;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pf_jw__init(&s->batch, PF_CH_ROW_CAP);
-	if (c->spool_dir)
+	if (c->spool_dir[0])
 		snprintf(s->spool_dir, sizeof(s->spool_dir), "%s", c->spool_dir);
 	else
 		snprintf(s->spool_dir, sizeof(s->spool_dir), "%s/clickhouse-spool", output_dir);
@@ -664,13 +560,13 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 		err = EINVAL;
 		goto fail;
 	}
-	if (c->password_file && url.has_pw) {
-		pf_log("clickhouse: the URL has a password and --clickhouse-password-file names "
-		       "one too: give it in one place");
+	if (c->password_file[0] && url.has_pw) {
+		pf_log("clickhouse: the URL has a password and clickhousePasswordFile names one "
+		       "too: give it in one place");
 		err = EINVAL;
 		goto fail;
 	}
-	if (c->password_file) {
+	if (c->password_file[0]) {
 		s->password = read_password(c->password_file);
 		if (!s->password) {
 			err = errno == ENOMEM ? ENOMEM : EINVAL;
@@ -681,7 +577,7 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 		if (!s->password)
 			goto fail;
 	}
-	user = c->user ? c->user : url.user[0] ? url.user : NULL;
+	user = c->user[0] ? c->user : url.user[0] ? url.user : NULL;
 	s->spool = pf_spool__open(s->spool_dir, (uint64_t)c->spool_max_mb << 20);
 	if (!s->spool) {
 		err = errno;
@@ -805,6 +701,18 @@ void pf_chsink__submit(struct pf_chsink *s, const char *buf, size_t len, uint64_
 	pthread_mutex_unlock(&s->mu);
 }
 
+void pf_chsink__reconfigure(struct pf_chsink *s, const struct pf_ch_config *c)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->next = *c;
+	s->reconf = true;
+	s->timeout_s = c->timeout_s;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
 void pf_chsink__stop(struct pf_chsink *s)
 {
 	if (!s)
@@ -812,7 +720,7 @@ void pf_chsink__stop(struct pf_chsink *s)
 	if (s->thread_started) {
 		pthread_mutex_lock(&s->mu);
 		s->stop = true;
-		s->stop_deadline = mono() + s->cfg.timeout_s;
+		s->stop_deadline = mono() + s->timeout_s;
 		pthread_cond_signal(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->thread, NULL);

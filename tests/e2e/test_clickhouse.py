@@ -24,6 +24,10 @@ TCP and UDP traffic between processes this test starts on 127.0.0.1.
    request timeout and a margin, the batches stay in the spool, and the next run, against
    a real server, inserts every line of the stopped run, none twice, except those of one
    batch the test cuts as a power cut could (set aside as .bad, counted and logged).
+7. Configuration: the sink set up by a YAML file (clickhouse* keys, the password in the
+   URL) and a PROCFLOW_CLICKHOUSE_* variable inserts every line; --print-config shows
+   the URL with the password masked and where each value came from; a reload changes the
+   batch size live and keeps the table (restart only); no stderr line has the password.
 """
 
 import argparse
@@ -215,12 +219,13 @@ class Traffic:
 
 
 class Agent:
-    def __init__(self, agent, outdir, extra):
+    def __init__(self, agent, outdir, extra, env=None):
         self.errlog = os.path.join(outdir + ".stderr")
         self.err = open(self.errlog, "wb")
         self.p = subprocess.Popen([agent, "run", "--output-dir", outdir, "--flush-interval", "2",
                                    "--include-loopback"] + extra,
-                                  stdout=subprocess.DEVNULL, stderr=self.err)
+                                  stdout=subprocess.DEVNULL, stderr=self.err,
+                                  env=dict(os.environ, **(env or {})))
         deadline = time.time() + 30
         while time.time() < deadline:
             if "ready" in self.stderr():
@@ -678,9 +683,80 @@ def case_stop(agent, res, tmp):
         ch.stop()
 
 
+def case_config(agent, res, tmp):
+    ch = ClickHouse(os.path.join(tmp, "ch7"))
+    traffic = None
+    ag = None
+    try:
+        ch.start()
+        create_schema(agent, ch)
+        out = os.path.join(tmp, "out7")
+        spool = os.path.join(tmp, "spool7")
+        hostport = ch.url[len("http://"):]
+        cfg = os.path.join(tmp, "procflow7.yaml")
+
+        def write_cfg(rows, table):
+            with open(cfg, "w") as f:
+                f.write("clickhouseUrl: http://%s:%s@%s\n" % (USER, PASSWORD, hostport))
+                f.write("clickhouseTable: %s\nclickhouseBatchRows: %d\n" % (table, rows))
+                f.write("clickhouseBatchInterval: 1s\nclickhouseSpoolDirectory: %s\n" % spool)
+
+        write_cfg(1000, "flows")
+        env = {"PROCFLOW_CLICKHOUSE_TIMEOUT": "4"}
+        p = subprocess.run([agent, "run", "--config", cfg, "--print-config"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=dict(os.environ, **env), timeout=30)
+        pc = p.stdout.decode(errors="replace")
+        lines = {x.split(":")[0]: x for x in pc.splitlines() if x.startswith("clickhouse")}
+        res.check("--print-config: the URL from the file, its password masked",
+                  p.returncode == 0 and PASSWORD not in pc + p.stderr.decode(errors="replace") and
+                  ("http://%s:***@%s" % (USER, hostport)) in lines.get("clickhouseUrl", "") and
+                  ("# file %s:1" % cfg) in lines.get("clickhouseUrl", ""), pc)
+        res.check("--print-config: the timeout from PROCFLOW_CLICKHOUSE_TIMEOUT",
+                  "clickhouseTimeout: 4s" in lines.get("clickhouseTimeout", "") and
+                  "environment PROCFLOW_CLICKHOUSE_TIMEOUT" in lines.get("clickhouseTimeout", ""),
+                  lines.get("clickhouseTimeout"))
+        traffic = Traffic()
+        ag = Agent(agent, out, ["--config", cfg], env)
+        traffic.run(4, "cfg")
+        # A reload: the batch size changes live, the table only on restart.
+        write_cfg(7, "other")
+        ag.p.send_signal(signal.SIGHUP)
+        deadline = time.time() + 30
+        while time.time() < deadline and "reloaded" not in ag.stderr():
+            time.sleep(0.2)
+        err = ag.stderr()
+        res.check("reload: clickhouseBatchRows changes live, clickhouseTable on restart",
+                  "clickhouseBatchRows=7" in err and
+                  "clickhouseTable changes only on restart; keeping flows" in err, err[-600:])
+        traffic.run(2, "cfg2")
+        deadline = time.time() + 60
+        while time.time() < deadline and spooled(spool):
+            time.sleep(0.3)
+        rc = ag.stop()
+        err = ag.stderr()
+        res.check("the agent started from the file inserts (spool %s used)" % spool,
+                  rc == 0 and os.path.isdir(spool) and
+                  ("at http://%s as %s with a password" % (hostport, USER)) in err, err[-600:])
+        mine = [r for r in file_lines(out) if "cfg" in " ".join(r["process_args"])]
+        rows = table_rows(ch)
+        missing = collections.Counter(file_key(r) for r in mine) - \
+            collections.Counter(row_key(r) for r in rows)
+        res.check("every line of the test's clients is a row (%d lines, %d rows in all)" %
+                  (len(mine), len(rows)), len(mine) > 0 and not missing,
+                  "missing %d" % sum(missing.values()))
+        res.check("the password is in no stderr line", PASSWORD not in err,
+                  [x for x in err.splitlines() if PASSWORD in x][:2])
+    finally:
+        if ag:
+            ag.stop()
+        if traffic:
+            traffic.stop()
+        ch.stop()
+
+
 CASES = {"steady": case_steady, "outage": case_outage, "restart": case_restart,
          "spool_cap": case_spool_cap, "secrets": case_secrets,
-         "stop": case_stop}
+         "stop": case_stop, "config": case_config}
 
 
 def main():

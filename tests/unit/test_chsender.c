@@ -128,9 +128,14 @@ static void test_no_memory_backs_off(void **state)
 	assert_int_equal(pf_spool__push(sp, batch, strlen(batch), 3), 0);
 	pf_spool__close(sp);
 
-	pf_ch_config__defaults(&c);
-	c.url = "http://127.0.0.1:9";
-	c.spool_dir = spool;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:9");
+	snprintf(c.db, sizeof(c.db), "procflow");
+	snprintf(c.table, sizeof(c.table), "flows");
+	snprintf(c.spool_dir, sizeof(c.spool_dir), "%s", spool);
+	c.batch_rows = 100;
+	c.batch_interval_s = 1;
+	c.spool_max_mb = 1;
 	c.timeout_s = 1;
 	/* The spool reads a batch into malloc(size + 1). */
 	__atomic_store_n(&fail_size, strlen(batch) + 1, __ATOMIC_SEQ_CST);
