@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "chrow.h"
+#include "config.h"
 #include "flowline.h"
 #include "json_check.h"
 #include "jsonw.h"
@@ -164,6 +165,54 @@ static void test_url_secrets(void **state)
 	assert_string_equal(pf_chrow__url_mask("http://h:8123/a@b", m, sizeof(m)),
 			    "http://h:8123/a@b");
 	assert_string_equal(pf_chrow__url_mask("http://w@h", m, sizeof(m)), "http://w@h");
+}
+
+/* The config table's hooks for a URL key: check() refuses, show() masks. */
+struct urlcfg {
+	char url[256];
+};
+
+static int check_http(const char *text, char *why, size_t whysz)
+{
+	struct pf_churl u;
+	char m[256];
+
+	if (!pf_chrow__url_split(text, &u))
+		return 0;
+	snprintf(why, whysz, "'%s' is not an http URL", pf_chrow__url_mask(text, m, sizeof(m)));
+	return -EINVAL;
+}
+
+static void test_config_url_key(void **state)
+{
+	static const struct pf_cfg_key k = {"serverUrl",
+					    PF_CFG_STRING,
+					    "",
+					    0,
+					    0,
+					    NULL,
+					    offsetof(struct urlcfg, url),
+					    sizeof(((struct urlcfg *)0)->url),
+					    PF_CFG_EMPTY_OK,
+					    "server-url",
+					    0,
+					    false,
+					    "URL",
+					    "",
+					    .check = check_http,
+					    .show = pf_chrow__url_mask};
+	struct urlcfg c = {""};
+	char err[PF_CFG_ERR_MAX], out[256];
+
+	assert_int_equal(pf_cfg__set(&k, &c, "http://u:Sekr3t@h:1", "f.yaml:2", err, sizeof(err)),
+			 0);
+	assert_string_equal(c.url, "http://u:Sekr3t@h:1"); /* stored as given */
+	assert_string_equal(pf_cfg__format(&k, &c, out, sizeof(out)), "http://u:***@h:1");
+	assert_int_equal(pf_cfg__set(&k, &c, "ftp://u:Sekr3t@h", "--server-url", err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "--server-url: serverUrl: 'ftp://u:***@h' is not an http URL");
+	assert_string_equal(c.url, "http://u:Sekr3t@h:1");			   /* unchanged */
+	assert_int_equal(pf_cfg__set(&k, &c, "", "default", err, sizeof(err)), 0); /* "" is off */
 }
 
 /* ---- spool ---- */
@@ -451,6 +500,7 @@ int main(void)
 	    cmocka_unit_test(test_row),
 	    cmocka_unit_test(test_schema_matches_row),
 	    cmocka_unit_test(test_url_secrets),
+	    cmocka_unit_test(test_config_url_key),
 	    cmocka_unit_test_setup_teardown(test_spool_order_and_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_leftovers, setup, teardown),
