@@ -158,6 +158,14 @@ class ClickHouse:
             return r.read().decode()
 
 
+def write_pwfile(path):
+    """The password file, 0600 as the agent demands."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(PASSWORD + "\n")
+    return path
+
+
 def create_schema(agent, ch):
     out = subprocess.run([agent, "clickhouse-schema"], stdout=subprocess.PIPE, check=True).stdout.decode()
     for stmt in out.split(";"):
@@ -303,9 +311,7 @@ def case_steady(agent, res, tmp):
         ch.start()
         res.check("clickhouse-server %s runs on 127.0.0.1:%d" % (ch.sql("SELECT version()").strip(), ch.http), True)
         create_schema(agent, ch)
-        pwfile = os.path.join(tmp, "pw1")
-        with open(pwfile, "w") as f:
-            f.write(PASSWORD + "\n")
+        pwfile = write_pwfile(os.path.join(tmp, "pw1"))
         out = os.path.join(tmp, "out1")
         traffic = Traffic()
         ag = Agent(agent, out, ["--clickhouse-url", ch.url, "--clickhouse-user", USER,
@@ -358,9 +364,7 @@ def case_outage(agent, res, tmp):
     try:
         ch.start()
         create_schema(agent, ch)
-        pwfile = os.path.join(tmp, "pw2")
-        with open(pwfile, "w") as f:
-            f.write(PASSWORD + "\n")
+        pwfile = write_pwfile(os.path.join(tmp, "pw2"))
         out = os.path.join(tmp, "out2")
         spool = os.path.join(tmp, "spool2")
         traffic = Traffic()
