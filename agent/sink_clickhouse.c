@@ -371,9 +371,21 @@ static void seal(struct pf_chsink *s)
 	s->batch_rows = 0;
 }
 
-static void add_lines(struct pf_chsink *s, const struct qitem *it)
+/*
+ * Turn the lines of @it into rows of the current batch, sealing it when
+ * full. When @stopping, a batch is sealed only at PF_CH_BATCH_MAX bytes
+ * (or a quarter of the spool's cap): what the queue still holds goes into
+ * the spool in a few large files, not in thousands of small ones each
+ * costing two fsyncs, so the stop stays within its deadline.
+ */
+static void add_lines(struct pf_chsink *s, const struct qitem *it, bool stopping)
 {
 	const char *p = it->data, *end = it->data + it->len;
+	/* A quarter of the spool at most, so a stop-time batch always fits in it. */
+	size_t max_len = PF_CH_BATCH_MAX;
+
+	if (stopping && ((size_t)s->cfg.spool_max_mb << 20) / 4 < max_len)
+		max_len = ((size_t)s->cfg.spool_max_mb << 20) / 4;
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -387,7 +399,7 @@ static void add_lines(struct pf_chsink *s, const struct qitem *it)
 		} else {
 			s->bad_lines++;
 		}
-		if (s->batch_rows >= s->cfg.batch_rows || s->batch.len >= PF_CH_BATCH_MAX)
+		if ((!stopping && s->batch_rows >= s->cfg.batch_rows) || s->batch.len >= max_len)
 			seal(s);
 		p += n + 1;
 	}
@@ -447,7 +459,7 @@ static void *sender(void *arg)
 		while (list) {
 			struct qitem *next = list->next;
 
-			add_lines(s, list);
+			add_lines(s, list, stopping);
 			free(list);
 			list = next;
 		}
