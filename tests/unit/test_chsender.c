@@ -6,6 +6,7 @@
  * finds no memory. The server is 127.0.0.1:9, where nothing listens: no
  * request can succeed, and none is needed for what is checked here.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -167,10 +168,85 @@ static void test_no_memory_backs_off(void **state)
 	pthread_mutex_unlock(&log_mu);
 }
 
+/* One flow line (the row conversion needs the record's fields). */
+static const char line[] =
+    "{\"start_time\":1795790487,\"end_time\":1795790490,\"source_ip\":\"198.18.0.2\","
+    "\"source_name\":\"vm\",\"source_name_aggr\":\"vm\",\"source_namespace\":\"-\","
+    "\"nat_outgoing_ports\":null,\"source_port\":null,\"source_type\":\"hep\","
+    "\"source_labels\":null,\"dest_ip\":\"198.18.0.1\",\"dest_name\":\"-\","
+    "\"dest_name_aggr\":\"pub\",\"dest_namespace\":\"-\",\"dest_port\":42265,\"dest_type\":"
+    "\"net\",\"dest_labels\":null,\"dest_service_namespace\":\"-\",\"dest_service_name\":\"-\","
+    "\"dest_service_port\":\"-\",\"dest_service_port_num\":null,\"dest_domains\":null,"
+    "\"proto\":\"udp\",\"action\":\"allow\",\"reporter\":\"src\",\"policies\":null,"
+    "\"bytes_in\":44,\"bytes_out\":1302,\"num_flows\":1,\"num_flows_started\":1,"
+    "\"num_flows_completed\":1,\"packets_in\":1,\"packets_out\":1,\"transit_bytes_in\":0,"
+    "\"transit_bytes_out\":0,\"transit_packets_in\":0,\"transit_packets_out\":0,"
+    "\"http_requests_allowed_in\":0,\"http_requests_denied_in\":0,\"process_name\":"
+    "\"/bin/x\",\"num_process_names\":1,\"process_id\":\"8449\","
+    "\"num_process_ids\":1,\"process_args\":[\"x\"],"
+    "\"num_process_args\":1,\"original_source_ips\":null,\"num_original_source_ips\":0,"
+    "\"tcp_mean_send_congestion_window\":0,\"tcp_min_send_congestion_window\":0,"
+    "\"tcp_mean_smooth_rtt\":0,\"tcp_max_smooth_rtt\":0,\"tcp_mean_min_rtt\":0,"
+    "\"tcp_max_min_rtt\":0,\"tcp_mean_mss\":0,\"tcp_min_mss\":0,\"tcp_total_retransmissions\":"
+    "0,\"tcp_lost_packets\":0,\"tcp_unrecovered_to\":0,\"host\":\"vm\"}\n";
+
+/* Spooled batch files whose name ends in @tail ("-2.batch"). */
+static int count_batches(const char *dir, const char *tail)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name), t = strlen(tail);
+
+		if (l > t && !strcmp(de->d_name + l - t, tail))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* A reload's batch size applies from the next rows on, without a restart. */
+static void test_reload_batch_rows(void **state)
+{
+	struct pf_ch_config c;
+	struct pf_chsink *s;
+	char spool[128], buf[sizeof(line) * 3];
+	double t0;
+
+	snprintf(spool, sizeof(spool), "%s/spool", tmp);
+	memset(&c, 0, sizeof(c));
+	snprintf(c.url, sizeof(c.url), "http://127.0.0.1:9");
+	snprintf(c.db, sizeof(c.db), "procflow");
+	snprintf(c.table, sizeof(c.table), "flows");
+	snprintf(c.spool_dir, sizeof(c.spool_dir), "%s", spool);
+	c.batch_rows = 100;
+	c.batch_interval_s = 3600; /* no batch is sealed by age in this test */
+	c.spool_max_mb = 1;
+	c.timeout_s = 1;
+	s = pf_chsink__start(&c, tmp);
+	assert_non_null(s);
+	snprintf(buf, sizeof(buf), "%s%s%s", line, line, line);
+	c.batch_rows = 2;
+	pf_chsink__reconfigure(s, &c);
+	pf_chsink__submit(s, buf, strlen(buf), 3);
+	pf_chsink__submit(s, buf, strlen(buf), 3);
+	/* 6 rows with batches of 2: three files named <seq>-2.batch (with 100: none). */
+	t0 = mono();
+	while (count_batches(spool, "-2.batch") < 3 && mono() - t0 < 10)
+		usleep(10000);
+	assert_int_equal(count_batches(spool, "-2.batch"), 3);
+	pf_chsink__stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_no_memory_backs_off, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_batch_rows, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
