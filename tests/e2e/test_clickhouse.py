@@ -515,6 +515,13 @@ def case_secrets(agent, res, tmp):
                   err[-400:])
         res.check("the password in the URL is in no line of stderr", PASSWORD not in err,
                   [x for x in err.splitlines() if PASSWORD in x][:2])
+        with open(os.path.join(out, "flows.log")) as f:
+            text = f.read()
+        own = [r for r in file_lines(out) if r["process_name"].endswith("/procflow")]
+        res.check("the agent's own flows to the server are logged, the password redacted "
+                  "from its arguments (%d lines)" % len(own),
+                  own and PASSWORD not in text and "[REDACTED]" in " ".join(own[0]["process_args"]),
+                  own[0]["process_args"] if own else None)
         res.check("the start line names the server without the password",
                   ("at http://%s as %s with a password" % (hostport, USER)) in err, err[:600])
         # A wrong password: the failure is logged, the password is not.
