@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "chrow.h"
 #include "config.h"
 #include "config_check.h"
 #include "procflow/abi.h"
@@ -112,6 +113,35 @@ static const struct pf_cfg_key keys[] = {
      0, true, NULL, "also print every line on standard output"},
     {"logVerbose", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(verbose), PF_CFG_LIVE, "verbose", 'v',
      true, NULL, "log more (libbpf messages, each flush)"},
+    /* The ClickHouse sink (agent/sink_clickhouse.c); off while clickhouseUrl is "". */
+    {"clickhouseUrl", PF_CFG_STRING, "", U(0, 0), NULL, OFF(ch.url), PF_CFG_EMPTY_OK,
+     "clickhouse-url", 0, false, "URL",
+     "also insert every line into ClickHouse at URL (http://HOST:8123; \"\": off)",
+     .check = pf_ch_check_url, .show = pf_chrow__url_mask},
+    {"clickhouseDatabase", PF_CFG_STRING, "procflow", U(0, 0), NULL, OFF(ch.db), 0, "clickhouse-db",
+     0, false, "NAME", "ClickHouse database (a plain name)", .check = pf_ch_check_name},
+    {"clickhouseTable", PF_CFG_STRING, "flows", U(0, 0), NULL, OFF(ch.table), 0, "clickhouse-table",
+     0, false, "NAME", "ClickHouse table (a plain name)", .check = pf_ch_check_name},
+    {"clickhouseUser", PF_CFG_STRING, "", U(0, 0), NULL, OFF(ch.user), PF_CFG_EMPTY_OK,
+     "clickhouse-user", 0, false, "USER",
+     "ClickHouse user (\"\": the URL's, else the server's default user)"},
+    {"clickhousePasswordFile", PF_CFG_STRING, "", U(0, 0), NULL, OFF(ch.password_file),
+     PF_CFG_EMPTY_OK, "clickhouse-password-file", 0, false, "FILE",
+     "the ClickHouse password is the first line of FILE (refused unless 0600 or stricter)"},
+    {"clickhouseBatchRows", PF_CFG_UINT, "5000", U(1, 1000000), NULL, OFF(ch.batch_rows),
+     PF_CFG_LIVE, "clickhouse-batch", 0, false, "ROWS", "rows per ClickHouse insert"},
+    {"clickhouseBatchInterval", PF_CFG_DURATION, "5s", U(1, 3600), NULL, OFF(ch.batch_interval_s),
+     PF_CFG_LIVE, "clickhouse-batch-interval", 0, false, "SECS",
+     "insert into ClickHouse at least this often, 1s..3600s"},
+    {"clickhouseSpoolDirectory", PF_CFG_STRING, "", U(0, 0), NULL, OFF(ch.spool_dir),
+     PF_CFG_EMPTY_OK, "clickhouse-spool-dir", 0, false, "DIR",
+     "batches wait here while ClickHouse cannot take them (\"\": OUTPUT-DIR/clickhouse-spool)"},
+    {"clickhouseSpoolMaxMB", PF_CFG_UINT, "256", U(1, 1048576), NULL, OFF(ch.spool_max_mb), 0,
+     "clickhouse-spool-max-mb", 0, false, "MB",
+     "cap of the spool; when full the oldest batches are dropped and counted"},
+    {"clickhouseTimeout", PF_CFG_DURATION, "10s", U(1, 600), NULL, OFF(ch.timeout_s), PF_CFG_LIVE,
+     "clickhouse-timeout", 0, false, "SECS",
+     "one ClickHouse request, connection included, 1s..600s"},
 };
 
 const struct pf_cfg_key *const pf_config_keys = keys;

@@ -174,7 +174,6 @@ static void fill_run(FILE *out)
 	fputs(common_opts, out);
 	pf_config_usage(out);
 	fputs(run_tail, out);
-	pf_ch_config__help(out);
 }
 
 static void fill_config(FILE *out)

@@ -76,9 +76,6 @@ static const struct option extra_opts[] = {
 struct cli {
 	struct pf_config_args args;
 	bool print_config;
-	/* The ClickHouse sink's options: not configuration keys (they are
-	 * set once, at start-up), from the sink's own option table. */
-	struct pf_ch_config ch;
 };
 
 /*
@@ -118,13 +115,6 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct cli *cli)
 			shorts[ns] = '\0';
 		}
 	}
-	{
-		int nch = pf_ch_config__options(opts + no, (int)(PF_CONFIG_MAX_FLAGS - 1 - no));
-
-		if (nch > (int)(PF_CONFIG_MAX_FLAGS - 1 - no))
-			nch = (int)(PF_CONFIG_MAX_FLAGS - 1 - no); /* grow PF_CONFIG_MAX_FLAGS */
-		no += (size_t)nch;
-	}
 	memset(&opts[no], 0, sizeof(opts[no]));
 
 	opterr = 0;
@@ -156,11 +146,6 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct cli *cli)
 			a->flags[a->nflags].value = val;
 			a->flags[a->nflags].flag = k->flag;
 			a->nflags++;
-			continue;
-		}
-		if (c >= PF_CH_OPT_BASE && c < PF_CH_OPT_BASE + 256) {
-			if (pf_ch_config__set_id(&cli->ch, c, optarg))
-				return -EINVAL;
 			continue;
 		}
 		switch (c) {
@@ -250,7 +235,6 @@ int main(int argc, char **argv)
 			cmd);
 		return PF_EXIT_USAGE;
 	}
-	pf_ch_config__defaults(&cli.ch);
 	ret = parse_opts(cmd, argc - 1, argv + 1, &cli);
 	if (ret > 0)
 		return PF_EXIT_OK; /* --help or --version */
@@ -265,7 +249,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "procflow: %s\n", err);
 		return PF_EXIT_USAGE;
 	}
-	cfg.ch = cli.ch;
 	if (cli.print_config) {
 		pf_config_print(stdout, &cli.args, &cfg, orig);
 		return PF_EXIT_OK;

@@ -505,7 +505,6 @@ static void reload(struct pf_agent *a)
 	}
 	/* Close the interval under the settings it was collected with. */
 	flush(a);
-	n.ch = a->cfg->ch;	       /* the sink's options are set at start-up only */
 	n.redactor = a->cfg->redactor; /* so is redaction (its keys are not live) */
 	*a->cfg = n;
 	agg_opts_of(a->cfg, a->host, &ao);
@@ -517,6 +516,7 @@ static void reload(struct pf_agent *a)
 	arm_timer(a->tfd, a->cfg->flush_interval_s);
 	pf_proc_cache__set_grace(a->procs, 2ull * a->cfg->flush_interval_s * 1000000000ull);
 	pf_verbose = a->cfg->verbose;
+	pf_chsink__reconfigure(a->ch, &a->cfg->ch); /* its live keys: batch, interval, timeout */
 	pf_log("reloaded: %s", changed);
 }
 
@@ -678,7 +678,7 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 		free(cfg);
 		return err == ENOTDIR || err == ENOENT ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
 	}
-	if (cfg->ch.url) {
+	if (cfg->ch.url[0]) {
 		a.ch = pf_chsink__start(&cfg->ch, cfg->output_dir);
 		if (!a.ch) {
 			ret = errno == EINVAL ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;

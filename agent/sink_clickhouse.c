@@ -8,7 +8,7 @@
  * all the event loop ever does for ClickHouse, so a slow or absent server
  * never delays a flush. The sender turns lines into JSONEachRow rows
  * (lib/chrow.c) and collects them into a batch; a batch is sealed when it
- * has --clickhouse-batch rows or is --clickhouse-batch-interval old, and
+ * has clickhouseBatchRows rows or is clickhouseBatchInterval old, and
  * every sealed batch is first written to the spool (lib/spool.c, one file
  * per batch) and then sent from there, oldest first, one HTTP POST per
  * batch. A batch leaves the spool only when ClickHouse answered 200, so
@@ -25,12 +25,11 @@
  *
  * Bounds: the queue holds at most PF_CH_QUEUE_MAX bytes of lines (beyond
  * it lines are dropped for ClickHouse and counted; flows.log has them);
- * the spool holds at most --clickhouse-spool-max-mb (beyond it the oldest
+ * the spool holds at most clickhouseSpoolMaxMB (beyond it the oldest
  * batches are deleted and their rows counted).
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -39,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,148 +53,29 @@
 #define PF_CH_ROW_CAP	  (PF_CH_BATCH_MAX + (8u << 20)) /* writer cap: one more row fits */
 #define PF_CH_BACKOFF_MAX 60
 
-/* ---- options: the one table ---- */
+/* ---- the configuration table's checks of the sink's keys ---- */
 
-enum opt_kind { O_URL, O_IDENT, O_STR, O_UINT };
-
-struct ch_opt {
-	const char *name;
-	const char *arg;
-	const char *help;
-	enum opt_kind kind;
-	size_t off;
-	unsigned lo, hi;
-};
-
-#define OFF(f) offsetof(struct pf_ch_config, f)
-
-static const struct ch_opt ch_opts[] = {
-    {"clickhouse-url", "URL", "also insert every line into ClickHouse (http://HOST:8123)", O_URL,
-     OFF(url), 0, 0},
-    {"clickhouse-db", "NAME", "database (default procflow)", O_IDENT, OFF(db), 0, 0},
-    {"clickhouse-table", "NAME", "table (default flows)", O_IDENT, OFF(table), 0, 0},
-    {"clickhouse-user", "USER", "user (default: the server's default user)", O_STR, OFF(user), 0,
-     0},
-    {"clickhouse-password-file", "FILE", "the password is the first line of FILE", O_STR,
-     OFF(password_file), 0, 0},
-    {"clickhouse-batch", "ROWS", "rows per insert, 1..1000000 (default 5000)", O_UINT,
-     OFF(batch_rows), 1, 1000000},
-    {"clickhouse-batch-interval", "SECS", "insert at least this often, 1..3600 (default 5)", O_UINT,
-     OFF(batch_interval_s), 1, 3600},
-    {"clickhouse-spool-dir", "DIR",
-     "batches wait here while the server is away (default OUTPUT-DIR/clickhouse-spool)", O_STR,
-     OFF(spool_dir), 0, 0},
-    {"clickhouse-spool-max-mb", "MB",
-     "spool cap; when full the oldest batches are dropped, 1..1048576 (default 256)", O_UINT,
-     OFF(spool_max_mb), 1, 1048576},
-    {"clickhouse-timeout", "SECS", "one request's timeout, 1..600 (default 10)", O_UINT,
-     OFF(timeout_s), 1, 600},
-};
-
-#define NOPTS ((int)(sizeof(ch_opts) / sizeof(ch_opts[0])))
-
-void pf_ch_config__defaults(struct pf_ch_config *c)
+int pf_ch_check_url(const char *text, char *why, size_t whysz)
 {
-	memset(c, 0, sizeof(*c));
-	c->db = "procflow";
-	c->table = "flows";
-	c->batch_rows = 5000;
-	c->batch_interval_s = 5;
-	c->spool_max_mb = 256;
-	c->timeout_s = 10;
-}
+	struct pf_churl u;
+	char shown[512];
 
-int pf_ch_config__options(struct option *out, int room)
-{
-	for (int i = 0; i < NOPTS && i < room; i++) {
-		out[i].name = ch_opts[i].name;
-		out[i].has_arg = required_argument;
-		out[i].flag = NULL;
-		out[i].val = PF_CH_OPT_BASE + i;
+	if (pf_chrow__url_split(text, &u)) {
+		snprintf(why, whysz,
+			 "'%s' is not an http:// or https:// URL with a host and without a query",
+			 pf_chrow__url_mask(text, shown, sizeof(shown)));
+		return -EINVAL;
 	}
-	return NOPTS;
-}
-
-static int set_opt(struct pf_ch_config *c, const struct ch_opt *o, const char *v)
-{
-	char *end;
-	unsigned long n;
-
-	switch (o->kind) {
-	case O_URL:
-		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
-			fprintf(stderr, "procflow: --%s: '%s' is not an http:// or https:// URL\n",
-				o->name, v);
-			return -EINVAL;
-		}
-		if (strchr(v, '?')) {
-			fprintf(
-			    stderr,
-			    "procflow: --%s: give the server's base URL, without a query ('%s')\n",
-			    o->name, v);
-			return -EINVAL;
-		}
-		break;
-	case O_IDENT:
-		if (!pf_chrow__ident_ok(v)) {
-			fprintf(stderr,
-				"procflow: --%s: '%s' is not a plain name (letters, digits, _)\n",
-				o->name, v);
-			return -EINVAL;
-		}
-		break;
-	case O_STR:
-		if (!*v) {
-			fprintf(stderr, "procflow: --%s: empty value\n", o->name);
-			return -EINVAL;
-		}
-		break;
-	case O_UINT:
-		errno = 0;
-		n = strtoul(v, &end, 10);
-		if (!*v || *v == '-' || *v == '+' || *v == ' ' || errno || *end || n < o->lo ||
-		    n > o->hi) {
-			fprintf(stderr,
-				"procflow: --%s: '%s' is not a whole number from %u to %u\n",
-				o->name, v, o->lo, o->hi);
-			return -EINVAL;
-		}
-		*(unsigned *)((char *)c + o->off) = (unsigned)n;
-		return 0;
-	}
-	*(const char **)((char *)c + o->off) = v;
+	explicit_bzero(&u, sizeof(u));
 	return 0;
 }
 
-int pf_ch_config__set_id(struct pf_ch_config *c, int id, const char *value)
+int pf_ch_check_name(const char *text, char *why, size_t whysz)
 {
-	int i = id - PF_CH_OPT_BASE;
-
-	if (i < 0 || i >= NOPTS)
-		return -ENOENT;
-	return set_opt(c, &ch_opts[i], value);
-}
-
-int pf_ch_config__set(struct pf_ch_config *c, const char *name, const char *value)
-{
-	for (int i = 0; i < NOPTS; i++)
-		if (!strcmp(ch_opts[i].name, name))
-			return set_opt(c, &ch_opts[i], value);
-	return -ENOENT;
-}
-
-void pf_ch_config__help(FILE *out)
-{
-	fputs("\nClickHouse sink (run; see README, \"ClickHouse\"):\n", out);
-	for (int i = 0; i < NOPTS; i++) {
-		char left[64];
-
-		snprintf(left, sizeof(left), "--%s %s", ch_opts[i].name, ch_opts[i].arg);
-		if (strlen(left) > 30)
-			fprintf(out, "      %s\n      %30s %s\n", left, "", ch_opts[i].help);
-		else
-			fprintf(out, "      %-30s %s\n", left, ch_opts[i].help);
-	}
+	if (pf_chrow__ident_ok(text))
+		return 0;
+	snprintf(why, whysz, "'%.80s' is not a plain name (letters, digits, _; at most 64)", text);
+	return -EINVAL;
 }
 
 int pf_ch_print_schema(const struct pf_ch_config *c)
@@ -233,6 +114,10 @@ struct pf_chsink {
 	struct qitem *qhead, *qtail;
 	size_t qbytes;
 	bool stop;
+	double stop_deadline; /* mono() by which the sender is gone; 0 until stop */
+	unsigned timeout_s;   /* the latest timeout (a reload may change it) */
+	bool reconf;	      /* a reload left new limits in next */
+	struct pf_ch_config next;
 	uint64_t q_dropped; /* lines */
 	bool q_dropping;    /* logged once per episode */
 
@@ -246,6 +131,7 @@ struct pf_chsink {
 	double next_try;
 	unsigned backoff_s;
 	bool failing;
+	bool no_memory; /* the last read of a batch found no memory (logged once) */
 	uint64_t sent_rows, sent_batches, rejected_rows, bad_lines, failures, lost_rows;
 	uint64_t dropped_logged;
 	char body[1024];
@@ -272,6 +158,32 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 	s->body_len += room;
 	s->body[s->body_len] = '\0';
 	return len;
+}
+
+/* When the sender must be gone (0: not stopping). */
+static double stop_deadline(struct pf_chsink *s)
+{
+	double d;
+
+	pthread_mutex_lock(&s->mu);
+	d = s->stop_deadline;
+	pthread_mutex_unlock(&s->mu);
+	return d;
+}
+
+/*
+ * libcurl calls this at least about once a second during a request: a
+ * request that started before the stop (with a whole timeout of its own)
+ * is cut at the stop's deadline, so a server that accepts and never
+ * answers cannot hold the agent longer than one timeout after SIGTERM.
+ */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	double d = stop_deadline(ctx);
+
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return d && mono() >= d;
 }
 
 /* ClickHouse error codes that mean "this data can never be inserted". */
@@ -335,13 +247,25 @@ static void log_drops(struct pf_chsink *s)
 	}
 }
 
-/* Send spooled batches, oldest first, until one fails or @deadline passes. */
-static void deliver(struct pf_chsink *s, double deadline)
+/* The next try after a failure: 1 s, doubling, at most PF_CH_BACKOFF_MAX. */
+static void back_off(struct pf_chsink *s)
+{
+	s->backoff_s = s->backoff_s ? s->backoff_s * 2 : 1;
+	if (s->backoff_s > PF_CH_BACKOFF_MAX)
+		s->backoff_s = PF_CH_BACKOFF_MAX;
+	s->next_try = mono() + s->backoff_s;
+}
+
+/*
+ * Send spooled batches, oldest first, until one fails, the spool is empty
+ * or, once the sink is stopping, its deadline passes.
+ */
+static void deliver(struct pf_chsink *s)
 {
 	char why[512];
 
 	while (pf_spool__batches(s->spool)) {
-		double now = mono();
+		double now = mono(), deadline = stop_deadline(s);
 		long timeout = s->cfg.timeout_s;
 		char *data;
 		size_t len;
@@ -359,11 +283,27 @@ static void deliver(struct pf_chsink *s, double deadline)
 		err = pf_spool__peek(s->spool, &data, &len, &rows);
 		if (err == -ENOENT)
 			return;
+		if (err == -ENOMEM) {
+			/* The batch is still there and a later read may get the
+			 * memory: wait as after a failed insert, never spin. */
+			back_off(s);
+			if (!s->no_memory)
+				pf_log(
+				    "clickhouse: no memory to read the oldest spooled batch; it "
+				    "stays in the spool and is read again in %us (backing off up "
+				    "to %ds)",
+				    s->backoff_s, PF_CH_BACKOFF_MAX);
+			s->no_memory = true;
+			return;
+		}
 		if (err) {
 			pf_log("clickhouse: a spooled batch could not be read (%s): dropped",
 			       strerror(-err));
 			continue;
 		}
+		if (s->no_memory)
+			pf_log("clickhouse: spooled batches can be read again");
+		s->no_memory = false;
 		switch (post(s, data, len, timeout, why, sizeof(why))) {
 		case POST_OK:
 			pf_spool__pop(s->spool);
@@ -387,10 +327,7 @@ static void deliver(struct pf_chsink *s, double deadline)
 			break;
 		case POST_RETRY:
 			s->failures++;
-			s->backoff_s = s->backoff_s ? s->backoff_s * 2 : 1;
-			if (s->backoff_s > PF_CH_BACKOFF_MAX)
-				s->backoff_s = PF_CH_BACKOFF_MAX;
-			s->next_try = mono() + s->backoff_s;
+			back_off(s);
 			if (!s->failing)
 				pf_log("clickhouse: insert failed (%s); batches wait in %s and are "
 				       "retried, backing off up to %ds",
@@ -434,9 +371,21 @@ static void seal(struct pf_chsink *s)
 	s->batch_rows = 0;
 }
 
-static void add_lines(struct pf_chsink *s, const struct qitem *it)
+/*
+ * Turn the lines of @it into rows of the current batch, sealing it when
+ * full. When @stopping, a batch is sealed only at PF_CH_BATCH_MAX bytes
+ * (or a quarter of the spool's cap): what the queue still holds goes into
+ * the spool in a few large files, not in thousands of small ones each
+ * costing two fsyncs, so the stop stays within its deadline.
+ */
+static void add_lines(struct pf_chsink *s, const struct qitem *it, bool stopping)
 {
 	const char *p = it->data, *end = it->data + it->len;
+	/* A quarter of the spool at most, so a stop-time batch always fits in it. */
+	size_t max_len = PF_CH_BATCH_MAX;
+
+	if (stopping && ((size_t)s->cfg.spool_max_mb << 20) / 4 < max_len)
+		max_len = ((size_t)s->cfg.spool_max_mb << 20) / 4;
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -450,10 +399,21 @@ static void add_lines(struct pf_chsink *s, const struct qitem *it)
 		} else {
 			s->bad_lines++;
 		}
-		if (s->batch_rows >= s->cfg.batch_rows || s->batch.len >= PF_CH_BATCH_MAX)
+		if ((!stopping && s->batch_rows >= s->cfg.batch_rows) || s->batch.len >= max_len)
 			seal(s);
 		p += n + 1;
 	}
+}
+
+/* Under mu: take the limits a reload left (pf_chsink__reconfigure()). */
+static void apply_reload(struct pf_chsink *s)
+{
+	if (!s->reconf)
+		return;
+	s->cfg.batch_rows = s->next.batch_rows;
+	s->cfg.batch_interval_s = s->next.batch_interval_s;
+	s->cfg.timeout_s = s->next.timeout_s;
+	s->reconf = false;
 }
 
 static void *sender(void *arg)
@@ -469,9 +429,12 @@ static void *sender(void *arg)
 		struct qitem *list;
 
 		pthread_mutex_lock(&s->mu);
+		apply_reload(s);
 		while (!s->qhead && !s->stop) {
 			double wake = 0, now = mono();
 			struct timespec ts;
+
+			apply_reload(s);
 
 			if (s->batch_rows)
 				wake = s->batch_started + s->cfg.batch_interval_s;
@@ -500,7 +463,7 @@ static void *sender(void *arg)
 		while (list) {
 			struct qitem *next = list->next;
 
-			add_lines(s, list);
+			add_lines(s, list, stopping);
 			free(list);
 			list = next;
 		}
@@ -508,23 +471,46 @@ static void *sender(void *arg)
 		    (stopping || mono() - s->batch_started >= s->cfg.batch_interval_s))
 			seal(s);
 		if (!stopping)
-			deliver(s, 0);
+			deliver(s);
 	}
-	/* Stopping: one more try, within one request timeout, even if backing off. */
+	/* Stopping: one more try, even if backing off, until the stop's deadline
+	 * (one request timeout after it); what is left stays in the spool. */
 	s->next_try = 0;
-	deliver(s, mono() + s->cfg.timeout_s);
+	deliver(s);
 	return NULL;
 }
 
+/*
+ * The password is the first line of @path. Like ssh with a private key, a
+ * file that group or others may read, or that another user owns, is
+ * refused: a password others can read is no secret (errno EINVAL).
+ */
 static char *read_password(const char *path)
 {
-	char buf[1024], *nl;
+	char buf[1024], *nl, *pw;
+	struct stat st;
 	FILE *f = fopen(path, "re");
 	size_t n;
 
 	if (!f) {
-		pf_log("--clickhouse-password-file: cannot read %s: %s", path, strerror(errno));
+		pf_log("clickhouse: cannot read the password file %s: %s", path, strerror(errno));
+		errno = EINVAL;
 		return NULL;
+	}
+	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+		pf_log("clickhouse: the password file %s is not a regular file", path);
+		goto bad;
+	}
+	if (st.st_mode & 077) {
+		pf_log("clickhouse: the password file %s may be read by group or others (mode "
+		       "%04o): refused; make it 0600 (chmod 600 %s)",
+		       path, (unsigned)(st.st_mode & 07777), path);
+		goto bad;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		pf_log("clickhouse: the password file %s belongs to user %u, not to root: refused",
+		       path, (unsigned)st.st_uid);
+		goto bad;
 	}
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
@@ -532,7 +518,13 @@ static char *read_password(const char *path)
 	nl = strpbrk(buf, "\r\n");
 	if (nl)
 		*nl = '\0';
-	return strdup(buf);
+	pw = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return pw;
+bad:
+	fclose(f);
+	errno = EINVAL;
+	return NULL;
 }
 
 static void free_sink(struct pf_chsink *s)
@@ -547,6 +539,8 @@ static void free_sink(struct pf_chsink *s)
 		curl_easy_cleanup(s->curl);
 	pf_spool__close(s->spool);
 	pf_jw__fini(&s->batch);
+	if (s->password)
+		explicit_bzero(s->password, strlen(s->password));
 	free(s->password);
 	free(s->insert_url);
 	pthread_mutex_destroy(&s->mu);
@@ -557,27 +551,49 @@ static void free_sink(struct pf_chsink *s)
 struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *output_dir)
 {
 	struct pf_chsink *s = calloc(1, sizeof(*s));
-	char query[256], *esc;
+	struct pf_churl url;
+	char query[256], shown[512], *esc;
+	const char *user;
 	size_t ulen, need;
 	int err = EIO;
 
 	if (!s)
 		return NULL;
 	s->cfg = *c;
+	s->timeout_s = c->timeout_s;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pf_jw__init(&s->batch, PF_CH_ROW_CAP);
-	if (c->spool_dir)
+	if (c->spool_dir[0])
 		snprintf(s->spool_dir, sizeof(s->spool_dir), "%s", c->spool_dir);
 	else
 		snprintf(s->spool_dir, sizeof(s->spool_dir), "%s/clickhouse-spool", output_dir);
-	if (c->password_file) {
+	/* libcurl gets the URL without USER:PASSWORD@ (its messages quote
+	 * URLs) and the credentials apart; only the masked form is logged. */
+	if (pf_chrow__url_split(c->url, &url)) {
+		pf_log("clickhouse: '%s' is not an http:// or https:// URL",
+		       pf_chrow__url_mask(c->url, shown, sizeof(shown)));
+		err = EINVAL;
+		goto fail;
+	}
+	if (c->password_file[0] && url.has_pw) {
+		pf_log("clickhouse: the URL has a password and clickhousePasswordFile names one "
+		       "too: give it in one place");
+		err = EINVAL;
+		goto fail;
+	}
+	if (c->password_file[0]) {
 		s->password = read_password(c->password_file);
 		if (!s->password) {
-			err = EINVAL;
+			err = errno == ENOMEM ? ENOMEM : EINVAL;
 			goto fail;
 		}
+	} else if (url.has_pw) {
+		s->password = strdup(url.pw);
+		if (!s->password)
+			goto fail;
 	}
+	user = c->user[0] ? c->user : url.user[0] ? url.user : NULL;
 	s->spool = pf_spool__open(s->spool_dir, (uint64_t)c->spool_max_mb << 20);
 	if (!s->spool) {
 		err = errno;
@@ -601,8 +617,8 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 	esc = curl_easy_escape(s->curl, query, 0);
 	if (!esc)
 		goto fail;
-	ulen = strlen(c->url);
-	while (ulen && c->url[ulen - 1] == '/')
+	ulen = strlen(url.base);
+	while (ulen && url.base[ulen - 1] == '/')
 		ulen--;
 	/* Unknown fields are skipped, so a newer agent can feed an older table. */
 	need = ulen + strlen(esc) + 64;
@@ -612,17 +628,26 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 		goto fail;
 	}
 	snprintf(s->insert_url, need, "%.*s/?query=%s&input_format_skip_unknown_fields=1",
-		 (int)ulen, c->url, esc);
+		 (int)ulen, url.base, esc);
 	curl_free(esc);
 	curl_easy_setopt(s->curl, CURLOPT_URL, s->insert_url);
 	curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(s->curl, CURLOPT_ERRORBUFFER, s->errbuf);
-	if (c->user || s->password) {
-		curl_easy_setopt(s->curl, CURLOPT_USERNAME, c->user ? c->user : "default");
+	curl_easy_setopt(s->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(s->curl, CURLOPT_XFERINFODATA, s);
+	curl_easy_setopt(s->curl, CURLOPT_NOPROGRESS, 0L);
+	if (user || s->password) {
+		curl_easy_setopt(s->curl, CURLOPT_USERNAME, user ? user : "default");
 		curl_easy_setopt(s->curl, CURLOPT_PASSWORD, s->password ? s->password : "");
 	}
+	if (pf_spool__bad_batches(s->spool))
+		pf_log(
+		    "clickhouse: %llu spooled batches are damaged (cut or empty after a crash or "
+		    "power cut): %llu rows not sent; renamed *.batch.bad in %s",
+		    (unsigned long long)pf_spool__bad_batches(s->spool),
+		    (unsigned long long)pf_spool__bad_rows(s->spool), s->spool_dir);
 	if (pf_spool__batches(s->spool))
 		pf_log("clickhouse: %zu batches (%llu rows) from an earlier run wait in %s; sent "
 		       "first",
@@ -641,12 +666,15 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 		goto fail;
 	}
 	s->thread_started = true;
-	pf_log("clickhouse: inserting into %s.%s at %.*s (batches of %u rows or %us; spool %s, "
-	       "%u MB)",
-	       c->db, c->table, (int)ulen, c->url, c->batch_rows, c->batch_interval_s, s->spool_dir,
-	       c->spool_max_mb);
+	pf_log("clickhouse: inserting into %s.%s at %.*s as %s%s (batches of %u rows or %us; "
+	       "spool %s, %u MB)",
+	       c->db, c->table, (int)ulen, url.base, user ? user : "default",
+	       s->password ? " with a password" : "", c->batch_rows, c->batch_interval_s,
+	       s->spool_dir, c->spool_max_mb);
+	explicit_bzero(&url, sizeof(url));
 	return s;
 fail:
+	explicit_bzero(&url, sizeof(url));
 	free_sink(s);
 	errno = err;
 	return NULL;
@@ -689,6 +717,18 @@ void pf_chsink__submit(struct pf_chsink *s, const char *buf, size_t len, uint64_
 	pthread_mutex_unlock(&s->mu);
 }
 
+void pf_chsink__reconfigure(struct pf_chsink *s, const struct pf_ch_config *c)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->next = *c;
+	s->reconf = true;
+	s->timeout_s = c->timeout_s;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
 void pf_chsink__stop(struct pf_chsink *s)
 {
 	if (!s)
@@ -696,18 +736,19 @@ void pf_chsink__stop(struct pf_chsink *s)
 	if (s->thread_started) {
 		pthread_mutex_lock(&s->mu);
 		s->stop = true;
+		s->stop_deadline = mono() + s->timeout_s;
 		pthread_cond_signal(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->thread, NULL);
 	}
 	pf_log("clickhouse: %llu rows inserted in %llu batches; %llu rows wait in the spool; "
 	       "dropped: %llu (spool full), %llu (queue full), %llu (refused by the server), "
-	       "%llu (unwritable)",
+	       "%llu (unwritable), %llu (damaged in the spool)",
 	       (unsigned long long)s->sent_rows, (unsigned long long)s->sent_batches,
 	       (unsigned long long)pf_spool__rows(s->spool),
 	       (unsigned long long)pf_spool__dropped_rows(s->spool),
 	       (unsigned long long)s->q_dropped, (unsigned long long)s->rejected_rows,
-	       (unsigned long long)s->lost_rows);
+	       (unsigned long long)s->lost_rows, (unsigned long long)pf_spool__bad_rows(s->spool));
 	free_sink(s);
 	curl_global_cleanup();
 }

@@ -4,48 +4,43 @@
  * as a row into a ClickHouse table, over its HTTP interface (JSONEachRow),
  * from a sender thread, through a bounded on-disk spool.
  *
- * The options live in one table in sink_clickhouse.c: the command line
- * (`procflow run --clickhouse-...`) is generated from it, and a config
- * file can set the same options by name with pf_ch_config__set().
+ * The options are keys of the configuration table (agent/config.c,
+ * clickhouse*): YAML file, PROCFLOW_CLICKHOUSE_* variables, --clickhouse-*
+ * flags, --print-config (the URL's password masked). The batch size, the
+ * batch interval and the timeout change on reload; the rest on restart.
  */
 #ifndef PF_SINK_CLICKHOUSE_H
 #define PF_SINK_CLICKHOUSE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-struct option;
+#define PF_CH_URL_MAX  1024
+#define PF_CH_NAME_MAX 65 /* a plain name: 64 bytes and the NUL */
+#define PF_CH_PATH_MAX 4096
 
 struct pf_ch_config {
-	const char *url;	   /* http://host:8123; NULL: the sink is off */
-	const char *db;		   /* database */
-	const char *table;	   /* table */
-	const char *user;	   /* NULL: ClickHouse's default user */
-	const char *password_file; /* first line is the password */
-	const char *spool_dir;	   /* NULL: <output-dir>/clickhouse-spool */
-	unsigned batch_rows;	   /* a batch is sent when it has this many rows... */
-	unsigned batch_interval_s; /* ...or is this old */
-	unsigned spool_max_mb;	   /* cap of the on-disk spool */
-	unsigned timeout_s;	   /* one HTTP request, connection included */
+	char url[PF_CH_URL_MAX];	    /* http://host:8123; "": the sink is off */
+	char db[PF_CH_NAME_MAX];	    /* database */
+	char table[PF_CH_NAME_MAX];	    /* table */
+	char user[256];			    /* "": the URL's, else the server's default user */
+	char password_file[PF_CH_PATH_MAX]; /* "": none; else its first line is the password */
+	char spool_dir[PF_CH_PATH_MAX];	    /* "": <output-dir>/clickhouse-spool */
+	unsigned batch_rows;		    /* a batch is sent when it has this many rows... */
+	unsigned batch_interval_s;	    /* ...or is this old */
+	unsigned spool_max_mb;		    /* cap of the on-disk spool */
+	unsigned timeout_s;		    /* one HTTP request, connection included */
 };
 
-void pf_ch_config__defaults(struct pf_ch_config *c);
-
-/* getopt_long() values of the sink's options are PF_CH_OPT_BASE + index. */
-#define PF_CH_OPT_BASE 0x1000
-
-/* Number of sink options; fill @out (room for that many) with their getopt entries. */
-int pf_ch_config__options(struct option *out, int room);
 /*
- * Set the option with getopt value @id (PF_CH_OPT_BASE + index) or, for
- * pf_ch_config__set(), named @name ("clickhouse-url", ...), to @value.
- * Returns 0, or -EINVAL after a message on stderr; -ENOENT for an unknown
- * name. Strings are kept by reference.
+ * The configuration table's checks of clickhouseUrl (an http:// or
+ * https:// URL with a host and no query; the message masks a password) and
+ * of clickhouseDatabase / clickhouseTable (plain names, no SQL). Return 0,
+ * or -EINVAL with why in @why.
  */
-int pf_ch_config__set_id(struct pf_ch_config *c, int id, const char *value);
-int pf_ch_config__set(struct pf_ch_config *c, const char *name, const char *value);
-/* The options' help lines, for --help. */
-void pf_ch_config__help(FILE *out);
+int pf_ch_check_url(const char *text, char *why, size_t whysz);
+int pf_ch_check_name(const char *text, char *why, size_t whysz);
 
 /* `procflow clickhouse-schema`: print the table definition. Returns an exit code. */
 int pf_ch_print_schema(const struct pf_ch_config *c);
@@ -69,6 +64,12 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
  * them.
  */
 void pf_chsink__submit(struct pf_chsink *s, const char *buf, size_t len, uint64_t nlines);
+
+/*
+ * A reload: take @c's batch size, batch interval and timeout (the keys that
+ * change live) from the next batch on. Accepts NULL.
+ */
+void pf_chsink__reconfigure(struct pf_chsink *s, const struct pf_ch_config *c);
 
 /*
  * Stop: the sender seals what it holds into the spool, tries to deliver

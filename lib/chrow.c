@@ -222,3 +222,103 @@ int pf_chrow__append(struct pf_jw *w, const char *line, size_t len, uint64_t run
 	pf_jw__raw(w, "\n", 1);
 	return pf_jw__error(w);
 }
+
+/* ---- the server's URL ---- */
+
+/* Where the authority of @url starts and ends, and its last '@' (NULL: none). */
+static void authority(const char *url, const char **start, const char **end, const char **at)
+{
+	const char *s = strstr(url, "://");
+
+	s = s ? s + 3 : url;
+	*start = s;
+	*end = s + strcspn(s, "/?#");
+	*at = NULL;
+	for (const char *p = s; p < *end; p++)
+		if (*p == '@')
+			*at = p;
+}
+
+char *pf_chrow__url_mask(const char *url, char *buf, size_t bufsz)
+{
+	const char *start, *end, *at, *colon;
+
+	if (!bufsz)
+		return buf;
+	authority(url, &start, &end, &at);
+	colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+	if (!colon)
+		snprintf(buf, bufsz, "%s", url);
+	else
+		snprintf(buf, bufsz, "%.*s***%s", (int)(colon + 1 - url), url, at);
+	return buf;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode @n bytes of @s into @out; -EINVAL on a bad escape, a NUL or no room. */
+static int pct_decode(const char *s, size_t n, char *out, size_t outsz)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '%') {
+			int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+			int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		if (!c || o + 1 >= outsz)
+			return -EINVAL;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int pf_chrow__url_split(const char *url, struct pf_churl *out)
+{
+	const char *start, *end, *at, *colon;
+	size_t pre;
+
+	memset(out, 0, sizeof(*out));
+	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+		return -EINVAL;
+	authority(url, &start, &end, &at);
+	if (strpbrk(url, "?#"))
+		return -EINVAL;
+	if ((at ? end - (at + 1) : end - start) == 0)
+		return -EINVAL; /* no host */
+	pre = (size_t)(start - url);
+	if (at) {
+		colon = memchr(start, ':', (size_t)(at - start));
+		if (pct_decode(start, (size_t)((colon ? colon : at) - start), out->user,
+			       sizeof(out->user)) ||
+		    (colon &&
+		     pct_decode(colon + 1, (size_t)(at - colon - 1), out->pw, sizeof(out->pw))))
+			goto bad;
+		out->has_pw = colon != NULL;
+		start = at + 1;
+	}
+	if ((size_t)snprintf(out->base, sizeof(out->base), "%.*s%s", (int)pre, url, start) >=
+	    sizeof(out->base))
+		goto bad;
+	return 0;
+bad:
+	explicit_bzero(out, sizeof(*out));
+	return -EINVAL;
+}

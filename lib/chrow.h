@@ -37,6 +37,32 @@ int pf_chrow__schema(struct pf_jw *w, const char *db, const char *table);
  */
 int pf_chrow__append(struct pf_jw *w, const char *line, size_t len, uint64_t run_id, uint64_t seq);
 
+/*
+ * A ClickHouse URL taken apart: scheme://[USER[:PASSWORD]@]HOST[:PORT][/PATH].
+ * The password is kept only in @pw, so the URL that is logged, printed and
+ * handed to libcurl (@base) can never show it.
+ */
+struct pf_churl {
+	char base[1024]; /* the URL without USER:PASSWORD@ */
+	char user[256];	 /* percent-decoded; "" when the URL names none */
+	char pw[256];	 /* percent-decoded; "" when the URL names none */
+	int has_pw;	 /* the URL has a ':' after its user (even an empty password) */
+};
+
+/*
+ * Split @url into @out. Returns 0, or -EINVAL when it is not an http:// or
+ * https:// URL with a host, has a query or fragment, or a part is too long
+ * (@out then holds nothing of the password).
+ */
+int pf_chrow__url_split(const char *url, struct pf_churl *out);
+
+/*
+ * @url as it may be shown: a password in it (the text between "USER:" and
+ * the '@' ending the authority) replaced by "***". Works on any text, valid
+ * URL or not, so error messages can quote what the user gave. Returns @buf.
+ */
+char *pf_chrow__url_mask(const char *url, char *buf, size_t bufsz);
+
 /* Whether @s is a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 64 bytes). */
 int pf_chrow__ident_ok(const char *s);
 

@@ -227,6 +227,15 @@ int pf_cfg__set(const struct pf_cfg_key *k, void *obj, const char *text_in, cons
 				!len ? "empty value" : "value too long or not one line");
 			return -EINVAL;
 		}
+		if (len && k->check) {
+			char why[PF_CFG_ERR_MAX / 2];
+
+			why[0] = '\0';
+			if (k->check(text, why, sizeof(why))) {
+				cfg_err(err, errsz, "%s: %s: %s", where, k->name, why);
+				return -EINVAL;
+			}
+		}
 		memcpy(field(k, obj), text, len + 1);
 		return 0;
 	case PF_CFG_ENUM:
@@ -713,6 +722,9 @@ static char *format_str(const char *s, char *buf, size_t bufsz)
 	return buf;
 }
 
+/* The longest value a show() hook is given room for. */
+#define PF_CFG_SHOW_MAX 4096
+
 char *pf_cfg__format(const struct pf_cfg_key *k, const void *obj, char *buf, size_t bufsz)
 {
 	unsigned v;
@@ -732,7 +744,15 @@ char *pf_cfg__format(const struct pf_cfg_key *k, const void *obj, char *buf, siz
 		snprintf(buf, bufsz, "0%o", *(const unsigned *)cfield(k, obj));
 		break;
 	case PF_CFG_STRING:
-		format_str((const char *)cfield(k, obj), buf, bufsz);
+		if (k->show) {
+			char shown[PF_CFG_SHOW_MAX];
+
+			format_str(k->show((const char *)cfield(k, obj), shown, sizeof(shown)), buf,
+				   bufsz);
+			explicit_bzero(shown, sizeof(shown));
+		} else {
+			format_str((const char *)cfield(k, obj), buf, bufsz);
+		}
 		break;
 	case PF_CFG_ENUM:
 		format_str(*(const char *const *)cfield(k, obj), buf, bufsz);

@@ -54,6 +54,12 @@ struct pf_cfg_key {
 	bool flag_value;
 	const char *metavar; /* flags with an argument: "SECS", "DIR", ... */
 	const char *help;    /* what the flag does (for a switch: what setting it does) */
+	/* PF_CFG_STRING, optional: a further check of a non-empty value; returns
+	 * 0, or -EINVAL with why in @why (which must not quote a secret). */
+	int (*check)(const char *text, char *why, size_t whysz);
+	/* PF_CFG_STRING, optional: the value as it may be shown (--print-config,
+	 * reload messages), a secret in it masked. Returns @buf. */
+	char *(*show)(const char *text, char *buf, size_t bufsz);
 };
 
 enum pf_cfg_source {

@@ -23,6 +23,7 @@ struct pf_spool {
 	size_t head, n, cap;
 	uint64_t next_seq;
 	uint64_t dropped_batches, dropped_rows;
+	uint64_t bad_batches, bad_rows; /* failed their check at open */
 };
 
 static void batch_path(const struct pf_spool *s, const struct batch *b, char *out, size_t sz)
@@ -78,8 +79,85 @@ static int by_seq(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/*
+ * Whether the batch file at @path is whole: @rows lines, each one JSON
+ * object ('{' ... '}' then '\n'), no NUL byte. A power cut can leave a
+ * renamed batch empty, cut, or filled with zeros when its data had not
+ * reached the disk (batches written before the fsync in push, or by a
+ * file system that lost them anyway); such a batch must not be sent.
+ */
+static bool batch_ok(const char *path, uint64_t rows)
+{
+	char buf[65536];
+	uint64_t lines = 0;
+	char prev = '\n';
+	bool ok = true;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return false;
+	while (ok && (n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ok = false;
+			break;
+		}
+		for (ssize_t i = 0; i < n && ok; i++) {
+			char c = buf[i];
+
+			if (!c || (prev == '\n' && c != '{') || (c == '\n' && prev != '}'))
+				ok = false;
+			if (c == '\n')
+				lines++;
+			prev = c;
+		}
+	}
+	close(fd);
+	return ok && prev == '\n' && lines == rows;
+}
+
+/* Batches moved aside (renamed *.bad) are kept for a look, the newest few only. */
+#define PF_SPOOL_BAD_KEEP 8
+
+static int by_u64(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return *x < *y ? -1 : *x > *y;
+}
+
+/* Delete all but the PF_SPOOL_BAD_KEEP newest *.bad files (@seqs, @n of them). */
+static void trim_bad(const char *dir, uint64_t *seqs, size_t n)
+{
+	char pattern[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (n <= PF_SPOOL_BAD_KEEP)
+		return;
+	qsort(seqs, n, sizeof(*seqs), by_u64);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		unsigned long long seq, rows;
+		char tail[16];
+
+		if (sscanf(de->d_name, "%20llu-%20llu%15s", &seq, &rows, tail) != 3 ||
+		    strcmp(tail, ".batch.bad") || seq >= seqs[n - PF_SPOOL_BAD_KEEP])
+			continue;
+		snprintf(pattern, sizeof(pattern), "%s/%s", dir, de->d_name);
+		unlink(pattern);
+	}
+	closedir(d);
+}
+
 struct pf_spool *pf_spool__open(const char *dir, uint64_t max_bytes)
 {
+	uint64_t bad[1024]; /* seqs of *.bad files, for trim_bad() */
+	size_t nbad = 0;
 	struct pf_spool *s;
 	struct dirent *de;
 	DIR *d;
@@ -116,12 +194,32 @@ struct pf_spool *pf_spool__open(const char *dir, uint64_t max_bytes)
 			unlink(path);
 			continue;
 		}
-		if (sscanf(de->d_name, "%20llu-%20llu%15s", &seq, &rows, tail) != 3 ||
-		    strcmp(tail, ".batch"))
+		if (sscanf(de->d_name, "%20llu-%20llu%15s", &seq, &rows, tail) != 3)
+			continue;
+		if (!strcmp(tail, ".batch.bad") && nbad < sizeof(bad) / sizeof(bad[0])) {
+			bad[nbad++] = seq;
+			continue;
+		}
+		if (strcmp(tail, ".batch"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (stat(path, &st) || !S_ISREG(st.st_mode))
 			continue;
+		if (seq >= s->next_seq)
+			s->next_seq = seq + 1;
+		if (!batch_ok(path, rows)) {
+			/* Cut or empty after a crash: moved aside, counted, never sent. */
+			char aside[PATH_MAX + 8];
+
+			snprintf(aside, sizeof(aside), "%s.bad", path);
+			if (rename(path, aside))
+				unlink(path);
+			else if (nbad < sizeof(bad) / sizeof(bad[0]))
+				bad[nbad++] = seq;
+			s->bad_batches++;
+			s->bad_rows += rows;
+			continue;
+		}
 		b.seq = seq;
 		b.rows = rows;
 		b.bytes = (uint64_t)st.st_size;
@@ -131,10 +229,9 @@ struct pf_spool *pf_spool__open(const char *dir, uint64_t max_bytes)
 			errno = ENOMEM;
 			return NULL;
 		}
-		if (seq >= s->next_seq)
-			s->next_seq = seq + 1;
 	}
 	closedir(d);
+	trim_bad(dir, bad, nbad);
 	if (s->n)
 		qsort(s->q, s->n, sizeof(*s->q), by_seq);
 	while (s->bytes > s->max_bytes && s->head < s->n)
@@ -165,6 +262,18 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
 int pf_spool__push(struct pf_spool *s, const char *data, size_t len, uint64_t rows)
 {
 	struct batch b = {.seq = s->next_seq, .rows = rows, .bytes = len};
@@ -185,12 +294,23 @@ int pf_spool__push(struct pf_spool *s, const char *data, size_t len, uint64_t ro
 	if (fd < 0)
 		return -errno;
 	err = write_all(fd, data, len);
+	/* The data reaches the disk before the name does: after a power cut
+	 * a batch name never stands for an empty or cut file. */
+	if (!err && fsync(fd))
+		err = -errno;
 	if (close(fd) && !err)
 		err = -errno;
 	if (!err && rename(tmp, path))
 		err = -errno;
 	if (err) {
 		unlink(tmp);
+		return err;
+	}
+	/* And the name reaches the disk before the batch counts as stored
+	 * (the sender may then drop it from memory). */
+	err = sync_dir(s->dir);
+	if (err) {
+		unlink(path);
 		return err;
 	}
 	err = append(s, &b);
@@ -282,4 +402,14 @@ uint64_t pf_spool__dropped_batches(const struct pf_spool *s)
 uint64_t pf_spool__dropped_rows(const struct pf_spool *s)
 {
 	return s->dropped_rows;
+}
+
+uint64_t pf_spool__bad_batches(const struct pf_spool *s)
+{
+	return s->bad_batches;
+}
+
+uint64_t pf_spool__bad_rows(const struct pf_spool *s)
+{
+	return s->bad_rows;
 }

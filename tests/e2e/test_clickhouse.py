@@ -16,6 +16,18 @@ TCP and UDP traffic between processes this test starts on 127.0.0.1.
    sent by the next agent run, before its own, and every line of both runs is a row.
 4. Spool cap: with the server unreachable and a 1 MB spool, the oldest batches are
    dropped and counted, the spool stays under its cap, flows.log keeps every line.
+5. Secrets: a password given in the URL (right or wrong) appears in no line of the agent's
+   stderr, yet the rows arrive; a password file group or others can read is refused
+   (exit 2, saying why); a bad URL's message masks its password.
+6. Stop within one timeout: against a server that accepts and never answers, with a
+   backlog in the spool, SIGTERM (sent while a request hangs) ends the agent within one
+   request timeout and a margin, the batches stay in the spool, and the next run, against
+   a real server, inserts every line of the stopped run, none twice, except those of one
+   batch the test cuts as a power cut could (set aside as .bad, counted and logged).
+7. Configuration: the sink set up by a YAML file (clickhouse* keys, the password in the
+   URL) and a PROCFLOW_CLICKHOUSE_* variable inserts every line; --print-config shows
+   the URL with the password masked and where each value came from; a reload changes the
+   batch size live and keeps the table (restart only); no stderr line has the password.
 """
 
 import argparse
@@ -146,6 +158,14 @@ class ClickHouse:
             return r.read().decode()
 
 
+def write_pwfile(path):
+    """The password file, 0600 as the agent demands."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(PASSWORD + "\n")
+    return path
+
+
 def create_schema(agent, ch):
     out = subprocess.run([agent, "clickhouse-schema"], stdout=subprocess.PIPE, check=True).stdout.decode()
     for stmt in out.split(";"):
@@ -207,12 +227,13 @@ class Traffic:
 
 
 class Agent:
-    def __init__(self, agent, outdir, extra):
+    def __init__(self, agent, outdir, extra, env=None):
         self.errlog = os.path.join(outdir + ".stderr")
         self.err = open(self.errlog, "wb")
         self.p = subprocess.Popen([agent, "run", "--output-dir", outdir, "--flush-interval", "2",
                                    "--include-loopback"] + extra,
-                                  stdout=subprocess.DEVNULL, stderr=self.err)
+                                  stdout=subprocess.DEVNULL, stderr=self.err,
+                                  env=dict(os.environ, **(env or {})))
         deadline = time.time() + 30
         while time.time() < deadline:
             if "ready" in self.stderr():
@@ -290,9 +311,7 @@ def case_steady(agent, res, tmp):
         ch.start()
         res.check("clickhouse-server %s runs on 127.0.0.1:%d" % (ch.sql("SELECT version()").strip(), ch.http), True)
         create_schema(agent, ch)
-        pwfile = os.path.join(tmp, "pw1")
-        with open(pwfile, "w") as f:
-            f.write(PASSWORD + "\n")
+        pwfile = write_pwfile(os.path.join(tmp, "pw1"))
         out = os.path.join(tmp, "out1")
         traffic = Traffic()
         ag = Agent(agent, out, ["--clickhouse-url", ch.url, "--clickhouse-user", USER,
@@ -345,9 +364,7 @@ def case_outage(agent, res, tmp):
     try:
         ch.start()
         create_schema(agent, ch)
-        pwfile = os.path.join(tmp, "pw2")
-        with open(pwfile, "w") as f:
-            f.write(PASSWORD + "\n")
+        pwfile = write_pwfile(os.path.join(tmp, "pw2"))
         out = os.path.join(tmp, "out2")
         spool = os.path.join(tmp, "spool2")
         traffic = Traffic()
@@ -473,10 +490,292 @@ def case_spool_cap(agent, res, tmp):
         del srv
 
 
+def case_secrets(agent, res, tmp):
+    ch = ClickHouse(os.path.join(tmp, "ch5"))
+    traffic = None
+    ag = None
+    wrong = "wrong-pw-7Qz"
+    try:
+        ch.start()
+        create_schema(agent, ch)
+        traffic = Traffic()
+        hostport = ch.url[len("http://"):]
+        # The right password in the URL: rows arrive, the password is in no log line.
+        out = os.path.join(tmp, "out5")
+        url = "http://%s:%s@%s" % (USER, PASSWORD, hostport)
+        ag = Agent(agent, out, ["--clickhouse-url", url, "--clickhouse-batch", "20",
+                                "--clickhouse-batch-interval", "1"])
+        traffic.run(4, "secret")
+        rc = ag.stop()
+        err = ag.stderr()
+        lines = file_lines(out)
+        rows = table_rows(ch)
+        res.check("password in the URL: agent exits 0 and every line is a row (%d lines, %d rows)"
+                  % (len(lines), len(rows)), rc == 0 and len(lines) > 0 and len(rows) == len(lines),
+                  err[-400:])
+        res.check("the password in the URL is in no line of stderr", PASSWORD not in err,
+                  [x for x in err.splitlines() if PASSWORD in x][:2])
+        with open(os.path.join(out, "flows.log")) as f:
+            text = f.read()
+        own = [r for r in file_lines(out) if r["process_name"].endswith("/procflow")]
+        res.check("the agent's own flows to the server are logged, the password redacted "
+                  "from its arguments (%d lines)" % len(own),
+                  own and PASSWORD not in text and "[REDACTED]" in " ".join(own[0]["process_args"]),
+                  own[0]["process_args"] if own else None)
+        res.check("the start line names the server without the password",
+                  ("at http://%s as %s with a password" % (hostport, USER)) in err, err[:600])
+        # A wrong password: the failure is logged, the password is not.
+        out = os.path.join(tmp, "out5w")
+        url = "http://%s:%s@%s" % (USER, wrong, hostport)
+        ag = Agent(agent, out, ["--clickhouse-url", url, "--clickhouse-batch", "5",
+                                "--clickhouse-batch-interval", "1", "--clickhouse-timeout", "2"])
+        traffic.run(1, "wrong")
+        deadline = time.time() + 30
+        while time.time() < deadline and "insert failed" not in ag.stderr():
+            time.sleep(0.2)
+        rc = ag.stop()
+        err = ag.stderr()
+        res.check("a wrong password: the failed insert is logged", "insert failed" in err, err[-400:])
+        res.check("a wrong password is in no line of stderr", wrong not in err,
+                  [x for x in err.splitlines() if wrong in x][:2])
+        # A password file others can read is refused before anything starts.
+        pwfile = os.path.join(tmp, "pw5")
+        with open(pwfile, "w") as f:
+            f.write(PASSWORD + "\n")
+        os.chmod(pwfile, 0o644)
+        p = subprocess.run([agent, "run", "--output-dir", os.path.join(tmp, "out5m"),
+                            "--clickhouse-url", ch.url, "--clickhouse-user", USER,
+                            "--clickhouse-password-file", pwfile],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+        e = p.stderr.decode(errors="replace")
+        res.check("a 0644 password file: exit 2, naming the file and its mode",
+                  p.returncode == 2 and pwfile in e and "0644" in e, "rc %d: %s" % (p.returncode, e[-300:]))
+        res.check("... and the password is not printed", PASSWORD not in e)
+        # A URL the agent refuses: the message quotes it with the password masked.
+        p = subprocess.run([agent, "run", "--clickhouse-url", "ftp://%s:%s@%s" % (USER, PASSWORD, hostport)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+        e = p.stderr.decode(errors="replace")
+        res.check("a bad URL: exit 2, password masked in the message",
+                  p.returncode == 2 and PASSWORD not in e and ("ftp://%s:***@" % USER) in e,
+                  "rc %d: %s" % (p.returncode, e[-300:]))
+    finally:
+        if ag:
+            ag.stop()
+        if traffic:
+            traffic.stop()
+        ch.stop()
+
+
+class MuteServer:
+    """Accepts HTTP connections on 127.0.0.1, reads the requests, never answers."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self.conns = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._read, args=(c,), daemon=True).start()
+
+    def _read(self, c):
+        try:
+            while c.recv(65536):
+                with self.lock:
+                    self.requests += 1
+        except OSError:
+            pass
+
+    def count(self):
+        with self.lock:
+            return self.requests
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def spooled(spool):
+    return sorted(n for n in os.listdir(spool) if n.endswith(".batch"))
+
+
+def case_stop(agent, res, tmp):
+    ch = ClickHouse(os.path.join(tmp, "ch6"))
+    mute = MuteServer()
+    traffic = None
+    ag = None
+    timeout = 5
+    try:
+        out1, out2 = os.path.join(tmp, "out6a"), os.path.join(tmp, "out6b")
+        spool = os.path.join(tmp, "spool6")
+        opts = ["--clickhouse-batch", "10", "--clickhouse-batch-interval", "1",
+                "--clickhouse-spool-dir", spool, "--clickhouse-timeout", str(timeout)]
+        traffic = Traffic()
+        ag = Agent(agent, out1, ["--clickhouse-url", "http://127.0.0.1:%d" % mute.port] + opts)
+        traffic.run(5, "mute")
+        # A backlog, and a request that has just started to hang: SIGTERM now.
+        deadline = time.time() + 60
+        while time.time() < deadline and len(spooled(spool)) < 3:
+            time.sleep(0.2)
+        seen = mute.count()
+        while time.time() < deadline and mute.count() == seen:
+            time.sleep(0.05)
+        before = spooled(spool)
+        t0 = time.time()
+        ag.p.send_signal(signal.SIGTERM)
+        try:
+            rc = ag.p.wait(timeout=4 * timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        took = time.time() - t0
+        print("     SIGTERM to exit with a hanging request: %.1f s (timeout %d s)" % (took, timeout))
+        res.check("SIGTERM with a hanging request: exit 0 within the timeout + 3 s (%.1f s)" % took,
+                  rc == 0 and took <= timeout + 3, ag.stderr()[-400:])
+        ag.stop()
+        left = spooled(spool)
+        res.check("the backlog stays in the spool (%d batches before SIGTERM, %d after)" %
+                  (len(before), len(left)), len(before) >= 3 and set(before) <= set(left))
+        mute.close()
+        # A power cut would leave a cut batch: cut the newest in the middle of a line.
+        cut = left[-1]
+        cut_rows = int(cut.split("-")[1].split(".")[0])
+        cut_path = os.path.join(spool, cut)
+        with open(cut_path, "rb") as f:
+            data = f.read()
+        with open(cut_path, "wb") as f:
+            f.write(data[:data.rindex(b"\n", 0, len(data) - 1) + 5])
+        # The next run, against a real server, sends them first. (Other loopback traffic on
+        # the host is logged too, so run 2 is judged only on run 1's lines.)
+        ch.start()
+        create_schema(agent, ch)
+        ag = Agent(agent, out2, ["--clickhouse-url", ch.url, "--clickhouse-batch", "1000",
+                                 "--clickhouse-batch-interval", "1", "--clickhouse-spool-dir", spool,
+                                 "--clickhouse-timeout", str(timeout)])
+        deadline = time.time() + 120
+        while time.time() < deadline and set(left) & set(spooled(spool)):
+            time.sleep(0.3)
+        rc = ag.stop()
+        lines = file_lines(out1)
+        rows = table_rows(ch)
+        missing = collections.Counter(file_key(r) for r in lines) - \
+            collections.Counter(row_key(r) for r in rows)
+        res.check("the next run inserts every line of the stopped run but the cut batch's "
+                  "(%d lines, %d rows, %d missing)" % (len(lines), len(rows), sum(missing.values())),
+                  rc == 0 and sum(missing.values()) == cut_rows and len(lines) > cut_rows,
+                  "missing %d, the cut batch had %d" % (sum(missing.values()), cut_rows))
+        res.check("the cut batch is set aside as .bad, counted and logged",
+                  os.path.exists(cut_path + ".bad") and
+                  ("1 spooled batches are damaged (cut or empty after a crash or power cut): "
+                   "%d rows not sent" % cut_rows) in ag.stderr() and
+                  ("%d (damaged in the spool)" % cut_rows) in ag.stderr(), ag.stderr()[-600:])
+        uniq = len({(r["run_id"], r["seq"]) for r in rows})
+        res.check("no row twice (%d rows)" % len(rows), uniq == len(rows), "uniq %d" % uniq)
+    finally:
+        if ag:
+            ag.stop()
+        if traffic:
+            traffic.stop()
+        mute.close()
+        ch.stop()
+
+
+def case_config(agent, res, tmp):
+    ch = ClickHouse(os.path.join(tmp, "ch7"))
+    traffic = None
+    ag = None
+    try:
+        ch.start()
+        create_schema(agent, ch)
+        out = os.path.join(tmp, "out7")
+        spool = os.path.join(tmp, "spool7")
+        hostport = ch.url[len("http://"):]
+        cfg = os.path.join(tmp, "procflow7.yaml")
+
+        def write_cfg(rows, table):
+            with open(cfg, "w") as f:
+                f.write("clickhouseUrl: http://%s:%s@%s\n" % (USER, PASSWORD, hostport))
+                f.write("clickhouseTable: %s\nclickhouseBatchRows: %d\n" % (table, rows))
+                f.write("clickhouseBatchInterval: 1s\nclickhouseSpoolDirectory: %s\n" % spool)
+
+        write_cfg(1000, "flows")
+        env = {"PROCFLOW_CLICKHOUSE_TIMEOUT": "4"}
+        p = subprocess.run([agent, "run", "--config", cfg, "--print-config"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=dict(os.environ, **env), timeout=30)
+        pc = p.stdout.decode(errors="replace")
+        lines = {x.split(":")[0]: x for x in pc.splitlines() if x.startswith("clickhouse")}
+        res.check("--print-config: the URL from the file, its password masked",
+                  p.returncode == 0 and PASSWORD not in pc + p.stderr.decode(errors="replace") and
+                  ("http://%s:***@%s" % (USER, hostport)) in lines.get("clickhouseUrl", "") and
+                  ("# file %s:1" % cfg) in lines.get("clickhouseUrl", ""), pc)
+        res.check("--print-config: the timeout from PROCFLOW_CLICKHOUSE_TIMEOUT",
+                  "clickhouseTimeout: 4s" in lines.get("clickhouseTimeout", "") and
+                  "environment PROCFLOW_CLICKHOUSE_TIMEOUT" in lines.get("clickhouseTimeout", ""),
+                  lines.get("clickhouseTimeout"))
+        traffic = Traffic()
+        ag = Agent(agent, out, ["--config", cfg], env)
+        traffic.run(4, "cfg")
+        # A reload: the batch size changes live, the table only on restart.
+        write_cfg(7, "other")
+        ag.p.send_signal(signal.SIGHUP)
+        deadline = time.time() + 30
+        while time.time() < deadline and "reloaded" not in ag.stderr():
+            time.sleep(0.2)
+        err = ag.stderr()
+        res.check("reload: clickhouseBatchRows changes live, clickhouseTable on restart",
+                  "clickhouseBatchRows=7" in err and
+                  "clickhouseTable changes only on restart; keeping flows" in err, err[-600:])
+        traffic.run(2, "cfg2")
+        deadline = time.time() + 60
+        while time.time() < deadline and spooled(spool):
+            time.sleep(0.3)
+        rc = ag.stop()
+        err = ag.stderr()
+        res.check("the agent started from the file inserts (spool %s used)" % spool,
+                  rc == 0 and os.path.isdir(spool) and
+                  ("at http://%s as %s with a password" % (hostport, USER)) in err, err[-600:])
+        mine = [r for r in file_lines(out) if "cfg" in " ".join(r["process_args"])]
+        rows = table_rows(ch)
+        missing = collections.Counter(file_key(r) for r in mine) - \
+            collections.Counter(row_key(r) for r in rows)
+        res.check("every line of the test's clients is a row (%d lines, %d rows in all)" %
+                  (len(mine), len(rows)), len(mine) > 0 and not missing,
+                  "missing %d" % sum(missing.values()))
+        res.check("the password is in no stderr line", PASSWORD not in err,
+                  [x for x in err.splitlines() if PASSWORD in x][:2])
+    finally:
+        if ag:
+            ag.stop()
+        if traffic:
+            traffic.stop()
+        ch.stop()
+
+
+CASES = {"steady": case_steady, "outage": case_outage, "restart": case_restart,
+         "spool_cap": case_spool_cap, "secrets": case_secrets,
+         "stop": case_stop, "config": case_config}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agent", required=True)
     ap.add_argument("--bindir", required=False)
+    ap.add_argument("--case", action="append", choices=sorted(CASES),
+                    help="run only this case (repeatable; default: all)")
     args = ap.parse_args()
     agent = os.path.abspath(args.agent)
     res = Results()
@@ -487,7 +786,8 @@ def main():
     else:
         tmp = tempfile.mkdtemp(prefix="pfe2e-%d-ch-" % os.getpid())
         try:
-            for case in (case_steady, case_outage, case_restart, case_spool_cap):
+            for name in args.case or list(CASES):
+                case = CASES[name]
                 try:
                     case(agent, res, tmp)
                 except Exception as e:

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "chrow.h"
+#include "config.h"
 #include "flowline.h"
 #include "json_check.h"
 #include "jsonw.h"
@@ -134,6 +135,86 @@ static void test_schema_matches_row(void **state)
 	pf_jw__fini(&w);
 }
 
+/* The URL's password is taken out of what is shown and of what libcurl gets. */
+static void test_url_secrets(void **state)
+{
+	struct pf_churl u;
+	char m[256];
+
+	assert_int_equal(pf_chrow__url_split("http://w:s3%2Fc@ret@127.0.0.1:8123/", &u), 0);
+	assert_string_equal(u.base, "http://127.0.0.1:8123/");
+	assert_string_equal(u.user, "w");
+	assert_string_equal(u.pw, "s3/c@ret");
+	assert_true(u.has_pw);
+	assert_int_equal(pf_chrow__url_split("https://u@h", &u), 0);
+	assert_string_equal(u.base, "https://h");
+	assert_string_equal(u.user, "u");
+	assert_false(u.has_pw);
+	assert_int_equal(pf_chrow__url_split("http://h:8123", &u), 0);
+	assert_string_equal(u.user, "");
+	assert_int_equal(pf_chrow__url_split("ftp://u:pw@h", &u), -EINVAL);
+	assert_int_equal(pf_chrow__url_split("http://u:pw@h/?x=1", &u), -EINVAL);
+	assert_int_equal(pf_chrow__url_split("http://u:pw@", &u), -EINVAL);
+	assert_int_equal(pf_chrow__url_split("http://u:p%zz@h", &u), -EINVAL);
+	assert_string_equal(u.pw, "");
+	/* Masked whatever the text: valid, invalid, no scheme. */
+	assert_string_equal(pf_chrow__url_mask("http://w:s3c@ret@h:1/p", m, sizeof(m)),
+			    "http://w:***@h:1/p");
+	assert_string_equal(pf_chrow__url_mask("ftp://w:pw@h?q", m, sizeof(m)), "ftp://w:***@h?q");
+	assert_string_equal(pf_chrow__url_mask("w:pw@h", m, sizeof(m)), "w:***@h");
+	assert_string_equal(pf_chrow__url_mask("http://h:8123/a@b", m, sizeof(m)),
+			    "http://h:8123/a@b");
+	assert_string_equal(pf_chrow__url_mask("http://w@h", m, sizeof(m)), "http://w@h");
+}
+
+/* The config table's hooks for a URL key: check() refuses, show() masks. */
+struct urlcfg {
+	char url[256];
+};
+
+static int check_http(const char *text, char *why, size_t whysz)
+{
+	struct pf_churl u;
+	char m[256];
+
+	if (!pf_chrow__url_split(text, &u))
+		return 0;
+	snprintf(why, whysz, "'%s' is not an http URL", pf_chrow__url_mask(text, m, sizeof(m)));
+	return -EINVAL;
+}
+
+static void test_config_url_key(void **state)
+{
+	static const struct pf_cfg_key k = {"serverUrl",
+					    PF_CFG_STRING,
+					    "",
+					    0,
+					    0,
+					    NULL,
+					    offsetof(struct urlcfg, url),
+					    sizeof(((struct urlcfg *)0)->url),
+					    PF_CFG_EMPTY_OK,
+					    "server-url",
+					    0,
+					    false,
+					    "URL",
+					    "",
+					    .check = check_http,
+					    .show = pf_chrow__url_mask};
+	struct urlcfg c = {""};
+	char err[PF_CFG_ERR_MAX], out[256];
+
+	assert_int_equal(pf_cfg__set(&k, &c, "http://u:Sekr3t@h:1", "f.yaml:2", err, sizeof(err)),
+			 0);
+	assert_string_equal(c.url, "http://u:Sekr3t@h:1"); /* stored as given */
+	assert_string_equal(pf_cfg__format(&k, &c, out, sizeof(out)), "http://u:***@h:1");
+	assert_int_equal(pf_cfg__set(&k, &c, "ftp://u:Sekr3t@h", "--server-url", err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "--server-url: serverUrl: 'ftp://u:***@h' is not an http URL");
+	assert_string_equal(c.url, "http://u:Sekr3t@h:1");			   /* unchanged */
+	assert_int_equal(pf_cfg__set(&k, &c, "", "default", err, sizeof(err)), 0); /* "" is off */
+}
+
 /* ---- spool ---- */
 
 static char tmp[64];
@@ -177,13 +258,13 @@ static void test_spool_order_and_restart(void **state)
 	s = pf_spool__open(dir, 1000);
 	assert_non_null(s);
 	assert_int_equal(pf_spool__peek(s, &data, &len, &rows), -ENOENT);
-	assert_int_equal(pf_spool__push(s, "one\n", 4, 1), 0);
-	assert_int_equal(pf_spool__push(s, "two\ntwo\n", 8, 2), 0);
+	assert_int_equal(pf_spool__push(s, "{one}\n", 6, 1), 0);
+	assert_int_equal(pf_spool__push(s, "{two}\n{two}\n", 12, 2), 0);
 	assert_int_equal(pf_spool__batches(s), 2);
-	assert_int_equal(pf_spool__bytes(s), 12);
+	assert_int_equal(pf_spool__bytes(s), 18);
 	assert_int_equal(pf_spool__rows(s), 3);
-	expect_peek(s, "one\n", 1);
-	expect_peek(s, "one\n", 1); /* peek does not remove */
+	expect_peek(s, "{one}\n", 1);
+	expect_peek(s, "{one}\n", 1); /* peek does not remove */
 	pf_spool__pop(s);
 	pf_spool__close(s);
 
@@ -191,15 +272,29 @@ static void test_spool_order_and_restart(void **state)
 	s = pf_spool__open(dir, 1000);
 	assert_non_null(s);
 	assert_int_equal(pf_spool__batches(s), 1);
-	assert_int_equal(pf_spool__push(s, "three\n", 6, 1), 0);
-	expect_peek(s, "two\ntwo\n", 2);
+	assert_int_equal(pf_spool__push(s, "{three}\n", 8, 1), 0);
+	expect_peek(s, "{two}\n{two}\n", 2);
 	pf_spool__pop(s);
-	expect_peek(s, "three\n", 1);
+	expect_peek(s, "{three}\n", 1);
 	pf_spool__pop(s);
 	assert_int_equal(pf_spool__batches(s), 0);
 	assert_int_equal(pf_spool__bytes(s), 0);
 	assert_int_equal(pf_spool__dropped_rows(s), 0);
 	pf_spool__close(s);
+}
+
+/* A batch of @len bytes, @rows lines of JSON objects, the first starting "{@tag". */
+static void make_batch(char *buf, size_t len, uint64_t rows, char tag)
+{
+	size_t first = len - 3 * (rows - 1);
+
+	memset(buf, 'x', first);
+	buf[0] = '{';
+	buf[1] = tag;
+	buf[first - 2] = '}';
+	buf[first - 1] = '\n';
+	for (size_t i = first; i < len; i += 3)
+		memcpy(buf + i, "{}\n", 3);
 }
 
 static void test_spool_cap(void **state)
@@ -209,9 +304,8 @@ static void test_spool_cap(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/spool", tmp);
 	s = pf_spool__open(dir, 250);
-	memset(buf, 'x', sizeof(buf));
 	for (int i = 0; i < 5; i++) {
-		buf[0] = (char)('0' + i);
+		make_batch(buf, sizeof(buf), 10 + (uint64_t)i, (char)('0' + i));
 		assert_int_equal(pf_spool__push(s, buf, 100, 10 + (uint64_t)i), 0);
 		assert_true(pf_spool__bytes(s) <= 250);
 	}
@@ -224,7 +318,7 @@ static void test_spool_cap(void **state)
 	uint64_t rows;
 
 	assert_int_equal(pf_spool__peek(s, &data, &len, &rows), 0);
-	assert_int_equal(data[0], '3');
+	assert_int_equal(data[1], '3');
 	assert_int_equal(rows, 13);
 	free(data);
 	/* A batch larger than the cap is refused and counted; the rest stay. */
@@ -241,6 +335,124 @@ static void test_spool_cap(void **state)
 	assert_int_equal(pf_spool__batches(s), 1);
 	assert_int_equal(pf_spool__dropped_rows(s), 13);
 	pf_spool__close(s);
+}
+
+/* ---- the order of a push's syscalls, seen through -Wl,--wrap=fsync,--wrap=rename ---- */
+
+int __real_fsync(int fd);
+int __real_rename(const char *from, const char *to);
+static char calls[64];
+static size_t ncalls;
+
+int __wrap_fsync(int fd)
+{
+	struct stat st;
+
+	if (ncalls + 1 < sizeof(calls) && !fstat(fd, &st))
+		calls[ncalls++] = S_ISDIR(st.st_mode) ? 'D' : 'F';
+	return __real_fsync(fd);
+}
+
+int __wrap_rename(const char *from, const char *to)
+{
+	if (ncalls + 1 < sizeof(calls))
+		calls[ncalls++] = 'R';
+	return __real_rename(from, to);
+}
+
+/* A batch's data is on disk before its name, and its name before push returns. */
+static void test_spool_push_syncs(void **state)
+{
+	char dir[128];
+	struct pf_spool *s;
+
+	snprintf(dir, sizeof(dir), "%s/spool", tmp);
+	s = pf_spool__open(dir, 1000);
+	ncalls = 0;
+	memset(calls, 0, sizeof(calls));
+	assert_int_equal(pf_spool__push(s, "{\"a\":1}\n", 8, 1), 0);
+	assert_string_equal(calls, "FRD"); /* fsync(file), rename, fsync(directory) */
+	pf_spool__close(s);
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+/*
+ * What a power cut can leave under a batch's name (a cut file, an empty
+ * one, zeros where the data never reached the disk, fewer lines than the
+ * name says) is set aside at open, counted, and never sent; whole batches
+ * around it are sent in order.
+ */
+static void test_spool_damaged(void **state)
+{
+	static const char two[] = "{\"a\":1}\n{\"a\":2}\n";
+	char dir[128], path[256], zeros[16] = {0};
+	struct pf_spool *s;
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/spool", tmp);
+	s = pf_spool__open(dir, 1 << 20);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(pf_spool__push(s, two, strlen(two), 2), 0);
+	pf_spool__close(s);
+	/* 2: cut inside its second line; 3: empty; 4: zeros; 5: one line of two. */
+	snprintf(path, sizeof(path), "%s/%020d-2.batch", dir, 2);
+	assert_int_equal(truncate(path, 12), 0);
+	snprintf(path, sizeof(path), "%s/%020d-2.batch", dir, 3);
+	assert_int_equal(truncate(path, 0), 0);
+	snprintf(path, sizeof(path), "%s/%020d-2.batch", dir, 4);
+	write_file(path, zeros, sizeof(zeros));
+	snprintf(path, sizeof(path), "%s/%020d-2.batch", dir, 5);
+	write_file(path, "{\"a\":1}\n", 8);
+
+	s = pf_spool__open(dir, 1 << 20);
+	assert_non_null(s);
+	assert_int_equal(pf_spool__bad_batches(s), 4);
+	assert_int_equal(pf_spool__bad_rows(s), 8);
+	assert_int_equal(pf_spool__batches(s), 2);
+	assert_int_equal(pf_spool__rows(s), 4);
+	assert_int_equal(pf_spool__dropped_rows(s), 0);
+	for (int seq = 2; seq <= 5; seq++) {
+		snprintf(path, sizeof(path), "%s/%020d-2.batch", dir, seq);
+		assert_int_not_equal(stat(path, &st), 0);
+		snprintf(path, sizeof(path), "%s/%020d-2.batch.bad", dir, seq);
+		assert_int_equal(stat(path, &st), 0);
+	}
+	expect_peek(s, two, 2);
+	pf_spool__pop(s);
+	expect_peek(s, two, 2);
+	pf_spool__pop(s);
+	/* New batches never reuse a damaged one's number. */
+	assert_int_equal(pf_spool__push(s, two, strlen(two), 2), 0);
+	snprintf(path, sizeof(path), "%s/%020d-2.batch", dir, 7);
+	assert_int_equal(stat(path, &st), 0);
+	pf_spool__close(s);
+
+	/* Set-aside files are bounded: the newest 8 are kept. */
+	for (int seq = 100; seq < 110; seq++) {
+		snprintf(path, sizeof(path), "%s/%020d-1.batch", dir, seq);
+		write_file(path, "{", 1);
+	}
+	s = pf_spool__open(dir, 1 << 20);
+	assert_int_equal(pf_spool__bad_batches(s), 10);
+	pf_spool__close(s);
+	int kept = 0;
+
+	for (int seq = 2; seq < 110; seq++) {
+		snprintf(path, sizeof(path), "%s/%020d-%d.batch.bad", dir, seq, seq < 100 ? 2 : 1);
+		if (!stat(path, &st)) {
+			assert_true(seq >= 102);
+			kept++;
+		}
+	}
+	assert_int_equal(kept, 8);
 }
 
 static void test_spool_leftovers(void **state)
@@ -287,9 +499,13 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_row),
 	    cmocka_unit_test(test_schema_matches_row),
+	    cmocka_unit_test(test_url_secrets),
+	    cmocka_unit_test(test_config_url_key),
 	    cmocka_unit_test_setup_teardown(test_spool_order_and_restart, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_leftovers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_push_syncs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_damaged, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
