@@ -20,7 +20,15 @@
 #define LOG_SWEEP_MAX 1000
 
 struct pf_logfile {
-	int fd; /* -1 after a failed re-creation: retried on the next write */
+	/* -1 when flows.log could not be created (again): retried first thing
+	 * on the next write. */
+	int fd;
+	/* A rotation renamed flows.log to flows.log.1 but could not create a
+	 * new flows.log: fd is still the renamed file, and lines go on into
+	 * it rather than be lost. The next write first tries to create
+	 * flows.log again; until that works there is no further rotation
+	 * (it would rename this file up the chain until it is deleted). */
+	bool orphan;
 	uint64_t lost, rotations, rotate_failures;
 	uint64_t max_bytes;
 	unsigned max_files, file_mode;
@@ -28,6 +36,8 @@ struct pf_logfile {
 	char dir[PATH_MAX];
 	char path[PATH_MAX];
 };
+
+static void rotated_name(const struct pf_logfile *f, unsigned i, bool zst, char *buf, size_t sz);
 
 static int open_log(struct pf_logfile *f)
 {
@@ -100,6 +110,43 @@ void pf_logfile__close(struct pf_logfile *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f);
+}
+
+static void compress_rotated(struct pf_logfile *f)
+{
+	char a[PATH_MAX + 16], b[PATH_MAX + 16];
+
+	if (!f->compress || !f->max_files)
+		return;
+	rotated_name(f, 1, false, a, sizeof(a));
+	rotated_name(f, 1, true, b, sizeof(b));
+	/* On failure the plain file stays: rotated, just not smaller. */
+	if (!pf_zstd_compress_file(a, b, f->file_mode))
+		unlink(a);
+}
+
+/*
+ * Create flows.log again after it could not be: on success an orphan
+ * (flows.log.1, see struct pf_logfile) is closed and its rotation
+ * finished. Returns 0 or a negative errno (nothing changed).
+ */
+static int reopen(struct pf_logfile *f)
+{
+	int oldfd = f->fd, err;
+
+	err = open_log(f);
+	if (err) {
+		f->fd = oldfd;
+		return err;
+	}
+	if (oldfd >= 0)
+		close(oldfd);
+	if (f->orphan) {
+		f->orphan = false;
+		f->rotations++;
+		compress_rotated(f);
+	}
+	return 0;
 }
 
 void pf_logfile__set_rotation(struct pf_logfile *f, uint64_t max_bytes, unsigned max_files,
@@ -218,8 +265,10 @@ out:
  * Shift flows.log.i -> .i+1 (oldest first, the last one falls off), then
  * flows.log -> flows.log.1, then start a new flows.log. The old descriptor
  * is closed only once the new file exists, so a failure leaves the agent
- * writing somewhere. Returns 0 or a negative errno (nothing was lost
- * either way: the lines go to whichever file is open).
+ * writing somewhere: into flows.log itself when a rename failed, into the
+ * renamed file (an orphan) when the new flows.log could not be created.
+ * Returns 0 or a negative errno; f->fd is -1 only when the old file was
+ * deleted (max_files 0) and no new one could be created.
  */
 static int rotate(struct pf_logfile *f)
 {
@@ -257,22 +306,25 @@ static int rotate(struct pf_logfile *f)
 	}
 	err = open_log(f);
 	if (err) {
+		f->rotate_failures++;
+		if (!f->max_files) {
+			/* The old file is deleted: nowhere to write. */
+			if (oldfd >= 0)
+				close(oldfd);
+			f->fd = -1;
+			return err;
+		}
 		/* The name is gone but the old file is still open: keep
 		 * appending to it (as flows.log.1) rather than lose lines;
 		 * the next write tries to create flows.log again. */
 		f->fd = oldfd;
-		f->rotate_failures++;
+		f->orphan = true;
 		return err;
 	}
 	if (oldfd >= 0)
 		close(oldfd);
 	f->rotations++;
-	if (f->compress && f->max_files) {
-		rotated_name(f, 1, true, b, sizeof(b));
-		/* On failure the plain file stays: rotated, just not smaller. */
-		if (!pf_zstd_compress_file(a, b, f->file_mode))
-			unlink(a);
-	}
+	compress_rotated(f);
 	return 0;
 }
 
@@ -313,10 +365,11 @@ int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_
 	size_t done = 0;
 	uint64_t written = 0;
 	struct stat st;
-	int err;
+	int err = 0;
 
-	/* The file could not be (re)created last time: try again. */
-	if (f->fd < 0 && (err = open_log(f))) {
+	/* The file could not be (re)created last time: try again, before
+	 * anything else. An orphan takes the lines meanwhile. */
+	if ((f->fd < 0 || f->orphan) && (err = reopen(f)) && f->fd < 0) {
 		f->lost += nlines;
 		return err;
 	}
@@ -326,7 +379,7 @@ int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_
 
 		/* Where the file ends now: someone may have truncated it. */
 		size = fstat(f->fd, &st) ? -1 : st.st_size;
-		if (f->max_bytes && size >= 0) {
+		if (f->max_bytes && size >= 0 && !f->orphan) {
 			/* The longest run of whole lines that still fits; at
 			 * least one line when the file is empty. */
 			const char *p = buf + done, *end = buf + len, *cut = NULL, *nl;
@@ -340,8 +393,14 @@ int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_
 				cut = nl + 1;
 			}
 			if (!cut) {
-				if (size > 0 && !rotate(f))
+				if (size > 0 && !(err = rotate(f)))
 					continue; /* a fresh file: measure again */
+				if (f->fd < 0) {
+					/* The old file was deleted, no new one: the
+					 * next write tries again. */
+					f->lost += nlines > written ? nlines - written : 0;
+					return err;
+				}
 				/* Empty file, or rotation failed: one line anyway. */
 				nl = memchr(p, '\n', (size_t)(end - p));
 				cut = nl ? nl + 1 : end;

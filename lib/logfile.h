@@ -18,7 +18,10 @@
  * When the directory is unwritable or the disk is full, writes fail and
  * their lines are counted (pf_logfile__lost()); the next write tries again
  * (re-creating flows.log if it had to be dropped), so writing resumes by
- * itself when space comes back.
+ * itself when space comes back. When a rotation renamed flows.log but could
+ * not create a new one (out of descriptors or inodes), lines go on into the
+ * renamed file (flows.log.1), and every later write first tries to create
+ * flows.log again; there is no other rotation until that works.
  */
 #ifndef PF_LOGFILE_H
 #define PF_LOGFILE_H
