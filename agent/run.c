@@ -664,6 +664,10 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 		free(cfg);
 		return err == ENOTDIR || err == ENOENT ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
 	}
+	if (pf_logfile__repaired(a.log))
+		pf_log("%s ended in a partial line (a write cut short when the agent was killed): "
+		       "%llu bytes cut back to the last whole line",
+		       pf_logfile__path(a.log), (unsigned long long)pf_logfile__repaired(a.log));
 	if (cfg->ch.url) {
 		a.ch = pf_chsink__start(&cfg->ch, cfg->output_dir);
 		if (!a.ch) {

@@ -30,6 +30,7 @@ struct pf_logfile {
 	 * (it would rename this file up the chain until it is deleted). */
 	bool orphan;
 	uint64_t lost, rotations, rotate_failures;
+	uint64_t repaired; /* bytes of partial last lines cut at open */
 	uint64_t max_bytes;
 	unsigned max_files, file_mode;
 	bool compress;
@@ -39,14 +40,59 @@ struct pf_logfile {
 
 static void rotated_name(const struct pf_logfile *f, unsigned i, bool zst, char *buf, size_t sz);
 
+/*
+ * A write cut short by a fatal signal (SIGKILL, the OOM killer) can leave
+ * a partial last line; the next line appended would fuse with it into one
+ * that parses as nothing. Cut the file back to its last newline. Returns
+ * the bytes cut (0 when the file ends well), or a negative errno.
+ */
+static int64_t repair_tail(int fd)
+{
+	char buf[4096];
+	struct stat st;
+	off_t end, pos;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size == 0)
+		return 0;
+	end = st.st_size;
+	for (pos = end; pos > 0;) {
+		size_t n = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+		ssize_t r = pread(fd, buf, n, pos - (off_t)n);
+		char *nl;
+
+		if (r != (ssize_t)n)
+			return r < 0 ? -errno : -EIO;
+		nl = memrchr(buf, '\n', n);
+		if (nl) {
+			pos = pos - (off_t)n + (nl - buf) + 1;
+			break;
+		}
+		pos -= (off_t)n;
+	}
+	if (pos == end)
+		return 0;
+	if (ftruncate(fd, pos))
+		return -errno;
+	return end - pos;
+}
+
 static int open_log(struct pf_logfile *f)
 {
-	int fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, f->file_mode);
+	int fd = open(f->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, f->file_mode);
+	int64_t cut;
 
 	if (fd < 0)
 		return -errno;
 	/* The mode is the configured one whatever the umask says. */
 	(void)fchmod(fd, f->file_mode);
+	cut = repair_tail(fd);
+	if (cut < 0) {
+		close(fd);
+		return (int)cut;
+	}
+	f->repaired += (uint64_t)cut;
 	f->fd = fd;
 	return 0;
 }
@@ -421,6 +467,11 @@ int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_
 uint64_t pf_logfile__lost(const struct pf_logfile *f)
 {
 	return f->lost;
+}
+
+uint64_t pf_logfile__repaired(const struct pf_logfile *f)
+{
+	return f->repaired;
 }
 
 uint64_t pf_logfile__rotations(const struct pf_logfile *f)

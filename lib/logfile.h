@@ -43,7 +43,9 @@ struct pf_logfile_opts {
 
 /*
  * Open (create) @o->dir/flows.log for appending; @o->dir is created when
- * missing. Returns NULL with errno set: ENOTDIR when the directory is not
+ * missing. A file that does not end in a newline (its writer was killed in
+ * a write) is first cut back to its last whole line
+ * (pf_logfile__repaired()). Returns NULL with errno set: ENOTDIR when the directory is not
  * a directory, EACCES, ...
  */
 struct pf_logfile *pf_logfile__open_opts(const struct pf_logfile_opts *o);
@@ -66,6 +68,9 @@ void pf_logfile__set_rotation(struct pf_logfile *f, uint64_t max_bytes, unsigned
  */
 int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_t nlines);
 
+/* Bytes cut at open from the end of flows.log: a partial last line that a
+ * killed writer left (the file is cut back to its last newline). */
+uint64_t pf_logfile__repaired(const struct pf_logfile *f);
 /* Lines that could not be written, since open. */
 uint64_t pf_logfile__lost(const struct pf_logfile *f);
 /* Rotations done, and rotations that failed (the file then grows on). */

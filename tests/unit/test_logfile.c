@@ -275,6 +275,50 @@ static void test_recreate_fails_for_a_while(void **state)
 	rotate_with_failed_recreate("recreate5", 5);
 }
 
+/* Leave @content as @dir/flows.log, open it and write one more line: the
+ * bytes repaired must be @want_cut and the file must then hold @want. */
+static void reopen_partial(const char *name, const char *content, const char *want,
+			   uint64_t want_cut)
+{
+	char dir[128], path[160], buf[256];
+	struct pf_logfile *f;
+	ssize_t n;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/%s", tmp, name);
+	assert_int_equal(mkdir(dir, 0750), 0);
+	snprintf(path, sizeof(path), "%s/flows.log", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	close(fd);
+
+	f = pf_logfile__open(dir);
+	assert_non_null(f);
+	assert_int_equal(pf_logfile__repaired(f), want_cut);
+	assert_int_equal(pf_logfile__write(f, "{\"new\":1}\n", 10, 1), 0);
+	pf_logfile__close(f);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, want);
+}
+
+/* A writer killed in the middle of a line left a fragment: the next run
+ * cuts it off rather than append its first line onto it. */
+static void test_partial_last_line_repaired(void **state)
+{
+	reopen_partial("partial",
+		       "{\"a\":1}\n{\"a\":2}\n{\"a\":", "{\"a\":1}\n{\"a\":2}\n{\"new\":1}\n", 5);
+	/* Nothing but a fragment: the file is emptied. */
+	reopen_partial("fragment", "{\"a\":12", "{\"new\":1}\n", 7);
+	/* A whole file is left alone. */
+	reopen_partial("whole", "{\"a\":1}\n", "{\"a\":1}\n{\"new\":1}\n", 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +327,7 @@ int main(void)
 	    cmocka_unit_test(test_full_leaves_no_partial_line),
 	    cmocka_unit_test(test_recreate_fails_once),
 	    cmocka_unit_test(test_recreate_fails_for_a_while),
+	    cmocka_unit_test(test_partial_last_line_repaired),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
