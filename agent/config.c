@@ -23,6 +23,7 @@
 #include "config.h"
 #include "procflow/abi.h"
 #include "redact.h"
+#include "safefs.h"
 
 #define OFF(f)	  offsetof(struct pf_config, f), sizeof(((struct pf_config *)0)->f)
 #define U(lo, hi) .min = (lo), .max = (hi)
@@ -253,13 +254,17 @@ int pf_pidfile_create(const char *runtime_dir, char *path, size_t pathsz)
 	char buf[32];
 	int fd, err, n;
 
-	if (mkdir(runtime_dir, 0755) && errno != EEXIST)
-		return -errno;
+	/* Only a directory nobody else can write, and never through a link
+	 * (lib/safefs.h): -EPERM, -ELOOP, -ENOTDIR say the directory is refused. */
+	fd = pf_safefs__open_dir(runtime_dir, 0755, PF_SAFEFS_NO_GROUP, NULL);
+	if (fd < 0)
+		return fd;
+	close(fd);
 	if (snprintf(path, pathsz, "%s/procflow.pid", runtime_dir) >= (int)pathsz)
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = pf_safefs__open_file(path, O_RDWR, 0644, PF_SAFEFS_NO_GROUP);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		close(fd);
@@ -293,7 +298,7 @@ int pf_reload_command(const char *runtime_dir)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/procflow.pid", runtime_dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "procflow: reload: cannot open %s: %s (is the agent running?)\n",
 			path, strerror(errno));

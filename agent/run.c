@@ -42,6 +42,7 @@
 #include "procflow.skel.h"
 #include "procflow/abi.h"
 #include "procfs.h"
+#include "safefs.h"
 
 /* How often the ring buffer is drained when the kernel side does not wake
  * us: bounds how long an exec event waits, not whether it is seen. */
@@ -659,10 +660,23 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	lo.compress = !strcmp(cfg->compression, "zstd");
 	a.log = pf_logfile__open_opts(&lo);
 	if (!a.log) {
+		char why[256];
+
 		err = errno;
-		pf_log("cannot write flow logs in '%s': %s", cfg->output_dir, strerror(err));
+		if (pf_safefs__why(cfg->output_dir, why, sizeof(why)) && err != ENOENT &&
+		    err != EACCES)
+			pf_log("refusing the output directory %s: it %s", cfg->output_dir, why);
+		else if (err == ELOOP || err == EINVAL)
+			pf_log("refusing %s/flows.log: it is a symbolic link or not a regular file",
+			       cfg->output_dir);
+		else
+			pf_log("cannot write flow logs in '%s': %s", cfg->output_dir,
+			       strerror(err));
 		free(cfg);
-		return err == ENOTDIR || err == ENOENT ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
+		return err == ENOTDIR || err == ENOENT || err == EPERM || err == ELOOP ||
+			       err == EINVAL
+			   ? PF_EXIT_USAGE
+			   : PF_EXIT_RUNTIME;
 	}
 	if (pf_logfile__repaired(a.log))
 		pf_log("%s ended in a partial line (a write cut short when the agent was killed): "
@@ -680,6 +694,18 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	/* The PID file `procflow reload` reads. Without it the agent still
 	 * runs; only `procflow reload` cannot find it (SIGHUP still works). */
 	a.pid_fd = pf_pidfile_create(cfg->runtime_dir, a.pid_path, sizeof(a.pid_path));
+	if (a.pid_fd == -EPERM || a.pid_fd == -ELOOP || a.pid_fd == -ENOTDIR ||
+	    a.pid_fd == -EINVAL) {
+		char why[256];
+
+		if (pf_safefs__why(cfg->runtime_dir, why, sizeof(why)))
+			pf_log("refusing the runtime directory %s: it %s", cfg->runtime_dir, why);
+		else
+			pf_log("refusing %s: it is a symbolic link or not a regular file",
+			       a.pid_path);
+		ret = PF_EXIT_USAGE;
+		goto out;
+	}
 	if (a.pid_fd == -EBUSY)
 		pf_log("another agent holds %s/procflow.pid: `procflow reload` signals that one, "
 		       "not this one",

@@ -3,6 +3,7 @@
  * The flow-log file, its rotation and compression (see logfile.h).
  */
 #include "logfile.h"
+#include "safefs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +34,7 @@ struct pf_logfile {
 	uint64_t repaired; /* bytes of partial last lines cut at open */
 	uint64_t max_bytes;
 	unsigned max_files, file_mode;
+	gid_t group; /* PF_SAFEFS_NO_GROUP: the creator's */
 	bool compress;
 	char dir[PATH_MAX];
 	char path[PATH_MAX];
@@ -80,13 +82,13 @@ static int64_t repair_tail(int fd)
 
 static int open_log(struct pf_logfile *f)
 {
-	int fd = open(f->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, f->file_mode);
+	/* Never through a link; the mode (and group) set only on a file
+	 * created here, whatever the umask says. */
+	int fd = pf_safefs__open_file(f->path, O_RDWR | O_APPEND, f->file_mode, f->group);
 	int64_t cut;
 
 	if (fd < 0)
-		return -errno;
-	/* The mode is the configured one whatever the umask says. */
-	(void)fchmod(fd, f->file_mode);
+		return fd;
 	cut = repair_tail(fd);
 	if (cut < 0) {
 		close(fd);
@@ -99,30 +101,27 @@ static int open_log(struct pf_logfile *f)
 
 struct pf_logfile *pf_logfile__open_opts(const struct pf_logfile_opts *o)
 {
+	gid_t group = o && o->set_group ? (gid_t)o->group : PF_SAFEFS_NO_GROUP;
 	struct pf_logfile *f;
-	struct stat st;
-	int err;
+	int dfd, err;
 
 	if (!o || !o->dir || !*o->dir) {
 		errno = EINVAL;
 		return NULL;
 	}
-	if (mkdir(o->dir, o->dir_mode ? o->dir_mode : 0750)) {
-		if (errno != EEXIST)
-			return NULL;
-	} else {
-		(void)chmod(o->dir, o->dir_mode ? o->dir_mode : 0750);
-	}
-	if (stat(o->dir, &st))
-		return NULL;
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
+	/* Only a directory nobody else can write: its files' names are
+	 * then ours, and resolving them again later is safe. */
+	dfd = pf_safefs__open_dir(o->dir, o->dir_mode ? o->dir_mode : 0750, group, NULL);
+	if (dfd < 0) {
+		errno = -dfd;
 		return NULL;
 	}
+	close(dfd);
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	f->fd = -1;
+	f->group = group;
 	f->file_mode = o->file_mode ? o->file_mode : 0640;
 	f->max_bytes = o->max_bytes;
 	f->max_files = o->max_files;
@@ -158,6 +157,8 @@ void pf_logfile__close(struct pf_logfile *f)
 	free(f);
 }
 
+static int compress_file(const char *src, const char *dst, unsigned mode, gid_t group);
+
 static void compress_rotated(struct pf_logfile *f)
 {
 	char a[PATH_MAX + 16], b[PATH_MAX + 16];
@@ -167,7 +168,7 @@ static void compress_rotated(struct pf_logfile *f)
 	rotated_name(f, 1, false, a, sizeof(a));
 	rotated_name(f, 1, true, b, sizeof(b));
 	/* On failure the plain file stays: rotated, just not smaller. */
-	if (!pf_zstd_compress_file(a, b, f->file_mode))
+	if (!compress_file(a, b, f->file_mode, f->group))
 		unlink(a);
 }
 
@@ -227,7 +228,7 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int pf_zstd_compress_file(const char *src, const char *dst, unsigned mode)
+static int compress_file(const char *src, const char *dst, unsigned mode, gid_t group)
 {
 	size_t incap = ZSTD_CStreamInSize(), outcap = ZSTD_CStreamOutSize();
 	char tmp[PATH_MAX + 8];
@@ -247,17 +248,16 @@ int pf_zstd_compress_file(const char *src, const char *dst, unsigned mode)
 	}
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 3);
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
-	ifd = open(src, O_RDONLY | O_CLOEXEC);
+	ifd = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (ifd < 0) {
 		err = -errno;
 		goto out;
 	}
-	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	ofd = pf_safefs__create_tmp(tmp, mode, group);
 	if (ofd < 0) {
-		err = -errno;
+		err = ofd;
 		goto out;
 	}
-	(void)fchmod(ofd, mode);
 	while (!last) {
 		ssize_t n = read(ifd, in, incap);
 		ZSTD_inBuffer ib;
@@ -305,6 +305,11 @@ out:
 	free(in);
 	free(out);
 	return err;
+}
+
+int pf_zstd_compress_file(const char *src, const char *dst, unsigned mode)
+{
+	return compress_file(src, dst, mode, PF_SAFEFS_NO_GROUP);
 }
 
 /*

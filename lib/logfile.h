@@ -34,6 +34,8 @@ struct pf_logfile;
 
 struct pf_logfile_opts {
 	const char *dir;
+	bool set_group; /* give the directory and files group @group */
+	unsigned group;
 	unsigned file_mode; /* 0: 0640 */
 	unsigned dir_mode;  /* 0: 0750; only used when @dir is created */
 	uint64_t max_bytes; /* rotate before flows.log would exceed this; 0: never */
@@ -43,7 +45,10 @@ struct pf_logfile_opts {
 
 /*
  * Open (create) @o->dir/flows.log for appending; @o->dir is created when
- * missing. A file that does not end in a newline (its writer was killed in
+ * missing. An existing @o->dir must be owned by root (or this user) and not
+ * writable by group or others (EPERM), and not a symbolic link (ELOOP);
+ * flows.log must not be a symbolic link (ELOOP) and must be a regular file
+ * (EINVAL). See lib/safefs.h. A file that does not end in a newline (its writer was killed in
  * a write) is first cut back to its last whole line
  * (pf_logfile__repaired()). Returns NULL with errno set: ENOTDIR when the directory is not
  * a directory, EACCES, ...
@@ -80,8 +85,10 @@ const char *pf_logfile__path(const struct pf_logfile *f);
 
 /*
  * Compress @src into @dst with zstd (level 3), streaming; @dst is created
- * with @mode, written under a temporary name and renamed into place, so a
- * reader never sees a half-written .zst. Returns 0 or a negative errno.
+ * with @mode, written under a temporary name (@dst.tmp, created with
+ * O_EXCL; a link planted there is removed, never followed) and renamed into
+ * place, so a reader never sees a half-written .zst. Returns 0 or a
+ * negative errno.
  */
 int pf_zstd_compress_file(const char *src, const char *dst, unsigned mode);
 
