@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,11 +39,17 @@
 #include "jsonw.h"
 #include "logfile.h"
 #include "loss_marker.h"
+#include "outbuf.h"
 #include "proc_cache.h"
 #include "procflow.skel.h"
 #include "procflow/abi.h"
 #include "procfs.h"
 #include "safefs.h"
+
+/* Lines for --stdout that a slow reader has not taken yet wait here, at
+ * most this much; beyond it they are dropped (counted and logged), so the
+ * loop never waits for the reader. */
+#define PF_STDOUT_BUF_MAX (4u << 20)
 
 /* How often the ring buffer is drained when the kernel side does not wake
  * us: bounds how long an exec event waits, not whether it is seen. */
@@ -76,6 +83,13 @@ struct pf_agent {
 	size_t out_len, out_cap;
 	uint64_t out_lines;
 	int out_err;
+	/* --stdout: a bounded buffer in front of a non-blocking descriptor */
+	struct pf_outbuf *so;
+	int so_fd;		      /* the descriptor written (may be a reopened fd 1) */
+	int so_fl;		      /* fd 1's flags to restore at exit, -1: untouched */
+	bool so_polled;		      /* so_fd is in the epoll set, for EPOLLOUT */
+	uint64_t so_reported;	      /* stdout drops already logged */
+	int ep;			      /* the loop's epoll, -1 outside it */
 	uint64_t kstats[PF_STAT_MAX]; /* kernel-side loss counters already logged */
 	uint64_t coll_dropped;	      /* collector drops already logged */
 	uint64_t events;
@@ -387,6 +401,108 @@ static void write_lines(struct pf_agent *a)
 	a->write_failing = false;
 }
 
+/* ---- --stdout ---- */
+
+/*
+ * The descriptor --stdout writes: never one that blocks. A pipe or terminal
+ * is opened again through /proc (a file description of our own, so making
+ * it non-blocking does not change the shell's or the reader's); where that
+ * fails (a socket), fd 1 itself is made non-blocking and restored at exit.
+ * A regular file never blocks and is written as it is.
+ */
+static int stdout_open(struct pf_agent *a)
+{
+	struct stat st;
+	int fd, fl;
+
+	a->so_fl = -1;
+	if (fstat(STDOUT_FILENO, &st))
+		return -errno;
+	if (S_ISREG(st.st_mode))
+		return STDOUT_FILENO;
+	fd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	fl = fcntl(STDOUT_FILENO, F_GETFL);
+	if (fl < 0 || fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK))
+		return -errno;
+	a->so_fl = fl;
+	return STDOUT_FILENO;
+}
+
+/* Set --stdout up (at start, or when a reload turns it on). Returns 0 or a
+ * negative errno, logged. */
+static int stdout_start(struct pf_agent *a)
+{
+	int fd = stdout_open(a);
+
+	a->so = fd >= 0 ? pf_outbuf__new(fd, PF_STDOUT_BUF_MAX) : NULL;
+	if (!a->so) {
+		pf_log("cannot use standard output: %s", strerror(fd < 0 ? -fd : ENOMEM));
+		if (fd > STDOUT_FILENO)
+			close(fd);
+		return fd < 0 ? fd : -ENOMEM;
+	}
+	a->so_fd = fd;
+	return 0;
+}
+
+static void stdout_close(struct pf_agent *a)
+{
+	if (!a->so)
+		return;
+	(void)pf_outbuf__flush(a->so);
+	if (pf_outbuf__pending(a->so)) {
+		pf_outbuf__discard(a->so);
+		pf_log("%llu lines not printed on standard output at exit: its reader did not "
+		       "take them in time",
+		       (unsigned long long)(pf_outbuf__dropped(a->so) - a->so_reported));
+	}
+	if (a->so_fl >= 0)
+		(void)fcntl(STDOUT_FILENO, F_SETFL, a->so_fl);
+	if (a->so_fd > STDOUT_FILENO)
+		close(a->so_fd);
+	pf_outbuf__free(a->so);
+	a->so = NULL;
+}
+
+/* Watch for the reader to make room only while lines are waiting. */
+static void stdout_poll(struct pf_agent *a)
+{
+	bool want = a->so && pf_outbuf__pending(a->so) && !pf_outbuf__closed(a->so);
+	struct epoll_event ev = {.events = EPOLLOUT};
+
+	if (a->ep < 0 || want == a->so_polled)
+		return;
+	ev.data.fd = a->so_fd;
+	if (!epoll_ctl(a->ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, a->so_fd, &ev) || !want)
+		a->so_polled = want;
+}
+
+/* After a write or flush of the buffer: say once that the reader is gone,
+ * and each interval how many lines a slow one missed. */
+static void stdout_report(struct pf_agent *a, int err, bool interval)
+{
+	static bool closed_logged;
+	uint64_t dropped = pf_outbuf__dropped(a->so);
+
+	if (err == -EPIPE && !closed_logged) {
+		pf_log("standard output is closed (its reader exited): lines go on to %s only",
+		       a->cfg->file_enabled ? pf_logfile__path(a->log) : "the other outputs");
+		closed_logged = true;
+		a->so_reported = dropped; /* no more per-interval reports */
+	} else if (err && err != -EPIPE && !closed_logged) {
+		pf_debug("writing standard output: %s", strerror(-err));
+	}
+	if (interval && !pf_outbuf__closed(a->so) && dropped > a->so_reported) {
+		pf_log("%llu lines not printed on standard output: its reader is too slow (at most "
+		       "%u MiB wait for it)",
+		       (unsigned long long)(dropped - a->so_reported), PF_STDOUT_BUF_MAX >> 20);
+		a->so_reported = dropped;
+	}
+	stdout_poll(a);
+}
+
 static void drain_events(void *ctx)
 {
 	struct pf_agent *a = ctx;
@@ -422,10 +538,11 @@ static int flush(struct pf_agent *a)
 	if (a->out_len) {
 		if (a->cfg->file_enabled)
 			write_lines(a);
-		if (a->cfg->to_stdout) {
-			fwrite(a->out, 1, a->out_len, stdout);
-			fflush(stdout);
-		}
+		if (a->cfg->to_stdout && !a->so)
+			(void)stdout_start(a); /* turned on by a reload */
+		if (a->cfg->to_stdout && a->so)
+			stdout_report(a, pf_outbuf__write(a->so, a->out, a->out_len, a->out_lines),
+				      true);
 		pf_chsink__submit(a->ch, a->out, a->out_len, a->out_lines);
 	}
 	pf_debug("flush: %llu lines, %llu kernel flow entries, %llu completed, %llu events",
@@ -535,7 +652,7 @@ static void pf_stop_signals(sigset_t *mask)
 static int loop(struct pf_agent *a)
 {
 	struct itimerspec poll_its = {0};
-	struct epoll_event ev, evs[4];
+	struct epoll_event ev, evs[5];
 	sigset_t mask;
 	int ep, sfd, tfd, pfd, rbfd, err = 0;
 	bool stop = false;
@@ -551,6 +668,7 @@ static int loop(struct pf_agent *a)
 		goto out;
 	}
 	a->tfd = tfd;
+	a->ep = ep;
 	arm_timer(tfd, a->cfg->flush_interval_s);
 	/* The kernel side wakes us only when its ring buffer fills up; drain
 	 * it on this timer otherwise (see rb_flags() in the BPF program). */
@@ -570,7 +688,7 @@ static int loop(struct pf_agent *a)
 	epoll_ctl(ep, EPOLL_CTL_ADD, rbfd, &ev);
 
 	while (!stop) {
-		int n = epoll_wait(ep, evs, 4, -1);
+		int n = epoll_wait(ep, evs, 5, -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -583,6 +701,9 @@ static int loop(struct pf_agent *a)
 
 			if (fd == rbfd) {
 				ring_buffer__consume(a->rb);
+			} else if (a->so && fd == a->so_fd) {
+				/* The reader made room (or went away). */
+				stdout_report(a, pf_outbuf__flush(a->so), false);
 			} else if (fd == pfd) {
 				uint64_t ticks;
 
@@ -610,6 +731,7 @@ static int loop(struct pf_agent *a)
 	}
 	flush(a);
 out:
+	a->ep = -1;
 	if (ep >= 0)
 		close(ep);
 	if (tfd >= 0)
@@ -634,9 +756,14 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 
 	pf_stop_signals(&mask);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	/* A reader of --stdout that exits (`| head -1`) must not kill the
+	 * agent: writes then fail with EPIPE, and the file gets every line. */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&a, 0, sizeof(a));
 	a.pid_fd = -1;
 	a.tfd = -1;
+	a.ep = -1;
+	a.so_fl = -1;
 	/* The agent's own copy: the collector reads it, a reload rewrites it. */
 	cfg = malloc(sizeof(*cfg));
 	if (!cfg) {
@@ -714,6 +841,8 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 		pf_log("cannot write the PID file in %s: %s (`procflow reload` will not find "
 		       "this agent)",
 		       cfg->runtime_dir, strerror(-a.pid_fd));
+	if (cfg->to_stdout && stdout_start(&a))
+		goto out;
 	a.argbuf_size = (size_t)cfg->args_max + 64;
 	a.argbuf = malloc(a.argbuf_size);
 	/* A redacted area can be longer than the original (each secret becomes
@@ -776,6 +905,7 @@ out:
 		pf_loader__stop(&a.loader);
 	pf_agg__free(a.agg);
 	pf_proc_cache__free(a.procs);
+	stdout_close(&a);
 	pf_logfile__close(a.log);
 	pf_pidfile_remove(a.pid_fd, a.pid_path);
 	free(a.argbuf);

@@ -120,8 +120,9 @@ class Agent:
 
     READY = "procflow: ready"
 
-    def __init__(self, path, args, owner=None):
+    def __init__(self, path, args, owner=None, stdout=subprocess.DEVNULL):
         self.path = path
+        self.stdout = stdout  # subprocess.PIPE: the test reads (or does not read) it
         self.args = list(args)
         self.owner = owner  # a netns.TestNet (or anything with .procs) that kills it on cleanup
         self.proc = None
@@ -131,7 +132,7 @@ class Agent:
 
     def start(self):
         self.proc = subprocess.Popen([self.path] + self.args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=self.stdout, stderr=subprocess.PIPE)
         if self.owner is not None:
             self.owner.procs.append(self.proc)
         threading.Thread(target=self._drain, daemon=True).start()
