@@ -216,7 +216,8 @@ struct pf_collector {
 	void *drain_ctx;
 	/* what the last flush did, for the log */
 	uint64_t n_entries, n_completed, n_unowned, n_iter_runs;
-	uint64_t n_dropped; /* flows not reported: the collector's bound (cumulative) */
+	uint64_t n_dropped;   /* flows not reported: the collector's bound (cumulative) */
+	uint64_t n_agg_nomem; /* observations the aggregator had no memory for (cumulative) */
 };
 
 int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_proc_cache *procs,

@@ -38,6 +38,7 @@
 #include "identity.h"
 #include "jsonw.h"
 #include "logfile.h"
+#include "loss_log.h"
 #include "loss_marker.h"
 #include "outbuf.h"
 #include "proc_cache.h"
@@ -82,7 +83,9 @@ struct pf_agent {
 	char *out;
 	size_t out_len, out_cap;
 	uint64_t out_lines;
-	int out_err;
+	uint64_t out_dropped; /* lines not built for want of memory (cumulative) */
+	/* user-space losses, told each interval (lib/loss_log.h) */
+	struct pf_loss loss_agg, loss_nomem, loss_out, loss_procs;
 	/* --stdout: a bounded buffer in front of a non-blocking descriptor */
 	struct pf_outbuf *so;
 	int so_fd;		      /* the descriptor written (may be a reopened fd 1) */
@@ -301,8 +304,9 @@ static int on_line(const char *line, size_t len, void *ctx)
 			ncap *= 2;
 		n = realloc(a->out, ncap);
 		if (!n) {
-			a->out_err = -ENOMEM;
-			return -ENOMEM;
+			/* Counted and logged; the other lines may still fit. */
+			a->out_dropped++;
+			return 0;
 		}
 		a->out = n;
 		a->out_cap = ncap;
@@ -347,6 +351,34 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 	}
 	free(vals);
 	return rb_lost;
+}
+
+/* Log what user space lost since the last call: each counter grows where
+ * the loss happens and is told here once per interval. */
+static void log_user_losses(struct pf_agent *a)
+{
+	struct pf_proc_cache_stats st;
+	char msg[256];
+
+	pf_proc_cache__stats(a->procs, &st);
+	if (pf_loss__delta(&a->loss_agg, pf_agg__dropped(a->agg), msg, sizeof(msg)))
+		pf_log("%s", msg);
+	if (pf_loss__delta(&a->loss_nomem, a->coll.n_agg_nomem, msg, sizeof(msg)))
+		pf_log("%s", msg);
+	if (pf_loss__delta(&a->loss_out, a->out_dropped, msg, sizeof(msg)))
+		pf_log("%s", msg);
+	if (pf_loss__delta(&a->loss_procs, st.dropped, msg, sizeof(msg)))
+		pf_log("%s", msg);
+}
+
+static void losses_init(struct pf_agent *a)
+{
+	a->loss_agg.what = "flow observations or lines dropped by the aggregator (more flow keys "
+			   "in the interval than it holds, or a line too long)";
+	a->loss_nomem.what = "flow observations dropped: out of memory in the aggregator";
+	a->loss_out.what = "lines dropped: out of memory gathering the interval's output";
+	a->loss_procs.what = "processes not remembered: the process cache is full of live "
+			     "processes (their flows are named by what the kernel side knows)";
 }
 
 /* The interval's loss marker (lib/loss_marker.h), after its flow lines. */
@@ -530,8 +562,11 @@ static int flush(struct pf_agent *a)
 	}
 	a->out_len = 0;
 	a->out_lines = 0;
-	a->out_err = 0;
-	pf_agg__flush(a->agg, a->interval_start, now_s, on_line, a);
+	err = pf_agg__flush(a->agg, a->interval_start, now_s, on_line, a);
+	if (err)
+		pf_log("building the interval's lines failed: %s; the rest of the interval is lost",
+		       strerror(-err));
+	log_user_losses(a);
 	if (lost)
 		write_loss_marker(a, now_s, lost);
 	a->interval_start = now_s;
@@ -764,6 +799,7 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	a.tfd = -1;
 	a.ep = -1;
 	a.so_fl = -1;
+	losses_init(&a);
 	/* The agent's own copy: the collector reads it, a reload rewrites it. */
 	cfg = malloc(sizeof(*cfg));
 	if (!cfg) {
