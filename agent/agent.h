@@ -125,6 +125,8 @@ void pf_config_usage(FILE *out);
 
 /* The PID file: <runtime_dir>/procflow.pid, locked while the agent runs. */
 int pf_pidfile_create(const char *runtime_dir, char *path, size_t pathsz);
+/* The PID written in the PID file @path, or a negative errno. */
+long pf_pidfile_pid(const char *path);
 void pf_pidfile_remove(int fd, const char *path);
 /* `procflow reload`: SIGHUP to the agent named by the PID file. Exit code. */
 int pf_reload_command(const char *runtime_dir);

@@ -813,6 +813,42 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	if (gethostname(a.host, sizeof(a.host) - 1))
 		snprintf(a.host, sizeof(a.host), "localhost");
 
+	/* The PID file first: it is also the lock that keeps a second agent
+	 * from running on the same runtime directory, and that one must not
+	 * touch the first one's files (not even flows.log's repair at open).
+	 * Without a PID file (an unwritable directory) the agent still runs;
+	 * only `procflow reload` cannot find it (SIGHUP still works). */
+	a.pid_fd = pf_pidfile_create(cfg->runtime_dir, a.pid_path, sizeof(a.pid_path));
+	if (a.pid_fd == -EPERM || a.pid_fd == -ELOOP || a.pid_fd == -ENOTDIR ||
+	    a.pid_fd == -EINVAL) {
+		char why[256];
+
+		if (pf_safefs__why(cfg->runtime_dir, why, sizeof(why)))
+			pf_log("refusing the runtime directory %s: it %s", cfg->runtime_dir, why);
+		else
+			pf_log("refusing %s: it is a symbolic link or not a regular file",
+			       a.pid_path);
+		ret = PF_EXIT_USAGE;
+		goto out;
+	}
+	if (a.pid_fd == -EBUSY) {
+		long pid = pf_pidfile_pid(a.pid_path);
+
+		if (pid > 0)
+			pf_log(
+			    "another agent (PID %ld) runs with the runtime directory %s (it holds "
+			    "%s): one agent per host",
+			    pid, cfg->runtime_dir, a.pid_path);
+		else
+			pf_log(
+			    "another agent runs with the runtime directory %s (it holds %s): one "
+			    "agent per host",
+			    cfg->runtime_dir, a.pid_path);
+		goto out;
+	} else if (a.pid_fd < 0)
+		pf_log("cannot write the PID file in %s: %s (`procflow reload` will not find "
+		       "this agent)",
+		       cfg->runtime_dir, strerror(-a.pid_fd));
 	/* The output first: a wrong directory is the user's to fix, and is
 	 * better said before anything is loaded into the kernel. */
 	lo.dir = cfg->output_dir;
@@ -835,11 +871,11 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 		else
 			pf_log("cannot write flow logs in '%s': %s", cfg->output_dir,
 			       strerror(err));
-		free(cfg);
-		return err == ENOTDIR || err == ENOENT || err == EPERM || err == ELOOP ||
-			       err == EINVAL
-			   ? PF_EXIT_USAGE
-			   : PF_EXIT_RUNTIME;
+		ret =
+		    err == ENOTDIR || err == ENOENT || err == EPERM || err == ELOOP || err == EINVAL
+			? PF_EXIT_USAGE
+			: PF_EXIT_RUNTIME;
+		goto out;
 	}
 	if (pf_logfile__repaired(a.log))
 		pf_log("%s ended in a partial line (a write cut short when the agent was killed): "
@@ -849,34 +885,9 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 		a.ch = pf_chsink__start(&cfg->ch, cfg->output_dir);
 		if (!a.ch) {
 			ret = errno == EINVAL ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
-			pf_logfile__close(a.log);
-			free(cfg);
-			return ret;
+			goto out;
 		}
 	}
-	/* The PID file `procflow reload` reads. Without it the agent still
-	 * runs; only `procflow reload` cannot find it (SIGHUP still works). */
-	a.pid_fd = pf_pidfile_create(cfg->runtime_dir, a.pid_path, sizeof(a.pid_path));
-	if (a.pid_fd == -EPERM || a.pid_fd == -ELOOP || a.pid_fd == -ENOTDIR ||
-	    a.pid_fd == -EINVAL) {
-		char why[256];
-
-		if (pf_safefs__why(cfg->runtime_dir, why, sizeof(why)))
-			pf_log("refusing the runtime directory %s: it %s", cfg->runtime_dir, why);
-		else
-			pf_log("refusing %s: it is a symbolic link or not a regular file",
-			       a.pid_path);
-		ret = PF_EXIT_USAGE;
-		goto out;
-	}
-	if (a.pid_fd == -EBUSY)
-		pf_log("another agent holds %s/procflow.pid: `procflow reload` signals that one, "
-		       "not this one",
-		       cfg->runtime_dir);
-	else if (a.pid_fd < 0)
-		pf_log("cannot write the PID file in %s: %s (`procflow reload` will not find "
-		       "this agent)",
-		       cfg->runtime_dir, strerror(-a.pid_fd));
 	if (cfg->to_stdout && stdout_start(&a))
 		goto out;
 	a.argbuf_size = (size_t)cfg->args_max + 64;
