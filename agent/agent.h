@@ -34,6 +34,7 @@ struct pf_config {
 	unsigned max_file_mb;		  /* rotate when flows.log would exceed this */
 	const char *compression;	  /* "none" or "zstd": rotated files */
 	unsigned file_mode, dir_mode;	  /* flows.log and its directory */
+	char file_group[256];		  /* group of both ("" the agent's own), a name or GID */
 	unsigned agg_allowed;		  /* aggregation level 0..3, allowed flows */
 	unsigned agg_denied;		  /* aggregation level 0..3, denied flows */
 	bool include_labels, include_policies, include_service; /* no effect without k8s */

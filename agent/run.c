@@ -20,6 +20,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -587,6 +588,25 @@ static int flush(struct pf_agent *a)
 	return 0;
 }
 
+/* A group name, or a number, to its GID. Returns 0 or -ENOENT. */
+static int resolve_group(const char *name, unsigned *gid)
+{
+	char buf[16384], *end;
+	struct group gr, *res = NULL;
+	unsigned long n;
+
+	if (!getgrnam_r(name, &gr, buf, sizeof(buf), &res) && res) {
+		*gid = (unsigned)res->gr_gid;
+		return 0;
+	}
+	errno = 0;
+	n = strtoul(name, &end, 10);
+	if (errno || end == name || *end || n >= (gid_t)-1)
+		return -ENOENT;
+	*gid = (unsigned)n;
+	return 0;
+}
+
 /* ---- reload ---- */
 
 static void agg_opts_of(const struct pf_config *cfg, const char *host, struct pf_agg_opts *ao)
@@ -857,6 +877,17 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	lo.max_bytes = (uint64_t)cfg->max_file_mb << 20;
 	lo.max_files = cfg->max_files;
 	lo.compress = !strcmp(cfg->compression, "zstd");
+	if (cfg->file_group[0]) {
+		/* Members of the group read the files (procflow query) without
+		 * root: the directory and every file created get the group. */
+		if (resolve_group(cfg->file_group, &lo.group)) {
+			pf_log("flowLogsFileGroup: there is no group '%s' on this host",
+			       cfg->file_group);
+			ret = PF_EXIT_USAGE;
+			goto out;
+		}
+		lo.set_group = true;
+	}
 	a.log = pf_logfile__open_opts(&lo);
 	if (!a.log) {
 		char why[256];
