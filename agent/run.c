@@ -65,6 +65,8 @@ struct pf_agent {
 	char pid_path[PF_CFG_PATH_MAX + 32];
 	bool write_failing;	  /* the last write of flows.log failed */
 	uint64_t rotate_failures; /* rotation failures already logged */
+	uint64_t rotations;	  /* rotations done when the last failure was seen */
+	bool rotate_failing;	  /* a rotation failed, none worked since */
 	uint64_t lost_reported;	  /* lines lost that the log has already told */
 	struct pf_loader loader;
 	struct ring_buffer *rb;
@@ -407,12 +409,19 @@ static void write_lines(struct pf_agent *a)
 	err = pf_logfile__write(a->log, a->out, a->out_len, a->out_lines);
 	lost = pf_logfile__lost(a->log);
 	if (pf_logfile__rotate_failures(a->log) > a->rotate_failures) {
-		/* Nothing is lost: the lines go on into the file that is open. */
-		if (!a->rotate_failures)
-			pf_log("rotating %s failed (is the directory writable?): it grows past "
-			       "flowLogsFileMaxFileSizeMB until rotation works again",
+		/* Nothing is lost: the lines go on into the file that is open
+		 * (or are counted below). Said once per episode. */
+		if (!a->rotate_failing)
+			pf_log("rotating %s failed (is the directory writable, are descriptors or "
+			       "inodes left?): the open file grows past flowLogsFileMaxFileSizeMB "
+			       "until rotation works again",
 			       pf_logfile__path(a->log));
 		a->rotate_failures = pf_logfile__rotate_failures(a->log);
+		a->rotate_failing = true;
+		a->rotations = pf_logfile__rotations(a->log);
+	} else if (a->rotate_failing && pf_logfile__rotations(a->log) > a->rotations) {
+		pf_log("rotating %s works again", pf_logfile__path(a->log));
+		a->rotate_failing = false;
 	}
 	if (err) {
 		if (!a->write_failing)
