@@ -807,6 +807,24 @@ out:
 	return err;
 }
 
+/* Say why the output directory (or flows.log in it) cannot be used
+ * (errno @err); returns the exit code. */
+static int output_error(const struct pf_config *cfg, int err)
+{
+	char why[256];
+
+	if (pf_safefs__why(cfg->output_dir, why, sizeof(why)) && err != ENOENT && err != EACCES)
+		pf_log("refusing the output directory %s: it %s", cfg->output_dir, why);
+	else if (err == ELOOP || err == EINVAL)
+		pf_log("refusing %s/flows.log: it is a symbolic link or not a regular file",
+		       cfg->output_dir);
+	else
+		pf_log("cannot write flow logs in '%s': %s", cfg->output_dir, strerror(err));
+	return err == ENOTDIR || err == ENOENT || err == EPERM || err == ELOOP || err == EINVAL
+		   ? PF_EXIT_USAGE
+		   : PF_EXIT_RUNTIME;
+}
+
 int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 {
 	struct pf_logfile_opts lo = {0};
@@ -842,11 +860,39 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	if (gethostname(a.host, sizeof(a.host) - 1))
 		snprintf(a.host, sizeof(a.host), "localhost");
 
-	/* The PID file first: it is also the lock that keeps a second agent
-	 * from running on the same runtime directory, and that one must not
-	 * touch the first one's files (not even flows.log's repair at open).
-	 * Without a PID file (an unwritable directory) the agent still runs;
-	 * only `procflow reload` cannot find it (SIGHUP still works). */
+	/* The output directory first: a wrong one is the user's to fix, and
+	 * is better said before anything else (exit 2). Only checked here;
+	 * flows.log is opened once the PID file's lock is ours. */
+	lo.dir = cfg->output_dir;
+	lo.file_mode = cfg->file_mode;
+	lo.dir_mode = cfg->dir_mode;
+	lo.max_bytes = (uint64_t)cfg->max_file_mb << 20;
+	lo.max_files = cfg->max_files;
+	lo.compress = !strcmp(cfg->compression, "zstd");
+	if (cfg->file_group[0]) {
+		/* Members of the group read the files (procflow query) without
+		 * root: the directory and every file created get the group. */
+		if (resolve_group(cfg->file_group, &lo.group)) {
+			pf_log("flowLogsFileGroup: there is no group '%s' on this host",
+			       cfg->file_group);
+			ret = PF_EXIT_USAGE;
+			goto out;
+		}
+		lo.set_group = true;
+	}
+	err = pf_safefs__open_dir(lo.dir, lo.dir_mode ? lo.dir_mode : 0750,
+				  lo.set_group ? (gid_t)lo.group : PF_SAFEFS_NO_GROUP, NULL);
+	if (err < 0) {
+		ret = output_error(cfg, -err);
+		goto out;
+	}
+	close(err);
+	/* The PID file before flows.log: it is also the lock that keeps a
+	 * second agent from running on the same runtime directory, and that
+	 * one must not touch the first one's files (not even flows.log's
+	 * repair at open). Without a PID file (an unwritable directory) the
+	 * agent still runs; only `procflow reload` cannot find it (SIGHUP
+	 * still works). */
 	a.pid_fd = pf_pidfile_create(cfg->runtime_dir, a.pid_path, sizeof(a.pid_path));
 	if (a.pid_fd == -EPERM || a.pid_fd == -ELOOP || a.pid_fd == -ENOTDIR ||
 	    a.pid_fd == -EINVAL) {
@@ -878,43 +924,9 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 		pf_log("cannot write the PID file in %s: %s (`procflow reload` will not find "
 		       "this agent)",
 		       cfg->runtime_dir, strerror(-a.pid_fd));
-	/* The output first: a wrong directory is the user's to fix, and is
-	 * better said before anything is loaded into the kernel. */
-	lo.dir = cfg->output_dir;
-	lo.file_mode = cfg->file_mode;
-	lo.dir_mode = cfg->dir_mode;
-	lo.max_bytes = (uint64_t)cfg->max_file_mb << 20;
-	lo.max_files = cfg->max_files;
-	lo.compress = !strcmp(cfg->compression, "zstd");
-	if (cfg->file_group[0]) {
-		/* Members of the group read the files (procflow query) without
-		 * root: the directory and every file created get the group. */
-		if (resolve_group(cfg->file_group, &lo.group)) {
-			pf_log("flowLogsFileGroup: there is no group '%s' on this host",
-			       cfg->file_group);
-			ret = PF_EXIT_USAGE;
-			goto out;
-		}
-		lo.set_group = true;
-	}
 	a.log = pf_logfile__open_opts(&lo);
 	if (!a.log) {
-		char why[256];
-
-		err = errno;
-		if (pf_safefs__why(cfg->output_dir, why, sizeof(why)) && err != ENOENT &&
-		    err != EACCES)
-			pf_log("refusing the output directory %s: it %s", cfg->output_dir, why);
-		else if (err == ELOOP || err == EINVAL)
-			pf_log("refusing %s/flows.log: it is a symbolic link or not a regular file",
-			       cfg->output_dir);
-		else
-			pf_log("cannot write flow logs in '%s': %s", cfg->output_dir,
-			       strerror(err));
-		ret =
-		    err == ENOTDIR || err == ENOENT || err == EPERM || err == ELOOP || err == EINVAL
-			? PF_EXIT_USAGE
-			: PF_EXIT_RUNTIME;
+		ret = output_error(cfg, errno);
 		goto out;
 	}
 	if (pf_logfile__repaired(a.log))
@@ -949,6 +961,9 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	err = pf_loader__start(&a.loader, cfg);
 	if (err)
 		goto out;
+	/* The first interval starts when the hooks record, not when loading
+	 * them began (which can take seconds on a busy host). */
+	a.interval_start = (uint64_t)time(NULL);
 	a.rb = ring_buffer__new(bpf_map__fd(a.loader.skel->maps.events), on_event, &a, NULL);
 	if (!a.rb) {
 		pf_log("cannot open the ring buffer: %s", strerror(errno));
