@@ -34,6 +34,7 @@ struct pf_config {
 	unsigned max_file_mb;		  /* rotate when flows.log would exceed this */
 	const char *compression;	  /* "none" or "zstd": rotated files */
 	unsigned file_mode, dir_mode;	  /* flows.log and its directory */
+	char file_group[256];		  /* group of both ("" the agent's own), a name or GID */
 	unsigned agg_allowed;		  /* aggregation level 0..3, allowed flows */
 	unsigned agg_denied;		  /* aggregation level 0..3, denied flows */
 	bool include_labels, include_policies, include_service; /* no effect without k8s */
@@ -125,6 +126,8 @@ void pf_config_usage(FILE *out);
 
 /* The PID file: <runtime_dir>/procflow.pid, locked while the agent runs. */
 int pf_pidfile_create(const char *runtime_dir, char *path, size_t pathsz);
+/* The PID written in the PID file @path, or a negative errno. */
+long pf_pidfile_pid(const char *path);
 void pf_pidfile_remove(int fd, const char *path);
 /* `procflow reload`: SIGHUP to the agent named by the PID file. Exit code. */
 int pf_reload_command(const char *runtime_dir);
@@ -238,6 +241,7 @@ struct pf_collector {
 	/* what the last flush did, for the log */
 	uint64_t n_entries, n_completed, n_unowned, n_iter_runs;
 	uint64_t n_dropped; /* flows not reported: the collector's bound (cumulative) */
+	uint64_t n_agg_nomem; /* observations the aggregator had no memory for (cumulative) */
 	uint64_t n_expired; /* flows forgotten without final counters (cumulative) */
 	/* Map occupancy after the last flush, counted by the walks the
 	 * collection makes anyway (no extra reads): entries of the flows and

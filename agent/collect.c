@@ -652,7 +652,8 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 			c->n_unowned++;
 		resolve_process(c, s, &o, active_ns(c, e, i < nmap, &o));
 		tcp_sample(c, s, &o);
-		pf_agg__add(c->agg, &o);
+		if (pf_agg__add(c->agg, &o) == -ENOMEM)
+			c->n_agg_nomem++; /* -ENOSPC is counted in pf_agg__dropped() */
 
 		if (done) {
 			bpf_map_delete_elem(c->flows_fd, &e->k);
@@ -689,7 +690,8 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		o.packets_in = h->pkts_in;
 		o.packets_out = h->pkts_out;
 		resolve_process(c, sock_get(c, h->cookie), &o, 0);
-		pf_agg__add(c->agg, &o);
+		if (pf_agg__add(c->agg, &o) == -ENOMEM)
+			c->n_agg_nomem++; /* -ENOSPC is counted in pf_agg__dropped() */
 		pf_hmap__remove(c->handshakes, hk);
 	}
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -25,6 +26,7 @@
 #include "config_check.h"
 #include "procflow/abi.h"
 #include "redact.h"
+#include "safefs.h"
 
 #define OFF(f)	  offsetof(struct pf_config, f), sizeof(((struct pf_config *)0)->f)
 #define U(lo, hi) .min = (lo), .max = (hi)
@@ -54,6 +56,9 @@ static const struct pf_cfg_key keys[] = {
      NULL, "mode of flows.log and rotated files"},
     {"flowLogsFileDirectoryMode", PF_CFG_MODE, "0750", U(0, 0777), NULL, OFF(dir_mode), 0, NULL, 0,
      false, NULL, "mode of the directory when procflow creates it"},
+    {"flowLogsFileGroup", PF_CFG_STRING, "", U(0, 0), NULL, OFF(file_group), PF_CFG_EMPTY_OK,
+     "file-group", 0, false, "GROUP",
+     "group of the directory and files (0750/0640): its members can run procflow query"},
     {"flowLogsFileAggregationKindForAllowed", PF_CFG_UINT, "1", U(0, 3), NULL, OFF(agg_allowed),
      PF_CFG_LIVE, "aggregation", 'a', false, "LEVEL",
      "allowed flows: 0 per 5-tuple, 1 source port folded, 2 also addresses, 3 also dest port"},
@@ -279,6 +284,36 @@ void pf_config_keys_usage(FILE *out)
 
 /* ---- the PID file ---------------------------------------------------------------------------- */
 
+/* Whether @fd is the file @path names now. */
+static bool same_inode(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return !fstat(fd, &a) && !lstat(path, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+long pf_pidfile_pid(const char *path)
+{
+	char buf[32], *end;
+	unsigned long pid;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (n <= 0)
+		return -ENODATA;
+	buf[n] = '\0';
+	errno = 0;
+	pid = strtoul(buf, &end, 10);
+	if (errno || end == buf || (*end && *end != '\n') || pid < 2 || pid > 4194304)
+		return -EINVAL;
+	return (long)pid;
+}
+
 /*
  * <runtime_dir>/procflow.pid holds the agent's PID and stays locked
  * (flock) while the agent runs. The lock, not the PID, tells a live file
@@ -291,17 +326,31 @@ int pf_pidfile_create(const char *runtime_dir, char *path, size_t pathsz)
 	char buf[32];
 	int fd, err, n;
 
-	if (mkdir(runtime_dir, 0755) && errno != EEXIST)
-		return -errno;
+	/* Only a directory nobody else can write, and never through a link
+	 * (lib/safefs.h): -EPERM, -ELOOP, -ENOTDIR say the directory is refused. */
+	fd = pf_safefs__open_dir(runtime_dir, 0755, PF_SAFEFS_NO_GROUP, NULL);
+	if (fd < 0)
+		return fd;
+	close(fd);
 	if (snprintf(path, pathsz, "%s/procflow.pid", runtime_dir) >= (int)pathsz)
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	for (int tries = 0;; tries++) {
+		fd = pf_safefs__open_file(path, O_RDWR, 0644, PF_SAFEFS_NO_GROUP);
+		if (fd < 0)
+			return fd;
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			close(fd);
+			return err;
+		}
+		/* An agent that was exiting may have unlinked the file between
+		 * our open and our lock: a lock on that inode guards nothing.
+		 * Only the inode that still has the name counts. */
+		if (same_inode(fd, path))
+			break;
 		close(fd);
-		return err;
+		if (tries == 3)
+			return -EAGAIN;
 	}
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 	if (ftruncate(fd, 0) || pwrite(fd, buf, (size_t)n, 0) != n) {
@@ -322,16 +371,47 @@ void pf_pidfile_remove(int fd, const char *path)
 	close(fd);
 }
 
+/* Whether the agent still holds the lock on @fd, which @path still names. */
+static bool still_locked(int fd, const char *path)
+{
+	if (!same_inode(fd, path))
+		return false;
+	if (!flock(fd, LOCK_SH | LOCK_NB)) {
+		flock(fd, LOCK_UN);
+		return false; /* nobody holds it any more */
+	}
+	return errno == EWOULDBLOCK;
+}
+
+/* SIGHUP to @pid, the PID @fd (locked by the agent, named @path) holds.
+ * Returns 0, -ESTALE when the agent let go of the file, or -errno. */
+static int signal_locked(int fd, const char *path, pid_t pid)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int err = 0;
+
+	if (pidfd < 0 && errno != ENOSYS)
+		return -errno;
+	if (!still_locked(fd, path))
+		err = -ESTALE;
+	else if (pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, SIGHUP, NULL, 0)
+			    : kill(pid, SIGHUP))
+		err = -errno;
+	if (pidfd >= 0)
+		close(pidfd);
+	return err;
+}
+
 int pf_reload_command(const char *runtime_dir)
 {
 	char path[PF_CFG_PATH_MAX + 32], buf[32];
 	unsigned long pid;
 	char *end;
 	ssize_t n;
-	int fd;
+	int fd, err;
 
 	snprintf(path, sizeof(path), "%s/procflow.pid", runtime_dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "procflow: reload: cannot open %s: %s (is the agent running?)\n",
 			path, strerror(errno));
@@ -346,9 +426,9 @@ int pf_reload_command(const char *runtime_dir)
 		return PF_EXIT_RUNTIME;
 	}
 	n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
 	if (n <= 0) {
 		fprintf(stderr, "procflow: reload: %s is empty\n", path);
+		close(fd);
 		return PF_EXIT_RUNTIME;
 	}
 	buf[n] = '\0';
@@ -356,11 +436,24 @@ int pf_reload_command(const char *runtime_dir)
 	pid = strtoul(buf, &end, 10);
 	if (errno || end == buf || (*end && *end != '\n') || pid < 2 || pid > 4194304) {
 		fprintf(stderr, "procflow: reload: %s does not hold a PID\n", path);
+		close(fd);
 		return PF_EXIT_RUNTIME;
 	}
-	if (kill((pid_t)pid, SIGHUP)) {
-		fprintf(stderr, "procflow: reload: cannot signal PID %lu: %s\n", pid,
-			strerror(errno));
+	/* The PID is the agent's only while it still holds the lock on the
+	 * file the name still points to: take a handle on the process, then
+	 * check both, then signal through the handle, so a PID reused by
+	 * another process after the agent died is never signalled. The file
+	 * stays open (its lock observed) throughout. */
+	err = signal_locked(fd, path, (pid_t)pid);
+	close(fd);
+	if (err) {
+		if (err == -ESRCH || err == -ESTALE)
+			fprintf(stderr,
+				"procflow: reload: the agent named by %s (PID %lu) has exited\n",
+				path, pid);
+		else
+			fprintf(stderr, "procflow: reload: cannot signal PID %lu: %s\n", pid,
+				strerror(-err));
 		return PF_EXIT_RUNTIME;
 	}
 	fprintf(stderr,

@@ -20,6 +20,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,11 +39,19 @@
 #include "identity.h"
 #include "jsonw.h"
 #include "logfile.h"
+#include "loss_log.h"
 #include "loss_marker.h"
+#include "outbuf.h"
 #include "proc_cache.h"
 #include "procflow.skel.h"
 #include "procflow/abi.h"
 #include "procfs.h"
+#include "safefs.h"
+
+/* Lines for --stdout that a slow reader has not taken yet wait here, at
+ * most this much; beyond it they are dropped (counted and logged), so the
+ * loop never waits for the reader. */
+#define PF_STDOUT_BUF_MAX (4u << 20)
 
 /* How often the ring buffer is drained when the kernel side does not wake
  * us: bounds how long an exec event waits, not whether it is seen. */
@@ -55,6 +65,8 @@ struct pf_agent {
 	char pid_path[PF_CFG_PATH_MAX + 32];
 	bool write_failing;	  /* the last write of flows.log failed */
 	uint64_t rotate_failures; /* rotation failures already logged */
+	uint64_t rotations;	  /* rotations done when the last failure was seen */
+	bool rotate_failing;	  /* a rotation failed, none worked since */
 	uint64_t lost_reported;	  /* lines lost that the log has already told */
 	struct pf_loader loader;
 	struct ring_buffer *rb;
@@ -74,7 +86,16 @@ struct pf_agent {
 	char *out;
 	size_t out_len, out_cap;
 	uint64_t out_lines;
-	int out_err;
+	uint64_t out_dropped; /* lines not built for want of memory (cumulative) */
+	/* user-space losses, told each interval (lib/loss_log.h) */
+	struct pf_loss loss_agg, loss_nomem, loss_out, loss_procs;
+	/* --stdout: a bounded buffer in front of a non-blocking descriptor */
+	struct pf_outbuf *so;
+	int so_fd;		      /* the descriptor written (may be a reopened fd 1) */
+	int so_fl;		      /* fd 1's flags to restore at exit, -1: untouched */
+	bool so_polled;		      /* so_fd is in the epoll set, for EPOLLOUT */
+	uint64_t so_reported;	      /* stdout drops already logged */
+	int ep;			      /* the loop's epoll, -1 outside it */
 	uint64_t kstats[PF_STAT_MAX]; /* kernel-side loss counters already logged */
 	uint64_t coll_dropped;	      /* collector drops already logged */
 	uint64_t events;
@@ -286,8 +307,9 @@ static int on_line(const char *line, size_t len, void *ctx)
 			ncap *= 2;
 		n = realloc(a->out, ncap);
 		if (!n) {
-			a->out_err = -ENOMEM;
-			return -ENOMEM;
+			/* Counted and logged; the other lines may still fit. */
+			a->out_dropped++;
+			return 0;
 		}
 		a->out = n;
 		a->out_cap = ncap;
@@ -334,6 +356,34 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 	return rb_lost;
 }
 
+/* Log what user space lost since the last call: each counter grows where
+ * the loss happens and is told here once per interval. */
+static void log_user_losses(struct pf_agent *a)
+{
+	struct pf_proc_cache_stats st;
+	char msg[256];
+
+	pf_proc_cache__stats(a->procs, &st);
+	if (pf_loss__delta(&a->loss_agg, pf_agg__dropped(a->agg), msg, sizeof(msg)))
+		pf_log("%s", msg);
+	if (pf_loss__delta(&a->loss_nomem, a->coll.n_agg_nomem, msg, sizeof(msg)))
+		pf_log("%s", msg);
+	if (pf_loss__delta(&a->loss_out, a->out_dropped, msg, sizeof(msg)))
+		pf_log("%s", msg);
+	if (pf_loss__delta(&a->loss_procs, st.dropped, msg, sizeof(msg)))
+		pf_log("%s", msg);
+}
+
+static void losses_init(struct pf_agent *a)
+{
+	a->loss_agg.what = "flow observations or lines dropped by the aggregator (more flow keys "
+			   "in the interval than it holds, or a line too long)";
+	a->loss_nomem.what = "flow observations dropped: out of memory in the aggregator";
+	a->loss_out.what = "lines dropped: out of memory gathering the interval's output";
+	a->loss_procs.what = "processes not remembered: the process cache is full of live "
+			     "processes (their flows are named by what the kernel side knows)";
+}
+
 /* The interval's loss marker (lib/loss_marker.h), after its flow lines. */
 static void write_loss_marker(struct pf_agent *a, uint64_t now_s, uint64_t lost)
 {
@@ -359,12 +409,19 @@ static void write_lines(struct pf_agent *a)
 	err = pf_logfile__write(a->log, a->out, a->out_len, a->out_lines);
 	lost = pf_logfile__lost(a->log);
 	if (pf_logfile__rotate_failures(a->log) > a->rotate_failures) {
-		/* Nothing is lost: the lines go on into the file that is open. */
-		if (!a->rotate_failures)
-			pf_log("rotating %s failed (is the directory writable?): it grows past "
-			       "flowLogsFileMaxFileSizeMB until rotation works again",
+		/* Nothing is lost: the lines go on into the file that is open
+		 * (or are counted below). Said once per episode. */
+		if (!a->rotate_failing)
+			pf_log("rotating %s failed (is the directory writable, are descriptors or "
+			       "inodes left?): the open file grows past flowLogsFileMaxFileSizeMB "
+			       "until rotation works again",
 			       pf_logfile__path(a->log));
 		a->rotate_failures = pf_logfile__rotate_failures(a->log);
+		a->rotate_failing = true;
+		a->rotations = pf_logfile__rotations(a->log);
+	} else if (a->rotate_failing && pf_logfile__rotations(a->log) > a->rotations) {
+		pf_log("rotating %s works again", pf_logfile__path(a->log));
+		a->rotate_failing = false;
 	}
 	if (err) {
 		if (!a->write_failing)
@@ -384,6 +441,108 @@ static void write_lines(struct pf_agent *a)
 		a->lost_reported = lost;
 	}
 	a->write_failing = false;
+}
+
+/* ---- --stdout ---- */
+
+/*
+ * The descriptor --stdout writes: never one that blocks. A pipe or terminal
+ * is opened again through /proc (a file description of our own, so making
+ * it non-blocking does not change the shell's or the reader's); where that
+ * fails (a socket), fd 1 itself is made non-blocking and restored at exit.
+ * A regular file never blocks and is written as it is.
+ */
+static int stdout_open(struct pf_agent *a)
+{
+	struct stat st;
+	int fd, fl;
+
+	a->so_fl = -1;
+	if (fstat(STDOUT_FILENO, &st))
+		return -errno;
+	if (S_ISREG(st.st_mode))
+		return STDOUT_FILENO;
+	fd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	fl = fcntl(STDOUT_FILENO, F_GETFL);
+	if (fl < 0 || fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK))
+		return -errno;
+	a->so_fl = fl;
+	return STDOUT_FILENO;
+}
+
+/* Set --stdout up (at start, or when a reload turns it on). Returns 0 or a
+ * negative errno, logged. */
+static int stdout_start(struct pf_agent *a)
+{
+	int fd = stdout_open(a);
+
+	a->so = fd >= 0 ? pf_outbuf__new(fd, PF_STDOUT_BUF_MAX) : NULL;
+	if (!a->so) {
+		pf_log("cannot use standard output: %s", strerror(fd < 0 ? -fd : ENOMEM));
+		if (fd > STDOUT_FILENO)
+			close(fd);
+		return fd < 0 ? fd : -ENOMEM;
+	}
+	a->so_fd = fd;
+	return 0;
+}
+
+static void stdout_close(struct pf_agent *a)
+{
+	if (!a->so)
+		return;
+	(void)pf_outbuf__flush(a->so);
+	if (pf_outbuf__pending(a->so)) {
+		pf_outbuf__discard(a->so);
+		pf_log("%llu lines not printed on standard output at exit: its reader did not "
+		       "take them in time",
+		       (unsigned long long)(pf_outbuf__dropped(a->so) - a->so_reported));
+	}
+	if (a->so_fl >= 0)
+		(void)fcntl(STDOUT_FILENO, F_SETFL, a->so_fl);
+	if (a->so_fd > STDOUT_FILENO)
+		close(a->so_fd);
+	pf_outbuf__free(a->so);
+	a->so = NULL;
+}
+
+/* Watch for the reader to make room only while lines are waiting. */
+static void stdout_poll(struct pf_agent *a)
+{
+	bool want = a->so && pf_outbuf__pending(a->so) && !pf_outbuf__closed(a->so);
+	struct epoll_event ev = {.events = EPOLLOUT};
+
+	if (a->ep < 0 || want == a->so_polled)
+		return;
+	ev.data.fd = a->so_fd;
+	if (!epoll_ctl(a->ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, a->so_fd, &ev) || !want)
+		a->so_polled = want;
+}
+
+/* After a write or flush of the buffer: say once that the reader is gone,
+ * and each interval how many lines a slow one missed. */
+static void stdout_report(struct pf_agent *a, int err, bool interval)
+{
+	static bool closed_logged;
+	uint64_t dropped = pf_outbuf__dropped(a->so);
+
+	if (err == -EPIPE && !closed_logged) {
+		pf_log("standard output is closed (its reader exited): lines go on to %s only",
+		       a->cfg->file_enabled ? pf_logfile__path(a->log) : "the other outputs");
+		closed_logged = true;
+		a->so_reported = dropped; /* no more per-interval reports */
+	} else if (err && err != -EPIPE && !closed_logged) {
+		pf_debug("writing standard output: %s", strerror(-err));
+	}
+	if (interval && !pf_outbuf__closed(a->so) && dropped > a->so_reported) {
+		pf_log("%llu lines not printed on standard output: its reader is too slow (at most "
+		       "%u MiB wait for it)",
+		       (unsigned long long)(dropped - a->so_reported), PF_STDOUT_BUF_MAX >> 20);
+		a->so_reported = dropped;
+	}
+	stdout_poll(a);
 }
 
 static void drain_events(void *ctx)
@@ -413,18 +572,22 @@ static int flush(struct pf_agent *a)
 	}
 	a->out_len = 0;
 	a->out_lines = 0;
-	a->out_err = 0;
-	pf_agg__flush(a->agg, a->interval_start, now_s, on_line, a);
+	err = pf_agg__flush(a->agg, a->interval_start, now_s, on_line, a);
+	if (err)
+		pf_log("building the interval's lines failed: %s; the rest of the interval is lost",
+		       strerror(-err));
+	log_user_losses(a);
 	if (lost)
 		write_loss_marker(a, now_s, lost);
 	a->interval_start = now_s;
 	if (a->out_len) {
 		if (a->cfg->file_enabled)
 			write_lines(a);
-		if (a->cfg->to_stdout) {
-			fwrite(a->out, 1, a->out_len, stdout);
-			fflush(stdout);
-		}
+		if (a->cfg->to_stdout && !a->so)
+			(void)stdout_start(a); /* turned on by a reload */
+		if (a->cfg->to_stdout && a->so)
+			stdout_report(a, pf_outbuf__write(a->so, a->out, a->out_len, a->out_lines),
+				      true);
 		pf_chsink__submit(a->ch, a->out, a->out_len, a->out_lines);
 	}
 	pf_debug("flush: %llu lines, %llu kernel flow entries, %llu completed, %llu events",
@@ -433,6 +596,25 @@ static int flush(struct pf_agent *a)
 	pf_proc_cache__gc(a->procs, now);
 	pf_identity_reap(a->procs, now, a->host_pidns);
 	pf_occupancy__log(&a->coll, a->procs, a->cfg->verbose);
+	return 0;
+}
+
+/* A group name, or a number, to its GID. Returns 0 or -ENOENT. */
+static int resolve_group(const char *name, unsigned *gid)
+{
+	char buf[16384], *end;
+	struct group gr, *res = NULL;
+	unsigned long n;
+
+	if (!getgrnam_r(name, &gr, buf, sizeof(buf), &res) && res) {
+		*gid = (unsigned)res->gr_gid;
+		return 0;
+	}
+	errno = 0;
+	n = strtoul(name, &end, 10);
+	if (errno || end == name || *end || n >= (gid_t)-1)
+		return -ENOENT;
+	*gid = (unsigned)n;
 	return 0;
 }
 
@@ -536,7 +718,7 @@ static void pf_stop_signals(sigset_t *mask)
 static int loop(struct pf_agent *a)
 {
 	struct itimerspec poll_its = {0};
-	struct epoll_event ev, evs[4];
+	struct epoll_event ev, evs[5];
 	sigset_t mask;
 	int ep, sfd, tfd, pfd, rbfd, err = 0;
 	bool stop = false;
@@ -552,6 +734,7 @@ static int loop(struct pf_agent *a)
 		goto out;
 	}
 	a->tfd = tfd;
+	a->ep = ep;
 	arm_timer(tfd, a->cfg->flush_interval_s);
 	{
 		/* The first interval began at attach, before the start-up scans:
@@ -584,7 +767,7 @@ static int loop(struct pf_agent *a)
 	epoll_ctl(ep, EPOLL_CTL_ADD, rbfd, &ev);
 
 	while (!stop) {
-		int n = epoll_wait(ep, evs, 4, -1);
+		int n = epoll_wait(ep, evs, 5, -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -597,6 +780,9 @@ static int loop(struct pf_agent *a)
 
 			if (fd == rbfd) {
 				ring_buffer__consume(a->rb);
+			} else if (a->so && fd == a->so_fd) {
+				/* The reader made room (or went away). */
+				stdout_report(a, pf_outbuf__flush(a->so), false);
 			} else if (fd == pfd) {
 				uint64_t ticks;
 
@@ -624,6 +810,7 @@ static int loop(struct pf_agent *a)
 	}
 	flush(a);
 out:
+	a->ep = -1;
 	if (ep >= 0)
 		close(ep);
 	if (tfd >= 0)
@@ -633,6 +820,24 @@ out:
 	if (sfd >= 0)
 		close(sfd);
 	return err;
+}
+
+/* Say why the output directory (or flows.log in it) cannot be used
+ * (errno @err); returns the exit code. */
+static int output_error(const struct pf_config *cfg, int err)
+{
+	char why[256];
+
+	if (pf_safefs__why(cfg->output_dir, why, sizeof(why)) && err != ENOENT && err != EACCES)
+		pf_log("refusing the output directory %s: it %s", cfg->output_dir, why);
+	else if (err == ELOOP || err == EINVAL)
+		pf_log("refusing %s/flows.log: it is a symbolic link or not a regular file",
+		       cfg->output_dir);
+	else
+		pf_log("cannot write flow logs in '%s': %s", cfg->output_dir, strerror(err));
+	return err == ENOTDIR || err == ENOENT || err == EPERM || err == ELOOP || err == EINVAL
+		   ? PF_EXIT_USAGE
+		   : PF_EXIT_RUNTIME;
 }
 
 int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
@@ -648,9 +853,15 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 
 	pf_stop_signals(&mask);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	/* A reader of --stdout that exits (`| head -1`) must not kill the
+	 * agent: writes then fail with EPIPE, and the file gets every line. */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&a, 0, sizeof(a));
 	a.pid_fd = -1;
 	a.tfd = -1;
+	a.ep = -1;
+	a.so_fl = -1;
+	losses_init(&a);
 	/* The agent's own copy: the collector reads it, a reload rewrites it. */
 	cfg = malloc(sizeof(*cfg));
 	if (!cfg) {
@@ -663,41 +874,88 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	if (gethostname(a.host, sizeof(a.host) - 1))
 		snprintf(a.host, sizeof(a.host), "localhost");
 
-	/* The output first: a wrong directory is the user's to fix, and is
-	 * better said before anything is loaded into the kernel. */
+	/* The output directory first: a wrong one is the user's to fix, and
+	 * is better said before anything else (exit 2). Only checked here;
+	 * flows.log is opened once the PID file's lock is ours. */
 	lo.dir = cfg->output_dir;
 	lo.file_mode = cfg->file_mode;
 	lo.dir_mode = cfg->dir_mode;
 	lo.max_bytes = (uint64_t)cfg->max_file_mb << 20;
 	lo.max_files = cfg->max_files;
 	lo.compress = !strcmp(cfg->compression, "zstd");
+	if (cfg->file_group[0]) {
+		/* Members of the group read the files (procflow query) without
+		 * root: the directory and every file created get the group. */
+		if (resolve_group(cfg->file_group, &lo.group)) {
+			pf_log("flowLogsFileGroup: there is no group '%s' on this host",
+			       cfg->file_group);
+			ret = PF_EXIT_USAGE;
+			goto out;
+		}
+		lo.set_group = true;
+	}
+	err = pf_safefs__open_dir(lo.dir, lo.dir_mode ? lo.dir_mode : 0750,
+				  lo.set_group ? (gid_t)lo.group : PF_SAFEFS_NO_GROUP, NULL);
+	if (err < 0) {
+		ret = output_error(cfg, -err);
+		goto out;
+	}
+	close(err);
+	/* The PID file before flows.log: it is also the lock that keeps a
+	 * second agent from running on the same runtime directory, and that
+	 * one must not touch the first one's files (not even flows.log's
+	 * repair at open). Without a PID file (an unwritable directory) the
+	 * agent still runs; only `procflow reload` cannot find it (SIGHUP
+	 * still works). */
+	a.pid_fd = pf_pidfile_create(cfg->runtime_dir, a.pid_path, sizeof(a.pid_path));
+	if (a.pid_fd == -EPERM || a.pid_fd == -ELOOP || a.pid_fd == -ENOTDIR ||
+	    a.pid_fd == -EINVAL) {
+		char why[256];
+
+		if (pf_safefs__why(cfg->runtime_dir, why, sizeof(why)))
+			pf_log("refusing the runtime directory %s: it %s", cfg->runtime_dir, why);
+		else
+			pf_log("refusing %s: it is a symbolic link or not a regular file",
+			       a.pid_path);
+		ret = PF_EXIT_USAGE;
+		goto out;
+	}
+	if (a.pid_fd == -EBUSY) {
+		long pid = pf_pidfile_pid(a.pid_path);
+
+		if (pid > 0)
+			pf_log(
+			    "another agent (PID %ld) runs with the runtime directory %s (it holds "
+			    "%s): one agent per host",
+			    pid, cfg->runtime_dir, a.pid_path);
+		else
+			pf_log(
+			    "another agent runs with the runtime directory %s (it holds %s): one "
+			    "agent per host",
+			    cfg->runtime_dir, a.pid_path);
+		goto out;
+	} else if (a.pid_fd < 0)
+		pf_log("cannot write the PID file in %s: %s (`procflow reload` will not find "
+		       "this agent)",
+		       cfg->runtime_dir, strerror(-a.pid_fd));
 	a.log = pf_logfile__open_opts(&lo);
 	if (!a.log) {
-		err = errno;
-		pf_log("cannot write flow logs in '%s': %s", cfg->output_dir, strerror(err));
-		free(cfg);
-		return err == ENOTDIR || err == ENOENT ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
+		ret = output_error(cfg, errno);
+		goto out;
 	}
+	if (pf_logfile__repaired(a.log))
+		pf_log("%s ended in a partial line (a write cut short when the agent was killed): "
+		       "%llu bytes cut back to the last whole line",
+		       pf_logfile__path(a.log), (unsigned long long)pf_logfile__repaired(a.log));
 	if (cfg->ch.url[0]) {
 		a.ch = pf_chsink__start(&cfg->ch, cfg->output_dir);
 		if (!a.ch) {
 			ret = errno == EINVAL ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
-			pf_logfile__close(a.log);
-			free(cfg);
-			return ret;
+			goto out;
 		}
 	}
-	/* The PID file `procflow reload` reads. Without it the agent still
-	 * runs; only `procflow reload` cannot find it (SIGHUP still works). */
-	a.pid_fd = pf_pidfile_create(cfg->runtime_dir, a.pid_path, sizeof(a.pid_path));
-	if (a.pid_fd == -EBUSY)
-		pf_log("another agent holds %s/procflow.pid: `procflow reload` signals that one, "
-		       "not this one",
-		       cfg->runtime_dir);
-	else if (a.pid_fd < 0)
-		pf_log("cannot write the PID file in %s: %s (`procflow reload` will not find "
-		       "this agent)",
-		       cfg->runtime_dir, strerror(-a.pid_fd));
+	if (cfg->to_stdout && stdout_start(&a))
+		goto out;
 	a.argbuf_size = (size_t)cfg->args_max + 64;
 	a.argbuf = malloc(a.argbuf_size);
 	/* A redacted area can be longer than the original (each secret becomes
@@ -769,6 +1027,7 @@ out:
 		pf_loader__stop(&a.loader);
 	pf_agg__free(a.agg);
 	pf_proc_cache__free(a.procs);
+	stdout_close(&a);
 	pf_logfile__close(a.log);
 	pf_pidfile_remove(a.pid_fd, a.pid_path);
 	free(a.argbuf);

@@ -3,6 +3,7 @@
  * The flow-log file, its rotation and compression (see logfile.h).
  */
 #include "logfile.h"
+#include "safefs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,53 +21,107 @@
 #define LOG_SWEEP_MAX 1000
 
 struct pf_logfile {
-	int fd; /* -1 after a failed re-creation: retried on the next write */
+	/* -1 when flows.log could not be created (again): retried first thing
+	 * on the next write. */
+	int fd;
+	/* A rotation renamed flows.log to flows.log.1 but could not create a
+	 * new flows.log: fd is still the renamed file, and lines go on into
+	 * it rather than be lost. The next write first tries to create
+	 * flows.log again; until that works there is no further rotation
+	 * (it would rename this file up the chain until it is deleted). */
+	bool orphan;
 	uint64_t lost, rotations, rotate_failures;
+	uint64_t repaired; /* bytes of partial last lines cut at open */
 	uint64_t max_bytes;
 	unsigned max_files, file_mode;
+	gid_t group; /* PF_SAFEFS_NO_GROUP: the creator's */
 	bool compress;
 	char dir[PATH_MAX];
 	char path[PATH_MAX];
 };
 
+static void rotated_name(const struct pf_logfile *f, unsigned i, bool zst, char *buf, size_t sz);
+
+/*
+ * A write cut short by a fatal signal (SIGKILL, the OOM killer) can leave
+ * a partial last line; the next line appended would fuse with it into one
+ * that parses as nothing. Cut the file back to its last newline. Returns
+ * the bytes cut (0 when the file ends well), or a negative errno.
+ */
+static int64_t repair_tail(int fd)
+{
+	char buf[4096];
+	struct stat st;
+	off_t end, pos;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size == 0)
+		return 0;
+	end = st.st_size;
+	for (pos = end; pos > 0;) {
+		size_t n = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+		ssize_t r = pread(fd, buf, n, pos - (off_t)n);
+		char *nl;
+
+		if (r != (ssize_t)n)
+			return r < 0 ? -errno : -EIO;
+		nl = memrchr(buf, '\n', n);
+		if (nl) {
+			pos = pos - (off_t)n + (nl - buf) + 1;
+			break;
+		}
+		pos -= (off_t)n;
+	}
+	if (pos == end)
+		return 0;
+	if (ftruncate(fd, pos))
+		return -errno;
+	return end - pos;
+}
+
 static int open_log(struct pf_logfile *f)
 {
-	int fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, f->file_mode);
+	/* Never through a link; the mode (and group) set only on a file
+	 * created here, whatever the umask says. */
+	int fd = pf_safefs__open_file(f->path, O_RDWR | O_APPEND, f->file_mode, f->group);
+	int64_t cut;
 
 	if (fd < 0)
-		return -errno;
-	/* The mode is the configured one whatever the umask says. */
-	(void)fchmod(fd, f->file_mode);
+		return fd;
+	cut = repair_tail(fd);
+	if (cut < 0) {
+		close(fd);
+		return (int)cut;
+	}
+	f->repaired += (uint64_t)cut;
 	f->fd = fd;
 	return 0;
 }
 
 struct pf_logfile *pf_logfile__open_opts(const struct pf_logfile_opts *o)
 {
+	gid_t group = o && o->set_group ? (gid_t)o->group : PF_SAFEFS_NO_GROUP;
 	struct pf_logfile *f;
-	struct stat st;
-	int err;
+	int dfd, err;
 
 	if (!o || !o->dir || !*o->dir) {
 		errno = EINVAL;
 		return NULL;
 	}
-	if (mkdir(o->dir, o->dir_mode ? o->dir_mode : 0750)) {
-		if (errno != EEXIST)
-			return NULL;
-	} else {
-		(void)chmod(o->dir, o->dir_mode ? o->dir_mode : 0750);
-	}
-	if (stat(o->dir, &st))
-		return NULL;
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
+	/* Only a directory nobody else can write: its files' names are
+	 * then ours, and resolving them again later is safe. */
+	dfd = pf_safefs__open_dir(o->dir, o->dir_mode ? o->dir_mode : 0750, group, NULL);
+	if (dfd < 0) {
+		errno = -dfd;
 		return NULL;
 	}
+	close(dfd);
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	f->fd = -1;
+	f->group = group;
 	f->file_mode = o->file_mode ? o->file_mode : 0640;
 	f->max_bytes = o->max_bytes;
 	f->max_files = o->max_files;
@@ -102,6 +157,45 @@ void pf_logfile__close(struct pf_logfile *f)
 	free(f);
 }
 
+static int compress_file(const char *src, const char *dst, unsigned mode, gid_t group);
+
+static void compress_rotated(struct pf_logfile *f)
+{
+	char a[PATH_MAX + 16], b[PATH_MAX + 16];
+
+	if (!f->compress || !f->max_files)
+		return;
+	rotated_name(f, 1, false, a, sizeof(a));
+	rotated_name(f, 1, true, b, sizeof(b));
+	/* On failure the plain file stays: rotated, just not smaller. */
+	if (!compress_file(a, b, f->file_mode, f->group))
+		unlink(a);
+}
+
+/*
+ * Create flows.log again after it could not be: on success an orphan
+ * (flows.log.1, see struct pf_logfile) is closed and its rotation
+ * finished. Returns 0 or a negative errno (nothing changed).
+ */
+static int reopen(struct pf_logfile *f)
+{
+	int oldfd = f->fd, err;
+
+	err = open_log(f);
+	if (err) {
+		f->fd = oldfd;
+		return err;
+	}
+	if (oldfd >= 0)
+		close(oldfd);
+	if (f->orphan) {
+		f->orphan = false;
+		f->rotations++;
+		compress_rotated(f);
+	}
+	return 0;
+}
+
 void pf_logfile__set_rotation(struct pf_logfile *f, uint64_t max_bytes, unsigned max_files,
 			      bool compress)
 {
@@ -134,7 +228,7 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int pf_zstd_compress_file(const char *src, const char *dst, unsigned mode)
+static int compress_file(const char *src, const char *dst, unsigned mode, gid_t group)
 {
 	size_t incap = ZSTD_CStreamInSize(), outcap = ZSTD_CStreamOutSize();
 	char tmp[PATH_MAX + 8];
@@ -154,17 +248,16 @@ int pf_zstd_compress_file(const char *src, const char *dst, unsigned mode)
 	}
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 3);
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
-	ifd = open(src, O_RDONLY | O_CLOEXEC);
+	ifd = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (ifd < 0) {
 		err = -errno;
 		goto out;
 	}
-	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	ofd = pf_safefs__create_tmp(tmp, mode, group);
 	if (ofd < 0) {
-		err = -errno;
+		err = ofd;
 		goto out;
 	}
-	(void)fchmod(ofd, mode);
 	while (!last) {
 		ssize_t n = read(ifd, in, incap);
 		ZSTD_inBuffer ib;
@@ -214,12 +307,19 @@ out:
 	return err;
 }
 
+int pf_zstd_compress_file(const char *src, const char *dst, unsigned mode)
+{
+	return compress_file(src, dst, mode, PF_SAFEFS_NO_GROUP);
+}
+
 /*
  * Shift flows.log.i -> .i+1 (oldest first, the last one falls off), then
  * flows.log -> flows.log.1, then start a new flows.log. The old descriptor
  * is closed only once the new file exists, so a failure leaves the agent
- * writing somewhere. Returns 0 or a negative errno (nothing was lost
- * either way: the lines go to whichever file is open).
+ * writing somewhere: into flows.log itself when a rename failed, into the
+ * renamed file (an orphan) when the new flows.log could not be created.
+ * Returns 0 or a negative errno; f->fd is -1 only when the old file was
+ * deleted (max_files 0) and no new one could be created.
  */
 static int rotate(struct pf_logfile *f)
 {
@@ -257,22 +357,25 @@ static int rotate(struct pf_logfile *f)
 	}
 	err = open_log(f);
 	if (err) {
+		f->rotate_failures++;
+		if (!f->max_files) {
+			/* The old file is deleted: nowhere to write. */
+			if (oldfd >= 0)
+				close(oldfd);
+			f->fd = -1;
+			return err;
+		}
 		/* The name is gone but the old file is still open: keep
 		 * appending to it (as flows.log.1) rather than lose lines;
 		 * the next write tries to create flows.log again. */
 		f->fd = oldfd;
-		f->rotate_failures++;
+		f->orphan = true;
 		return err;
 	}
 	if (oldfd >= 0)
 		close(oldfd);
 	f->rotations++;
-	if (f->compress && f->max_files) {
-		rotated_name(f, 1, true, b, sizeof(b));
-		/* On failure the plain file stays: rotated, just not smaller. */
-		if (!pf_zstd_compress_file(a, b, f->file_mode))
-			unlink(a);
-	}
+	compress_rotated(f);
 	return 0;
 }
 
@@ -313,10 +416,11 @@ int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_
 	size_t done = 0;
 	uint64_t written = 0;
 	struct stat st;
-	int err;
+	int err = 0;
 
-	/* The file could not be (re)created last time: try again. */
-	if (f->fd < 0 && (err = open_log(f))) {
+	/* The file could not be (re)created last time: try again, before
+	 * anything else. An orphan takes the lines meanwhile. */
+	if ((f->fd < 0 || f->orphan) && (err = reopen(f)) && f->fd < 0) {
 		f->lost += nlines;
 		return err;
 	}
@@ -326,7 +430,7 @@ int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_
 
 		/* Where the file ends now: someone may have truncated it. */
 		size = fstat(f->fd, &st) ? -1 : st.st_size;
-		if (f->max_bytes && size >= 0) {
+		if (f->max_bytes && size >= 0 && !f->orphan) {
 			/* The longest run of whole lines that still fits; at
 			 * least one line when the file is empty. */
 			const char *p = buf + done, *end = buf + len, *cut = NULL, *nl;
@@ -340,8 +444,14 @@ int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_
 				cut = nl + 1;
 			}
 			if (!cut) {
-				if (size > 0 && !rotate(f))
+				if (size > 0 && !(err = rotate(f)))
 					continue; /* a fresh file: measure again */
+				if (f->fd < 0) {
+					/* The old file was deleted, no new one: the
+					 * next write tries again. */
+					f->lost += nlines > written ? nlines - written : 0;
+					return err;
+				}
 				/* Empty file, or rotation failed: one line anyway. */
 				nl = memchr(p, '\n', (size_t)(end - p));
 				cut = nl ? nl + 1 : end;
@@ -362,6 +472,11 @@ int pf_logfile__write(struct pf_logfile *f, const char *buf, size_t len, uint64_
 uint64_t pf_logfile__lost(const struct pf_logfile *f)
 {
 	return f->lost;
+}
+
+uint64_t pf_logfile__repaired(const struct pf_logfile *f)
+{
+	return f->repaired;
 }
 
 uint64_t pf_logfile__rotations(const struct pf_logfile *f)

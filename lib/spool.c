@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "spool.h"
+#include "safefs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -163,8 +164,13 @@ struct pf_spool *pf_spool__open(const char *dir, uint64_t max_bytes)
 	DIR *d;
 	int err;
 
-	if (mkdir(dir, 0750) && errno != EEXIST)
+	/* Only a directory nobody else can write (lib/safefs.h). */
+	err = pf_safefs__open_dir(dir, 0750, PF_SAFEFS_NO_GROUP, NULL);
+	if (err < 0) {
+		errno = -err;
 		return NULL;
+	}
+	close(err);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
@@ -203,7 +209,7 @@ struct pf_spool *pf_spool__open(const char *dir, uint64_t max_bytes)
 		if (strcmp(tail, ".batch"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (stat(path, &st) || !S_ISREG(st.st_mode))
+		if (lstat(path, &st) || !S_ISREG(st.st_mode))
 			continue;
 		if (seq >= s->next_seq)
 			s->next_seq = seq + 1;
@@ -290,9 +296,9 @@ int pf_spool__push(struct pf_spool *s, const char *data, size_t len, uint64_t ro
 		drop_oldest(s, true);
 	snprintf(tmp, sizeof(tmp), "%s/.tmp-%020llu", s->dir, (unsigned long long)b.seq);
 	batch_path(s, &b, path, sizeof(path));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	fd = pf_safefs__create_tmp(tmp, 0640, PF_SAFEFS_NO_GROUP);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	err = write_all(fd, data, len);
 	/* The data reaches the disk before the name does: after a power cut
 	 * a batch name never stands for an empty or cut file. */
@@ -334,7 +340,7 @@ int pf_spool__peek(struct pf_spool *s, char **data, size_t *len, uint64_t *rows)
 		return -ENOENT;
 	b = &s->q[s->head];
 	batch_path(s, b, path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st)) {
 		err = -errno;
 		goto bad;

@@ -7,11 +7,14 @@ recorded as a failure with the reason, never skipped.
 """
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -120,9 +123,19 @@ class Agent:
 
     READY = "procflow: ready"
 
-    def __init__(self, path, args, owner=None):
+    def __init__(self, path, args, owner=None, stdout=subprocess.DEVNULL):
         self.path = path
+        self.stdout = stdout  # subprocess.PIPE: the test reads (or does not read) it
         self.args = list(args)
+        # The PID file in the runtime directory is a lock: one agent per
+        # directory. A test's agent gets a directory of its own unless the
+        # test chose one, so agents of other runs on the same machine (on
+        # the default /run/procflow) cannot stop it.
+        self.rundir = None
+        if "run" in self.args and not {"--runtime-dir", "--config"} & set(self.args):
+            self.rundir = tempfile.mkdtemp(prefix="pf-run-")
+            self.args += ["--runtime-dir", self.rundir]
+            atexit.register(self._remove_rundir)  # also when a test never stops it
         self.owner = owner  # a netns.TestNet (or anything with .procs) that kills it on cleanup
         self.proc = None
         self.stderr_lines = []
@@ -131,7 +144,7 @@ class Agent:
 
     def start(self):
         self.proc = subprocess.Popen([self.path] + self.args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=self.stdout, stderr=subprocess.PIPE)
         if self.owner is not None:
             self.owner.procs.append(self.proc)
         threading.Thread(target=self._drain, daemon=True).start()
@@ -160,6 +173,7 @@ class Agent:
     def stop(self, timeout=20):
         """SIGTERM, wait; return (returncode or None on timeout, seconds)."""
         if self.proc.poll() is not None:
+            self._remove_rundir()
             return self.proc.returncode, 0.0
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
@@ -168,14 +182,21 @@ class Agent:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            self._remove_rundir()
             return None, time.monotonic() - t0
         self._done.wait(2)
+        self._remove_rundir()
         return rc, time.monotonic() - t0
+
+    def _remove_rundir(self):
+        if self.rundir:
+            shutil.rmtree(self.rundir, ignore_errors=True)
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._remove_rundir()
 
     def stderr_text(self):
         return "\n".join("    | " + l for l in self.stderr_lines[-40:]) or "    | (empty)"

@@ -230,8 +230,10 @@ class Agent:
     def __init__(self, agent, outdir, extra, env=None):
         self.errlog = os.path.join(outdir + ".stderr")
         self.err = open(self.errlog, "wb")
+        # A runtime directory of its own: the PID file there is a lock (one
+        # agent per directory), which agents of other runs must not hold.
         self.p = subprocess.Popen([agent, "run", "--output-dir", outdir, "--flush-interval", "2",
-                                   "--include-loopback"] + extra,
+                                   "--include-loopback", "--runtime-dir", outdir + ".run"] + extra,
                                   stdout=subprocess.DEVNULL, stderr=self.err,
                                   env=dict(os.environ, **(env or {})))
         deadline = time.time() + 30
