@@ -99,7 +99,9 @@ def main():
     mounted = False
     agent = server = None
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "pf-diskfull", mnt],
+        # 16 MiB: room for the lines before the disk is filled on purpose, even
+        # when other traffic on the host makes thousands of lines a second.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "pf-diskfull", mnt],
                        check=True)
         mounted = True
         out = os.path.join(mnt, "out")
