@@ -46,7 +46,8 @@ stage() {
 
 stage "tests (release build)" ctest --test-dir "$build" --output-on-failure
 stage "tests (ASan + UBSan build)" ctest --test-dir "$san" --output-on-failure
-stage "fuzz harnesses (bounded runs)" ctest --test-dir "$fuzz" --output-on-failure -L fuzz
+# Two harnesses at a time: each is one process with a fixed time budget.
+stage "fuzz harnesses (bounded runs)" ctest --test-dir "$fuzz" --output-on-failure -L fuzz -j 2
 stage "VM stage (Debian cloud kernels under qemu, every hook tier)" "$here/vm/run.sh" "$build"
 
 echo
