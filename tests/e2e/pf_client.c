@@ -20,7 +20,7 @@
  * that did not talk to its server for one that did.
  *
  * With PF_CLIENT_TIMING set in the environment (not argv, which the tests compare
- * with flows.log), it prints "pf_client: lived N.NNN ms" on stderr at exit: the
+ * with flows.log), it prints "pf_client: pid P lived N.NNN ms" on stderr at exit: the
  * time from main() to exit, so a test can check the process really was short-lived
  * without counting the set-up of whatever launched it.
  */
@@ -218,6 +218,6 @@ int main(int argc, char **argv)
 	rc = tcp ? run_tcp(&ss, len, buf, (size_t)n) : run_udp(&ss, len, buf, (size_t)n);
 	free(buf);
 	if (getenv("PF_CLIENT_TIMING"))
-		fprintf(stderr, "pf_client: lived %.3f ms\n", mono_ms() - t0);
+		fprintf(stderr, "pf_client: pid %d lived %.3f ms\n", (int)getpid(), mono_ms() - t0);
 	return rc;
 }

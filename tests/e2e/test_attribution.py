@@ -98,7 +98,7 @@ def run_client(net, bindir, c):
     c.pid, c.rc, c.lifetime = p.pid, p.returncode, elapsed
     err = []
     for line in (p.err or "").splitlines():
-        m = re.match(r"pf_client: lived ([0-9.]+) ms$", line)
+        m = re.match(r"pf_client: pid \d+ lived ([0-9.]+) ms$", line)
         if m:
             c.own_ms = float(m.group(1))
         else:

@@ -161,6 +161,7 @@ class Main:
         self.res, self.net, self.args, self.tmp, self.run_id = res, net, args, tmp, run_id
         self.port, self.storm_port, self.prefork_port = base, base + 1, base + 2
         self.srv = net.server_v4
+        self.own_ms = {}  # storm client PID -> its own lifetime in ms
         self.client = os.path.join(args.bindir, "pf_client")
         self.odd = os.path.join(args.bindir, "pf_odd")
         self.expect = []  # (name, tag, want fields, min lines)
@@ -421,8 +422,10 @@ class Main:
                              env=dict(os.environ, PF_CLIENT_TIMING="1"))
         # Each client's own lifetime, main() to exit (pf_client under PF_CLIENT_TIMING);
         # fork-to-reap below also counts the wait for a CPU on a loaded machine.
-        own = sorted(float(x) for x in re.findall(r"pf_client: lived ([0-9.]+) ms", p.err))
-        p.err = re.sub(r"pf_client: lived [0-9.]+ ms\n", "", p.err)
+        self.own_ms = {int(pid): float(ms) for pid, ms in
+                       re.findall(r"pf_client: pid (\d+) lived ([0-9.]+) ms", p.err)}
+        own = sorted(self.own_ms.values())
+        p.err = re.sub(r"pf_client: pid \d+ lived [0-9.]+ ms\n", "", p.err)
         runs = []
         for line in p.out.splitlines():
             m = re.match(r"run (\d+) (\d+) (\d+) (\d+)$", line)
@@ -440,12 +443,7 @@ class Main:
             self.storm_own = "own lifetime (main() to exit): median %.2f ms, p99 %.2f ms, max %.2f ms; " \
                 "%d of %d under %d ms" % (own[len(own) // 2], own[int(len(own) * 0.99) - 1], own[-1], under,
                                           len(own), LIFETIME_MS)
-            # Each client does one connection and exits (median ~1 ms); the few that
-            # miss 20 ms were preempted (2 cores, shared with the agent, an ASan agent
-            # in the sanitizer build, and whatever else runs): at least 99 % must make it,
-            # and the figures are printed.
-            res.check("storm: at least 99%% of the clients lived under %d ms (main() to exit)" % LIFETIME_MS,
-                      len(own) == STORM_COUNT and under >= 0.99 * len(own), self.storm_own)
+            print("  storm: " + self.storm_own, flush=True)
         if lifetimes:
             under = sum(1 for t in lifetimes if t < LIFETIME_MS * 1000)
             p99 = lifetimes[int(len(lifetimes) * 0.99) - 1]
@@ -534,6 +532,17 @@ class Main:
                   self.storm_accuracy + ("; agent log: %s" % lost if lost else "") +
                   "".join("\n    run %d pid %d: %s" % (i, pid, [compact(r) for r in ls] or "no line")
                           for i, pid, ls in wrong[:5]))
+        # The point of the storm: processes that lived under 20 ms are named
+        # exactly. How many stay under 20 ms depends on the machine's load (a
+        # preempted client lives longer), so the check is on those that did, and
+        # there must be enough of them for the claim to be tested at all.
+        short = [(i, pid) for i, pid, rc, _ in runs if self.own_ms.get(pid, LIFETIME_MS) < LIFETIME_MS]
+        bad = {pid for _, pid, _ in wrong}
+        short_wrong = [(i, pid) for i, pid in short if pid in bad]
+        res.check("storm: every client that lived under %d ms (at least 500 of them) is named exactly"
+                  % LIFETIME_MS, len(short) >= 500 and not short_wrong,
+                  "%d clients under %d ms, %d of them not exact: %s" % (
+                      len(short), LIFETIME_MS, len(short_wrong), short_wrong[:5]))
         unnamed = [r for r in records if r["reporter"] == "src" and r["dest_port"] == self.storm_port and
                    r["process_name"] not in (self.client, "pf_client")]
         res.check("storm: no storm flow names another program", not unnamed,
