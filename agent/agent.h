@@ -188,10 +188,16 @@ int pf_loader__host_pidns(struct pf_loader *l);
 
 /* ---- caps.c: capabilities after start-up ---- */
 
-/* The capabilities the running agent keeps (a mask of 1 << CAP_*): none,
- * or CAP_SYS_PTRACE when exec paths are made absolute from /proc/<pid>/cwd
- * (no in-kernel path walk). */
-uint64_t pf_caps__keep_set(bool path_walk);
+/* The capabilities the running agent keeps (a mask of 1 << CAP_*): none;
+ * CAP_SYS_PTRACE when exec paths are made absolute from /proc/<pid>/cwd
+ * (no in-kernel path walk); CAP_BPF (CAP_SYS_ADMIN before 5.8) when
+ * @bpf_cap, that is when this kernel refuses bpf() on held fds without it. */
+uint64_t pf_caps__keep_set(bool path_walk, bool bpf_cap);
+
+/* Whether bpf() on @map_fd, a map the agent holds, is refused without
+ * capabilities (kernel.unprivileged_bpf_disabled on kernels that check every
+ * command): a child process drops all and tries. True when it cannot tell. */
+bool pf_caps__bpf_needs_cap(int map_fd);
 
 /*
  * Keep only @keep in this thread's effective and permitted sets, clear the

@@ -1013,7 +1013,8 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 
 	/* Everything that needs privileges is done: keep only what the
 	 * running agent needs (agent/caps.c, README "Privileges"). */
-	err = pf_caps__drop(pf_caps__keep_set(a.loader.path_walk));
+	err = pf_caps__drop(pf_caps__keep_set(
+	    a.loader.path_walk, pf_caps__bpf_needs_cap(bpf_map__fd(a.loader.skel->maps.events))));
 	if (err)
 		pf_log("could not give up capabilities no longer needed: %s", strerror(-err));
 	pf_log("ready: writing %s every %us", pf_logfile__path(a.log), cfg->flush_interval_s);
