@@ -473,7 +473,10 @@ def case_spool_cap(agent, res, tmp):
         code = ("import socket\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
                 "for p in range(30000,32500): u.sendto(b'z',('127.0.0.1',p))\n")
         subprocess.run([sys.executable, "-c", code], timeout=60)
-        time.sleep(5)
+        # Wait for the agent to say the spool filled up (not a fixed sleep).
+        deadline = time.time() + 60
+        while time.time() < deadline and "the spool is full" not in ag.stderr():
+            time.sleep(0.2)
         total = sum(os.path.getsize(os.path.join(spool, n)) for n in os.listdir(spool))
         res.check("the spool stays under its cap (%d bytes)" % total, 0 < total <= 1 << 20)
         rc = ag.stop()
