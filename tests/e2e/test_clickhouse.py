@@ -34,6 +34,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -282,8 +283,15 @@ def row_key(r):
 
 
 def file_lines(outdir):
-    with open(os.path.join(outdir, "flows.log")) as f:
-        return [json.loads(x) for x in f if x.strip()]
+    """Every line the agent wrote: rotated files oldest first, then flows.log
+    (other loopback traffic on a busy host can make it rotate mid-test)."""
+    rotated = sorted((n for n in os.listdir(outdir) if re.match(r"flows\.log\.\d+$", n)),
+                     key=lambda n: -int(n.rsplit(".", 1)[1]))
+    out = []
+    for name in rotated + ["flows.log"]:
+        with open(os.path.join(outdir, name)) as f:
+            out += [json.loads(x) for x in f if x.strip()]
+    return out
 
 
 def table_rows(ch):
