@@ -435,28 +435,22 @@ static bool agg_is_v4mapped(const uint8_t a[16])
 }
 
 /*
- * RFC 1918 private, loopback, link-local and the RFC 6598 shared (CGNAT)
- * space for IPv4; unique-local, link-local and loopback for IPv6.
+ * "pvt" is what Calico calls private: the RFC 1918 ranges 10/8, 172.16/12
+ * and 192.168/16, nothing else (its endpoint code and its aggregation
+ * documentation). Loopback, link-local, 100.64/10 and every IPv6 address
+ * are "pub", so that a line means the same whether Felix or procflow wrote
+ * it, on the same dashboards.
  *
- * 198.18.0.0/15 (benchmarking, RFC 2544) is deliberately NOT private: the
- * contract's example line (spec section 6) shows dest_ip 198.18.0.1 with
- * dest_name_aggr "pub", which is also what Calico writes, and the test
- * networks (spec/kernels.md) use exactly that range.
+ * 198.18.0.0/15 (benchmarking, RFC 2544) is "pub" too, as in the
+ * contract's example line (spec section 6).
  */
-static bool agg_v4_private(const uint8_t *b)
-{
-	return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
-	       b[0] == 127 || (b[0] == 169 && b[1] == 254) || (b[0] == 100 && (b[1] & 0xc0) == 64);
-}
-
 static bool agg_addr_private(const uint8_t a[16])
 {
-	static const uint8_t loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	const uint8_t *b = a + 12;
 
-	if (agg_is_v4mapped(a))
-		return agg_v4_private(a + 12);
-	return (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
-	       !memcmp(a, loopback, sizeof(loopback));
+	if (!agg_is_v4mapped(a))
+		return false;
+	return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168);
 }
 
 const char *pf_addr_aggr_name(const uint8_t addr[16])
@@ -879,6 +873,7 @@ static const char *agg_proto_str(uint8_t proto, char tmp[4])
 {
 	char *p = tmp + 3;
 
+	/* Calico's names (its flow log's protoNames); others by number. */
 	switch (proto) {
 	case IPPROTO_TCP:
 		return "tcp";
@@ -890,6 +885,10 @@ static const char *agg_proto_str(uint8_t proto, char tmp[4])
 		return "icmp6";
 	case IPPROTO_SCTP:
 		return "sctp";
+	case IPPROTO_IPIP:
+		return "ipip";
+	case IPPROTO_ESP:
+		return "esp";
 	}
 	*p = '\0';
 	do {

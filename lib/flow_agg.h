@@ -114,8 +114,9 @@ uint64_t pf_agg__dropped(const struct pf_agg *a);
 /* The key set of the lines, as the options last set it. */
 enum pf_rec_schema pf_agg__schema(const struct pf_agg *a);
 
-/* "pvt" for private, unique-local, loopback and link-local addresses,
- * otherwise "pub". @addr is 16 bytes (IPv4-mapped for IPv4). */
+/* "pvt" for RFC 1918 addresses (10/8, 172.16/12, 192.168/16), as Calico
+ * classifies them; every other address, IPv6 included, is "pub". @addr is
+ * 16 bytes (IPv4-mapped for IPv4). */
 const char *pf_addr_aggr_name(const uint8_t addr[16]);
 
 /* Text form of a 16-byte address ("198.18.0.1", "fd00::1"). Returns @buf. */

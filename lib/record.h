@@ -48,9 +48,9 @@ enum pf_rec_chtype {
 };
 
 /*
- * Key sets. Calico's ingestion before release 3.21 (Linseed before
- * 2025-07-29) decodes flow logs with unknown keys refused, and refused the
- * whole batch for one such line; it does not know the transit_* keys.
+ * Key sets. Calico Enterprise's ingestion (Linseed) refuses unknown keys,
+ * and until 2026-03 refused the whole batch for one such line; it knows the
+ * transit_* keys only since 2025-07-29 (3.21.1 and older lack them).
  */
 enum pf_rec_schema {
 	PF_REC_SCHEMA_CURRENT = 0,     /* Calico's current key set (and host) */
