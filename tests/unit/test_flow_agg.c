@@ -1146,6 +1146,25 @@ static void test_addr_helpers(void **state)
 	assert_string_equal(pf_addr_str(addr, buf, 4), "");
 }
 
+/* The IPv4 text is inet_ntop()'s for every octet value in every place. */
+static void test_addr_str_v4_all_octets(void **state)
+{
+	char got[64], want[INET_ADDRSTRLEN];
+	uint8_t addr[16];
+
+	for (int pos = 0; pos < 4; pos++) {
+		for (int v = 0; v < 256; v++) {
+			parse_addr("1.22.133.4", addr);
+			addr[12 + pos] = (uint8_t)v;
+			assert_non_null(inet_ntop(AF_INET, addr + 12, want, sizeof(want)));
+			assert_string_equal(pf_addr_str(addr, got, sizeof(got)), want);
+		}
+	}
+	/* Smallest buffer that holds every address. */
+	parse_addr("255.255.255.255", addr);
+	assert_string_equal(pf_addr_str(addr, got, INET_ADDRSTRLEN), "255.255.255.255");
+}
+
 static void test_new_invalid(void **state)
 {
 	struct pf_agg_opts opts = default_opts(1);
@@ -1417,6 +1436,7 @@ int main(void)
 	    cmocka_unit_test(test_protocol_names_calico),
 	    cmocka_unit_test(test_schema_calico_3_20),
 	    cmocka_unit_test(test_addr_helpers),
+	    cmocka_unit_test(test_addr_str_v4_all_octets),
 	    cmocka_unit_test(test_new_invalid),
 	    cmocka_unit_test(test_flush_error),
 	    cmocka_unit_test(test_random_stream),
