@@ -33,6 +33,7 @@ struct pf_config {
 	unsigned max_files;		  /* rotated files kept */
 	unsigned max_file_mb;		  /* rotate when flows.log would exceed this */
 	const char *compression;	  /* "none" or "zstd": rotated files */
+	const char *flow_schema;	  /* lib/record.h key set: "current", "calico-3.20" */
 	unsigned file_mode, dir_mode;	  /* flows.log and its directory */
 	char file_group[256];		  /* group of both ("" the agent's own), a name or GID */
 	unsigned agg_allowed;		  /* aggregation level 0..3, allowed flows */

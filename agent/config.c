@@ -25,6 +25,7 @@
 #include "config.h"
 #include "config_check.h"
 #include "procflow/abi.h"
+#include "record.h"
 #include "redact.h"
 #include "safefs.h"
 
@@ -81,6 +82,10 @@ static const struct pf_cfg_key keys[] = {
      "process names per flow before the rest merge into a \"*\" line"},
     {"flowLogsFilePerFlowProcessArgsLimit", PF_CFG_UINT, "5", U(1, 1000), NULL, OFF(args_limit),
      PF_CFG_LIVE, "args-limit", 0, false, "N", "argument strings listed per line"},
+    {"flowLogsSchema", PF_CFG_ENUM, "current", U(0, 0), pf_rec_schema_names, OFF(flow_schema),
+     PF_CFG_LIVE, "flow-logs-schema", 0, false, "current|calico-3.20",
+     "key set of a line: calico-3.20 leaves out the transit_* keys (Calico up to 3.21.1 refuses "
+     "them)"},
     {"flowLogsCollectTcpStats", PF_CFG_BOOL, "true", U(0, 0), NULL, OFF(tcp_stats), PF_CFG_LIVE,
      "no-tcp-stats", 0, false, NULL, "leave the tcp_* fields at 0"},
     {"flowLogsIncludeLoopback", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(include_loopback),

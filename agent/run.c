@@ -390,7 +390,8 @@ static void write_loss_marker(struct pf_agent *a, uint64_t now_s, uint64_t lost)
 	struct pf_jw w;
 
 	pf_jw__init(&w, 4096);
-	if (!pf_loss_marker__line(&w, a->interval_start, now_s, a->host, lost))
+	if (!pf_loss_marker__line(&w, a->interval_start, now_s, a->host, lost,
+				  pf_agg__schema(a->agg)))
 		on_line(w.buf, w.len, a);
 	pf_jw__fini(&w);
 }
@@ -630,6 +631,7 @@ static void agg_opts_of(const struct pf_config *cfg, const char *host, struct pf
 	ao->args_limit = cfg->args_limit;
 	ao->include_process = cfg->process_info;
 	ao->include_tcp = cfg->tcp_stats;
+	(void)pf_rec__schema_parse(cfg->flow_schema, &ao->schema); /* a choice: it parses */
 }
 
 static void arm_timer(int tfd, unsigned secs)

@@ -7,98 +7,21 @@
 
 #include "flowline.h"
 #include "jsonw.h"
-
-enum kind {
-	K_TIME,	   /* DateTime from Unix seconds */
-	K_STR,	   /* String; null -> '' */
-	K_U16,	   /* UInt16; null or out of range -> 0 */
-	K_U32,	   /* UInt32 */
-	K_U64,	   /* UInt64 */
-	K_ARR_STR, /* Array(String); null -> [] */
-	K_ARR_U16, /* Array(UInt16); null -> [] */
-	K_JSON,	   /* String holding the value's JSON text; null -> '' */
-};
-
-struct column {
-	int field; /* enum pf_fl_field */
-	enum kind kind;
-};
+#include "record.h"
 
 static const char *const ch_type[] = {
-    [K_TIME] = "DateTime",
-    [K_STR] = "String",
-    [K_U16] = "UInt16",
-    [K_U32] = "UInt32",
-    [K_U64] = "UInt64",
-    [K_ARR_STR] = "Array(String)",
-    [K_ARR_U16] = "Array(UInt16)",
-    [K_JSON] = "String",
+    [PF_RC_TIME] = "DateTime",
+    [PF_RC_STR] = "String",
+    [PF_RC_U16] = "UInt16",
+    [PF_RC_U32] = "UInt32",
+    [PF_RC_U64] = "UInt64",
+    [PF_RC_ARR_STR] = "Array(String)",
+    [PF_RC_ARR_U16] = "Array(UInt16)",
+    [PF_RC_JSON] = "String",
 };
 
-/* Every field of the contract, in its order; the column name is the field's. */
-static const struct column columns[] = {
-    {PF_FL_START_TIME, K_TIME},
-    {PF_FL_END_TIME, K_TIME},
-    {PF_FL_SOURCE_IP, K_STR},
-    {PF_FL_SOURCE_NAME, K_STR},
-    {PF_FL_SOURCE_NAME_AGGR, K_STR},
-    {PF_FL_SOURCE_NAMESPACE, K_STR},
-    {PF_FL_NAT_OUTGOING_PORTS, K_ARR_U16},
-    {PF_FL_SOURCE_PORT, K_U16},
-    {PF_FL_SOURCE_TYPE, K_STR},
-    {PF_FL_SOURCE_LABELS, K_JSON},
-    {PF_FL_DEST_IP, K_STR},
-    {PF_FL_DEST_NAME, K_STR},
-    {PF_FL_DEST_NAME_AGGR, K_STR},
-    {PF_FL_DEST_NAMESPACE, K_STR},
-    {PF_FL_DEST_PORT, K_U16},
-    {PF_FL_DEST_TYPE, K_STR},
-    {PF_FL_DEST_LABELS, K_JSON},
-    {PF_FL_DEST_SERVICE_NAMESPACE, K_STR},
-    {PF_FL_DEST_SERVICE_NAME, K_STR},
-    {PF_FL_DEST_SERVICE_PORT, K_STR},
-    {PF_FL_DEST_SERVICE_PORT_NUM, K_U16},
-    {PF_FL_DEST_DOMAINS, K_ARR_STR},
-    {PF_FL_PROTO, K_STR},
-    {PF_FL_ACTION, K_STR},
-    {PF_FL_REPORTER, K_STR},
-    {PF_FL_POLICIES, K_JSON},
-    {PF_FL_BYTES_IN, K_U64},
-    {PF_FL_BYTES_OUT, K_U64},
-    {PF_FL_NUM_FLOWS, K_U64},
-    {PF_FL_NUM_FLOWS_STARTED, K_U64},
-    {PF_FL_NUM_FLOWS_COMPLETED, K_U64},
-    {PF_FL_PACKETS_IN, K_U64},
-    {PF_FL_PACKETS_OUT, K_U64},
-    {PF_FL_TRANSIT_BYTES_IN, K_U64},
-    {PF_FL_TRANSIT_BYTES_OUT, K_U64},
-    {PF_FL_TRANSIT_PACKETS_IN, K_U64},
-    {PF_FL_TRANSIT_PACKETS_OUT, K_U64},
-    {PF_FL_HTTP_REQUESTS_ALLOWED_IN, K_U64},
-    {PF_FL_HTTP_REQUESTS_DENIED_IN, K_U64},
-    {PF_FL_PROCESS_NAME, K_STR},
-    {PF_FL_NUM_PROCESS_NAMES, K_U32},
-    {PF_FL_PROCESS_ID, K_STR},
-    {PF_FL_NUM_PROCESS_IDS, K_U32},
-    {PF_FL_PROCESS_ARGS, K_ARR_STR},
-    {PF_FL_NUM_PROCESS_ARGS, K_U32},
-    {PF_FL_ORIGINAL_SOURCE_IPS, K_ARR_STR},
-    {PF_FL_NUM_ORIGINAL_SOURCE_IPS, K_U32},
-    {PF_FL_TCP_MEAN_SEND_CONGESTION_WINDOW, K_U32},
-    {PF_FL_TCP_MIN_SEND_CONGESTION_WINDOW, K_U32},
-    {PF_FL_TCP_MEAN_SMOOTH_RTT, K_U32},
-    {PF_FL_TCP_MAX_SMOOTH_RTT, K_U32},
-    {PF_FL_TCP_MEAN_MIN_RTT, K_U32},
-    {PF_FL_TCP_MAX_MIN_RTT, K_U32},
-    {PF_FL_TCP_MEAN_MSS, K_U32},
-    {PF_FL_TCP_MIN_MSS, K_U32},
-    {PF_FL_TCP_TOTAL_RETRANSMISSIONS, K_U64},
-    {PF_FL_TCP_LOST_PACKETS, K_U64},
-    {PF_FL_TCP_UNRECOVERED_TO, K_U64},
-    {PF_FL_HOST, K_STR},
-};
-
-#define NCOLS (sizeof(columns) / sizeof(columns[0]))
+/* Every field of the record (lib/record.h), in its order, is a column of its
+ * name; a line of an older key set fills the columns it lacks with 0. */
 
 int pf_chrow__ident_ok(const char *s)
 {
@@ -123,6 +46,7 @@ static void text(struct pf_jw *w, const char *s)
 
 int pf_chrow__schema(struct pf_jw *w, const char *db, const char *table)
 {
+	const struct pf_rec_field_info *t = pf_rec__fields();
 	char line[160];
 
 	if (!pf_chrow__ident_ok(db) || !pf_chrow__ident_ok(table))
@@ -131,9 +55,8 @@ int pf_chrow__schema(struct pf_jw *w, const char *db, const char *table)
 	text(w, line);
 	snprintf(line, sizeof(line), "CREATE TABLE IF NOT EXISTS %s.%s\n(\n", db, table);
 	text(w, line);
-	for (size_t i = 0; i < NCOLS; i++) {
-		snprintf(line, sizeof(line), "    %s %s,\n", pf_fl__name(columns[i].field),
-			 ch_type[columns[i].kind]);
+	for (size_t i = 0; i < PF_REC_NFIELDS; i++) {
+		snprintf(line, sizeof(line), "    %s %s,\n", t[i].name, ch_type[t[i].chtype]);
 		text(w, line);
 	}
 	text(w, "    run_id UInt64,\n"
@@ -143,13 +66,6 @@ int pf_chrow__schema(struct pf_jw *w, const char *db, const char *table)
 		"PARTITION BY toYYYYMMDD(start_time)\n"
 		"ORDER BY (host, start_time, process_name);\n");
 	return pf_jw__error(w);
-}
-
-/* A value copied as it is (it is valid JSON already). */
-static void raw_val(struct pf_jw *w, const char *s, size_t n)
-{
-	pf_jw__raw(w, s, n);
-	w->need_comma = 1;
 }
 
 static void num_col(struct pf_jw *w, const struct pf_fl_val *v, uint64_t max)
@@ -163,50 +79,52 @@ static void num_col(struct pf_jw *w, const struct pf_fl_val *v, uint64_t max)
 
 int pf_chrow__append(struct pf_jw *w, const char *line, size_t len, uint64_t run_id, uint64_t seq)
 {
+	const struct pf_rec_field_info *t = pf_rec__fields();
 	struct pf_flowrec r;
-	uint64_t t;
+	uint64_t tm;
 
-	if (pf_fl__scan(line, len, PF_FL_ALL, &r) || pf_fl__u64(&r.v[PF_FL_START_TIME], &t) ||
-	    pf_fl__u64(&r.v[PF_FL_END_TIME], &t))
+	if (pf_fl__scan(line, len, PF_FL_ALL, &r) || pf_fl__u64(&r.v[PF_FL_START_TIME], &tm) ||
+	    pf_fl__u64(&r.v[PF_FL_END_TIME], &tm))
 		return -EINVAL;
 	pf_jw__obj_begin(w);
-	for (size_t i = 0; i < NCOLS; i++) {
-		const struct pf_fl_val *v = &r.v[columns[i].field];
+	for (size_t i = 0; i < PF_REC_NFIELDS; i++) {
+		const struct pf_fl_val *v = &r.v[i];
 
-		pf_jw__key(w, pf_fl__name(columns[i].field));
-		switch (columns[i].kind) {
-		case K_TIME:
+		pf_jw__keyn(w, t[i].name, t[i].name_len);
+		switch ((enum pf_rec_chtype)t[i].chtype) {
+		case PF_RC_TIME:
 			num_col(w, v, UINT32_MAX); /* DateTime is 32-bit */
 			break;
-		case K_U16:
+		case PF_RC_U16:
 			num_col(w, v, UINT16_MAX);
 			break;
-		case K_U32:
+		case PF_RC_U32:
 			num_col(w, v, UINT32_MAX);
 			break;
-		case K_U64:
+		case PF_RC_U64:
 			num_col(w, v, UINT64_MAX);
 			break;
-		case K_STR:
+		case PF_RC_STR:
 			/* The line's string is valid JSON already: copy it. */
 			if (v->type == PF_FLV_STR) {
-				pf_jw__raw(w, "\"", 1);
+				pf_jw__json(w, "\"", 1);
 				pf_jw__raw(w, v->p, v->len);
-				raw_val(w, "\"", 1);
+				pf_jw__raw(w, "\"", 1);
+				w->need_comma = 1;
 			} else if (v->type == PF_FLV_NUM || v->type == PF_FLV_BOOL) {
 				pf_jw__strn(w, v->p, v->len);
 			} else {
 				pf_jw__str(w, "");
 			}
 			break;
-		case K_ARR_STR:
-		case K_ARR_U16:
+		case PF_RC_ARR_STR:
+		case PF_RC_ARR_U16:
 			if (v->type == PF_FLV_ARR)
-				raw_val(w, v->p, v->len);
+				pf_jw__json(w, v->p, v->len);
 			else
-				raw_val(w, "[]", 2);
+				pf_jw__json(w, "[]", 2);
 			break;
-		case K_JSON:
+		case PF_RC_JSON:
 			if (v->type == PF_FLV_OBJ || v->type == PF_FLV_ARR)
 				pf_jw__strn(w, v->p, v->len);
 			else

@@ -23,6 +23,7 @@
  */
 #include "flow_agg.h"
 #include "jsonw.h"
+#include "record.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -154,6 +155,9 @@ struct pf_agg {
 
 	struct agg_chunk *arena;
 	struct pf_jw jw;
+	enum pf_rec_schema schema; /* the key set of the lines */
+	struct pf_strn *argv;	   /* a record's process_args */
+	size_t argv_cap;
 };
 
 /* ---- hashing --------------------------------------------------------------------------------- */
@@ -431,28 +435,22 @@ static bool agg_is_v4mapped(const uint8_t a[16])
 }
 
 /*
- * RFC 1918 private, loopback, link-local and the RFC 6598 shared (CGNAT)
- * space for IPv4; unique-local, link-local and loopback for IPv6.
+ * "pvt" is what Calico calls private: the RFC 1918 ranges 10/8, 172.16/12
+ * and 192.168/16, nothing else (its endpoint code and its aggregation
+ * documentation). Loopback, link-local, 100.64/10 and every IPv6 address
+ * are "pub", so that a line means the same whether Felix or procflow wrote
+ * it, on the same dashboards.
  *
- * 198.18.0.0/15 (benchmarking, RFC 2544) is deliberately NOT private: the
- * contract's example line (spec section 6) shows dest_ip 198.18.0.1 with
- * dest_name_aggr "pub", which is also what Calico writes, and the test
- * networks (spec/kernels.md) use exactly that range.
+ * 198.18.0.0/15 (benchmarking, RFC 2544) is "pub" too, as in the
+ * contract's example line (spec section 6).
  */
-static bool agg_v4_private(const uint8_t *b)
-{
-	return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
-	       b[0] == 127 || (b[0] == 169 && b[1] == 254) || (b[0] == 100 && (b[1] & 0xc0) == 64);
-}
-
 static bool agg_addr_private(const uint8_t a[16])
 {
-	static const uint8_t loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	const uint8_t *b = a + 12;
 
-	if (agg_is_v4mapped(a))
-		return agg_v4_private(a + 12);
-	return (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
-	       !memcmp(a, loopback, sizeof(loopback));
+	if (!agg_is_v4mapped(a))
+		return false;
+	return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168);
 }
 
 const char *pf_addr_aggr_name(const uint8_t addr[16])
@@ -460,10 +458,34 @@ const char *pf_addr_aggr_name(const uint8_t addr[16])
 	return agg_addr_private(addr) ? "pvt" : "pub";
 }
 
+/* Dotted IPv4 into @buf (at least INET_ADDRSTRLEN bytes) without the
+ * printf machinery inet_ntop() goes through: two addresses a line, and
+ * they were a fifth of the time a line took. */
+static void agg_v4_str(const uint8_t *b, char *buf)
+{
+	char *p = buf;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned v = b[i];
+
+		if (v >= 100)
+			*p++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*p++ = (char)('0' + v / 10 % 10);
+		*p++ = (char)('0' + v % 10);
+		*p++ = '.';
+	}
+	p[-1] = '\0';
+}
+
 char *pf_addr_str(const uint8_t addr[16], char *buf, size_t bufsz)
 {
 	const char *r;
 
+	if (agg_is_v4mapped(addr) && bufsz >= INET_ADDRSTRLEN) {
+		agg_v4_str(addr + 12, buf);
+		return buf;
+	}
 	if (agg_is_v4mapped(addr))
 		r = inet_ntop(AF_INET, addr + 12, buf, (socklen_t)bufsz);
 	else
@@ -489,7 +511,8 @@ static void agg_clear(struct pf_agg *a)
 
 static bool agg_opts_valid(const struct pf_agg_opts *o)
 {
-	return o && o->level >= 0 && o->level <= 3 && o->level_denied >= 0 && o->level_denied <= 3;
+	return o && o->level >= 0 && o->level <= 3 && o->level_denied >= 0 &&
+	       o->level_denied <= 3 && (unsigned)o->schema < PF_REC_NSCHEMAS;
 }
 
 /* Everything but the host, which only pf_agg__new sets. */
@@ -501,6 +524,7 @@ static void agg_set_opts(struct pf_agg *a, const struct pf_agg_opts *opts)
 	a->args_limit = opts->args_limit;
 	a->include_process = opts->include_process;
 	a->include_tcp = opts->include_tcp;
+	a->schema = opts->schema;
 	a->max_keys = opts->max_keys ? opts->max_keys : AGG_MAX_KEYS_DEFAULT;
 	/* Line and key indexes are 32-bit. */
 	if (a->max_keys > UINT32_MAX / 2)
@@ -567,12 +591,18 @@ void pf_agg__free(struct pf_agg *a)
 	free(a->sset);
 	free(a->host);
 	pf_jw__fini(&a->jw);
+	free(a->argv);
 	free(a);
 }
 
 uint64_t pf_agg__dropped(const struct pf_agg *a)
 {
 	return a->dropped;
+}
+
+enum pf_rec_schema pf_agg__schema(const struct pf_agg *a)
+{
+	return a->schema;
 }
 
 /* ---- adding ---------------------------------------------------------------------------------- */
@@ -861,21 +891,13 @@ int pf_agg__add(struct pf_agg *a, const struct pf_flow_obs *o)
 	return 0;
 }
 
-/* ---- the line -------------------------------------------------------------------------------- */
-
-/* One side of the line as the spec's fields see it. */
-struct agg_ep {
-	const char *ip; /* NULL: null (aggregated away) */
-	const char *name;
-	const char *name_aggr;
-	const char *type;
-	int port; /* -1: null */
-};
+/* ---- the record ------------------------------------------------------------------------------ */
 
 static const char *agg_proto_str(uint8_t proto, char tmp[4])
 {
 	char *p = tmp + 3;
 
+	/* Calico's names (its flow log's protoNames); others by number. */
 	switch (proto) {
 	case IPPROTO_TCP:
 		return "tcp";
@@ -887,6 +909,10 @@ static const char *agg_proto_str(uint8_t proto, char tmp[4])
 		return "icmp6";
 	case IPPROTO_SCTP:
 		return "sctp";
+	case IPPROTO_IPIP:
+		return "ipip";
+	case IPPROTO_ESP:
+		return "esp";
 	}
 	*p = '\0';
 	do {
@@ -896,223 +922,202 @@ static const char *agg_proto_str(uint8_t proto, char tmp[4])
 	return p;
 }
 
-static void agg_kv_str(struct pf_jw *w, const char *k, const char *v)
+/* Strings a record points at that are not the aggregator's own. */
+struct agg_rec_buf {
+	char lip[INET6_ADDRSTRLEN], rip[INET6_ADDRSTRLEN], proto[4], pid[11];
+};
+
+/* The argument strings a record lists: a->argv grown to @n entries. */
+static struct pf_strn *agg_argv(struct pf_agg *a, size_t n)
 {
-	pf_jw__key(w, k);
-	pf_jw__str(w, v);
+	struct pf_strn *v;
+
+	if (n <= a->argv_cap)
+		return a->argv;
+	v = realloc(a->argv, n * sizeof(*v));
+	if (!v)
+		return NULL;
+	a->argv = v;
+	a->argv_cap = n;
+	return v;
 }
 
-static void agg_kv_u64(struct pf_jw *w, const char *k, uint64_t v)
-{
-	pf_jw__key(w, k);
-	pf_jw__u64(w, v);
-}
-
-static void agg_kv_null(struct pf_jw *w, const char *k)
-{
-	pf_jw__key(w, k);
-	pf_jw__null(w);
-}
-
-static void agg_kv_port(struct pf_jw *w, const char *k, int port)
-{
-	pf_jw__key(w, k);
-	if (port < 0)
-		pf_jw__null(w);
-	else
-		pf_jw__u64(w, (uint64_t)port);
-}
-
-/* Write the line for (@ke, @ln) into a->jw, listing at most @max_listed
- * argument strings. Returns the writer's error. */
-static int agg_write_line(struct pf_agg *a, const struct agg_kent *ke, const struct agg_line *ln,
-			  uint64_t start_s, uint64_t end_s, uint32_t max_listed)
+/* Fill @r with the record of (@ke, @ln). Returns 0 or -ENOMEM. */
+static int agg_record(struct pf_agg *a, const struct agg_kent *ke, const struct agg_line *ln,
+		      uint64_t start_s, uint64_t end_s, struct agg_rec_buf *b, struct pf_record *r)
 {
 	const struct agg_key *k = &ke->k;
 	bool src = k->reporter == PF_REPORTER_SRC, ports = agg_proto_has_ports(k->proto);
-	char lip[INET6_ADDRSTRLEN], rip[INET6_ADDRSTRLEN], proto_tmp[4], pid_tmp[11];
-	struct agg_ep local, remote, *s, *d;
-	struct pf_jw *w = &a->jw;
-	const char *pid_str;
-	const struct agg_arg *arg;
-	uint64_t num_args;
-	uint32_t i, pid;
-	char *p;
 	int level = k->action == PF_ACTION_DENY ? a->level_denied : a->level;
+	const char *lip = NULL, *rip = NULL, *lname = "-", *raggr;
+	int32_t lport = k->lport, rport = k->rport;
+	const struct agg_arg *arg;
+	struct pf_strn *argv;
+	uint32_t pid, i;
+	char *p;
 
-	local.type = "hep";
-	local.name_aggr = a->host;
-	remote.type = "net";
-	remote.name = "-";
 	if (level >= 2) {
-		local.ip = NULL;
-		local.name = "-";
-		remote.ip = NULL;
-		remote.name_aggr = k->rclass == AGG_CLASS_PVT ? "pvt" : "pub";
+		raggr = k->rclass == AGG_CLASS_PVT ? "pvt" : "pub";
 	} else {
-		local.ip = pf_addr_str(k->laddr, lip, sizeof(lip));
-		local.name = a->host;
-		remote.ip = pf_addr_str(k->raddr, rip, sizeof(rip));
-		remote.name_aggr = pf_addr_aggr_name(k->raddr);
+		lip = pf_addr_str(k->laddr, b->lip, sizeof(b->lip));
+		lname = a->host;
+		rip = pf_addr_str(k->raddr, b->rip, sizeof(b->rip));
+		raggr = pf_addr_aggr_name(k->raddr);
 	}
 	/* Folded ports are 0 in the key; which ones are folded follows from
 	 * the level and the reporter, not from the value (port 0 is a port). */
-	local.port = k->lport;
-	remote.port = k->rport;
 	if (!ports) {
-		local.port = -1;
-		remote.port = -1;
+		lport = -1;
+		rport = -1;
 	}
-	s = src ? &local : &remote;
-	d = src ? &remote : &local;
 	if (level >= 1)
-		s->port = -1;
+		*(src ? &lport : &rport) = -1;
 	if (level >= 3)
-		d->port = -1;
+		*(src ? &rport : &lport) = -1;
 
-	pf_jw__reset(w);
-	pf_jw__obj_begin(w);
-	agg_kv_u64(w, "start_time", start_s);
-	agg_kv_u64(w, "end_time", end_s);
-
-	pf_jw__key(w, "source_ip");
-	pf_jw__str(w, s->ip);
-	agg_kv_str(w, "source_name", s->name);
-	agg_kv_str(w, "source_name_aggr", s->name_aggr);
-	agg_kv_str(w, "source_namespace", "-");
-	agg_kv_null(w, "nat_outgoing_ports");
-	agg_kv_port(w, "source_port", s->port);
-	agg_kv_str(w, "source_type", s->type);
-	agg_kv_null(w, "source_labels");
-
-	pf_jw__key(w, "dest_ip");
-	pf_jw__str(w, d->ip);
-	agg_kv_str(w, "dest_name", d->name);
-	agg_kv_str(w, "dest_name_aggr", d->name_aggr);
-	agg_kv_str(w, "dest_namespace", "-");
-	agg_kv_port(w, "dest_port", d->port);
-	agg_kv_str(w, "dest_type", d->type);
-	agg_kv_null(w, "dest_labels");
-	agg_kv_str(w, "dest_service_namespace", "-");
-	agg_kv_str(w, "dest_service_name", "-");
-	agg_kv_str(w, "dest_service_port", "-");
-	agg_kv_null(w, "dest_service_port_num");
-	agg_kv_null(w, "dest_domains");
-
-	agg_kv_str(w, "proto", agg_proto_str(k->proto, proto_tmp));
-	agg_kv_str(w, "action", k->action == PF_ACTION_DENY ? "deny" : "allow");
-	agg_kv_str(w, "reporter", src ? "src" : "dst");
-	agg_kv_null(w, "policies");
-	agg_kv_u64(w, "bytes_in", ln->bytes_in);
-	agg_kv_u64(w, "bytes_out", ln->bytes_out);
-	agg_kv_u64(w, "num_flows", ln->num_flows);
-	agg_kv_u64(w, "num_flows_started", ln->num_started);
-	agg_kv_u64(w, "num_flows_completed", ln->num_completed);
-	agg_kv_u64(w, "packets_in", ln->packets_in);
-	agg_kv_u64(w, "packets_out", ln->packets_out);
-	agg_kv_u64(w, "transit_bytes_in", 0);
-	agg_kv_u64(w, "transit_bytes_out", 0);
-	agg_kv_u64(w, "transit_packets_in", 0);
-	agg_kv_u64(w, "transit_packets_out", 0);
-	agg_kv_u64(w, "http_requests_allowed_in", 0);
-	agg_kv_u64(w, "http_requests_denied_in", 0);
+	pf_rec__init(r);
+	r->start_time = start_s;
+	r->end_time = end_s;
+	/* The local side is the host (hep), the remote side a network (net). */
+	r->source_ip = src ? lip : rip;
+	r->source_name = src ? lname : "-";
+	r->source_name_aggr = src ? a->host : raggr;
+	r->source_port = src ? lport : rport;
+	r->source_type = src ? "hep" : "net";
+	r->dest_ip = src ? rip : lip;
+	r->dest_name = src ? "-" : lname;
+	r->dest_name_aggr = src ? raggr : a->host;
+	r->dest_port = src ? rport : lport;
+	r->dest_type = src ? "net" : "hep";
+	r->proto = agg_proto_str(k->proto, b->proto);
+	r->action = k->action == PF_ACTION_DENY ? "deny" : "allow";
+	r->reporter = src ? "src" : "dst";
+	r->bytes_in = ln->bytes_in;
+	r->bytes_out = ln->bytes_out;
+	r->num_flows = ln->num_flows;
+	r->num_flows_started = ln->num_started;
+	r->num_flows_completed = ln->num_completed;
+	r->packets_in = ln->packets_in;
+	r->packets_out = ln->packets_out;
 
 	/* Process fields: spec section 3. */
-	pf_jw__key(w, "process_name");
-	if (ln->kind == AGG_LINE_NAMED)
-		pf_jw__strn(w, ln->name, ln->name_len);
-	else
-		pf_jw__str(w, ln->kind == AGG_LINE_STAR ? "*" : "-");
-	agg_kv_u64(w, "num_process_names", ln->kind == AGG_LINE_DASH ? 0 : ln->num_names);
+	if (ln->kind == AGG_LINE_NAMED) {
+		r->process_name.p = ln->name;
+		r->process_name.len = ln->name_len;
+	} else {
+		r->process_name.p = ln->kind == AGG_LINE_STAR ? "*" : "-";
+		r->process_name.len = 1;
+	}
+	r->num_process_names = ln->kind == AGG_LINE_DASH ? 0 : ln->num_names;
 	if (ln->num_pids == 1) {
 		pid = ln->pid;
-		p = pid_tmp + sizeof(pid_tmp) - 1;
+		p = b->pid + sizeof(b->pid) - 1;
 		*p = '\0';
 		do {
 			*--p = (char)('0' + pid % 10);
 			pid /= 10;
 		} while (pid);
-		pid_str = p;
+		r->process_id = p;
 	} else {
-		pid_str = ln->num_pids ? "*" : "-";
+		r->process_id = ln->num_pids ? "*" : "-";
 	}
-	agg_kv_str(w, "process_id", pid_str);
-	agg_kv_u64(w, "num_process_ids", ln->num_pids);
-	pf_jw__key(w, "process_args");
-	pf_jw__arr_begin(w);
+	r->num_process_ids = ln->num_pids;
 	if (ln->num_pids == 1) {
 		/* One process: its longest argument string says the most. */
-		if (ln->longest && max_listed)
-			pf_jw__strn(w, ln->longest, ln->longest_len);
-		num_args = ln->num_args ? 1 : 0;
+		if (ln->longest && a->args_limit) {
+			argv = agg_argv(a, 1);
+			if (!argv)
+				return -ENOMEM;
+			argv[0].p = ln->longest;
+			argv[0].len = ln->longest_len;
+			r->process_args.v = argv;
+			r->process_args.n = 1;
+		}
+		r->num_process_args = ln->num_args ? 1 : 0;
 	} else {
-		for (arg = ln->args, i = 0; arg && i < max_listed; arg = arg->next, i++)
-			pf_jw__strn(w, arg->s, arg->len);
-		num_args = ln->num_args;
+		if (ln->n_listed) {
+			argv = agg_argv(a, ln->n_listed);
+			if (!argv)
+				return -ENOMEM;
+			for (arg = ln->args, i = 0; arg && i < ln->n_listed; arg = arg->next, i++) {
+				argv[i].p = arg->s;
+				argv[i].len = arg->len;
+			}
+			r->process_args.v = argv;
+			r->process_args.n = i;
+		}
+		r->num_process_args = ln->num_args;
 	}
-	pf_jw__arr_end(w);
-	agg_kv_u64(w, "num_process_args", num_args);
-	agg_kv_null(w, "original_source_ips");
-	agg_kv_u64(w, "num_original_source_ips", 0);
 
 	/* Means truncate, as integer division in Calico's collector does. */
-	agg_kv_u64(w, "tcp_mean_send_congestion_window", ln->tcp_n ? ln->cwnd_sum / ln->tcp_n : 0);
-	agg_kv_u64(w, "tcp_min_send_congestion_window", ln->cwnd_min);
-	agg_kv_u64(w, "tcp_mean_smooth_rtt", ln->tcp_n ? ln->srtt_sum / ln->tcp_n : 0);
-	agg_kv_u64(w, "tcp_max_smooth_rtt", ln->srtt_max);
-	agg_kv_u64(w, "tcp_mean_min_rtt", ln->tcp_n ? ln->min_rtt_sum / ln->tcp_n : 0);
-	agg_kv_u64(w, "tcp_max_min_rtt", ln->min_rtt_max);
-	agg_kv_u64(w, "tcp_mean_mss", ln->tcp_n ? ln->mss_sum / ln->tcp_n : 0);
-	agg_kv_u64(w, "tcp_min_mss", ln->mss_min);
-	agg_kv_u64(w, "tcp_total_retransmissions", ln->retrans);
-	agg_kv_u64(w, "tcp_lost_packets", ln->lost);
-	agg_kv_u64(w, "tcp_unrecovered_to", ln->unrecovered);
-	agg_kv_str(w, "host", a->host);
-	pf_jw__obj_end(w);
-	pf_jw__raw(w, "\n", 1);
-	return pf_jw__error(w);
+	r->tcp_mean_send_congestion_window = ln->tcp_n ? ln->cwnd_sum / ln->tcp_n : 0;
+	r->tcp_min_send_congestion_window = ln->cwnd_min;
+	r->tcp_mean_smooth_rtt = ln->tcp_n ? ln->srtt_sum / ln->tcp_n : 0;
+	r->tcp_max_smooth_rtt = ln->srtt_max;
+	r->tcp_mean_min_rtt = ln->tcp_n ? ln->min_rtt_sum / ln->tcp_n : 0;
+	r->tcp_max_min_rtt = ln->min_rtt_max;
+	r->tcp_mean_mss = ln->tcp_n ? ln->mss_sum / ln->tcp_n : 0;
+	r->tcp_min_mss = ln->mss_min;
+	r->tcp_total_retransmissions = ln->retrans;
+	r->tcp_lost_packets = ln->lost;
+	r->tcp_unrecovered_to = ln->unrecovered;
+	r->host = a->host;
+	return 0;
 }
 
-int pf_agg__flush(struct pf_agg *a, uint64_t start_s, uint64_t end_s, pf_agg_line_fn fn, void *ctx)
+int pf_agg__flush_records(struct pf_agg *a, uint64_t start_s, uint64_t end_s, pf_agg_rec_fn fn,
+			  void *ctx)
 {
 	const struct agg_kent *ke;
 	const struct agg_line *ln;
-	uint32_t li, listed;
+	struct agg_rec_buf b;
+	struct pf_record r;
 	size_t ki;
+	uint32_t li;
 	int err = 0;
 
 	if (!a || !fn)
 		return -EINVAL;
-	for (ki = 0; ki < a->nkeys; ki++) {
+	for (ki = 0; ki < a->nkeys && !err; ki++) {
 		ke = &a->keys[ki];
-		for (li = ke->head; li; li = ln->next) {
+		for (li = ke->head; li && !err; li = ln->next) {
 			ln = &a->lines[li - 1];
-			/* A line over AGG_LINE_MAX (a huge args_limit, or many
-			 * long arguments) is written again with fewer argument
-			 * strings listed; num_process_args still counts them
-			 * all. A line that does not fit even with none is
-			 * dropped and counted. */
-			listed = a->args_limit;
-			for (;;) {
-				err = agg_write_line(a, ke, ln, start_s, end_s, listed);
-				if (err != -ENOSPC || !listed)
-					break;
-				listed /= 2;
-			}
-			if (err == -ENOSPC) {
-				a->dropped++;
-				err = 0;
-				continue;
-			}
+			err = agg_record(a, ke, ln, start_s, end_s, &b, &r);
 			if (!err)
-				err = fn(a->jw.buf, a->jw.len, ctx);
-			if (err)
-				goto out;
+				err = fn(&r, ctx);
 		}
 	}
-out:
 	/* The interval is over whatever happened: keeping it would mix its
 	 * counts into the next interval under the wrong times. */
 	agg_clear(a);
 	return err;
+}
+
+struct agg_line_ctx {
+	struct pf_agg *a;
+	pf_agg_line_fn fn;
+	void *ctx;
+};
+
+static int agg_line_of(const struct pf_record *r, void *ctx)
+{
+	struct agg_line_ctx *c = ctx;
+	int err = pf_rec__line(&c->a->jw, r, c->a->schema);
+
+	/* A line that does not fit even without argument strings is
+	 * dropped and counted. */
+	if (err == -ENOSPC) {
+		c->a->dropped++;
+		return 0;
+	}
+	return err ? err : c->fn(c->a->jw.buf, c->a->jw.len, c->ctx);
+}
+
+int pf_agg__flush(struct pf_agg *a, uint64_t start_s, uint64_t end_s, pf_agg_line_fn fn, void *ctx)
+{
+	struct agg_line_ctx c = {a, fn, ctx};
+
+	if (!fn)
+		return -EINVAL;
+	return pf_agg__flush_records(a, start_s, end_s, agg_line_of, &c);
 }

@@ -8,7 +8,8 @@
  * process that owns the local side, then calls pf_agg__flush() once per
  * interval. The aggregator folds observations by the aggregation level,
  * keeps per-process statistics within each folded key (first-seen order),
- * and writes one JSON line per (key, process name) through a callback.
+ * and hands on one record (lib/record.h) per (key, process name); the
+ * record's writer turns it into a line.
  *
  * Nothing here knows about BPF or the kernel: it is pure logic.
  */
@@ -17,6 +18,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "record.h"
 
 enum pf_reporter {
 	PF_REPORTER_SRC = 1, /* local side initiated */
@@ -36,9 +39,9 @@ struct pf_flow_obs {
 	uint8_t laddr[16]; /* local address, IPv4 as ::ffff:a.b.c.d */
 	uint8_t raddr[16]; /* remote address */
 	uint16_t lport, rport;
-	uint8_t proto;	  /* IPPROTO_* */
-	uint8_t reporter; /* enum pf_reporter */
-	uint8_t started;  /* the flow started in this interval */
+	uint8_t proto;	   /* IPPROTO_* */
+	uint8_t reporter;  /* enum pf_reporter */
+	uint8_t started;   /* the flow started in this interval */
 	uint8_t completed; /* the flow completed in this interval */
 	uint8_t action;	   /* enum pf_action; part of the key, never folded */
 	uint64_t bytes_in, bytes_out, packets_in, packets_out; /* this interval */
@@ -64,7 +67,12 @@ struct pf_agg_opts {
 	int include_process;	   /* 0: every process_name is "-" */
 	int include_tcp;	   /* 0: every tcp_* field is 0 */
 	size_t max_keys;	   /* bound on folded keys per interval; 0 = 1<<20 */
+	enum pf_rec_schema schema; /* the lines' key set (0: current) */
 };
+
+/* Called for each record of an interval; @r is valid during the call only.
+ * Return 0 to go on, a negative errno to stop. */
+typedef int (*pf_agg_rec_fn)(const struct pf_record *r, void *ctx);
 
 /* Called for each finished line: @line is one JSON object followed by
  * '\n', @len bytes. Return 0 to go on, a negative errno to stop. */
@@ -89,14 +97,26 @@ int pf_agg__reconfigure(struct pf_agg *a, const struct pf_agg_opts *opts);
  * in pf_agg__dropped()), or -ENOMEM. */
 int pf_agg__add(struct pf_agg *a, const struct pf_flow_obs *obs);
 
-/* Write every line of the interval [start_s, end_s] in first-seen key
- * order, then clear the interval. Returns 0 or the first error from @fn. */
+/* Hand on every record of the interval [start_s, end_s] in first-seen key
+ * order, then clear the interval. Returns 0, -ENOMEM, or the first error
+ * from @fn (the interval is cleared all the same). */
+int pf_agg__flush_records(struct pf_agg *a, uint64_t start_s, uint64_t end_s, pf_agg_rec_fn fn,
+			  void *ctx);
+
+/* pf_agg__flush_records() with each record written as a line
+ * (pf_rec__line(), the schema of the options). A line too long for
+ * AGG_LINE_MAX even without argument strings is dropped and counted in
+ * pf_agg__dropped(). Returns 0 or the first error from @fn. */
 int pf_agg__flush(struct pf_agg *a, uint64_t start_s, uint64_t end_s, pf_agg_line_fn fn, void *ctx);
 
 uint64_t pf_agg__dropped(const struct pf_agg *a);
 
-/* "pvt" for private, unique-local, loopback and link-local addresses,
- * otherwise "pub". @addr is 16 bytes (IPv4-mapped for IPv4). */
+/* The key set of the lines, as the options last set it. */
+enum pf_rec_schema pf_agg__schema(const struct pf_agg *a);
+
+/* "pvt" for RFC 1918 addresses (10/8, 172.16/12, 192.168/16), as Calico
+ * classifies them; every other address, IPv6 included, is "pub". @addr is
+ * 16 bytes (IPv4-mapped for IPv4). */
 const char *pf_addr_aggr_name(const uint8_t addr[16]);
 
 /* Text form of a 16-byte address ("198.18.0.1", "fd00::1"). Returns @buf. */

@@ -6,89 +6,17 @@
 
 #define MAX_DEPTH 32
 
-static const char *const names[PF_FL_NFIELDS] = {
-    "start_time",
-    "end_time",
-    "source_ip",
-    "source_name",
-    "source_name_aggr",
-    "source_namespace",
-    "nat_outgoing_ports",
-    "source_port",
-    "source_type",
-    "source_labels",
-    "dest_ip",
-    "dest_name",
-    "dest_name_aggr",
-    "dest_namespace",
-    "dest_port",
-    "dest_type",
-    "dest_labels",
-    "dest_service_namespace",
-    "dest_service_name",
-    "dest_service_port",
-    "dest_service_port_num",
-    "dest_domains",
-    "proto",
-    "action",
-    "reporter",
-    "policies",
-    "bytes_in",
-    "bytes_out",
-    "num_flows",
-    "num_flows_started",
-    "num_flows_completed",
-    "packets_in",
-    "packets_out",
-    "transit_bytes_in",
-    "transit_bytes_out",
-    "transit_packets_in",
-    "transit_packets_out",
-    "http_requests_allowed_in",
-    "http_requests_denied_in",
-    "process_name",
-    "num_process_names",
-    "process_id",
-    "num_process_ids",
-    "process_args",
-    "num_process_args",
-    "original_source_ips",
-    "num_original_source_ips",
-    "tcp_mean_send_congestion_window",
-    "tcp_min_send_congestion_window",
-    "tcp_mean_smooth_rtt",
-    "tcp_max_smooth_rtt",
-    "tcp_mean_min_rtt",
-    "tcp_max_min_rtt",
-    "tcp_mean_mss",
-    "tcp_min_mss",
-    "tcp_total_retransmissions",
-    "tcp_lost_packets",
-    "tcp_unrecovered_to",
-    "host",
-};
-
-/* Name lengths, filled on first use (the table above is the one source). */
-static uint8_t name_len[PF_FL_NFIELDS];
-
-static void init_lens(void)
-{
-	if (name_len[0])
-		return;
-	for (int i = PF_FL_NFIELDS - 1; i >= 0; i--)
-		name_len[i] = (uint8_t)strlen(names[i]);
-}
-
 const char *pf_fl__name(enum pf_fl_field f)
 {
-	return (unsigned)f < PF_FL_NFIELDS ? names[f] : NULL;
+	return (unsigned)f < PF_FL_NFIELDS ? pf_rec__fields()[f].name : NULL;
 }
 
 int pf_fl__lookup(const char *name, size_t len)
 {
-	init_lens();
+	const struct pf_rec_field_info *t = pf_rec__fields();
+
 	for (int i = 0; i < PF_FL_NFIELDS; i++)
-		if (name_len[i] == len && !memcmp(names[i], name, len))
+		if (t[i].name_len == len && !memcmp(t[i].name, name, len))
 			return i;
 	return -1;
 }
@@ -222,9 +150,9 @@ static const char *value(const char *p, const char *end, int depth, struct pf_fl
 int pf_fl__scan(const char *line, size_t len, uint64_t want, struct pf_flowrec *rec)
 {
 	const char *p = line, *end = line + len, *k;
+	const struct pf_rec_field_info *t = pf_rec__fields();
 	int next = 0; /* the field expected next, by the contract's order */
 
-	init_lens();
 	memset(rec, 0, sizeof(*rec));
 	if (len > UINT32_MAX)
 		return -EINVAL;
@@ -245,7 +173,8 @@ int pf_fl__scan(const char *line, size_t len, uint64_t want, struct pf_flowrec *
 		if (!p)
 			return -EINVAL;
 		klen = (size_t)(p - k);
-		if (next < PF_FL_NFIELDS && name_len[next] == klen && !memcmp(names[next], k, klen))
+		if (next < PF_FL_NFIELDS && t[next].name_len == klen &&
+		    !memcmp(t[next].name, k, klen))
 			f = next;
 		else
 			f = pf_fl__lookup(k, klen);

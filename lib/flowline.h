@@ -19,69 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Every key of the contract, in the contract's order. */
-enum pf_fl_field {
-	PF_FL_START_TIME,
-	PF_FL_END_TIME,
-	PF_FL_SOURCE_IP,
-	PF_FL_SOURCE_NAME,
-	PF_FL_SOURCE_NAME_AGGR,
-	PF_FL_SOURCE_NAMESPACE,
-	PF_FL_NAT_OUTGOING_PORTS,
-	PF_FL_SOURCE_PORT,
-	PF_FL_SOURCE_TYPE,
-	PF_FL_SOURCE_LABELS,
-	PF_FL_DEST_IP,
-	PF_FL_DEST_NAME,
-	PF_FL_DEST_NAME_AGGR,
-	PF_FL_DEST_NAMESPACE,
-	PF_FL_DEST_PORT,
-	PF_FL_DEST_TYPE,
-	PF_FL_DEST_LABELS,
-	PF_FL_DEST_SERVICE_NAMESPACE,
-	PF_FL_DEST_SERVICE_NAME,
-	PF_FL_DEST_SERVICE_PORT,
-	PF_FL_DEST_SERVICE_PORT_NUM,
-	PF_FL_DEST_DOMAINS,
-	PF_FL_PROTO,
-	PF_FL_ACTION,
-	PF_FL_REPORTER,
-	PF_FL_POLICIES,
-	PF_FL_BYTES_IN,
-	PF_FL_BYTES_OUT,
-	PF_FL_NUM_FLOWS,
-	PF_FL_NUM_FLOWS_STARTED,
-	PF_FL_NUM_FLOWS_COMPLETED,
-	PF_FL_PACKETS_IN,
-	PF_FL_PACKETS_OUT,
-	PF_FL_TRANSIT_BYTES_IN,
-	PF_FL_TRANSIT_BYTES_OUT,
-	PF_FL_TRANSIT_PACKETS_IN,
-	PF_FL_TRANSIT_PACKETS_OUT,
-	PF_FL_HTTP_REQUESTS_ALLOWED_IN,
-	PF_FL_HTTP_REQUESTS_DENIED_IN,
-	PF_FL_PROCESS_NAME,
-	PF_FL_NUM_PROCESS_NAMES,
-	PF_FL_PROCESS_ID,
-	PF_FL_NUM_PROCESS_IDS,
-	PF_FL_PROCESS_ARGS,
-	PF_FL_NUM_PROCESS_ARGS,
-	PF_FL_ORIGINAL_SOURCE_IPS,
-	PF_FL_NUM_ORIGINAL_SOURCE_IPS,
-	PF_FL_TCP_MEAN_SEND_CONGESTION_WINDOW,
-	PF_FL_TCP_MIN_SEND_CONGESTION_WINDOW,
-	PF_FL_TCP_MEAN_SMOOTH_RTT,
-	PF_FL_TCP_MAX_SMOOTH_RTT,
-	PF_FL_TCP_MEAN_MIN_RTT,
-	PF_FL_TCP_MAX_MIN_RTT,
-	PF_FL_TCP_MEAN_MSS,
-	PF_FL_TCP_MIN_MSS,
-	PF_FL_TCP_TOTAL_RETRANSMISSIONS,
-	PF_FL_TCP_LOST_PACKETS,
-	PF_FL_TCP_UNRECOVERED_TO,
-	PF_FL_HOST,
-	PF_FL_NFIELDS,
-};
+#include "record.h"
+
+/* Every key of the contract, in the contract's order: the record's field
+ * table (lib/record.h) under the scanner's names. */
+#define PF_FL_ENUM_(id, f, j, c, s) PF_FL_##id = PF_REC_##id,
+enum pf_fl_field { PF_REC_FIELDS(PF_FL_ENUM_) PF_FL_NFIELDS = PF_REC_NFIELDS };
 
 #define PF_FL_BIT(f) (1ull << (f))
 #define PF_FL_ALL    ((1ull << PF_FL_NFIELDS) - 1)
@@ -108,9 +51,10 @@ struct pf_flowrec {
 	uint64_t seen; /* PF_FL_BIT() of every contract key on the line, wanted or not */
 };
 
-/* Whether the scanned line has every key of the record contract: a JSON
- * object without them ({"a":1}) is not a flow line. */
-#define PF_FL_IS_FLOW(rec) (((rec)->seen & PF_FL_ALL) == PF_FL_ALL)
+/* Whether the scanned line has every key that each of the record's key
+ * sets has (lib/record.h: a calico-3.20 line lacks the transit_* keys): a
+ * JSON object without them ({"a":1}) is not a flow line. */
+#define PF_FL_IS_FLOW(rec) (((rec)->seen & PF_REC_REQUIRED) == PF_REC_REQUIRED)
 
 /* The contract's name of @f ("start_time", ...), or NULL. */
 const char *pf_fl__name(enum pf_fl_field f);

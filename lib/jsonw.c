@@ -145,7 +145,12 @@ void pf_jw__arr_end(struct pf_jw *w)
 
 void pf_jw__key(struct pf_jw *w, const char *key)
 {
-	size_t n = strlen(key), comma = w->need_comma ? 1 : 0;
+	pf_jw__keyn(w, key, strlen(key));
+}
+
+void pf_jw__keyn(struct pf_jw *w, const char *key, size_t n)
+{
+	size_t comma = w->need_comma ? 1 : 0;
 	char *p = jw_reserve(w, comma + n + 3);
 
 	if (!p)
@@ -310,6 +315,59 @@ void pf_jw__strn(struct pf_jw *w, const char *s, size_t n)
 	jw_putc(w, '"');
 	pf_jw__escape(w, s, n);
 	jw_putc(w, '"');
+}
+
+/*
+ * Input bytes of the longest prefix of @n bytes at @p, in whole characters
+ * (a well-formed sequence, or an ill-formed subpart that becomes U+FFFD),
+ * whose decoded UTF-8 is at most @budget bytes. Escapes count as the one
+ * byte they stand for.
+ */
+static size_t jw_fit(const unsigned char *p, size_t n, size_t budget)
+{
+	size_t i = 0, out = 0, in, o, bad;
+
+	while (i < n) {
+		if (p[i] < 0x80) {
+			in = 1;
+			o = 1;
+		} else {
+			in = jw_utf8_seq(p + i, n - i, &bad);
+			o = in;
+			if (!in) {
+				in = bad;
+				o = 3;
+			}
+		}
+		if (o > budget - out)
+			break;
+		out += o;
+		i += in;
+	}
+	return i;
+}
+
+void pf_jw__strn_max(struct pf_jw *w, const char *s, size_t n, size_t max, const char *mark)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t mlen = strlen(mark), keep;
+
+	if (jw_fit(p, n, max) == n || mlen > max) {
+		pf_jw__strn(w, s, n);
+		return;
+	}
+	keep = jw_fit(p, n, max - mlen);
+	jw_value_sep(w);
+	jw_putc(w, '"');
+	pf_jw__escape(w, s, keep);
+	pf_jw__escape(w, mark, mlen);
+	jw_putc(w, '"');
+}
+
+void pf_jw__json(struct pf_jw *w, const char *s, size_t n)
+{
+	jw_value_sep(w);
+	jw_put(w, s, n);
 }
 
 /* A NULL string is written as null rather than crashing a flush. */

@@ -41,13 +41,25 @@ void pf_jw__arr_begin(struct pf_jw *w); /* '[' */
 void pf_jw__arr_end(struct pf_jw *w);	/* ']' */
 /* "key": ; writes the comma before it when needed. @key is trusted ASCII. */
 void pf_jw__key(struct pf_jw *w, const char *key);
+/* The same with the key's length given (@key need not be NUL-terminated). */
+void pf_jw__keyn(struct pf_jw *w, const char *key, size_t n);
 /* Values; each writes the comma before it when in an array. */
-void pf_jw__str(struct pf_jw *w, const char *s);		 /* NUL-terminated */
+void pf_jw__str(struct pf_jw *w, const char *s);	    /* NUL-terminated */
 void pf_jw__strn(struct pf_jw *w, const char *s, size_t n); /* any bytes */
 void pf_jw__u64(struct pf_jw *w, uint64_t v);
 void pf_jw__i64(struct pf_jw *w, int64_t v);
 void pf_jw__null(struct pf_jw *w);
 void pf_jw__bool(struct pf_jw *w, int v);
+/*
+ * A string value whose decoded UTF-8 (what a JSON reader gets back) is at
+ * most @max bytes: when @s would be longer, it is cut after the last whole
+ * character that leaves room for @mark, and @mark is appended. A string
+ * that fits is written as pf_jw__strn() writes it; so is every string when
+ * @mark alone is longer than @max.
+ */
+void pf_jw__strn_max(struct pf_jw *w, const char *s, size_t n, size_t max, const char *mark);
+/* A value given as JSON text, written as it is (the caller vouches for it). */
+void pf_jw__json(struct pf_jw *w, const char *s, size_t n);
 /* Raw bytes, unescaped (for "\n" at the end of a line). */
 void pf_jw__raw(struct pf_jw *w, const char *s, size_t n);
 

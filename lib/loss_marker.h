@@ -17,15 +17,29 @@
 #include <stdint.h>
 
 #include "jsonw.h"
+#include "record.h"
 
 #define PF_LOSS_MARKER_NAME "[procflow:events-lost]"
 
+/* The marker record and the strings it points at. */
+struct pf_loss_marker {
+	struct pf_record rec;
+	struct pf_strn arg;
+	char text[48]; /* "lost_events=N" */
+};
+
 /*
- * Write the marker for the interval [@start_s, @end_s] on host @host with
- * @lost events lost, '\n' included, into @w (which is reset first).
- * Returns 0 or the writer's negative errno.
+ * Make the marker for the interval [@start_s, @end_s] on host @host with
+ * @lost events lost, in @m. @m->rec is valid while @m and @host are.
+ */
+void pf_loss_marker__make(struct pf_loss_marker *m, uint64_t start_s, uint64_t end_s,
+			  const char *host, uint64_t lost);
+
+/*
+ * The marker's line with the keys of @schema, '\n' included, into @w (which
+ * is reset first). Returns 0 or the writer's negative errno.
  */
 int pf_loss_marker__line(struct pf_jw *w, uint64_t start_s, uint64_t end_s, const char *host,
-			 uint64_t lost);
+			 uint64_t lost, enum pf_rec_schema schema);
 
 #endif

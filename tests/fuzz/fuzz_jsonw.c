@@ -8,7 +8,10 @@
  *     well-formed UTF-8 without bytes to escape decodes back to itself;
  *   - under a cap taken from the input, nothing is written past the cap,
  *     the error is -ENOSPC exactly when the full output does not fit, and
- *     what was written is a prefix of the full output.
+ *     what was written is a prefix of the full output;
+ *   - pf_jw__strn_max() with a limit taken from the input gives a valid
+ *     string of at most that many decoded bytes: the pf_jw__strn() string
+ *     when that fits, else a prefix of its decoded text and the mark.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -45,6 +48,47 @@ static void write_doc(struct pf_jw *w, const uint8_t *data, size_t size)
 	pf_jw__u64(w, size);
 	pf_jw__obj_end(w);
 	pf_jw__raw(w, "\n", 1);
+}
+
+/* The keyword cap: decoded length, whole characters, the mark. */
+static void check_strn_max(const uint8_t *data, size_t size, size_t big)
+{
+	static const char mark[] = "...[truncated]";
+	const size_t mlen = sizeof(mark) - 1;
+	size_t max = size >= 3 ? mlen + data[2] % 64 : mlen + 1;
+	struct pf_jw whole, cut;
+	char *dw, *dc;
+	long nw, nc;
+
+	pf_jw__init(&whole, big);
+	pf_jw__init(&cut, big);
+	pf_jw__strn(&whole, (const char *)data, size);
+	pf_jw__strn_max(&cut, (const char *)data, size, max, mark);
+	if (pf_jw__error(&whole) || pf_jw__error(&cut))
+		fuzz_fail("strn_max: error with room to spare");
+	dw = malloc(3 * size + 1);
+	dc = malloc(3 * size + mlen + 1);
+	if (!dw || !dc)
+		fuzz_fail("malloc");
+	nw = json_decode_string(whole.buf, whole.len, dw, 3 * size + 1);
+	nc = json_decode_string(cut.buf, cut.len, dc, 3 * size + mlen + 1);
+	if (nw < 0 || nc < 0)
+		fuzz_fail("strn_max: invalid string");
+	if ((size_t)nw <= max) {
+		if (cut.len != whole.len || memcmp(cut.buf, whole.buf, whole.len))
+			fuzz_fail("strn_max: a string that fits was changed");
+	} else {
+		if ((size_t)nc > max || (size_t)nc < mlen || memcmp(dc + nc - mlen, mark, mlen) ||
+		    memcmp(dc, dw, (size_t)nc - mlen))
+			fuzz_fail("strn_max: cut string is not a prefix and the mark");
+		/* Cut on a character boundary: the kept text is whole characters. */
+		if (nc > (long)mlen && ((unsigned char)dw[nc - mlen] & 0xc0) == 0x80)
+			fuzz_fail("strn_max: cut inside a character");
+	}
+	free(dw);
+	free(dc);
+	pf_jw__fini(&whole);
+	pf_jw__fini(&cut);
 }
 
 /* True when every byte would be copied unchanged: well-formed UTF-8 with
@@ -100,6 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pf_jw__fini(&one);
 	free(tmp);
 	free(dec);
+	check_strn_max(data, size, big);
 
 	/* A cap from the input's first two bytes, somewhere inside the doc. */
 	max = size >= 2 ? (size_t)(data[0] | data[1] << 8) % (full.len + 8) : 0;

@@ -6,9 +6,10 @@
  * spec's own example line, byte for byte. Every line the aggregator writes
  * is also checked by the strict validator in json_check.h.
  *
- * Addresses are from the test ranges (198.18.0.0/15, fd00::/8) where the
- * value does not matter, and from the private/public ranges where the
- * pvt/pub classification is what is being tested.
+ * Addresses are from the test ranges (198.18.0.0/15, fd00::/8; both "pub",
+ * as Calico classifies them) where the value does not matter, and from the
+ * RFC 1918 and public ranges where the pvt/pub classification is what is
+ * being tested.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -325,7 +326,7 @@ static void test_level1_dst_ipv6(void **state)
 
 	EXPECT(
 	    a,
-	    J_LINE(J_SRC("\"fd00::2\"", "-", "pvt", "null", "net"),
+	    J_LINE(J_SRC("\"fd00::2\"", "-", "pub", "null", "net"),
 		   J_DST("\"fd00::1\"", "node-a", "node-a", "8080", "hep"),
 		   J_MID("tcp", "dst", "150", "2060", "2", "1", "1", "3", "4"),
 		   J_PROC("/usr/sbin/nginx", "1", "200", "1", "\"-g daemon off;\"", "1"), J_TCP0),
@@ -356,7 +357,7 @@ static void test_level1_src(void **state)
 
 	EXPECT(a,
 	       J_LINE(J_SRC("\"fd00::10\"", "node-a", "node-a", "null", "hep"),
-		      J_DST("\"fd00::20\"", "-", "pvt", "443", "net"),
+		      J_DST("\"fd00::20\"", "-", "pub", "443", "net"),
 		      J_MID("tcp", "src", "0", "0", "2", "0", "0", "0", "0"),
 		      J_PROC("/usr/bin/wget", "1", "5", "1", "", "0"), J_TCP0),
 	       J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "null", "hep"),
@@ -873,7 +874,7 @@ static void test_protocols(void **state)
 	       J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "null", "hep"),
 		      J_DST("\"198.18.0.1\"", "-", "pub", "null", "net"),
 		      J_MID("icmp", "src", "0", "0", "2", "0", "0", "0", "0"), J_DASH, J_TCP0),
-	       J_LINE(J_SRC("\"fd00::2\"", "-", "pvt", "null", "net"),
+	       J_LINE(J_SRC("\"fd00::2\"", "-", "pub", "null", "net"),
 		      J_DST("\"fd00::1\"", "node-a", "node-a", "null", "hep"),
 		      J_MID("icmp6", "dst", "0", "0", "1", "0", "0", "0", "0"), J_DASH, J_TCP0),
 	       J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "5000", "hep"),
@@ -944,6 +945,146 @@ static void test_huge_args_line(void **state)
 	pf_agg__free(a);
 }
 
+/*
+ * Elasticsearch refuses a document with a keyword term over 32,766 bytes,
+ * and Calico indexes process_name and each process_args string as keyword.
+ * 16 KiB of 0xff (an --args-max 16384 of binary arguments) becomes 49,152
+ * bytes of U+FFFD: cut on a character boundary, with the cut marked.
+ */
+static void test_keyword_cap(void **state)
+{
+	struct pf_agg_opts opts = default_opts(1);
+	struct pf_agg *a = new_agg(&opts);
+	const size_t n = 16 * 1024, keep = (32766 - 14) / 3; /* 14: "...[truncated]" */
+	char *bin = malloc(n + 1), *cut = malloc(keep * 3 + 15), *expect;
+	size_t elen = 2 * (keep * 3 + 14) + 4096;
+	struct capture c = {0};
+	struct pf_flow_obs o;
+
+	assert_non_null(bin);
+	assert_non_null(cut);
+	memset(bin, 0xff, n);
+	bin[n] = '\0';
+	for (size_t i = 0; i < keep; i++)
+		memcpy(cut + 3 * i, "\xef\xbf\xbd", 3);
+	memcpy(cut + 3 * keep, "...[truncated]", 15);
+	assert_int_equal(strlen(cut), 32765);
+	expect = malloc(elen);
+	assert_non_null(expect);
+	snprintf(expect, elen,
+		 J_LINE(P_SRC, P_DST, J_MID("tcp", "src", "0", "0", "1", "0", "0", "0", "0"),
+			J_PROC("%s", "1", "66", "1", "\"%s\"", "1"), J_TCP0),
+		 cut, cut);
+
+	o = pobs(1, 0);
+	set_proc(&o, bin, 66, bin);
+	add(a, &o);
+	assert_int_equal(pf_agg__flush(a, T0, T1, capture_fn, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.line[0], expect);
+	capture_free(&c);
+	free(expect);
+	free(cut);
+	free(bin);
+	pf_agg__free(a);
+}
+
+/* A string just at the limit is kept whole; one byte more is cut. */
+static void test_keyword_cap_edge(void **state)
+{
+	struct pf_agg_opts opts = default_opts(1);
+	struct pf_agg *a = new_agg(&opts);
+	char *arg = malloc(32768);
+	struct capture c = {0};
+	struct pf_flow_obs o;
+
+	assert_non_null(arg);
+	memset(arg, 'x', 32766);
+	arg[32766] = '\0';
+	o = pobs(1, 0);
+	set_proc(&o, "/bin/x", 66, arg);
+	add(a, &o);
+	assert_int_equal(pf_agg__flush(a, T0, T1, capture_fn, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_non_null(strstr(c.line[0], "xxx\"],\"num_process_args\":1,"));
+	assert_null(strstr(c.line[0], "[truncated]"));
+	capture_free(&c);
+
+	memset(arg, 'x', 32767);
+	arg[32767] = '\0';
+	o = pobs(1, 0);
+	set_proc(&o, "/bin/x", 66, arg);
+	add(a, &o);
+	assert_int_equal(pf_agg__flush(a, T0, T1, capture_fn, &c), 0);
+	assert_int_equal(c.n, 1);
+	/* 32752 'x' and the mark: 32766 bytes. */
+	assert_non_null(strstr(c.line[0], "xxx...[truncated]\"],\"num_process_args\":1,"));
+	assert_int_equal(strstr(c.line[0], "...[truncated]") -
+			     strstr(c.line[0], "\"process_args\":[\"") -
+			     (long)strlen("\"process_args\":[\""),
+			 32752);
+	capture_free(&c);
+	free(arg);
+	pf_agg__free(a);
+}
+
+/* Protocols 4 and 50 by Calico's names (its protoNames), others by number. */
+static void test_protocol_names_calico(void **state)
+{
+	struct pf_agg_opts opts = default_opts(0);
+	struct pf_agg *a = new_agg(&opts);
+	struct pf_flow_obs o;
+
+	o = obs(SRC, 4, "198.18.0.2", 0, "198.18.0.1", 0, 1);
+	add(a, &o);
+	o = obs(SRC, 50, "198.18.0.2", 0, "198.18.0.1", 0, 2);
+	add(a, &o);
+	o = obs(SRC, 41, "198.18.0.2", 0, "198.18.0.1", 0, 3);
+	add(a, &o);
+	EXPECT(a,
+	       J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "0", "hep"),
+		      J_DST("\"198.18.0.1\"", "-", "pub", "0", "net"),
+		      J_MID("ipip", "src", "0", "0", "1", "0", "0", "0", "0"), J_DASH, J_TCP0),
+	       J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "0", "hep"),
+		      J_DST("\"198.18.0.1\"", "-", "pub", "0", "net"),
+		      J_MID("esp", "src", "0", "0", "1", "0", "0", "0", "0"), J_DASH, J_TCP0),
+	       J_LINE(J_SRC("\"198.18.0.2\"", "node-a", "node-a", "0", "hep"),
+		      J_DST("\"198.18.0.1\"", "-", "pub", "0", "net"),
+		      J_MID("41", "src", "0", "0", "1", "0", "0", "0", "0"), J_DASH, J_TCP0));
+	pf_agg__free(a);
+}
+
+/* The calico-3.20 key set: the same line without the four transit_* keys. */
+static void test_schema_calico_3_20(void **state)
+{
+	struct pf_agg_opts opts = default_opts(1);
+	struct pf_agg *a;
+	struct pf_flow_obs o;
+
+	opts.schema = PF_REC_SCHEMA_CALICO_3_20;
+	a = new_agg(&opts);
+	assert_int_equal(pf_agg__schema(a), PF_REC_SCHEMA_CALICO_3_20);
+	o = pobs(1, 10);
+	set_proc(&o, "/usr/bin/curl", 66, "-s x");
+	add(a, &o);
+	EXPECT(a, "{\"start_time\":1764252000,\"end_time\":1764252015," P_SRC P_DST
+		  "\"proto\":\"tcp\",\"action\":\"allow\",\"reporter\":\"src\",\"policies\":null,"
+		  "\"bytes_in\":10,\"bytes_out\":0,\"num_flows\":1,\"num_flows_started\":0,"
+		  "\"num_flows_completed\":0,\"packets_in\":0,\"packets_out\":0,"
+		  "\"http_requests_allowed_in\":0,\"http_requests_denied_in\":0," J_PROC(
+		      "/usr/bin/curl", "1", "66", "1", "\"-s x\"", "1") J_TCP0
+	       "\"host\":\"node-a\"}\n");
+	/* Back to the current set between intervals. */
+	opts.schema = PF_REC_SCHEMA_CURRENT;
+	assert_int_equal(pf_agg__reconfigure(a, &opts), 0);
+	add(a, &o);
+	EXPECT(a, J_LINE(P_SRC, P_DST, J_MID("tcp", "src", "10", "0", "1", "0", "0", "0", "0"),
+			 J_PROC("/usr/bin/curl", "1", "66", "1", "\"-s x\"", "1"), J_TCP0));
+	opts.schema = PF_REC_NSCHEMAS;
+	assert_int_equal(pf_agg__reconfigure(a, &opts), -EINVAL);
+	pf_agg__free(a);
+}
+
 /* ---- helpers and errors ---------------------------------------------------------------------- */
 
 static void test_addr_helpers(void **state)
@@ -960,24 +1101,26 @@ static void test_addr_helpers(void **state)
 	    {"172.32.0.0", "pub"},
 	    {"192.168.0.1", "pvt"},
 	    {"192.169.0.1", "pub"},
-	    {"127.0.0.1", "pvt"},
-	    {"127.255.0.1", "pvt"},
-	    {"169.254.1.1", "pvt"},
+	    /* Calico's pvt is RFC 1918 only: loopback, link-local, the
+	     * shared (CGNAT) space and all of IPv6 are pub. */
+	    {"127.0.0.1", "pub"},
+	    {"127.255.0.1", "pub"},
+	    {"169.254.1.1", "pub"},
 	    {"169.253.1.1", "pub"},
-	    {"100.64.0.1", "pvt"},
-	    {"100.127.255.255", "pvt"},
+	    {"100.64.0.1", "pub"},
+	    {"100.127.255.255", "pub"},
 	    {"100.63.255.255", "pub"},
 	    {"100.128.0.0", "pub"},
 	    {"8.8.8.8", "pub"},
 	    /* Benchmarking range: "pub", as in the spec's example line. */
 	    {"198.18.0.1", "pub"},
 	    {"198.19.255.255", "pub"},
-	    {"fc00::1", "pvt"},
-	    {"fd00::1", "pvt"},
-	    {"fe80::1", "pvt"},
-	    {"febf::1", "pvt"},
+	    {"fc00::1", "pub"},
+	    {"fd00::1", "pub"},
+	    {"fe80::1", "pub"},
+	    {"febf::1", "pub"},
 	    {"fec0::1", "pub"},
-	    {"::1", "pvt"},
+	    {"::1", "pub"},
 	    {"::2", "pub"},
 	    {"2001:db8::1", "pub"},
 	    {"2606:4700::1111", "pub"},
@@ -1001,6 +1144,25 @@ static void test_addr_helpers(void **state)
 	assert_string_equal(pf_addr_str(addr, buf, sizeof(buf)), "192.168.1.1");
 	assert_string_equal(pf_addr_aggr_name(addr), "pvt");
 	assert_string_equal(pf_addr_str(addr, buf, 4), "");
+}
+
+/* The IPv4 text is inet_ntop()'s for every octet value in every place. */
+static void test_addr_str_v4_all_octets(void **state)
+{
+	char got[64], want[INET_ADDRSTRLEN];
+	uint8_t addr[16];
+
+	for (int pos = 0; pos < 4; pos++) {
+		for (int v = 0; v < 256; v++) {
+			parse_addr("1.22.133.4", addr);
+			addr[12 + pos] = (uint8_t)v;
+			assert_non_null(inet_ntop(AF_INET, addr + 12, want, sizeof(want)));
+			assert_string_equal(pf_addr_str(addr, got, sizeof(got)), want);
+		}
+	}
+	/* Smallest buffer that holds every address. */
+	parse_addr("255.255.255.255", addr);
+	assert_string_equal(pf_addr_str(addr, got, INET_ADDRSTRLEN), "255.255.255.255");
 }
 
 static void test_new_invalid(void **state)
@@ -1086,7 +1248,6 @@ static uint64_t sum_field(const struct capture *c, const char *field)
 	}
 	return sum;
 }
-
 
 /* A long-lived flow across three intervals: started in the first only,
  * present while idle in the second (no bytes, still one flow), completed in
@@ -1270,7 +1431,12 @@ int main(void)
 	    cmocka_unit_test(test_protocols),
 	    cmocka_unit_test(test_hostile_process_strings),
 	    cmocka_unit_test(test_huge_args_line),
+	    cmocka_unit_test(test_keyword_cap),
+	    cmocka_unit_test(test_keyword_cap_edge),
+	    cmocka_unit_test(test_protocol_names_calico),
+	    cmocka_unit_test(test_schema_calico_3_20),
 	    cmocka_unit_test(test_addr_helpers),
+	    cmocka_unit_test(test_addr_str_v4_all_octets),
 	    cmocka_unit_test(test_new_invalid),
 	    cmocka_unit_test(test_flush_error),
 	    cmocka_unit_test(test_random_stream),

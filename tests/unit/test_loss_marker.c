@@ -119,7 +119,7 @@ static void test_marker(void **state)
 	assert_true(flow_len > 0);
 
 	assert_int_equal(pf_jw__init(&w, 4096), 0);
-	assert_int_equal(pf_loss_marker__line(&w, 10, 12, "node-a", 1071), 0);
+	assert_int_equal(pf_loss_marker__line(&w, 10, 12, "node-a", 1071, PF_REC_SCHEMA_CURRENT), 0);
 	assert_int_equal(json_check_line(w.buf, w.len), 0);
 	assert_int_equal(w.buf[w.len - 1], '\n');
 
@@ -136,7 +136,7 @@ static void test_marker(void **state)
 	assert_true(has(&w, "\"host\":\"node-a\"}"));
 
 	/* A hostile host name still gives valid JSON. */
-	assert_int_equal(pf_loss_marker__line(&w, 1, 2, "a\"b\\\x01\xff", 1), 0);
+	assert_int_equal(pf_loss_marker__line(&w, 1, 2, "a\"b\\\x01\xff", 1, PF_REC_SCHEMA_CURRENT), 0);
 	assert_int_equal(json_check_line(w.buf, w.len), 0);
 	pf_jw__fini(&w);
 }
