@@ -240,9 +240,11 @@ def main():
     ap.add_argument("--agent", required=True)
     ap.add_argument("--bindir", required=True)
     ap.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", "10")))
+    ap.add_argument("--keep", action="store_true", help="keep the output directory (its path is printed)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("soak: needs root (namespaces, the agent)")
+    a.bindir = os.path.abspath(a.bindir)  # the agent reports absolute paths
     odd = os.path.join(a.bindir, "pf_odd")
     tmp = tempfile.mkdtemp(prefix="pf-soak-")
     os.chmod(tmp, 0o755)
@@ -346,7 +348,10 @@ def main():
         if re.search(r"lost|not recorded|full|dropped", l):
             print("agent: " + l)
     print("\nsoak: %s" % ("PASS" if not failures else "FAIL: " + "; ".join(failures)))
-    subprocess.run(["rm", "-rf", tmp])
+    if a.keep:
+        print("soak: files kept in %s" % tmp)
+    else:
+        subprocess.run(["rm", "-rf", tmp])
     return 0 if not failures else 1
 
 
