@@ -99,9 +99,9 @@ def main():
     mounted = False
     agent = server = None
     try:
-        # 16 MiB: room for the lines before the disk is filled on purpose, even
+        # 64 MiB: room for the lines before and after the disk is full, even
         # when other traffic on the host makes thousands of lines a second.
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "pf-diskfull", mnt],
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "pf-diskfull", mnt],
                        check=True)
         mounted = True
         out = os.path.join(mnt, "out")
