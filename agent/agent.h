@@ -52,6 +52,7 @@ struct pf_config {
 	char runtime_dir[PF_CFG_PATH_MAX]; /* PID file */
 	bool verbose;
 	struct pf_ch_config ch; /* the ClickHouse sink (off unless ch.url) */
+	char metrics_listen[128]; /* [ADDR:]PORT of /metrics; "": no endpoint */
 	unsigned ringbuf_kib;	/* size of the event ring buffer */
 	unsigned max_sockets;	/* entries of the socks map (socket owners) */
 	unsigned max_flows;	/* entries of the flows map (UDP, handshakes, closed TCP) */

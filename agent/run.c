@@ -41,12 +41,14 @@
 #include "logfile.h"
 #include "loss_log.h"
 #include "loss_marker.h"
+#include "metrics.h"
 #include "outbuf.h"
 #include "proc_cache.h"
 #include "procflow.skel.h"
 #include "procflow/abi.h"
 #include "procfs.h"
 #include "safefs.h"
+#include "sink_metrics.h"
 
 /* Lines for --stdout that a slow reader has not taken yet wait here, at
  * most this much; beyond it they are dropped (counted and logged), so the
@@ -74,6 +76,7 @@ struct pf_agent {
 	struct pf_agg *agg;
 	struct pf_logfile *log;
 	struct pf_chsink *ch; /* NULL unless --clickhouse-url */
+	struct pf_metrics_sink *metrics; /* NULL unless --metrics-listen */
 	struct pf_collector coll;
 	bool host_pidns; /* kernel PIDs are this /proc's PIDs */
 	char host[256];
@@ -219,9 +222,11 @@ static void on_exec(struct pf_agent *a, const struct pf_exec_event *e, size_t si
 	/* The counter goes on the identity just made, and only on it: an
 	 * older one given the new count would pass for the new program. */
 	if (!pf_proc_cache__exec(a->procs, e->hdr.pid, e->ppid, e->start_ns, e->hdr.ts_ns, e->uid,
-				 e->cgroup_id, comm, path, a->argbuf, trunc))
+				 e->cgroup_id, comm, path, a->argbuf, trunc)) {
+		pf_metrics__add(&pf_registry, PF_M_IDENT_EXEC, 1);
 		pf_proc_cache__set_exec_id(a->procs, e->hdr.pid, e->start_ns, e->hdr.ts_ns,
 					   e->exec_id);
+	}
 	free(path);
 }
 
@@ -236,24 +241,29 @@ static int on_event(void *ctx, void *data, size_t size)
 	a->events++;
 	switch (h->type) {
 	case PF_EV_EXEC:
+		pf_metrics__add(&pf_registry, PF_M_EVENTS_EXEC, 1);
 		on_exec(a, data, size);
 		break;
 	case PF_EV_FORK: {
 		const struct pf_fork_event *f = data;
 
+		pf_metrics__add(&pf_registry, PF_M_EVENTS_FORK, 1);
 		if (size < sizeof(*f))
 			break;
 		memcpy(comm, f->comm, PF_COMM_LEN);
 		comm[PF_COMM_LEN] = '\0';
 		if (!pf_proc_cache__fork(a->procs, h->pid, f->start_ns, f->ppid, f->parent_start_ns,
-					 comm))
+					 comm)) {
+			pf_metrics__add(&pf_registry, PF_M_IDENT_FORK, 1);
 			pf_proc_cache__set_exec_id(a->procs, h->pid, f->start_ns, f->start_ns,
 						   f->exec_id);
+		}
 		break;
 	}
 	case PF_EV_EXIT: {
 		const struct pf_exit_event *x = data;
 
+		pf_metrics__add(&pf_registry, PF_M_EVENTS_EXIT, 1);
 		if (size < sizeof(*x))
 			break;
 		pf_proc_cache__exit(a->procs, h->pid, x->start_ns, h->ts_ns);
@@ -289,6 +299,7 @@ static int scan_one(uint32_t pid, void *ctx)
 	pf_proc_cache__scan(a->procs, p.pid, p.ppid, p.start_ns, p.uid, p.comm,
 			    p.exe[0] ? p.exe : NULL, p.exe[0] ? a->argbuf : NULL, trunc);
 	free(p.args);
+	pf_metrics__add(&pf_registry, PF_M_IDENT_PROCFS, 1);
 	s->n++;
 	return 0;
 }
@@ -324,6 +335,12 @@ static int on_line(const char *line, size_t len, void *ctx)
  * process events lost (ring buffer full) in that time. */
 static uint64_t log_kernel_losses(struct pf_agent *a)
 {
+	static const enum pf_metric slot[PF_STAT_MAX] = {
+	    [PF_STAT_RB_DROPS] = PF_M_KERNEL_EVENTS_LOST,
+	    [PF_STAT_FLOWS_FULL] = PF_M_KERNEL_PACKETS_UNCOUNTED,
+	    [PF_STAT_SOCKS_FULL] = PF_M_KERNEL_OWNERS_LOST,
+	    [PF_STAT_ACCEPT_MISS] = PF_M_KERNEL_ACCEPT_MISSES,
+	};
 	static const char *const what[PF_STAT_MAX] = {
 	    [PF_STAT_RB_DROPS] = "process events lost (ring buffer full)",
 	    [PF_STAT_FLOWS_FULL] = "packets not counted (flow map full)",
@@ -346,6 +363,9 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 			continue;
 		for (int c = 0; c < ncpu; c++)
 			sum += vals[c];
+		/* The registry holds the totals; the log tells their growth. */
+		pf_metrics__follow(&pf_registry, slot[k], sum);
+		sum = pf_metrics__get(&pf_registry, slot[k]);
 		if (sum > a->kstats[k])
 			pf_log("%llu %s", (unsigned long long)(sum - a->kstats[k]), what[k]);
 		if (k == PF_STAT_RB_DROPS && sum > a->kstats[k])
@@ -363,19 +383,29 @@ static void log_user_losses(struct pf_agent *a)
 	struct pf_proc_cache_stats st;
 	char msg[256];
 
+	struct pf_loss *const losses[] = {&a->loss_agg, &a->loss_nomem, &a->loss_out,
+					  &a->loss_procs};
+
+	/* Each component's running total into the registry, then the log
+	 * tells what the registry's counters grew by. */
 	pf_proc_cache__stats(a->procs, &st);
-	if (pf_loss__delta(&a->loss_agg, pf_agg__dropped(a->agg), msg, sizeof(msg)))
-		pf_log("%s", msg);
-	if (pf_loss__delta(&a->loss_nomem, a->coll.n_agg_nomem, msg, sizeof(msg)))
-		pf_log("%s", msg);
-	if (pf_loss__delta(&a->loss_out, a->out_dropped, msg, sizeof(msg)))
-		pf_log("%s", msg);
-	if (pf_loss__delta(&a->loss_procs, st.dropped, msg, sizeof(msg)))
-		pf_log("%s", msg);
+	pf_metrics__follow(&pf_registry, PF_M_AGG_DROPPED, pf_agg__dropped(a->agg));
+	pf_metrics__follow(&pf_registry, PF_M_AGG_NOMEM, a->coll.n_agg_nomem);
+	pf_metrics__follow(&pf_registry, PF_M_OUTPUT_NOMEM, a->out_dropped);
+	pf_metrics__follow(&pf_registry, PF_M_PROCS_DROPPED, st.dropped);
+	pf_metrics__follow(&pf_registry, PF_M_PROCS_EVICTED, st.evicted);
+	pf_metrics__follow(&pf_registry, PF_M_PROCS_REAPED, st.reaped);
+	for (size_t i = 0; i < sizeof(losses) / sizeof(losses[0]); i++)
+		if (pf_loss__report(losses[i], &pf_registry, msg, sizeof(msg)))
+			pf_log("%s", msg);
 }
 
 static void losses_init(struct pf_agent *a)
 {
+	a->loss_agg.metric = PF_M_AGG_DROPPED;
+	a->loss_nomem.metric = PF_M_AGG_NOMEM;
+	a->loss_out.metric = PF_M_OUTPUT_NOMEM;
+	a->loss_procs.metric = PF_M_PROCS_DROPPED;
 	a->loss_agg.what = "flow observations or lines dropped by the aggregator (more flow keys "
 			   "in the interval than it holds, or a line too long)";
 	a->loss_nomem.what = "flow observations dropped: out of memory in the aggregator";
@@ -408,6 +438,14 @@ static void write_lines(struct pf_agent *a)
 
 	err = pf_logfile__write(a->log, a->out, a->out_len, a->out_lines);
 	lost = pf_logfile__lost(a->log);
+	if (!err)
+		pf_metrics__add(&pf_registry, PF_M_LINES_WRITTEN_FILE, a->out_lines);
+	else
+		pf_metrics__add(&pf_registry, PF_M_FILE_WRITE_ERRORS, 1);
+	pf_metrics__follow(&pf_registry, PF_M_LINES_DROPPED_FILE, lost);
+	pf_metrics__follow(&pf_registry, PF_M_FILE_ROTATIONS, pf_logfile__rotations(a->log));
+	pf_metrics__follow(&pf_registry, PF_M_FILE_ROTATION_FAILURES,
+			   pf_logfile__rotate_failures(a->log));
 	if (pf_logfile__rotate_failures(a->log) > a->rotate_failures) {
 		/* Nothing is lost: the lines go on into the file that is open
 		 * (or are counted below). Said once per episode. */
@@ -528,6 +566,8 @@ static void stdout_report(struct pf_agent *a, int err, bool interval)
 	static bool closed_logged;
 	uint64_t dropped = pf_outbuf__dropped(a->so);
 
+	pf_metrics__follow(&pf_registry, PF_M_LINES_DROPPED_STDOUT, dropped);
+
 	if (err == -EPIPE && !closed_logged) {
 		pf_log("standard output is closed (its reader exited): lines go on to %s only",
 		       a->cfg->file_enabled ? pf_logfile__path(a->log) : "the other outputs");
@@ -564,6 +604,10 @@ static int flush(struct pf_agent *a)
 	/* After the collection, which drained the ring buffer: every loss of
 	 * this interval is counted by now. */
 	lost = log_kernel_losses(a);
+	pf_metrics__set(&pf_registry, PF_M_INTERVAL_FLOWS, a->coll.n_entries);
+	pf_metrics__add(&pf_registry, PF_M_FLOWS_UNOWNED, a->coll.n_unowned);
+	pf_metrics__follow(&pf_registry, PF_M_COLLECTOR_DROPPED, a->coll.n_dropped);
+	pf_metrics__follow(&pf_registry, PF_M_COLLECTOR_EXPIRED, a->coll.n_expired);
 	if (a->coll.n_dropped > a->coll_dropped) {
 		pf_log("%llu flows not reported: more live flows than the collector follows (%u)",
 		       (unsigned long long)(a->coll.n_dropped - a->coll_dropped),
@@ -580,14 +624,18 @@ static int flush(struct pf_agent *a)
 	if (lost)
 		write_loss_marker(a, now_s, lost);
 	a->interval_start = now_s;
+	pf_metrics__set(&pf_registry, PF_M_INTERVAL_LINES, a->out_lines);
+	pf_metrics__add(&pf_registry, PF_M_LINES, a->out_lines);
 	if (a->out_len) {
 		if (a->cfg->file_enabled)
 			write_lines(a);
 		if (a->cfg->to_stdout && !a->so)
 			(void)stdout_start(a); /* turned on by a reload */
-		if (a->cfg->to_stdout && a->so)
+		if (a->cfg->to_stdout && a->so) {
+			pf_metrics__add(&pf_registry, PF_M_LINES_WRITTEN_STDOUT, a->out_lines);
 			stdout_report(a, pf_outbuf__write(a->so, a->out, a->out_len, a->out_lines),
 				      true);
+		}
 		pf_chsink__submit(a->ch, a->out, a->out_len, a->out_lines);
 	}
 	pf_debug("flush: %llu lines, %llu kernel flow entries, %llu completed, %llu events",
@@ -596,6 +644,8 @@ static int flush(struct pf_agent *a)
 	pf_proc_cache__gc(a->procs, now);
 	pf_identity_reap(a->procs, now, a->host_pidns);
 	pf_occupancy__log(&a->coll, a->procs, a->cfg->verbose);
+	pf_metrics__add(&pf_registry, PF_M_FLUSHES, 1);
+	pf_metrics__set(&pf_registry, PF_M_FLUSH_DURATION, boot_ns() - now);
 	return 0;
 }
 
@@ -657,6 +707,7 @@ static void reload(struct pf_agent *a)
 
 	if (pf_config_load(a->args, &n, NULL, err, sizeof(err))) {
 		pf_log("reload rejected, the running configuration stays: %s", err);
+		pf_metrics__add(&pf_registry, PF_M_RELOADS_REJECTED, 1);
 		return;
 	}
 	changed[0] = '\0';
@@ -683,6 +734,7 @@ static void reload(struct pf_agent *a)
 	}
 	if (!nchanged) {
 		pf_log("reload: configuration unchanged");
+		pf_metrics__add(&pf_registry, PF_M_RELOADS_UNCHANGED, 1);
 		return;
 	}
 	/* Close the interval under the settings it was collected with. */
@@ -699,6 +751,7 @@ static void reload(struct pf_agent *a)
 	pf_proc_cache__set_grace(a->procs, 2ull * a->cfg->flush_interval_s * 1000000000ull);
 	pf_verbose = a->cfg->verbose;
 	pf_chsink__reconfigure(a->ch, &a->cfg->ch); /* its live keys: batch, interval, timeout */
+	pf_metrics__add(&pf_registry, PF_M_RELOADS_APPLIED, 1);
 	pf_log("reloaded: %s", changed);
 }
 
@@ -1011,6 +1064,15 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 		       "are next used",
 		       strerror(-err));
 
+	/* The endpoint's socket is bound while the agent may still bind any
+	 * port; its threads give up every capability themselves. */
+	if (cfg->metrics_listen[0]) {
+		a.metrics = pf_metrics_sink__start(cfg->metrics_listen);
+		if (!a.metrics) {
+			ret = errno == EINVAL ? PF_EXIT_USAGE : PF_EXIT_RUNTIME;
+			goto out;
+		}
+	}
 	/* Everything that needs privileges is done: keep only what the
 	 * running agent needs (agent/caps.c, README "Privileges"). */
 	err = pf_caps__drop(pf_caps__keep_set(a.loader.path_walk));
@@ -1021,6 +1083,7 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	ret = err ? PF_EXIT_RUNTIME : PF_EXIT_OK;
 out:
 	pf_chsink__stop(a.ch); /* after the last flush: it holds the last lines */
+	pf_metrics_sink__stop(a.metrics);
 	pf_collector__fini(&a.coll);
 	ring_buffer__free(a.rb);
 	if (a.loader.skel)

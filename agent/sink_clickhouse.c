@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "metrics.h"
 #include "chrow.h"
 #include "jsonw.h"
 #include "sink_clickhouse.h"
@@ -238,7 +239,10 @@ static void log_drops(struct pf_chsink *s)
 {
 	uint64_t d = pf_spool__dropped_rows(s->spool);
 
+	pf_metrics__set(&pf_registry, PF_M_CH_SPOOL_BYTES, pf_spool__bytes(s->spool));
+	pf_metrics__set(&pf_registry, PF_M_CH_SPOOL_ROWS, pf_spool__rows(s->spool));
 	if (d > s->dropped_logged) {
+		pf_metrics__add(&pf_registry, PF_M_LINES_DROPPED_CLICKHOUSE, d - s->dropped_logged);
 		pf_log("clickhouse: the spool is full (%u MB): %llu oldest rows dropped (%llu in "
 		       "all)",
 		       s->cfg.spool_max_mb, (unsigned long long)(d - s->dropped_logged),
@@ -304,10 +308,13 @@ static void deliver(struct pf_chsink *s)
 		if (s->no_memory)
 			pf_log("clickhouse: spooled batches can be read again");
 		s->no_memory = false;
+		if (s->failing)
+			pf_metrics__add(&pf_registry, PF_M_CH_RETRIES, 1);
 		switch (post(s, data, len, timeout, why, sizeof(why))) {
 		case POST_OK:
 			pf_spool__pop(s->spool);
 			s->sent_rows += rows;
+			pf_metrics__add(&pf_registry, PF_M_LINES_WRITTEN_CLICKHOUSE, rows);
 			s->sent_batches++;
 			if (s->failing)
 				pf_log(
@@ -321,12 +328,15 @@ static void deliver(struct pf_chsink *s)
 		case POST_REJECTED:
 			pf_spool__pop(s->spool);
 			s->rejected_rows += rows;
+			pf_metrics__add(&pf_registry, PF_M_CH_ROWS_REJECTED, rows);
+			pf_metrics__add(&pf_registry, PF_M_LINES_DROPPED_CLICKHOUSE, rows);
 			pf_log("clickhouse: the server refused a batch of %llu rows as malformed; "
 			       "dropped (%s)",
 			       (unsigned long long)rows, why);
 			break;
 		case POST_RETRY:
 			s->failures++;
+			pf_metrics__add(&pf_registry, PF_M_CH_SEND_FAILURES, 1);
 			back_off(s);
 			if (!s->failing)
 				pf_log("clickhouse: insert failed (%s); batches wait in %s and are "
@@ -349,6 +359,7 @@ static void seal(struct pf_chsink *s)
 		return;
 	err = pf_spool__push(s->spool, s->batch.buf, s->batch.len, s->batch_rows);
 	if (err == -EFBIG) {
+		pf_metrics__add(&pf_registry, PF_M_LINES_DROPPED_CLICKHOUSE, s->batch_rows);
 		pf_log("clickhouse: a batch of %llu rows is larger than the spool cap: dropped",
 		       (unsigned long long)s->batch_rows);
 	} else if (err) {
@@ -359,8 +370,10 @@ static void seal(struct pf_chsink *s)
 		    POST_OK) {
 			s->sent_rows += s->batch_rows;
 			s->sent_batches++;
+			pf_metrics__add(&pf_registry, PF_M_LINES_WRITTEN_CLICKHOUSE, s->batch_rows);
 		} else {
 			s->lost_rows += s->batch_rows;
+			pf_metrics__add(&pf_registry, PF_M_LINES_DROPPED_CLICKHOUSE, s->batch_rows);
 			pf_log("clickhouse: cannot write to the spool (%s) nor insert (%s): %llu "
 			       "rows lost",
 			       strerror(-err), why, (unsigned long long)s->batch_rows);
@@ -457,6 +470,7 @@ static void *sender(void *arg)
 		list = s->qhead;
 		s->qhead = s->qtail = NULL;
 		s->qbytes = 0;
+		pf_metrics__set(&pf_registry, PF_M_CH_QUEUE_BYTES, 0);
 		stopping = s->stop;
 		pthread_mutex_unlock(&s->mu);
 
@@ -694,6 +708,7 @@ void pf_chsink__submit(struct pf_chsink *s, const char *buf, size_t len, uint64_
 	pthread_mutex_lock(&s->mu);
 	if (!it) {
 		s->q_dropped += nlines;
+		pf_metrics__add(&pf_registry, PF_M_LINES_DROPPED_CLICKHOUSE, nlines);
 		if (!s->q_dropping)
 			pf_log(
 			    "clickhouse: the sender is behind by %u MB: lines are not sent (they "
@@ -711,6 +726,7 @@ void pf_chsink__submit(struct pf_chsink *s, const char *buf, size_t len, uint64_
 			s->qhead = it;
 		s->qtail = it;
 		s->qbytes += len;
+		pf_metrics__set(&pf_registry, PF_M_CH_QUEUE_BYTES, s->qbytes);
 		s->q_dropping = false;
 		pthread_cond_signal(&s->cv);
 	}
