@@ -185,7 +185,8 @@ struct pf_metrics_sink *pf_metrics_sink__start(const char *listen_at)
 		errno = err;
 		return NULL;
 	}
-	pf_log("metrics: serving http://%s/metrics", listen_at);
+	pf_log("metrics: serving /metrics on %s%s",
+	       strchr(listen_at, ':') ? "" : "every address, port ", listen_at);
 	return s;
 }
 
