@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "log.h"
 #include "sink_clickhouse.h"
 
 /* Exit codes, decided in main() only. */
@@ -133,10 +134,6 @@ void pf_pidfile_remove(int fd, const char *path);
 /* `procflow reload`: SIGHUP to the agent named by the PID file. Exit code. */
 int pf_reload_command(const char *runtime_dir);
 
-/* Log a line to stderr, prefixed "procflow: ". */
-void pf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void pf_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-extern bool pf_verbose;
 
 /* ---- loader.c: hook tiers ---- */
 
