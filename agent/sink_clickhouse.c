@@ -43,9 +43,10 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "metrics.h"
 #include "chrow.h"
 #include "jsonw.h"
+#include "metrics.h"
+#include "sink.h"
 #include "sink_clickhouse.h"
 #include "spool.h"
 
@@ -768,3 +769,77 @@ void pf_chsink__stop(struct pf_chsink *s)
 	free_sink(s);
 	curl_global_cleanup();
 }
+
+/* ---- behind the sink interface (sink.h) ---- */
+
+struct pf_sink {
+	const struct pf_config *cfg; /* the running one */
+	struct pf_chsink *ch;
+};
+
+static const char *const ch_keys[] = {
+    "clickhouseUrl",
+    "clickhouseDatabase",
+    "clickhouseTable",
+    "clickhouseUser",
+    "clickhousePasswordFile",
+    "clickhouseBatchRows",
+    "clickhouseBatchInterval",
+    "clickhouseSpoolDirectory",
+    "clickhouseSpoolMaxMB",
+    "clickhouseTimeout",
+    NULL,
+};
+
+static bool ch_wanted(const struct pf_config *cfg)
+{
+	return cfg->ch.url[0] != '\0';
+}
+
+static struct pf_sink *ch_start(const struct pf_config *cfg, struct pf_loop *loop)
+{
+	struct pf_sink *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		pf_log("out of memory");
+		return NULL;
+	}
+	s->cfg = cfg;
+	s->ch = pf_chsink__start(&cfg->ch, cfg->output_dir);
+	if (!s->ch) {
+		int err = errno;
+
+		free(s);
+		errno = err;
+		return NULL;
+	}
+	return s;
+}
+
+static void ch_take(struct pf_sink *s, const char *lines, size_t len, uint64_t nlines)
+{
+	pf_chsink__submit(s->ch, lines, len, nlines);
+}
+
+static void ch_reconfigure(struct pf_sink *s)
+{
+	pf_chsink__reconfigure(s->ch, &s->cfg->ch); /* its live keys: batch, interval, timeout */
+}
+
+static void ch_stop(struct pf_sink *s)
+{
+	if (!s)
+		return;
+	pf_chsink__stop(s->ch);
+	free(s);
+}
+
+const struct pf_sink_ops pf_sink_clickhouse = {
+    .name = "clickhouse",
+    .keys = ch_keys,
+    .wanted = ch_wanted,
+    .start = ch_start,
+    .take = ch_take,
+    .reconfigure = ch_reconfigure,
+    .stop = ch_stop,
+};

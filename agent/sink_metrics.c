@@ -21,6 +21,7 @@
 #include "agent.h"
 #include "metrics.h"
 #include "metrics_process.h"
+#include "sink.h"
 #include "sink_metrics.h"
 
 #define PF_METRICS_CONN_MAX	16
@@ -198,3 +199,31 @@ void pf_metrics_sink__stop(struct pf_metrics_sink *s)
 	close(s->fd);
 	free(s);
 }
+
+/* ---- behind the sink interface (sink.h): it takes no lines, it serves
+ * the registry the other sinks and the loop fill ---- */
+
+static const char *const metrics_keys[] = {"metricsListen", NULL};
+
+static bool metrics_wanted(const struct pf_config *cfg)
+{
+	return cfg->metrics_listen[0] != '\0';
+}
+
+static struct pf_sink *metrics_start(const struct pf_config *cfg, struct pf_loop *loop)
+{
+	return (struct pf_sink *)pf_metrics_sink__start(cfg->metrics_listen);
+}
+
+static void metrics_stop(struct pf_sink *s)
+{
+	pf_metrics_sink__stop((struct pf_metrics_sink *)s);
+}
+
+const struct pf_sink_ops pf_sink_metrics = {
+    .name = "metrics",
+    .keys = metrics_keys,
+    .wanted = metrics_wanted,
+    .start = metrics_start,
+    .stop = metrics_stop,
+};
