@@ -245,7 +245,14 @@ static int on_event(void *ctx, void *data, size_t size)
 		comm[PF_COMM_LEN] = '\0';
 		if (!pf_proc_cache__fork(a->procs, h->pid, f->start_ns, f->ppid, f->parent_start_ns,
 					 comm)) {
-			pf_metrics__add(&pf_registry, PF_M_IDENT_FORK, 1);
+			const struct pf_proc *p =
+			    pf_proc_cache__lookup(a->procs, h->pid, f->start_ns);
+
+			/* The parent's program, or only the task name (unknown parent). */
+			pf_metrics__add(&pf_registry,
+					p && p->source == PF_PROC_SRC_COMM ? PF_M_IDENT_TASK
+									   : PF_M_IDENT_FORK,
+					1);
 			pf_proc_cache__set_exec_id(a->procs, h->pid, f->start_ns, f->start_ns,
 						   f->exec_id);
 		}

@@ -93,6 +93,7 @@ const struct pf_metric_def pf_metric_defs[PF_M_MAX] = {
     C(PF_M_IDENT_EXEC, "procflow_identities_total", "source=\"exec\"", IDENT_HELP),
     C(PF_M_IDENT_PROCFS, "procflow_identities_total", "source=\"proc\"", IDENT_HELP),
     C(PF_M_IDENT_FORK, "procflow_identities_total", "source=\"fork\"", IDENT_HELP),
+    C(PF_M_IDENT_TASK, "procflow_identities_total", "source=\"task\"", IDENT_HELP),
     C(PF_M_FLOWS_UNOWNED, "procflow_flows_unowned_total", "",
       "Kernel flow entries read with no owning process known (named by the task name, or "
       "not at all)."),
