@@ -134,7 +134,6 @@ void pf_pidfile_remove(int fd, const char *path);
 /* `procflow reload`: SIGHUP to the agent named by the PID file. Exit code. */
 int pf_reload_command(const char *runtime_dir);
 
-
 /* ---- loader.c: hook tiers ---- */
 
 struct procflow_bpf;

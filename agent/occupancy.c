@@ -21,7 +21,7 @@
 struct occ_row {
 	const char *name;
 	uint64_t entries;
-	uint64_t capacity; /* 0: no bound of its own */
+	uint64_t capacity;		      /* 0: no bound of its own */
 	enum pf_metric m_entries, m_capacity; /* the registry's gauges (m_capacity unused at 0) */
 };
 
