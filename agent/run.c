@@ -446,11 +446,15 @@ static int flush(struct pf_agent *a)
 	pf_metrics__add(&pf_registry, PF_M_FLOWS_UNOWNED, a->coll.n_unowned);
 	pf_metrics__follow(&pf_registry, PF_M_COLLECTOR_DROPPED, a->coll.n_dropped);
 	pf_metrics__follow(&pf_registry, PF_M_COLLECTOR_EXPIRED, a->coll.n_expired);
-	if (a->coll.n_dropped > a->coll_dropped) {
-		pf_log("%llu flows not reported: more live flows than the collector follows (%u)",
-		       (unsigned long long)(a->coll.n_dropped - a->coll_dropped),
-		       PF_COLLECTOR_FLOWS_MAX);
-		a->coll_dropped = a->coll.n_dropped;
+	{
+		uint64_t dropped = pf_metrics__get(&pf_registry, PF_M_COLLECTOR_DROPPED);
+
+		if (dropped > a->coll_dropped)
+			pf_log("%llu flows not reported: more live flows than the collector "
+			       "follows (%u)",
+			       (unsigned long long)(dropped - a->coll_dropped),
+			       PF_COLLECTOR_FLOWS_MAX);
+		a->coll_dropped = dropped;
 	}
 	a->out_len = 0;
 	a->out_lines = 0;
