@@ -690,6 +690,27 @@ out:
 	return err;
 }
 
+/* Each key a sink says it owns is a row of the configuration table: a
+ * misspelt name is a bug of this build, said at every start (and so by
+ * every end-to-end test). Returns 0 or -EINVAL. */
+static int sink_keys_check(void)
+{
+	for (size_t i = 0; i < PF_NSINKS; i++)
+		for (const char *const *k = sink_types[i]->keys; k && *k; k++) {
+			size_t j = 0;
+
+			while (j < pf_config_nkeys && strcmp(pf_config_keys[j].name, *k))
+				j++;
+			if (j == pf_config_nkeys) {
+				pf_log(
+				    "bug: the %s output names '%s', which is no configuration key",
+				    sink_types[i]->name, *k);
+				return -EINVAL;
+			}
+		}
+	return 0;
+}
+
 int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 {
 	struct pf_config *cfg;
@@ -724,6 +745,8 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	/* The output directory first: a wrong one is the user's to fix, and
 	 * is better said before anything else (exit 2). Only checked here;
 	 * flows.log is opened once the PID file's lock is ours. */
+	if (sink_keys_check())
+		goto out;
 	ret = pf_sink_file__check(cfg);
 	if (ret)
 		goto out;
