@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "log.h"
 #include "sink_clickhouse.h"
 
 /* Exit codes, decided in main() only. */
@@ -53,6 +54,7 @@ struct pf_config {
 	char runtime_dir[PF_CFG_PATH_MAX]; /* PID file */
 	bool verbose;
 	struct pf_ch_config ch; /* the ClickHouse sink (off unless ch.url) */
+	char metrics_listen[128]; /* [ADDR:]PORT of /metrics; "": no endpoint */
 	unsigned ringbuf_kib;	/* size of the event ring buffer */
 	unsigned max_sockets;	/* entries of the socks map (socket owners) */
 	unsigned max_flows;	/* entries of the flows map (UDP, handshakes, closed TCP) */
@@ -132,11 +134,6 @@ long pf_pidfile_pid(const char *path);
 void pf_pidfile_remove(int fd, const char *path);
 /* `procflow reload`: SIGHUP to the agent named by the PID file. Exit code. */
 int pf_reload_command(const char *runtime_dir);
-
-/* Log a line to stderr, prefixed "procflow: ". */
-void pf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void pf_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-extern bool pf_verbose;
 
 /* ---- loader.c: hook tiers ---- */
 

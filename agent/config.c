@@ -24,6 +24,7 @@
 #include "chrow.h"
 #include "config.h"
 #include "config_check.h"
+#include "metrics.h"
 #include "procflow/abi.h"
 #include "record.h"
 #include "redact.h"
@@ -123,6 +124,10 @@ static const struct pf_cfg_key keys[] = {
      0, true, NULL, "also print every line on standard output"},
     {"logVerbose", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(verbose), PF_CFG_LIVE, "verbose", 'v',
      true, NULL, "log more (libbpf messages, each flush)"},
+    {"metricsListen", PF_CFG_STRING, "", U(0, 0), NULL, OFF(metrics_listen), PF_CFG_EMPTY_OK,
+     "metrics-listen", 0, false, "[ADDR:]PORT",
+     "serve Prometheus metrics at http://ADDR:PORT/metrics (\"\": off)",
+     .check = pf_metrics__check_listen},
     /* The ClickHouse sink (agent/sink_clickhouse.c); off while clickhouseUrl is "". */
     {"clickhouseUrl", PF_CFG_STRING, "", U(0, 0), NULL, OFF(ch.url), PF_CFG_EMPTY_OK,
      "clickhouse-url", 0, false, "URL",

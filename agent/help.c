@@ -18,19 +18,19 @@
 
 #define COLS 80
 
-static const char overview[] =
+#ifndef PF_VERSION
+#define PF_VERSION "0.0.0"
+#endif
+
+static const char overview_head[] =
     "Usage: procflow COMMAND [OPTIONS]\n"
     "\n"
     "Network flow logs in which every TCP and UDP flow names the process on the\n"
     "local side: executable path, arguments and PID.\n"
     "\n"
-    "Commands:\n"
-    "  run                load the kernel hooks, write flow logs until SIGINT/SIGTERM\n"
-    "  check              what this kernel offers; exit 0 if procflow can run here\n"
-    "  reload             make the running agent re-read its configuration (SIGHUP)\n"
-    "  query              print the flows written so far, filtered\n"
-    "  clickhouse-schema  print the ClickHouse table the sink inserts into\n"
-    "  help [TOPIC]       this text, or a command's (TOPIC: a command, or config)\n"
+    "Commands:\n";
+
+static const char overview_tail[] =
     "\n"
     "procflow COMMAND --help: that command's options. procflow help config: every\n"
     "configuration key, its environment variable and its default.\n"
@@ -191,41 +191,205 @@ static void fill_text(FILE *out)
 	fputs(text_page, out);
 }
 
+static void fill_overview(FILE *out);
+
+static void page_overview(FILE *out)
+{
+	print_page(out, fill_overview);
+}
+
+static void page_run(FILE *out)
+{
+	print_page(out, fill_run);
+}
+
+static void page_config(FILE *out)
+{
+	print_page(out, fill_config);
+}
+
+static void page_check(FILE *out)
+{
+	text_page = check_text;
+	print_page(out, fill_text);
+}
+
+static void page_reload(FILE *out)
+{
+	text_page = reload_text;
+	print_page(out, fill_text);
+}
+
+static void page_schema(FILE *out)
+{
+	text_page = schema_text;
+	print_page(out, fill_text);
+}
+
+static void page_query(FILE *out)
+{
+	char *argv[] = {"query", "--help", NULL};
+
+	(void)out; /* the query command prints its own page on stdout */
+	(void)pf_query_main(2, argv);
+}
+
+/* ---- the commands ---- */
+
+static int cmd_run(const struct pf_config *cfg, const struct pf_config_args *args)
+{
+	return pf_run(cfg, args);
+}
+
+static int cmd_check(const struct pf_config *cfg, const struct pf_config_args *args)
+{
+	return pf_check(cfg);
+}
+
+static int cmd_reload(const struct pf_config *cfg, const struct pf_config_args *args)
+{
+	return pf_reload_command(cfg->runtime_dir);
+}
+
+static int cmd_schema(const struct pf_config *cfg, const struct pf_config_args *args)
+{
+	return pf_ch_print_schema(&cfg->ch);
+}
+
+static int cmd_help(int argc, char **argv);
+
+static int cmd_version(int argc, char **argv)
+{
+	printf("procflow %s\n", PF_VERSION);
+	return PF_EXIT_OK;
+}
+
+static const struct pf_cmd cmds[] = {
+    {"run",
+     {NULL, NULL},
+     "",
+     "load the kernel hooks, write flow logs until SIGINT/SIGTERM",
+     cmd_run,
+     NULL,
+     page_run},
+    {"check",
+     {NULL, NULL},
+     "",
+     "what this kernel offers; exit 0 if procflow can run here",
+     cmd_check,
+     NULL,
+     page_check},
+    {"reload",
+     {NULL, NULL},
+     "",
+     "make the running agent re-read its configuration (SIGHUP)",
+     cmd_reload,
+     NULL,
+     page_reload},
+    {"query",
+     {NULL, NULL},
+     "",
+     "print the flows written so far, filtered",
+     NULL,
+     pf_query_main,
+     page_query},
+    {"clickhouse-schema",
+     {NULL, NULL},
+     "",
+     "print the ClickHouse table the sink inserts into",
+     cmd_schema,
+     NULL,
+     page_schema},
+    {"help",
+     {"-h", "--help"},
+     " [TOPIC]",
+     "this text, or a command's (TOPIC: a command, or config)",
+     NULL,
+     cmd_help,
+     page_overview},
+    {"version", {"-V", "--version"}, "", NULL, NULL, cmd_version, NULL},
+};
+
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+const struct pf_cmd *pf_cmd__find(const char *name)
+{
+	for (size_t i = 0; i < NCMDS; i++) {
+		if (!strcmp(name, cmds[i].name))
+			return &cmds[i];
+		for (size_t j = 0; j < 2; j++)
+			if (cmds[i].aliases[j] && !strcmp(name, cmds[i].aliases[j]))
+				return &cmds[i];
+	}
+	return NULL;
+}
+
+const char *pf_cmd__names(void)
+{
+	static char names[256];
+	size_t off = 0;
+
+	if (names[0])
+		return names;
+	for (size_t i = 0; i < NCMDS; i++) {
+		int w;
+
+		if (!cmds[i].summary || !strcmp(cmds[i].name, "help"))
+			continue;
+		w = snprintf(names + off, sizeof(names) - off, "%s%s", off ? ", " : "",
+			     cmds[i].name);
+		if (w < 0 || (size_t)w >= sizeof(names) - off)
+			break;
+		off += (size_t)w;
+	}
+	return names;
+}
+
+static void fill_overview(FILE *out)
+{
+	char head[64];
+
+	fputs(overview_head, out);
+	for (size_t i = 0; i < NCMDS; i++) {
+		if (!cmds[i].summary)
+			continue;
+		snprintf(head, sizeof(head), "%s%s", cmds[i].name, cmds[i].synopsis);
+		fprintf(out, "  %-17s  %s\n", head, cmds[i].summary);
+	}
+	fputs(overview_tail, out);
+}
+
+/* procflow help [TOPIC]: a command's page; an unknown topic is an error. */
+static int cmd_help(int argc, char **argv)
+{
+	if (argc > 2) {
+		fprintf(stderr, "procflow: help: one topic at a time\n");
+		return PF_EXIT_USAGE;
+	}
+	/* "-h"/"--help" as the command take no topic: the overview. */
+	if (pf_help(stdout, argc > 1 && !strcmp(argv[0], "help") ? argv[1] : NULL)) {
+		fprintf(stderr, "procflow: help: no topic '%s' (topics: %s, config)\n", argv[1],
+			pf_cmd__names());
+		return PF_EXIT_USAGE;
+	}
+	return PF_EXIT_OK;
+}
+
 int pf_help(FILE *out, const char *topic)
 {
-	static const struct {
-		const char *name;
-		const char *text;
-	} texts[] = {
-	    {"check", check_text},
-	    {"reload", reload_text},
-	    {"clickhouse-schema", schema_text},
-	};
+	const struct pf_cmd *c;
 
 	if (!topic) {
-		text_page = overview;
-		print_page(out, fill_text);
-		return 0;
-	}
-	if (!strcmp(topic, "run")) {
-		print_page(out, fill_run);
+		page_overview(out);
 		return 0;
 	}
 	if (!strcmp(topic, "config")) {
-		print_page(out, fill_config);
+		page_config(out);
 		return 0;
 	}
-	if (!strcmp(topic, "query")) {
-		char *argv[] = {"query", "--help", NULL};
-
-		return pf_query_main(2, argv) == PF_EXIT_OK ? 0 : -ENOENT;
-	}
-	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-		if (!strcmp(topic, texts[i].name)) {
-			text_page = texts[i].text;
-			print_page(out, fill_text);
-			return 0;
-		}
-	}
-	return -ENOENT;
+	c = pf_cmd__find(topic);
+	if (!c || !c->page || strcmp(topic, c->name))
+		return -ENOENT;
+	c->page(out);
+	return 0;
 }

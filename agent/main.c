@@ -2,15 +2,15 @@
 /*
  * procflow: network flow logs in which every flow names its process.
  *
- * main() parses the command line and turns every error into an exit code
- * in one place: 0 ok, 1 missing privileges / kernel support / I/O, 2 bad
- * command line or configuration. The options come from the key table in
- * config.c; this file only adds the ones that are not keys.
+ * main() finds the command in the table (help.c), parses the command line
+ * and turns every error into an exit code in one place: 0 ok, 1 missing
+ * privileges / kernel support / I/O, 2 bad command line or configuration.
+ * The options come from the key table in config.c; this file only adds the
+ * ones that are not keys.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,36 +26,6 @@
 #ifndef PF_VERSION
 #define PF_VERSION "0.0.0"
 #endif
-
-bool pf_verbose;
-
-void pf_log(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	flockfile(stderr); /* one whole line, also with the ClickHouse sender logging */
-	fputs("procflow: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
-	va_end(ap);
-}
-
-void pf_debug(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!pf_verbose)
-		return;
-	va_start(ap, fmt);
-	flockfile(stderr); /* one whole line, also with the ClickHouse sender logging */
-	fputs("procflow: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
-	va_end(ap);
-}
 
 /* Options that are not configuration keys. Table flags get codes from
  * OPT_KEY_BASE up, one per key. */
@@ -196,46 +166,23 @@ int main(int argc, char **argv)
 	struct pf_cfg_origin orig[PF_CONFIG_MAX_KEYS];
 	char err[PF_CFG_ERR_MAX];
 	struct pf_config cfg;
-	const char *cmd;
+	const struct pf_cmd *cmd;
 	int ret;
 
 	if (argc < 2) {
 		pf_help(stderr, NULL);
 		return PF_EXIT_USAGE;
 	}
-	cmd = argv[1];
-	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-		/* procflow help TOPIC: a command's page; an unknown topic is an error. */
-		const char *topic = !strcmp(cmd, "help") && argc > 2 ? argv[2] : NULL;
-
-		if (topic && argc > 3) {
-			fprintf(stderr, "procflow: help: one topic at a time\n");
-			return PF_EXIT_USAGE;
-		}
-		if (pf_help(stdout, topic)) {
-			fprintf(stderr,
-				"procflow: help: no topic '%s' (topics: run, check, reload, query, "
-				"clickhouse-schema, config)\n",
-				topic);
-			return PF_EXIT_USAGE;
-		}
-		return PF_EXIT_OK;
-	}
-	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-		printf("procflow %s\n", PF_VERSION);
-		return PF_EXIT_OK;
-	}
-	if (!strcmp(cmd, "query"))
-		return pf_query_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "reload") &&
-	    strcmp(cmd, "clickhouse-schema")) {
+	cmd = pf_cmd__find(argv[1]);
+	if (!cmd) {
 		fprintf(stderr,
-			"procflow: unknown command '%s' (commands: run, check, reload, query, "
-			"clickhouse-schema; see procflow --help)\n",
-			cmd);
+			"procflow: unknown command '%s' (commands: %s; see procflow --help)\n",
+			argv[1], pf_cmd__names());
 		return PF_EXIT_USAGE;
 	}
-	ret = parse_opts(cmd, argc - 1, argv + 1, &cli);
+	if (cmd->with_argv)
+		return cmd->with_argv(argc - 1, argv + 1);
+	ret = parse_opts(cmd->name, argc - 1, argv + 1, &cli);
 	if (ret > 0)
 		return PF_EXIT_OK; /* --help or --version */
 	if (ret)
@@ -258,16 +205,7 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret;
 
-	if (!strcmp(cmd, "reload")) {
-		pf_redact__free(cfg.redactor);
-		return pf_reload_command(cfg.runtime_dir);
-	}
-	if (!strcmp(cmd, "check"))
-		ret = pf_check(&cfg);
-	else if (!strcmp(cmd, "clickhouse-schema"))
-		ret = pf_ch_print_schema(&cfg.ch);
-	else
-		ret = pf_run(&cfg, &cli.args);
+	ret = cmd->with_config(&cfg, &cli.args);
 	pf_redact__free(cfg.redactor);
 	return ret;
 }

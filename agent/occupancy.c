@@ -15,12 +15,14 @@
 
 #include "agent.h"
 #include "hmap.h"
+#include "metrics.h"
 #include "proc_cache.h"
 
 struct occ_row {
 	const char *name;
 	uint64_t entries;
-	uint64_t capacity; /* 0: no bound of its own */
+	uint64_t capacity;		      /* 0: no bound of its own */
+	enum pf_metric m_entries, m_capacity; /* the registry's gauges (m_capacity unused at 0) */
 };
 
 static unsigned pct(const struct occ_row *r)
@@ -38,17 +40,25 @@ void pf_occupancy__log(const struct pf_collector *c, const struct pf_proc_cache 
 
 	pf_proc_cache__stats(procs, &ps);
 	const struct occ_row rows[] = {
-	    {"socks", c->n_socks_map, c->cfg->max_sockets},
-	    {"flows", c->n_flows_map, c->cfg->max_flows},
-	    {"tcp", c->n_sk_flows, 0},
-	    {"processes", ps.entries, PF_PROC_CACHE_MAX},
-	    {"collector flows", pf_hmap__count(c->prev), PF_COLLECTOR_FLOWS_MAX},
-	    {"handshakes", pf_hmap__count(c->handshakes), c->cfg->max_flows},
+	    {"socks", c->n_socks_map, c->cfg->max_sockets, PF_M_ENTRIES_SOCKS, PF_M_CAPACITY_SOCKS},
+	    {"flows", c->n_flows_map, c->cfg->max_flows, PF_M_ENTRIES_FLOWS, PF_M_CAPACITY_FLOWS},
+	    {"tcp", c->n_sk_flows, 0, PF_M_ENTRIES_TCP, PF_M_MAX},
+	    {"processes", ps.entries, PF_PROC_CACHE_MAX, PF_M_ENTRIES_PROCESSES,
+	     PF_M_CAPACITY_PROCESSES},
+	    {"collector flows", pf_hmap__count(c->prev), PF_COLLECTOR_FLOWS_MAX,
+	     PF_M_ENTRIES_COLLECTOR, PF_M_CAPACITY_COLLECTOR},
+	    {"handshakes", pf_hmap__count(c->handshakes), c->cfg->max_flows,
+	     PF_M_ENTRIES_HANDSHAKES, PF_M_CAPACITY_HANDSHAKES},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct occ_row *r = &rows[i];
 		int w;
+
+		/* The same figures for the metrics endpoint. */
+		pf_metrics__set(&pf_registry, r->m_entries, r->entries);
+		if (r->capacity)
+			pf_metrics__set(&pf_registry, r->m_capacity, r->capacity);
 
 		over = over || pct(r) > 50;
 		if (r->capacity)

@@ -45,6 +45,8 @@
 #include "agent.h"
 #include "chrow.h"
 #include "jsonw.h"
+#include "metrics.h"
+#include "sink.h"
 #include "sink_clickhouse.h"
 #include "spool.h"
 
@@ -238,7 +240,10 @@ static void log_drops(struct pf_chsink *s)
 {
 	uint64_t d = pf_spool__dropped_rows(s->spool);
 
+	pf_metrics__set(&pf_registry, PF_M_CH_SPOOL_BYTES, pf_spool__bytes(s->spool));
+	pf_metrics__set(&pf_registry, PF_M_CH_SPOOL_ROWS, pf_spool__rows(s->spool));
 	if (d > s->dropped_logged) {
+		pf_metrics__add(&pf_registry, PF_M_LINES_DROPPED_CLICKHOUSE, d - s->dropped_logged);
 		pf_log("clickhouse: the spool is full (%u MB): %llu oldest rows dropped (%llu in "
 		       "all)",
 		       s->cfg.spool_max_mb, (unsigned long long)(d - s->dropped_logged),
@@ -304,10 +309,13 @@ static void deliver(struct pf_chsink *s)
 		if (s->no_memory)
 			pf_log("clickhouse: spooled batches can be read again");
 		s->no_memory = false;
+		if (s->failing)
+			pf_metrics__add(&pf_registry, PF_M_CH_RETRIES, 1);
 		switch (post(s, data, len, timeout, why, sizeof(why))) {
 		case POST_OK:
 			pf_spool__pop(s->spool);
 			s->sent_rows += rows;
+			pf_metrics__add(&pf_registry, PF_M_LINES_WRITTEN_CLICKHOUSE, rows);
 			s->sent_batches++;
 			if (s->failing)
 				pf_log(
@@ -321,12 +329,15 @@ static void deliver(struct pf_chsink *s)
 		case POST_REJECTED:
 			pf_spool__pop(s->spool);
 			s->rejected_rows += rows;
+			pf_metrics__add(&pf_registry, PF_M_CH_ROWS_REJECTED, rows);
+			pf_metrics__add(&pf_registry, PF_M_LINES_DROPPED_CLICKHOUSE, rows);
 			pf_log("clickhouse: the server refused a batch of %llu rows as malformed; "
 			       "dropped (%s)",
 			       (unsigned long long)rows, why);
 			break;
 		case POST_RETRY:
 			s->failures++;
+			pf_metrics__add(&pf_registry, PF_M_CH_SEND_FAILURES, 1);
 			back_off(s);
 			if (!s->failing)
 				pf_log("clickhouse: insert failed (%s); batches wait in %s and are "
@@ -349,6 +360,7 @@ static void seal(struct pf_chsink *s)
 		return;
 	err = pf_spool__push(s->spool, s->batch.buf, s->batch.len, s->batch_rows);
 	if (err == -EFBIG) {
+		pf_metrics__add(&pf_registry, PF_M_LINES_DROPPED_CLICKHOUSE, s->batch_rows);
 		pf_log("clickhouse: a batch of %llu rows is larger than the spool cap: dropped",
 		       (unsigned long long)s->batch_rows);
 	} else if (err) {
@@ -359,8 +371,10 @@ static void seal(struct pf_chsink *s)
 		    POST_OK) {
 			s->sent_rows += s->batch_rows;
 			s->sent_batches++;
+			pf_metrics__add(&pf_registry, PF_M_LINES_WRITTEN_CLICKHOUSE, s->batch_rows);
 		} else {
 			s->lost_rows += s->batch_rows;
+			pf_metrics__add(&pf_registry, PF_M_LINES_DROPPED_CLICKHOUSE, s->batch_rows);
 			pf_log("clickhouse: cannot write to the spool (%s) nor insert (%s): %llu "
 			       "rows lost",
 			       strerror(-err), why, (unsigned long long)s->batch_rows);
@@ -457,6 +471,7 @@ static void *sender(void *arg)
 		list = s->qhead;
 		s->qhead = s->qtail = NULL;
 		s->qbytes = 0;
+		pf_metrics__set(&pf_registry, PF_M_CH_QUEUE_BYTES, 0);
 		stopping = s->stop;
 		pthread_mutex_unlock(&s->mu);
 
@@ -694,6 +709,7 @@ void pf_chsink__submit(struct pf_chsink *s, const char *buf, size_t len, uint64_
 	pthread_mutex_lock(&s->mu);
 	if (!it) {
 		s->q_dropped += nlines;
+		pf_metrics__add(&pf_registry, PF_M_LINES_DROPPED_CLICKHOUSE, nlines);
 		if (!s->q_dropping)
 			pf_log(
 			    "clickhouse: the sender is behind by %u MB: lines are not sent (they "
@@ -711,6 +727,7 @@ void pf_chsink__submit(struct pf_chsink *s, const char *buf, size_t len, uint64_
 			s->qhead = it;
 		s->qtail = it;
 		s->qbytes += len;
+		pf_metrics__set(&pf_registry, PF_M_CH_QUEUE_BYTES, s->qbytes);
 		s->q_dropping = false;
 		pthread_cond_signal(&s->cv);
 	}
@@ -752,3 +769,77 @@ void pf_chsink__stop(struct pf_chsink *s)
 	free_sink(s);
 	curl_global_cleanup();
 }
+
+/* ---- behind the sink interface (sink.h) ---- */
+
+struct pf_sink {
+	const struct pf_config *cfg; /* the running one */
+	struct pf_chsink *ch;
+};
+
+static const char *const ch_keys[] = {
+    "clickhouseUrl",
+    "clickhouseDatabase",
+    "clickhouseTable",
+    "clickhouseUser",
+    "clickhousePasswordFile",
+    "clickhouseBatchRows",
+    "clickhouseBatchInterval",
+    "clickhouseSpoolDirectory",
+    "clickhouseSpoolMaxMB",
+    "clickhouseTimeout",
+    NULL,
+};
+
+static bool ch_wanted(const struct pf_config *cfg)
+{
+	return cfg->ch.url[0] != '\0';
+}
+
+static struct pf_sink *ch_start(const struct pf_config *cfg, struct pf_loop *loop)
+{
+	struct pf_sink *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		pf_log("out of memory");
+		return NULL;
+	}
+	s->cfg = cfg;
+	s->ch = pf_chsink__start(&cfg->ch, cfg->output_dir);
+	if (!s->ch) {
+		int err = errno;
+
+		free(s);
+		errno = err;
+		return NULL;
+	}
+	return s;
+}
+
+static void ch_take(struct pf_sink *s, const char *lines, size_t len, uint64_t nlines)
+{
+	pf_chsink__submit(s->ch, lines, len, nlines);
+}
+
+static void ch_reconfigure(struct pf_sink *s)
+{
+	pf_chsink__reconfigure(s->ch, &s->cfg->ch); /* its live keys: batch, interval, timeout */
+}
+
+static void ch_stop(struct pf_sink *s)
+{
+	if (!s)
+		return;
+	pf_chsink__stop(s->ch);
+	free(s);
+}
+
+const struct pf_sink_ops pf_sink_clickhouse = {
+    .name = "clickhouse",
+    .keys = ch_keys,
+    .wanted = ch_wanted,
+    .start = ch_start,
+    .take = ch_take,
+    .reconfigure = ch_reconfigure,
+    .stop = ch_stop,
+};

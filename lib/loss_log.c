@@ -15,3 +15,8 @@ uint64_t pf_loss__delta(struct pf_loss *l, uint64_t total, char *buf, size_t sz)
 	snprintf(buf, sz, "%llu %s", (unsigned long long)d, l->what);
 	return d;
 }
+
+uint64_t pf_loss__report(struct pf_loss *l, const struct pf_metrics *m, char *buf, size_t sz)
+{
+	return pf_loss__delta(l, pf_metrics__get(m, l->metric), buf, sz);
+}

@@ -11,6 +11,8 @@ pkgs=(
 	libcmocka-dev                                  # unit tests
 	libzstd-dev zstd                               # query: compressed rotated files
 	libcurl4-openssl-dev                           # the ClickHouse sink
+	libmicrohttpd-dev                              # the /metrics endpoint
+	prometheus                                     # promtool and the metrics endpoint's test
 	clickhouse-server clickhouse-client            # the ClickHouse sink's tests
 	python3 iproute2 procps                        # end-to-end tests
 	systemd man-db groff-base                      # make install: systemd-analyze, man

@@ -8,8 +8,8 @@ documents, in every thread, and still reloads and writes its last interval.
 The documented set is read from README.md (section "Privileges", the line
 "Kept after start-up: ..."), so the test fails when the code and the README part.
 The agent runs with a ClickHouse URL on a loopback port nothing listens on, so its
-sender thread exists (its batches wait in the spool); every thread's status is
-checked. Then a SIGHUP changes the flush interval through the config file (the
+sender thread exists (its batches wait in the spool), and with --metrics-listen,
+so the metrics endpoint's server thread exists; every thread's status is checked. Then a SIGHUP changes the flush interval through the config file (the
 reload must be applied), and a client (netns.TestNet) runs right before SIGTERM:
 its flow can only reach flows.log through the final flush."""
 
@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import socket
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -54,6 +55,13 @@ def caps_of(status_path):
     return out
 
 
+def free_port():
+    """A loopback TCP port nobody listens on now (the kernel's choice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def body(res, args):
     want = documented_mask()
     if not res.check("README documents the kept set", want is not None, README):
@@ -71,14 +79,18 @@ def body(res, args):
                                       net.server_v4, str(port)])
             agent = Agent(args.agent, ["run", "--config", conf, "--output-dir", out,
                                        "--runtime-dir", os.path.join(d, "run"),
-                                       "--clickhouse-url", "http://127.0.0.1:9/"], owner=net)
+                                       "--clickhouse-url", "http://127.0.0.1:9/",
+                                       # the endpoint's server thread too
+                                       "--metrics-listen", "127.0.0.1:%d" % free_port()],
+                                  owner=net)
             agent.start()
             ok, why = agent.wait_ready(60)
             if not res.check("agent ready", ok, why):
                 return
             pid = agent.proc.pid
             tasks = sorted(os.listdir("/proc/%d/task" % pid))
-            res.check("a sender thread besides the main one", len(tasks) >= 2, "tasks %s" % tasks)
+            res.check("the sender and metrics threads besides the main one", len(tasks) >= 3,
+                      "tasks %s" % tasks)
             for tid in tasks:
                 c = caps_of("/proc/%d/task/%s/status" % (pid, tid))
                 res.check("thread %s: CapEff and CapPrm are the documented set (%#x)" % (tid, want),
