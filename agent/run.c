@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "containers.h"
 #include "config.h"
 #include "flow_agg.h"
 #include "identity.h"
@@ -59,6 +60,7 @@
 
 struct pf_agent {
 	struct pf_config *cfg; /* the running configuration; a reload changes it */
+	struct pf_containers *ctrs; /* container identities (agent/containers.c) */
 	const struct pf_config_args *args;
 	int tfd;    /* the flush timer, re-armed when the interval changes */
 	int pid_fd; /* the locked PID file, -1 when there is none */
@@ -222,6 +224,9 @@ static void on_exec(struct pf_agent *a, const struct pf_exec_event *e, size_t si
 				 e->cgroup_id, comm, path, a->argbuf, trunc))
 		pf_proc_cache__set_exec_id(a->procs, e->hdr.pid, e->start_ns, e->hdr.ts_ns,
 					   e->exec_id);
+	/* Now, while the process most likely lives: a container may end
+	 * before the interval does. */
+	pf_containers__note(a->ctrs, e->cgroup_id, e->hdr.pid);
 	free(path);
 }
 
@@ -595,6 +600,7 @@ static int flush(struct pf_agent *a)
 		 (unsigned long long)a->coll.n_completed, (unsigned long long)a->events);
 	pf_proc_cache__gc(a->procs, now);
 	pf_identity_reap(a->procs, now, a->host_pidns);
+	pf_containers__tick(a->ctrs);
 	pf_occupancy__log(&a->coll, a->procs, a->cfg->verbose);
 	return 0;
 }
@@ -630,6 +636,7 @@ static void agg_opts_of(const struct pf_config *cfg, const char *host, struct pf
 	ao->args_limit = cfg->args_limit;
 	ao->include_process = cfg->process_info;
 	ao->include_tcp = cfg->tcp_stats;
+	ao->include_labels = cfg->include_labels;
 }
 
 static void arm_timer(int tfd, unsigned secs)
@@ -991,6 +998,11 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	}
 	a.coll.drain = drain_events;
 	a.coll.drain_ctx = &a;
+	a.ctrs = pf_containers__new(a.loader.cgroup_path, NULL);
+	if (!a.ctrs)
+		pf_log("container identities unavailable: %s; containers are named as the host",
+		       strerror(errno));
+	a.coll.ctrs = a.ctrs;
 
 	/* Exec events are flowing already, so nothing starts unseen between
 	 * the scan and now; the cache keeps the newer of the two. */
@@ -1022,6 +1034,7 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 out:
 	pf_chsink__stop(a.ch); /* after the last flush: it holds the last lines */
 	pf_collector__fini(&a.coll);
+	pf_containers__free(a.ctrs);
 	ring_buffer__free(a.rb);
 	if (a.loader.skel)
 		pf_loader__stop(&a.loader);

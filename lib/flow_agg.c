@@ -57,6 +57,7 @@ enum agg_class {
  * struct and has no implicit padding. */
 struct agg_key {
 	uint64_t netns;
+	const char *lep, *rep; /* interned endpoints (agg_ep_intern), NULL: host / net */
 	uint8_t laddr[16];
 	uint8_t raddr[16];
 	uint16_t lport, rport;
@@ -113,7 +114,7 @@ struct agg_iset_ent {
 	uint8_t flags;
 };
 
-enum { AGG_SSET_NAME = 1, AGG_SSET_ARGS = 2 };
+enum { AGG_SSET_NAME = 1, AGG_SSET_ARGS = 2, AGG_SSET_EP = 3 };
 
 struct agg_sset_ent {
 	uint64_t hash;
@@ -133,7 +134,7 @@ struct agg_chunk {
 struct pf_agg {
 	int level, level_denied; /* by action */
 	unsigned proc_limit, args_limit;
-	int include_process, include_tcp;
+	int include_process, include_tcp, include_labels;
 	size_t max_keys;
 	char *host;
 	uint64_t dropped;
@@ -501,6 +502,7 @@ static void agg_set_opts(struct pf_agg *a, const struct pf_agg_opts *opts)
 	a->args_limit = opts->args_limit;
 	a->include_process = opts->include_process;
 	a->include_tcp = opts->include_tcp;
+	a->include_labels = opts->include_labels;
 	a->max_keys = opts->max_keys ? opts->max_keys : AGG_MAX_KEYS_DEFAULT;
 	/* Line and key indexes are 32-bit. */
 	if (a->max_keys > UINT32_MAX / 2)
@@ -619,6 +621,62 @@ static void agg_fold(const struct pf_agg *a, const struct pf_flow_obs *o, struct
 		memcpy(k->laddr, o->laddr, sizeof(k->laddr));
 		memcpy(k->raddr, o->raddr, sizeof(k->raddr));
 	}
+}
+
+/* ---- workload endpoints ---- */
+
+/*
+ * An endpoint as one interned string, so that the key holds a pointer that
+ * is equal exactly when the endpoints are: "name\0name_aggr\0namespace\0"
+ * then each label "k=v\0", then one more '\0'. From level 2 on the name is
+ * folded away ("-"), so pods folded by their aggregated name share a key.
+ */
+static int agg_ep_intern(struct pf_agg *a, const struct pf_flow_ep *ep, int level,
+			 const char **out)
+{
+	const char *part[3] = {level >= 2 ? "-" : ep->name, ep->name_aggr, ep->namespace_};
+	unsigned nl = a->include_labels ? ep->nlabels : 0;
+	struct agg_sset_ent *e;
+	size_t n = 1, off = 0, l;
+	bool created;
+	char *buf;
+
+	for (int i = 0; i < 3; i++)
+		n += strlen(part[i] ? part[i] : "-") + 1;
+	for (unsigned i = 0; i < nl; i++)
+		n += strlen(ep->labels[i]) + 1;
+	buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	for (int i = 0; i < 3; i++) {
+		l = strlen(part[i] ? part[i] : "-") + 1;
+		memcpy(buf + off, part[i] ? part[i] : "-", l);
+		off += l;
+	}
+	for (unsigned i = 0; i < nl; i++) {
+		l = strlen(ep->labels[i]) + 1;
+		memcpy(buf + off, ep->labels[i], l);
+		off += l;
+	}
+	buf[off] = '\0';
+	e = agg_sset_get(a, 1, AGG_SSET_EP, buf, n, &created);
+	free(buf);
+	if (!e)
+		return -ENOMEM;
+	*out = e->s;
+	return 0;
+}
+
+/* Put the observation's endpoints into its key. */
+static int agg_eps(struct pf_agg *a, const struct pf_flow_obs *o, struct agg_key *k)
+{
+	int level = o->action == PF_ACTION_DENY ? a->level_denied : a->level, err = 0;
+
+	if (o->local_ep)
+		err = agg_ep_intern(a, o->local_ep, level, &k->lep);
+	if (!err && o->remote_ep)
+		err = agg_ep_intern(a, o->remote_ep, level, &k->rep);
+	return err;
 }
 
 /* Index of the key, inserting it if new. -ENOSPC at max_keys. */
@@ -817,6 +875,9 @@ int pf_agg__add(struct pf_agg *a, const struct pf_flow_obs *o)
 	if (!a || !o || (o->reporter != PF_REPORTER_SRC && o->reporter != PF_REPORTER_DST))
 		return -EINVAL;
 	agg_fold(a, o, &k);
+	err = agg_eps(a, o, &k);
+	if (err)
+		return err;
 	err = agg_key_get(a, &k, &ki);
 	if (err) {
 		if (err == -ENOSPC)
@@ -869,8 +930,40 @@ struct agg_ep {
 	const char *name;
 	const char *name_aggr;
 	const char *type;
+	const char *ns;
+	const char *labels; /* NULL: null; else "k=v\0"... "\0" */
 	int port; /* -1: null */
 };
+
+/* A workload endpoint (@packed from agg_ep_intern) as the line's side. */
+static void agg_ep_unpack(struct agg_ep *ep, const char *packed, int include_labels)
+{
+	ep->type = "wep";
+	ep->name = packed;
+	packed += strlen(packed) + 1;
+	ep->name_aggr = packed;
+	packed += strlen(packed) + 1;
+	ep->ns = packed;
+	packed += strlen(packed) + 1;
+	/* A workload without labels: null, as for a host. */
+	ep->labels = include_labels && *packed ? packed : NULL;
+}
+
+static void agg_kv_labels(struct pf_jw *w, const char *k, const char *labels)
+{
+	pf_jw__key(w, k);
+	if (!labels) {
+		pf_jw__null(w);
+		return;
+	}
+	pf_jw__obj_begin(w);
+	pf_jw__key(w, "labels");
+	pf_jw__arr_begin(w);
+	for (; *labels; labels += strlen(labels) + 1)
+		pf_jw__str(w, labels);
+	pf_jw__arr_end(w);
+	pf_jw__obj_end(w);
+}
 
 static const char *agg_proto_str(uint8_t proto, char tmp[4])
 {
@@ -944,6 +1037,10 @@ static int agg_write_line(struct pf_agg *a, const struct agg_kent *ke, const str
 	local.name_aggr = a->host;
 	remote.type = "net";
 	remote.name = "-";
+	local.ns = "-";
+	remote.ns = "-";
+	local.labels = NULL;
+	remote.labels = NULL;
 	if (level >= 2) {
 		local.ip = NULL;
 		local.name = "-";
@@ -963,6 +1060,10 @@ static int agg_write_line(struct pf_agg *a, const struct agg_kent *ke, const str
 		local.port = -1;
 		remote.port = -1;
 	}
+	if (k->lep)
+		agg_ep_unpack(&local, k->lep, a->include_labels);
+	if (k->rep)
+		agg_ep_unpack(&remote, k->rep, a->include_labels);
 	s = src ? &local : &remote;
 	d = src ? &remote : &local;
 	if (level >= 1)
@@ -979,20 +1080,20 @@ static int agg_write_line(struct pf_agg *a, const struct agg_kent *ke, const str
 	pf_jw__str(w, s->ip);
 	agg_kv_str(w, "source_name", s->name);
 	agg_kv_str(w, "source_name_aggr", s->name_aggr);
-	agg_kv_str(w, "source_namespace", "-");
+	agg_kv_str(w, "source_namespace", s->ns);
 	agg_kv_null(w, "nat_outgoing_ports");
 	agg_kv_port(w, "source_port", s->port);
 	agg_kv_str(w, "source_type", s->type);
-	agg_kv_null(w, "source_labels");
+	agg_kv_labels(w, "source_labels", s->labels);
 
 	pf_jw__key(w, "dest_ip");
 	pf_jw__str(w, d->ip);
 	agg_kv_str(w, "dest_name", d->name);
 	agg_kv_str(w, "dest_name_aggr", d->name_aggr);
-	agg_kv_str(w, "dest_namespace", "-");
+	agg_kv_str(w, "dest_namespace", d->ns);
 	agg_kv_port(w, "dest_port", d->port);
 	agg_kv_str(w, "dest_type", d->type);
-	agg_kv_null(w, "dest_labels");
+	agg_kv_labels(w, "dest_labels", d->labels);
 	agg_kv_str(w, "dest_service_namespace", "-");
 	agg_kv_str(w, "dest_service_name", "-");
 	agg_kv_str(w, "dest_service_port", "-");
