@@ -33,17 +33,17 @@
 #define CTR_CONTAINERD_TASKS "/run/containerd/io.containerd.runtime.v2.task"
 /* CRI-O's per-container state: <dir>/<id>/userdata/config.json. */
 #define CTR_CRIO_CONTAINERS "/run/containers/storage/overlay-containers"
-#define CTR_ENGINE_SOCKETS "/run/podman/podman.sock:/run/docker.sock:/var/run/docker.sock"
-#define CTR_DOC_MAX (1u << 20) /* runtime documents are a few KiB */
-#define CTR_API_TIMEOUT_MS 2000 /* a runtime socket that answers slower has failed */
-#define CTR_GRACE_TICKS 3	/* intervals an ended cgroup keeps its entry */
-#define CTR_WALK_MAX 20000	/* cgroup directories one walk may visit */
+#define CTR_ENGINE_SOCKETS  "/run/podman/podman.sock:/run/docker.sock:/var/run/docker.sock"
+#define CTR_DOC_MAX	    (1u << 20) /* runtime documents are a few KiB */
+#define CTR_API_TIMEOUT_MS  2000       /* a runtime socket that answers slower has failed */
+#define CTR_GRACE_TICKS	    3	       /* intervals an ended cgroup keeps its entry */
+#define CTR_WALK_MAX	    20000      /* cgroup directories one walk may visit */
 
 enum ctr_state {
-	CTR_HOST = 0,	/* not a container: no endpoint */
-	CTR_PENDING,	/* a container, metadata not read yet */
-	CTR_READY,	/* metadata read */
-	CTR_FAILED,	/* metadata could not be read: named by its id */
+	CTR_HOST = 0, /* not a container: no endpoint */
+	CTR_PENDING,  /* a container, metadata not read yet */
+	CTR_READY,    /* metadata read */
+	CTR_FAILED,   /* metadata could not be read: named by its id */
 };
 
 struct ctr_ent {
@@ -154,7 +154,8 @@ static int walk_dir(struct walk *w, const char *rel, int depth)
 	DIR *d;
 	int fd, found = -ENOENT;
 
-	if (depth > 12 || snprintf(full, sizeof(full), "%s%s", w->c->root, rel) >= (int)sizeof(full))
+	if (depth > 12 ||
+	    snprintf(full, sizeof(full), "%s%s", w->c->root, rel) >= (int)sizeof(full))
 		return -ENOENT;
 	fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
@@ -171,7 +172,8 @@ static int walk_dir(struct walk *w, const char *rel, int depth)
 		if (snprintf(sub, sizeof(sub), "%s/%s", rel, de->d_name) >= (int)sizeof(sub))
 			continue;
 		if (de->d_ino == w->id ||
-		    (!fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) && sb.st_ino == w->id)) {
+		    (!fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) &&
+		     sb.st_ino == w->id)) {
 			if (strlen(sub) < w->outsz) {
 				memcpy(w->out, sub, strlen(sub) + 1);
 				found = 0;
@@ -386,7 +388,8 @@ static void ep_fill(struct ctr_ent *e)
 	e->ep.name = name;
 	pf_cmeta__name_aggr(name, e->name_aggr, sizeof(e->name_aggr));
 	e->ep.name_aggr = e->name_aggr;
-	e->ep.namespace_ = e->state == CTR_READY && e->meta.namespace_[0] ? e->meta.namespace_ : "-";
+	e->ep.namespace_ =
+	    e->state == CTR_READY && e->meta.namespace_[0] ? e->meta.namespace_ : "-";
 	e->ep.labels = e->state == CTR_READY ? (const char *const *)e->meta.labels : NULL;
 	e->ep.nlabels = e->state == CTR_READY ? e->meta.nlabels : 0;
 }

@@ -17,7 +17,7 @@
 
 /* Nesting deeper than this is refused: runtime documents nest a few levels. */
 #define CJ_DEPTH_MAX 64
-#define CJ_KEY_MAX 256
+#define CJ_KEY_MAX   256
 
 struct cj {
 	const char *p, *end;
@@ -120,20 +120,33 @@ static int cj_str(struct cj *c, char *out, size_t outsz)
 		ch = (unsigned char)c->p[1];
 		c->p += 2;
 		switch (ch) {
-		case '"': case '\\': case '/':
+		case '"':
+		case '\\':
+		case '/':
 			b[0] = (char)ch;
 			break;
-		case 'b': b[0] = '\b'; break;
-		case 'f': b[0] = '\f'; break;
-		case 'n': b[0] = '\n'; break;
-		case 'r': b[0] = '\r'; break;
-		case 't': b[0] = '\t'; break;
+		case 'b':
+			b[0] = '\b';
+			break;
+		case 'f':
+			b[0] = '\f';
+			break;
+		case 'n':
+			b[0] = '\n';
+			break;
+		case 'r':
+			b[0] = '\r';
+			break;
+		case 't':
+			b[0] = '\t';
+			break;
 		case 'u':
 			if (c->end - c->p < 4 || cj_hex4(c->p, &cp))
 				return -EINVAL;
 			c->p += 4;
 			if (cp >= 0xd800 && cp < 0xdc00 && c->end - c->p >= 6 && c->p[0] == '\\' &&
-			    c->p[1] == 'u' && !cj_hex4(c->p + 2, &lo) && lo >= 0xdc00 && lo < 0xe000) {
+			    c->p[1] == 'u' && !cj_hex4(c->p + 2, &lo) && lo >= 0xdc00 &&
+			    lo < 0xe000) {
 				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 				c->p += 6;
 			} else if (cp >= 0xd800 && cp < 0xe000) {
@@ -236,11 +249,13 @@ static int cj_value(struct cj *c, int depth)
 /* The whole document is one object and nothing but white space follows. */
 static int cj_validate(const char *doc, size_t len)
 {
-	struct cj c = {doc, doc + len};
+	struct cj c;
 	int err;
 
 	if (!doc)
 		return -EINVAL;
+	c.p = doc;
+	c.end = doc + len;
 	cj_ws(&c);
 	if (c.p >= c.end || *c.p != '{')
 		return -EINVAL;
@@ -285,18 +300,21 @@ static int cj_seek(struct cj *c, const char *const *path, size_t depth)
 	return 0;
 }
 
-int pf_cjson__get_str(const char *doc, size_t len, const char *const *path, size_t depth,
-		      char *out, size_t outsz)
+int pf_cjson__get_str(const char *doc, size_t len, const char *const *path, size_t depth, char *out,
+		      size_t outsz)
 {
-	struct cj c = {doc, doc + len};
+	struct cj c;
 	int err;
 
 	if (!out || !outsz)
 		return -EINVAL;
 	out[0] = '\0';
 	err = cj_validate(doc, len);
-	if (!err)
-		err = cj_seek(&c, path, depth);
+	if (err)
+		return err;
+	c.p = doc;
+	c.end = doc + len;
+	err = cj_seek(&c, path, depth);
 	if (err)
 		return err;
 	if (*c.p != '"')
@@ -307,14 +325,17 @@ int pf_cjson__get_str(const char *doc, size_t len, const char *const *path, size
 int pf_cjson__each_str(const char *doc, size_t len, const char *const *path, size_t depth,
 		       pf_cjson_member_fn fn, void *ctx)
 {
-	struct cj c = {doc, doc + len};
 	char key[CJ_KEY_MAX], val[PF_CMETA_LABEL_MAX];
 	bool first = true;
+	struct cj c;
 	int err;
 
 	err = cj_validate(doc, len);
-	if (!err)
-		err = cj_seek(&c, path, depth);
+	if (err)
+		return err;
+	c.p = doc;
+	c.end = doc + len;
+	err = cj_seek(&c, path, depth);
 	if (err)
 		return err;
 	if (*c.p != '{')
@@ -492,6 +513,8 @@ char *pf_cmeta__name_aggr(const char *name, char *out, size_t outsz)
 		return out;
 	for (size_t i = n - 5; gen && i < n; i++)
 		gen = gen_char(name[i]);
+	if (gen && outsz < 2)
+		gen = false; /* no room for the '*' */
 	if (gen)
 		keep = n - 5;
 	if (keep > outsz - 1 - gen)

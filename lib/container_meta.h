@@ -22,18 +22,18 @@
 
 #include <stddef.h>
 
-#define PF_CMETA_NAME_MAX 253	/* a Kubernetes object name (DNS subdomain) */
-#define PF_CMETA_NS_MAX 63	/* a namespace (DNS label) */
-#define PF_CMETA_IMAGE_MAX 255
+#define PF_CMETA_NAME_MAX   253 /* a Kubernetes object name (DNS subdomain) */
+#define PF_CMETA_NS_MAX	    63	/* a namespace (DNS label) */
+#define PF_CMETA_IMAGE_MAX  255
 #define PF_CMETA_LABELS_MAX 64	/* labels kept per container; more are counted */
-#define PF_CMETA_LABEL_MAX 512	/* one "k=v"; a longer one is left out */
+#define PF_CMETA_LABEL_MAX  512 /* one "k=v"; a longer one is left out */
 
 struct pf_cmeta {
-	char name[PF_CMETA_NAME_MAX + 1];	 /* pod name, else container name; "" unknown */
+	char name[PF_CMETA_NAME_MAX + 1];     /* pod name, else container name; "" unknown */
 	char namespace_[PF_CMETA_NS_MAX + 1]; /* Kubernetes namespace; "" outside Kubernetes */
 	char image[PF_CMETA_IMAGE_MAX + 1];
 	unsigned nlabels;
-	unsigned labels_dropped; /* over PF_CMETA_LABELS_MAX or PF_CMETA_LABEL_MAX */
+	unsigned labels_dropped;	   /* over PF_CMETA_LABELS_MAX or PF_CMETA_LABEL_MAX */
 	char *labels[PF_CMETA_LABELS_MAX]; /* "k=v", sorted, malloc'd */
 };
 
@@ -73,8 +73,8 @@ char *pf_cmeta__name_aggr(const char *name, char *out, size_t outsz);
  * -ENOENT (no such member, or not a string), -EINVAL (malformed document),
  * -ENOSPC (longer than @outsz - 1; @out holds the first bytes).
  */
-int pf_cjson__get_str(const char *doc, size_t len, const char *const *path, size_t depth,
-		      char *out, size_t outsz);
+int pf_cjson__get_str(const char *doc, size_t len, const char *const *path, size_t depth, char *out,
+		      size_t outsz);
 
 /* Call @fn(key, value, ctx) for each string member of the object at @path;
  * members that are not strings are skipped. A non-zero return stops the
