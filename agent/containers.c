@@ -66,6 +66,7 @@ struct ctr_ent {
 struct pf_containers {
 	char root[256];
 	char sockets[1024];
+	char tasks[256];      /* containerd's task state directory */
 	struct pf_hmap *map;  /* cgroup id -> struct ctr_ent * */
 	struct pf_hmap *pids; /* PID -> cgroup id: seen at exec, or read from /proc */
 	struct pf_hmap *book; /* struct book_key -> struct ctr_ent *, for one collection */
@@ -253,11 +254,11 @@ static int meta_oci(struct ctr_ent *e, const char *path)
 
 /* containerd keeps the bundle under the namespace's directory; which one is
  * not in a systemd-driver path, so every namespace is tried. */
-static int meta_containerd(struct ctr_ent *e)
+static int meta_containerd(const struct pf_containers *c, struct ctr_ent *e)
 {
 	char path[1024];
 	struct dirent *de;
-	DIR *d = opendir(CTR_CONTAINERD_TASKS);
+	DIR *d = opendir(c->tasks);
 	int err = -ENOENT, e2;
 
 	if (!d)
@@ -265,8 +266,8 @@ static int meta_containerd(struct ctr_ent *e)
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		if (snprintf(path, sizeof(path), "%s/%s/%s/config.json", CTR_CONTAINERD_TASKS,
-			     de->d_name, e->cg.id) >= (int)sizeof(path))
+		if (snprintf(path, sizeof(path), "%s/%s/%s/config.json", c->tasks, de->d_name,
+			     e->cg.id) >= (int)sizeof(path))
 			continue;
 		e2 = meta_oci(e, path);
 		if (e2 != -ENOENT) {
@@ -301,53 +302,105 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ctx)
 	return add;
 }
 
-/* GET /containers/<id>/json from the first Engine API socket that exists. */
-static int meta_engine(struct pf_containers *c, struct ctr_ent *e)
+/* The first of the configured Engine API sockets that exists, into @sock. */
+static int engine_socket(const struct pf_containers *c, char *sock, size_t socksz)
 {
-	char sock[256], url[256];
 	const char *s = c->sockets, *colon;
-	struct body b = {NULL, 0};
-	int err = -ENOENT;
-	long code = 0;
 	struct stat sb;
-	CURL *h;
 
 	for (;; s = colon + 1) {
 		size_t n;
 
 		colon = strchr(s, ':');
 		n = colon ? (size_t)(colon - s) : strlen(s);
-		if (n && n < sizeof(sock)) {
+		if (n && n < socksz) {
 			memcpy(sock, s, n);
 			sock[n] = '\0';
 			if (!stat(sock, &sb) && S_ISSOCK(sb.st_mode))
-				break;
+				return 0;
 		}
 		if (!colon)
 			return -ENOENT; /* no Docker or Podman API on this node */
 	}
+}
+
+/* GET @path on the API socket @sock, the whole exchange bounded by
+ * CTR_API_TIMEOUT_MS. Returns 0 with the body in *@out (malloc'd), -ENOENT
+ * for 404, -ETIMEDOUT when it did not answer in time, -EPROTO otherwise. */
+static int engine_get(const char *sock, const char *path, struct body *out)
+{
+	char url[384];
+	long code = 0;
+	CURLcode rc;
+	CURL *h;
+
+	out->buf = NULL;
+	out->len = 0;
 	h = curl_easy_init();
 	if (!h)
 		return -ENOMEM;
-	snprintf(url, sizeof(url), "http://d/containers/%s/json", e->cg.id);
+	snprintf(url, sizeof(url), "http://d%s", path);
 	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)CTR_API_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	if (curl_easy_perform(h) != CURLE_OK) {
-		err = -ETIMEDOUT;
-	} else {
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+	rc = curl_easy_perform(h);
+	if (rc == CURLE_OK)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-		if (code == 404)
-			err = -ENOENT;
-		else if (code != 200 || !b.buf)
-			err = -EPROTO;
-		else
-			err = pf_cmeta__from_engine(&e->meta, b.buf, b.len);
-	}
 	curl_easy_cleanup(h);
+	if (rc == CURLE_OK && code == 200 && out->buf)
+		return 0;
+	free(out->buf);
+	out->buf = NULL;
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		return -ETIMEDOUT;
+	return rc == CURLE_OK && code == 404 ? -ENOENT : -EPROTO;
+}
+
+/*
+ * From the Engine API. Podman first through its own API (libpod), which
+ * says which pod a container belongs to: a pod (podman kube play) names
+ * the container as Kubernetes would, by the pod's name. Docker, or a Podman
+ * without that API, through the Docker-compatible GET /containers/<id>/json.
+ */
+static int meta_engine(struct pf_containers *c, struct ctr_ent *e)
+{
+	static const char *const pod_key[] = {"Pod"}, *const name_key[] = {"Name"};
+	char sock[256], path[256], pod[128], name[PF_CMETA_NAME_MAX + 1];
+	struct body b;
+	int err;
+
+	err = engine_socket(c, sock, sizeof(sock));
+	if (err)
+		return err;
+	if (e->cg.runtime == PF_CGROUP_RT_PODMAN) {
+		snprintf(path, sizeof(path), "/v4.0.0/libpod/containers/%s/json", e->cg.id);
+		err = engine_get(sock, path, &b);
+		if (!err) {
+			err = pf_cmeta__from_engine(&e->meta, b.buf, b.len);
+			if (!err &&
+			    !pf_cjson__get_str(b.buf, b.len, pod_key, 1, pod, sizeof(pod)) &&
+			    pod[0] && !strchr(pod, '/')) {
+				free(b.buf);
+				snprintf(path, sizeof(path), "/v4.0.0/libpod/pods/%s/json", pod);
+				if (!engine_get(sock, path, &b) &&
+				    !pf_cjson__get_str(b.buf, b.len, name_key, 1, name,
+						       sizeof(name)) &&
+				    name[0])
+					memcpy(e->meta.name, name, sizeof(e->meta.name));
+			}
+			free(b.buf);
+			return err;
+		}
+		if (err == -ETIMEDOUT)
+			return err; /* the same socket would hang again */
+	}
+	snprintf(path, sizeof(path), "/containers/%s/json", e->cg.id);
+	err = engine_get(sock, path, &b);
+	if (!err)
+		err = pf_cmeta__from_engine(&e->meta, b.buf, b.len);
 	free(b.buf);
 	return err;
 }
@@ -359,7 +412,7 @@ static int meta_read(struct pf_containers *c, struct ctr_ent *e)
 
 	switch (e->cg.runtime) {
 	case PF_CGROUP_RT_CONTAINERD:
-		return meta_containerd(e);
+		return meta_containerd(c, e);
 	case PF_CGROUP_RT_CRIO:
 		snprintf(path, sizeof(path), "%s/%s/userdata/config.json", CTR_CRIO_CONTAINERS,
 			 e->cg.id);
@@ -369,7 +422,7 @@ static int meta_read(struct pf_containers *c, struct ctr_ent *e)
 		return meta_engine(c, e);
 	default:
 		/* A bare id under a pod's cgroup: any runtime could own it. */
-		err = meta_containerd(e);
+		err = meta_containerd(c, e);
 		if (err == -ENOENT) {
 			snprintf(path, sizeof(path), "%s/%s/userdata/config.json",
 				 CTR_CRIO_CONTAINERS, e->cg.id);
@@ -439,12 +492,15 @@ struct pf_containers *pf_containers__new(const char *cgroup_root, const char *en
 {
 	struct pf_containers *c = calloc(1, sizeof(*c));
 	const char *env = getenv("PROCFLOW_ENGINE_SOCKETS");
+	const char *tasks = getenv("PROCFLOW_CONTAINERD_TASKS");
 
 	if (!c)
 		return NULL;
 	if (env && env[0])
 		engine_sockets = env;
 	snprintf(c->root, sizeof(c->root), "%s", cgroup_root);
+	snprintf(c->tasks, sizeof(c->tasks), "%s",
+		 tasks && tasks[0] ? tasks : CTR_CONTAINERD_TASKS);
 	snprintf(c->sockets, sizeof(c->sockets), "%s",
 		 engine_sockets ? engine_sockets : CTR_ENGINE_SOCKETS);
 	c->map = pf_hmap__new(sizeof(uint64_t), sizeof(struct ctr_ent *), PF_CTR_MAX);
@@ -663,8 +719,9 @@ const struct pf_flow_ep *pf_containers__ep(struct pf_containers *c, uint64_t cgr
 		} else {
 			c->st.meta_failed++;
 			pf_log("container %s (%s): no metadata from the runtime (%s); flows name "
-			       "it by its id",
-			       e->cg.id, pf_cgroup_runtime__name(e->cg.runtime), e->err);
+			       "it by its id (%llu such containers so far)",
+			       e->cg.id, pf_cgroup_runtime__name(e->cg.runtime), e->err,
+			       (unsigned long long)c->st.meta_failed);
 		}
 		ep_fill(e);
 	}
