@@ -12,12 +12,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,9 +38,27 @@
 #define CTR_CRIO_CONTAINERS "/run/containers/storage/overlay-containers"
 #define CTR_ENGINE_SOCKETS  "/run/podman/podman.sock:/run/docker.sock:/var/run/docker.sock"
 #define CTR_DOC_MAX	    (1u << 20) /* runtime documents are a few KiB */
-#define CTR_API_TIMEOUT_MS  2000       /* a runtime socket that answers slower has failed */
+#define CTR_API_TIMEOUT_MS  5000       /* a runtime socket that answers slower has failed */
 #define CTR_GRACE_TICKS	    3	       /* intervals an ended cgroup keeps its entry */
 #define CTR_WALK_MAX	    20000      /* cgroup directories one walk may visit */
+/* What one flush may wait, in all, for metadata being read: a container
+ * whose exec was read just before the flush is then named in its first
+ * interval; a runtime that hangs costs the loop no more than this. */
+#define CTR_WAIT_NS (100 * 1000000ull)
+#define CTR_DOWN_S  30 /* an API socket that timed out is not asked again for this long */
+
+/* The cgroup watcher: directories watched (depth below the root, count), and
+ * the cgroups whose creation it saw, kept until asked for or pushed out. */
+#define CTR_WATCH_DEPTH 5
+#define CTR_WATCH_MAX	8192
+#define CTR_SEEN_MAX	4096
+
+struct seen {
+	uint64_t id;
+	char path[256];
+	struct pf_cmeta *meta; /* read from the bundle when the cgroup was made */
+	int meta_err;	       /* with meta NULL: why it could not be (0: not tried) */
+};
 
 enum ctr_state {
 	CTR_HOST = 0, /* not a container: no endpoint */
@@ -48,8 +69,9 @@ enum ctr_state {
 
 struct ctr_ent {
 	uint64_t cgroup_id;
-	int state; /* enum ctr_state, under the lock while PENDING */
-	bool dead; /* dropped by the loop while PENDING: the worker frees it */
+	int state;     /* enum ctr_state, under the lock while PENDING */
+	bool dead;     /* dropped by the loop while PENDING: the worker frees it */
+	bool prefetch; /* queued by the watcher: the result goes to the seen ring */
 	bool ended;
 	bool logged;
 	unsigned ended_ticks;
@@ -73,8 +95,20 @@ struct pf_containers {
 	uint64_t seq;
 	struct pf_containers_stats st;
 
+	/* The watcher thread: cgroup directories as they are made. */
+	pthread_t watcher;
+	bool watcher_started;
+	int ino_fd, stop_fd;
+	char *wd_path[CTR_WATCH_MAX]; /* watch descriptor -> path below the root */
+	pthread_mutex_t seen_lock;
+	struct seen seen[CTR_SEEN_MAX]; /* a ring, newest at seen_next - 1 */
+	size_t seen_next;
+
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	pthread_cond_t done;	  /* the worker settled an entry */
+	uint64_t wait_budget_ns;  /* what a flush may still wait for metadata */
+	time_t engine_down_until; /* worker only: the API socket timed out, skip it till then */
 	pthread_t worker;
 	bool worker_started, stop;
 	struct ctr_ent *qhead, *qtail;
@@ -89,6 +123,7 @@ struct book_key {
 };
 
 #define CTR_PIDS_MAX 16384
+
 #define CTR_BOOK_MAX 65536
 
 /* ---- cgroup id -> path ---- */
@@ -187,13 +222,267 @@ static int walk_dir(struct walk *w, const char *rel, int depth)
 	return found;
 }
 
-/* The path of cgroup @id: from @pid's own file when it is in that cgroup,
- * else by walking the hierarchy. */
+/* ---- the watcher: cgroups seen being made ---- */
+
+/*
+ * Exec events reach user space in batches (the ring buffer wakes the agent
+ * only when a quarter full, or at the flush), so a container that lived a
+ * few milliseconds is gone, /proc and cgroup directory with it, before its
+ * exec is read. The watcher sees each cgroup directory as it is made, with
+ * inotify on the hierarchy, and records its id (the directory's inode) and
+ * path while it exists: the exec event, read later, finds it there.
+ */
+
+struct ctr_ent;
+static int meta_files(const struct pf_containers *c, struct ctr_ent *e);
+static int prefetch(const struct pf_containers *c, const char *rel, struct pf_cmeta **out);
+static void prefetch_engine(struct pf_containers *c, uint64_t id,
+			    const struct pf_cgroup_container *cg);
+
+static void seen_add(struct pf_containers *c, uint64_t id, const char *path, struct pf_cmeta *meta,
+		     int meta_err)
+{
+	struct seen *s;
+
+	pthread_mutex_lock(&c->seen_lock);
+	s = &c->seen[c->seen_next++ % CTR_SEEN_MAX];
+	if (s->meta) {
+		pf_cmeta__clear(s->meta);
+		free(s->meta);
+	}
+	s->id = id;
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	s->meta = meta;
+	s->meta_err = meta_err;
+	pthread_mutex_unlock(&c->seen_lock);
+}
+
+/* The worker's prefetch of cgroup @id: @meta (moved) or @err. */
+static void seen_set_meta(struct pf_containers *c, uint64_t id, struct pf_cmeta *meta, int err)
+{
+	struct pf_cmeta *copy = err ? NULL : malloc(sizeof(*copy));
+
+	if (copy)
+		*copy = *meta;
+	else
+		pf_cmeta__clear(meta);
+	pthread_mutex_lock(&c->seen_lock);
+	for (size_t i = 0; i < CTR_SEEN_MAX; i++) {
+		struct seen *s = &c->seen[i];
+
+		if (s->id != id || s->meta)
+			continue;
+		s->meta = copy;
+		s->meta_err = copy ? 0 : (err ? err : -ENOMEM);
+		copy = NULL;
+		break;
+	}
+	pthread_mutex_unlock(&c->seen_lock);
+	if (copy) {
+		pf_cmeta__clear(copy);
+		free(copy);
+	}
+}
+
+/* The metadata read when cgroup @id was made, moved into @out. Returns 0,
+ * the error the read had, or -ENOENT when none was read. */
+static int seen_take_meta(struct pf_containers *c, uint64_t id, struct pf_cmeta *out)
+{
+	int err = -ENOENT;
+
+	pthread_mutex_lock(&c->seen_lock);
+	for (size_t i = 0; i < CTR_SEEN_MAX; i++) {
+		struct seen *s = &c->seen[i];
+
+		if (s->id != id)
+			continue;
+		if (s->meta) {
+			*out = *s->meta; /* the labels move with it */
+			free(s->meta);
+			s->meta = NULL;
+			err = 0;
+		} else if (s->meta_err) {
+			err = s->meta_err;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&c->seen_lock);
+	return err;
+}
+
+static int seen_find(struct pf_containers *c, uint64_t id, char *out, size_t outsz)
+{
+	int err = -ENOENT;
+
+	pthread_mutex_lock(&c->seen_lock);
+	for (size_t i = 0; i < CTR_SEEN_MAX; i++) {
+		if (c->seen[i].id == id && strlen(c->seen[i].path) < outsz) {
+			memcpy(out, c->seen[i].path, strlen(c->seen[i].path) + 1);
+			err = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->seen_lock);
+	return err;
+}
+
+static int path_depth(const char *rel)
+{
+	int d = 0;
+
+	for (; *rel; rel++)
+		d += *rel == '/';
+	return d;
+}
+
+/* Watch @rel (a path below the root, "" for the root) and, with @walk, the
+ * directories already under it. A container's own cgroup is not descended
+ * into: what it makes below does not change whose it is. */
+static struct ctr_ent *ent_add(struct pf_containers *c, uint64_t id, uint32_t pid);
+
+static void watch_dir(struct pf_containers *c, const char *rel, bool walk, bool initial)
+{
+	struct pf_cgroup_container cg;
+	char full[1024], sub[256];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+	int wd;
+
+	if (snprintf(full, sizeof(full), "%s%s", c->root, rel) >= (int)sizeof(full))
+		return;
+	if (*rel && !pf_cgroup_path__parse(rel, strlen(rel), &cg)) {
+		struct pf_cmeta *meta = NULL;
+		int merr = 0;
+
+		/* A containerd or CRI-O bundle is written before the runtime
+		 * makes the cgroup and removed soon after the container ends,
+		 * which can be before its exec event is read: read it now. */
+		if (!initial && !stat(full, &sb)) {
+			merr = prefetch(c, rel, &meta);
+			if (merr == -ENOENT || merr == -ENOTSUP)
+				merr = 0;
+		}
+		if (!stat(full, &sb)) {
+			seen_add(c, sb.st_ino, rel, meta, merr);
+			if (!initial && (cg.runtime == PF_CGROUP_RT_PODMAN ||
+					 cg.runtime == PF_CGROUP_RT_DOCKER))
+				prefetch_engine(c, sb.st_ino, &cg);
+		}
+		/* At start-up (the loop's own thread): containers already running
+		 * have their metadata read now, before their first flow. */
+		if (initial && !stat(full, &sb))
+			ent_add(c, sb.st_ino, 0);
+		return;
+	}
+	if (*rel && !stat(full, &sb))
+		seen_add(c, sb.st_ino, rel, NULL, 0);
+	if (path_depth(rel) >= CTR_WATCH_DEPTH)
+		return;
+	wd = inotify_add_watch(c->ino_fd, full, IN_CREATE | IN_ONLYDIR | IN_DONT_FOLLOW);
+	if (wd < 0 || wd >= CTR_WATCH_MAX)
+		return; /* past the bound: found by the walk instead */
+	free(c->wd_path[wd]);
+	c->wd_path[wd] = strdup(rel);
+	if (!walk || !(d = opendir(full)))
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		if (snprintf(sub, sizeof(sub), "%s/%s", rel, de->d_name) < (int)sizeof(sub))
+			watch_dir(c, sub, true, initial);
+	}
+	closedir(d);
+}
+
+static void *watcher(void *arg)
+{
+	struct pf_containers *c = arg;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct pollfd pfd[2] = {{c->ino_fd, POLLIN, 0}, {c->stop_fd, POLLIN, 0}};
+	char sub[256];
+
+	pf_caps__drop_thread();
+	for (;;) {
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		n = read(c->ino_fd, buf, sizeof(buf));
+		if (n <= 0)
+			continue;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			p += sizeof(*ev) + ev->len;
+			if (ev->wd < 0 || ev->wd >= CTR_WATCH_MAX)
+				continue;
+			if (ev->mask & IN_IGNORED) {
+				free(c->wd_path[ev->wd]);
+				c->wd_path[ev->wd] = NULL;
+				continue;
+			}
+			if (!(ev->mask & IN_CREATE) || !(ev->mask & IN_ISDIR) || !ev->len ||
+			    !c->wd_path[ev->wd])
+				continue;
+			if (snprintf(sub, sizeof(sub), "%s/%s", c->wd_path[ev->wd], ev->name) <
+			    (int)sizeof(sub))
+				watch_dir(c, sub, true, false);
+		}
+	}
+	return NULL;
+}
+
+static void watcher_start(struct pf_containers *c)
+{
+	c->ino_fd = inotify_init1(IN_CLOEXEC);
+	c->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (c->ino_fd < 0 || c->stop_fd < 0) {
+		pf_log("cannot watch the cgroup hierarchy (%s): a container that ends within "
+		       "an interval may be named as the host",
+		       strerror(errno));
+		return;
+	}
+	watch_dir(c, "", true, true);
+	if (pthread_create(&c->watcher, NULL, watcher, c))
+		pf_log("no thread to watch the cgroup hierarchy: a container that ends within "
+		       "an interval may be named as the host");
+	else
+		c->watcher_started = true;
+}
+
+static void watcher_stop(struct pf_containers *c)
+{
+	uint64_t one = 1;
+
+	if (c->watcher_started) {
+		if (write(c->stop_fd, &one, sizeof(one)) != sizeof(one))
+			pthread_cancel(c->watcher);
+		pthread_join(c->watcher, NULL);
+	}
+	if (c->ino_fd >= 0)
+		close(c->ino_fd);
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	for (size_t i = 0; i < CTR_WATCH_MAX; i++)
+		free(c->wd_path[i]);
+	for (size_t i = 0; i < CTR_SEEN_MAX; i++) {
+		pf_cmeta__clear(c->seen[i].meta);
+		free(c->seen[i].meta);
+	}
+}
+
+/* The path of cgroup @id: as the watcher saw it made; from @pid's own file
+ * when it is in that cgroup; else by walking the hierarchy. */
 static int cg_path(struct pf_containers *c, uint64_t id, uint32_t pid, char *out, size_t outsz)
 {
 	struct walk w = {c, id, 0, out, outsz};
 	uint64_t ino;
 
+	if (!seen_find(c, id, out, outsz))
+		return 0;
 	if (pid && !proc_cgroup(pid, out, outsz) && !cg_ino(c, out, &ino) && ino == id)
 		return 0;
 	return walk_dir(&w, "", 0);
@@ -375,6 +664,11 @@ static int meta_engine(struct pf_containers *c, struct ctr_ent *e)
 	err = engine_socket(c, sock, sizeof(sock));
 	if (err)
 		return err;
+	/* One container after another behind a socket that hangs would hold
+	 * every other runtime's reads up: after a time-out, the socket is
+	 * taken for down for a while. */
+	if (time(NULL) < c->engine_down_until)
+		return -ETIMEDOUT;
 	if (e->cg.runtime == PF_CGROUP_RT_PODMAN) {
 		snprintf(path, sizeof(path), "/v4.0.0/libpod/containers/%s/json", e->cg.id);
 		err = engine_get(sock, path, &b);
@@ -394,18 +688,24 @@ static int meta_engine(struct pf_containers *c, struct ctr_ent *e)
 			free(b.buf);
 			return err;
 		}
-		if (err == -ETIMEDOUT)
+		if (err == -ETIMEDOUT) {
+			c->engine_down_until = time(NULL) + CTR_DOWN_S;
 			return err; /* the same socket would hang again */
+		}
 	}
 	snprintf(path, sizeof(path), "/containers/%s/json", e->cg.id);
 	err = engine_get(sock, path, &b);
+	if (err == -ETIMEDOUT)
+		c->engine_down_until = time(NULL) + CTR_DOWN_S;
 	if (!err)
 		err = pf_cmeta__from_engine(&e->meta, b.buf, b.len);
 	free(b.buf);
 	return err;
 }
 
-static int meta_read(struct pf_containers *c, struct ctr_ent *e)
+/* The runtimes whose state is in files: containerd and CRI-O bundles.
+ * -ENOTSUP for a runtime that keeps it behind its API. */
+static int meta_files(const struct pf_containers *c, struct ctr_ent *e)
 {
 	char path[512];
 	int err;
@@ -419,7 +719,7 @@ static int meta_read(struct pf_containers *c, struct ctr_ent *e)
 		return meta_oci(e, path);
 	case PF_CGROUP_RT_DOCKER:
 	case PF_CGROUP_RT_PODMAN:
-		return meta_engine(c, e);
+		return -ENOTSUP;
 	default:
 		/* A bare id under a pod's cgroup: any runtime could own it. */
 		err = meta_containerd(c, e);
@@ -428,10 +728,65 @@ static int meta_read(struct pf_containers *c, struct ctr_ent *e)
 				 CTR_CRIO_CONTAINERS, e->cg.id);
 			err = meta_oci(e, path);
 		}
-		if (err == -ENOENT)
-			err = meta_engine(c, e);
 		return err;
 	}
+}
+
+static int meta_read(struct pf_containers *c, struct ctr_ent *e)
+{
+	int err = meta_files(c, e);
+
+	if (err == -ENOTSUP || (err == -ENOENT && e->cg.runtime == PF_CGROUP_RT_UNKNOWN))
+		err = meta_engine(c, e);
+	return err;
+}
+
+/* For the watcher: the Engine API is asked by the worker (it may hang), the
+ * answer kept in the seen ring for the exec event that comes later. */
+static void prefetch_engine(struct pf_containers *c, uint64_t id,
+			    const struct pf_cgroup_container *cg)
+{
+	struct ctr_ent *e;
+
+	if (!c->worker_started || !(e = calloc(1, sizeof(*e))))
+		return;
+	e->prefetch = true;
+	e->cgroup_id = id;
+	e->cg = *cg;
+	e->state = CTR_PENDING;
+	pthread_mutex_lock(&c->lock);
+	if (c->qtail)
+		c->qtail->qnext = e;
+	else
+		c->qhead = e;
+	c->qtail = e;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* For the watcher: the bundle of the container whose cgroup @rel was just
+ * made, into a new *@out. */
+static int prefetch(const struct pf_containers *c, const char *rel, struct pf_cmeta **out)
+{
+	struct ctr_ent *e = calloc(1, sizeof(*e));
+	int err;
+
+	*out = NULL;
+	if (!e)
+		return -ENOMEM;
+	err = pf_cgroup_path__parse(rel, strlen(rel), &e->cg);
+	if (!err)
+		err = meta_files(c, e);
+	if (!err) {
+		*out = malloc(sizeof(**out));
+		if (*out)
+			**out = e->meta; /* the labels move with it */
+		else
+			pf_cmeta__clear(&e->meta);
+		err = *out ? 0 : -ENOMEM;
+	}
+	free(e);
+	return err;
 }
 
 static void ep_fill(struct ctr_ent *e)
@@ -466,7 +821,16 @@ static void *worker(void *arg)
 			c->qtail = NULL;
 		pthread_mutex_unlock(&c->lock);
 
-		err = meta_read(c, e);
+		/* Read already, when the watcher saw the cgroup made. */
+		err = e->prefetch ? -ENOENT : seen_take_meta(c, e->cgroup_id, &e->meta);
+		if (err == -ENOENT)
+			err = meta_read(c, e);
+		if (e->prefetch) {
+			seen_set_meta(c, e->cgroup_id, &e->meta, err);
+			free(e);
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
 
 		pthread_mutex_lock(&c->lock);
 		if (e->dead) {
@@ -481,6 +845,7 @@ static void *worker(void *arg)
 				snprintf(e->err, sizeof(e->err), "the bundle names no pod");
 		}
 		e->state = err ? CTR_FAILED : CTR_READY;
+		pthread_cond_broadcast(&c->done);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -491,8 +856,8 @@ static void *worker(void *arg)
 struct pf_containers *pf_containers__new(const char *cgroup_root, const char *engine_sockets)
 {
 	struct pf_containers *c = calloc(1, sizeof(*c));
-	const char *env = getenv("PROCFLOW_ENGINE_SOCKETS");
-	const char *tasks = getenv("PROCFLOW_CONTAINERD_TASKS");
+	const char *env = getenv("PF_ENGINE_SOCKETS");
+	const char *tasks = getenv("PF_CONTAINERD_TASKS");
 
 	if (!c)
 		return NULL;
@@ -507,12 +872,20 @@ struct pf_containers *pf_containers__new(const char *cgroup_root, const char *en
 	c->pids = pf_hmap__new(sizeof(uint32_t), sizeof(uint64_t), CTR_PIDS_MAX);
 	c->book = pf_hmap__new(sizeof(struct book_key), sizeof(struct ctr_ent *), CTR_BOOK_MAX);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->seen_lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	pthread_cond_init(&c->done, NULL);
+	c->wait_budget_ns = CTR_WAIT_NS;
+	c->ino_fd = -1;
+	c->stop_fd = -1;
 	if (!c->map || !c->pids || !c->book) {
 		pf_containers__free(c);
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (!pthread_create(&c->worker, NULL, worker, c))
+		c->worker_started = true;
+	watcher_start(c);
 	return c;
 }
 
@@ -548,13 +921,20 @@ void pf_containers__free(struct pf_containers *c)
 
 	if (!c)
 		return;
+	watcher_stop(c);
 	if (c->worker_started) {
 		pthread_mutex_lock(&c->lock);
 		c->stop = true;
 		pthread_cond_signal(&c->cond);
 		pthread_mutex_unlock(&c->lock);
 		pthread_join(c->worker, NULL);
-		c->qhead = NULL; /* queued entries are in the map too */
+		/* Queued entries are in the map too, but for the watcher's. */
+		for (struct ctr_ent *e = c->qhead, *next; e; e = next) {
+			next = e->qnext;
+			if (e->prefetch)
+				free(e);
+		}
+		c->qhead = NULL;
 	}
 	while (c->map && pf_hmap__next(c->map, &it, &k, &v)) {
 		struct ctr_ent *e = *(struct ctr_ent **)v;
@@ -566,7 +946,9 @@ void pf_containers__free(struct pf_containers *c)
 	pf_hmap__free(c->pids);
 	pf_hmap__free(c->book);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->seen_lock);
 	pthread_cond_destroy(&c->cond);
+	pthread_cond_destroy(&c->done);
 	free(c);
 }
 
@@ -594,7 +976,7 @@ static void evict_one(struct pf_containers *c)
 static struct ctr_ent *ent_add(struct pf_containers *c, uint64_t id, uint32_t pid)
 {
 	struct ctr_ent *e, **slot;
-	int created;
+	int created, err;
 
 	if (pf_hmap__count(c->map) >= PF_CTR_MAX)
 		evict_one(c);
@@ -624,6 +1006,16 @@ static struct ctr_ent *ent_add(struct pf_containers *c, uint64_t id, uint32_t pi
 	*slot = e;
 	if (e->state == CTR_HOST)
 		return e;
+	err = seen_take_meta(c, id, &e->meta);
+	if (err != -ENOENT) {
+		/* Read by the watcher when the cgroup was made. */
+		e->state = err ? CTR_FAILED : CTR_READY;
+		if (err)
+			snprintf(e->err, sizeof(e->err), "%s",
+				 err == -ENODATA ? "the bundle names no pod" : strerror(-err));
+		ep_fill(e);
+		return e;
+	}
 	ep_fill(e);
 	if (!c->worker_started) {
 		if (pthread_create(&c->worker, NULL, worker, c)) {
@@ -683,12 +1075,54 @@ void pf_containers__note(struct pf_containers *c, uint64_t cgroup_id, uint32_t p
 		ent_add(c, cgroup_id, pid);
 }
 
+/* Once the worker is done with @e: its endpoint from the metadata, or the
+ * failure counted and logged (once per container). */
+static void settle(struct pf_containers *c, struct ctr_ent *e, bool wait)
+{
+	int state;
+
+	if (e->logged || e->state == CTR_HOST)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (e->state == CTR_PENDING && wait && c->wait_budget_ns) {
+		struct timespec t0, dl;
+		uint64_t used;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		dl = t0;
+		dl.tv_nsec += (long)c->wait_budget_ns;
+		dl.tv_sec += dl.tv_nsec / 1000000000L;
+		dl.tv_nsec %= 1000000000L;
+		while (e->state == CTR_PENDING &&
+		       pthread_cond_timedwait(&c->done, &c->lock, &dl) != ETIMEDOUT)
+			;
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		used = (uint64_t)(dl.tv_sec - t0.tv_sec) * 1000000000ull +
+		       (uint64_t)(dl.tv_nsec - t0.tv_nsec);
+		c->wait_budget_ns = used >= c->wait_budget_ns ? 0 : c->wait_budget_ns - used;
+	}
+	state = e->state;
+	pthread_mutex_unlock(&c->lock);
+	if (state == CTR_PENDING)
+		return;
+	e->logged = true;
+	if (state == CTR_READY) {
+		c->st.meta_ok++;
+	} else {
+		c->st.meta_failed++;
+		pf_log("container %s (%s): no metadata from the runtime (%s); flows name it by "
+		       "its id (%llu such containers so far)",
+		       e->cg.id, pf_cgroup_runtime__name(e->cg.runtime), e->err,
+		       (unsigned long long)c->st.meta_failed);
+	}
+	ep_fill(e);
+}
+
 const struct pf_flow_ep *pf_containers__ep(struct pf_containers *c, uint64_t cgroup_id,
 					   uint32_t pid)
 {
 	struct ctr_ent **slot, *e;
 	char path[512];
-	int state;
 
 	if (!c)
 		return NULL;
@@ -709,22 +1143,7 @@ const struct pf_flow_ep *pf_containers__ep(struct pf_containers *c, uint64_t cgr
 	e = slot ? *slot : ent_add(c, cgroup_id, pid);
 	if (!e || e->state == CTR_HOST)
 		return NULL;
-	pthread_mutex_lock(&c->lock);
-	state = e->state;
-	pthread_mutex_unlock(&c->lock);
-	if (state != CTR_PENDING && !e->logged) {
-		e->logged = true;
-		if (state == CTR_READY) {
-			c->st.meta_ok++;
-		} else {
-			c->st.meta_failed++;
-			pf_log("container %s (%s): no metadata from the runtime (%s); flows name "
-			       "it by its id (%llu such containers so far)",
-			       e->cg.id, pf_cgroup_runtime__name(e->cg.runtime), e->err,
-			       (unsigned long long)c->st.meta_failed);
-		}
-		ep_fill(e);
-	}
+	settle(c, e, true);
 	return &e->ep;
 }
 
@@ -775,15 +1194,19 @@ void pf_containers__tick(struct pf_containers *c)
 		return;
 	while (pf_hmap__next(c->map, &it, &k, &v) && ngone < 64) {
 		e = *(struct ctr_ent **)v;
+		settle(c, e, false);
 		if (!e->ended && (cg_ino(c, e->cgpath, &ino) || ino != e->cgroup_id))
 			e->ended = true;
-		if (e->ended && ++e->ended_ticks > CTR_GRACE_TICKS)
+		/* Kept while its metadata is read, so every failure is counted. */
+		if (e->ended && ++e->ended_ticks > CTR_GRACE_TICKS &&
+		    (e->logged || e->state == CTR_HOST))
 			gone[ngone++] = e;
 	}
 	for (size_t i = 0; i < ngone; i++) {
 		pf_hmap__remove(c->map, &gone[i]->cgroup_id);
 		ent_drop(c, gone[i]);
 	}
+	c->wait_budget_ns = CTR_WAIT_NS;
 }
 
 void pf_containers__stats(struct pf_containers *c, struct pf_containers_stats *st)

@@ -43,7 +43,7 @@ struct pf_containers;
 
 /* @cgroup_root: the cgroup v2 mount. Runtime sockets are the Docker Engine
  * API sockets to try, ':'-separated (NULL: the usual places; the
- * environment variable PROCFLOW_ENGINE_SOCKETS overrides). NULL on error,
+ * environment variable PF_ENGINE_SOCKETS overrides). NULL on error,
  * errno set. */
 struct pf_containers *pf_containers__new(const char *cgroup_root, const char *engine_sockets);
 void pf_containers__free(struct pf_containers *c); /* accepts NULL; joins the worker */
