@@ -351,6 +351,24 @@ spec:
                srv_l, src_ns="batch")
     check_ends(res, "containerd id reused: second pod, not the first's name", src("tag-new"),
                "new-pod", srv, None, srv_l, src_ns="batch")
+    # procflow query: the pod filters and the pod in the table.
+    q = subprocess.run([args.agent, "query", flows, "--namespace", "prod", "-o", "json"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    got = [json.loads(l) for l in q.stdout.splitlines() if l.strip()]
+    res.check("query --namespace prod: the lines of that namespace only",
+              q.returncode == 0 and got and
+              len(got) == len([r for r in recs if "prod" in (r["source_namespace"],
+                                                            r["dest_namespace"])]) and
+              all("prod" in (r["source_namespace"], r["dest_namespace"]) for r in got),
+              "rc %d, %d lines: %s" % (q.returncode, len(got), q.stderr.strip()))
+    q = subprocess.run([args.agent, "query", flows, "--pod", "web-*-*", "--reporter", "src",
+                        "-o", "wide"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=60, env=dict(os.environ, TZ="UTC"))
+    rows = q.stdout.splitlines()[1:]
+    res.check("query --pod GLOB: the table names the pod",
+              q.returncode == 0 and rows and
+              all("prod/" + RS_POD in row and srv in row for row in rows),
+              q.stdout[-600:] + q.stderr)
     server_named = {r["source_name"] for r in recs if r["reporter"] == "dst" and
                     r["dest_port"] == tcp and r["dest_name"] == srv}
     res.check("server side names every client pod",
