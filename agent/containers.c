@@ -94,6 +94,7 @@ struct pf_containers {
 	struct pf_hmap *book; /* struct book_key -> struct ctr_ent *, for one collection */
 	uint64_t seq;
 	struct pf_containers_stats st;
+	struct pf_containers_stats logged; /* what the log has said so far */
 
 	/* The watcher thread: cgroup directories as they are made. */
 	pthread_t watcher;
@@ -986,16 +987,17 @@ static struct ctr_ent *ent_add(struct pf_containers *c, uint64_t id, uint32_t pi
 	e->cgroup_id = id;
 	e->seq = ++c->seq;
 	if (cg_path(c, id, pid, e->cgpath, sizeof(e->cgpath))) {
-		/* Gone already and not found: counted, and tried again on the
-		 * next process seen in it. */
+		/* Gone before it was read: counted, and remembered as the
+		 * host's for a few intervals (its path "" never exists, so it
+		 * ends at once) rather than walked for again on every flow. */
 		c->st.unresolved++;
-		free(e);
-		return NULL;
-	}
-	if (pf_cgroup_path__parse(e->cgpath, strlen(e->cgpath), &e->cg))
+		e->cgpath[0] = '\0';
 		e->state = CTR_HOST;
-	else
+	} else if (pf_cgroup_path__parse(e->cgpath, strlen(e->cgpath), &e->cg)) {
+		e->state = CTR_HOST;
+	} else {
 		e->state = CTR_PENDING;
+	}
 	pf_debug("cgroup %llu is %s: %s", (unsigned long long)id,
 		 e->state == CTR_HOST ? "the host's" : e->cg.id, e->cgpath);
 	slot = pf_hmap__upsert(c->map, &id, &created);
@@ -1207,6 +1209,16 @@ void pf_containers__tick(struct pf_containers *c)
 		ent_drop(c, gone[i]);
 	}
 	c->wait_budget_ns = CTR_WAIT_NS;
+	/* Losses, once per interval in which they grew. */
+	if (c->st.evicted > c->logged.evicted)
+		pf_log("%llu container identities evicted: more than %u cgroups in use; their "
+		       "flows are named again when next seen",
+		       (unsigned long long)(c->st.evicted - c->logged.evicted), PF_CTR_MAX);
+	if (c->st.unresolved > c->logged.unresolved)
+		pf_log("%llu cgroup ids not found in the cgroup hierarchy (gone before they "
+		       "were read): those processes are named as the host's",
+		       (unsigned long long)(c->st.unresolved - c->logged.unresolved));
+	c->logged = c->st;
 }
 
 void pf_containers__stats(struct pf_containers *c, struct pf_containers_stats *st)
