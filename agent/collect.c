@@ -521,7 +521,8 @@ static void sweep_closed_socks(struct pf_collector *c, uint64_t now_ns)
 static void learn_endpoints(struct pf_collector *c, const struct flow_ent *ents, size_t n)
 {
 	pf_containers__book_reset(c->ctrs);
-	for (size_t i = 0; c->ctrs && i < n; i++) {
+	/* A host without containers pays nothing for this pass. */
+	for (size_t i = 0; pf_containers__any(c->ctrs) && i < n; i++) {
 		const struct pf_sock_val *s = sock_get(c, ents[i].k.cookie);
 		struct pf_flow_obs o = {.proto = ents[i].k.proto, .lport = ents[i].k.lport};
 

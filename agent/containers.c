@@ -95,6 +95,7 @@ struct pf_containers {
 	uint64_t seq;
 	struct pf_containers_stats st;
 	struct pf_containers_stats logged; /* what the log has said so far */
+	size_t ncontainers;		   /* entries that are containers */
 
 	/* The watcher thread: cgroup directories as they are made. */
 	pthread_t watcher;
@@ -892,6 +893,8 @@ struct pf_containers *pf_containers__new(const char *cgroup_root, const char *en
 
 static void ent_drop(struct pf_containers *c, struct ctr_ent *e)
 {
+	if (e->state != CTR_HOST)
+		c->ncontainers--;
 	pthread_mutex_lock(&c->lock);
 	if (e->state == CTR_PENDING) {
 		e->dead = true; /* the worker holds or will take it */
@@ -997,6 +1000,7 @@ static struct ctr_ent *ent_add(struct pf_containers *c, uint64_t id, uint32_t pi
 		e->state = CTR_HOST;
 	} else {
 		e->state = CTR_PENDING;
+		c->ncontainers++;
 	}
 	pf_debug("cgroup %llu is %s: %s", (unsigned long long)id,
 		 e->state == CTR_HOST ? "the host's" : e->cg.id, e->cgpath);
@@ -1153,6 +1157,11 @@ void pf_containers__book_reset(struct pf_containers *c)
 {
 	if (c)
 		book_clear(c->book);
+}
+
+bool pf_containers__any(const struct pf_containers *c)
+{
+	return c && c->ncontainers;
 }
 
 void pf_containers__book_add(struct pf_containers *c, const uint8_t addr[16], uint16_t port,

@@ -24,6 +24,7 @@
 #ifndef PF_CONTAINERS_H
 #define PF_CONTAINERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "flow_agg.h"
@@ -68,6 +69,8 @@ const struct pf_flow_ep *pf_containers__ep(struct pf_containers *c, uint64_t cgr
  * flow's remote side. @addr is 16 bytes (IPv4-mapped).
  */
 void pf_containers__book_reset(struct pf_containers *c);
+/* Whether any container is known: without one the address book is skipped. */
+bool pf_containers__any(const struct pf_containers *c);
 void pf_containers__book_add(struct pf_containers *c, const uint8_t addr[16], uint16_t port,
 			     uint8_t proto, const struct pf_flow_ep *ep);
 const struct pf_flow_ep *pf_containers__book_find(struct pf_containers *c, const uint8_t addr[16],

@@ -13,7 +13,7 @@ Set-up (shared/spec/containers.md says what works on these machines):
     (netns.TestNet: 198.18.0.1 server side, 198.18.0.2 client side), none uses
     the host network. A Podman pod cannot join a namespace by path, so the pod
     is played with --network none and the test moves one end of a veth pair
-    (198.18.1.1 server side, 198.18.1.2 in the pod) into its infra namespace.
+    (198.19.213.1 server side, 198.19.213.2 in the pod) into its infra namespace.
 
 Phase 1, runtimes healthy: a server container (TCP and UDP, labels app=web,
 tier=fe) started before the agent; a client container (app=cli); a pod from
@@ -49,6 +49,9 @@ import podman as pm  # noqa: E402
 FLUSH_S = 1
 RS_POD = "web-7d9b8c5f4-x2x8q"  # a ReplicaSet pod's name: aggregated as web-7d9b8c5f4-*
 HOLD_S = 30  # how long the hanging API socket holds each request
+# The pod's link (other tests use 198.18.0.0/24 and 198.18.1.0/24 in their namespaces;
+# this test's lines are also told apart by its ports).
+POD_SRV, POD_CLI = "198.19.213.1", "198.19.213.2"
 
 
 def build_image(P, bindir):
@@ -242,9 +245,9 @@ def pod_network(P, net, pod):
                                    stderr=subprocess.PIPE)
     run(["ip", "-n", net.server_ns, "link", "add", "pfpod0", "type", "veth", "peer", "name",
          "eth0", "netns", pid])
-    run(["ip", "-n", net.server_ns, "addr", "add", "198.18.1.1/24", "dev", "pfpod0"])
+    run(["ip", "-n", net.server_ns, "addr", "add", POD_SRV + "/24", "dev", "pfpod0"])
     run(["ip", "-n", net.server_ns, "link", "set", "pfpod0", "up"])
-    for a in (["addr", "add", "198.18.1.2/24", "dev", "eth0"], ["link", "set", "lo", "up"],
+    for a in (["addr", "add", POD_CLI + "/24", "dev", "eth0"], ["link", "set", "lo", "up"],
               ["link", "set", "eth0", "up"]):
         run(["nsenter", "-t", pid, "-n", "ip"] + a)
 
@@ -289,8 +292,8 @@ spec:
   containers:
   - name: client
     image: %s
-    command: ["/bin/sh", "-c", "until pf_client tcp 198.18.1.1 %d 100 tag-pod; do sleep 0.1; done; exec sleep 600"]
-""" % (pod, P.image, tcp))
+    command: ["/bin/sh", "-c", "until pf_client tcp %s %d 100 tag-pod; do sleep 0.1; done; exec sleep 600"]
+""" % (pod, P.image, POD_SRV, tcp))
     p = P.run(["kube", "play", "--network", "none", yaml_path], timeout=180)
     if res.check("podman kube play", p.returncode == 0, p.stderr.strip()):
         P.containers.append(pod + "-client")
@@ -339,7 +342,8 @@ spec:
     check_ends(res, "podman pod (kube play), client side", src("tag-pod"), pod, srv, pod_l,
                srv_l)
     check_ends(res, "podman pod (kube play), server side",
-               [r for r in recs if r["reporter"] == "dst" and r["source_ip"] == "198.18.1.2"],
+               [r for r in recs if r["reporter"] == "dst" and r["source_ip"] == POD_CLI and
+                r["dest_port"] == tcp],
                pod, srv, pod_l, srv_l)
     short = src("tag-short")
     check_ends(res, "containerd short-lived container", short, RS_POD, srv, None, srv_l,
