@@ -139,6 +139,8 @@ int pf_ctr__seen_take_meta(struct pf_containers *c, uint64_t id, struct pf_cmeta
 /* The worker's prefetch of cgroup @id: @meta (moved) or @err. */
 void pf_ctr__seen_set_meta(struct pf_containers *c, uint64_t id, struct pf_cmeta *meta, int err);
 void pf_ctr__watch_start(struct pf_containers *c); /* notes running containers too */
+/* Whether the watcher noted cgroup @id being made (tests). */
+bool pf_ctr__seen(struct pf_containers *c, uint64_t id);
 void pf_ctr__watch_stop(struct pf_containers *c);
 
 /* containers_rt.c */

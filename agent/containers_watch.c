@@ -125,6 +125,18 @@ static int walk_dir(struct walk *w, const char *rel, int depth)
  * path while it exists: the exec event, read later, finds it there.
  */
 
+/*
+ * The @k-th newest note (1: the newest). Lookups go newest first: an id is
+ * a cgroup directory's inode, which cgroupfs never gives out twice while
+ * the kernel runs, but a note of the same id that is newer is the truth
+ * wherever ids could repeat. (The modulo is right across the wrap of
+ * seen_next: 2^64 is a multiple of CTR_SEEN_MAX.)
+ */
+static struct seen *seen_at(struct pf_containers *c, size_t k)
+{
+	return &c->seen[(c->seen_next - k) % CTR_SEEN_MAX];
+}
+
 static void seen_add(struct pf_containers *c, uint64_t id, const char *path, struct pf_cmeta *meta,
 		     int meta_err)
 {
@@ -153,8 +165,8 @@ void pf_ctr__seen_set_meta(struct pf_containers *c, uint64_t id, struct pf_cmeta
 	else
 		pf_cmeta__clear(meta);
 	pthread_mutex_lock(&c->seen_lock);
-	for (size_t i = 0; i < CTR_SEEN_MAX; i++) {
-		struct seen *s = &c->seen[i];
+	for (size_t k = 1; k <= CTR_SEEN_MAX; k++) {
+		struct seen *s = seen_at(c, k);
 
 		if (s->id != id || s->meta)
 			continue;
@@ -177,8 +189,8 @@ int pf_ctr__seen_take_meta(struct pf_containers *c, uint64_t id, struct pf_cmeta
 	int err = -ENOENT;
 
 	pthread_mutex_lock(&c->seen_lock);
-	for (size_t i = 0; i < CTR_SEEN_MAX; i++) {
-		struct seen *s = &c->seen[i];
+	for (size_t k = 1; k <= CTR_SEEN_MAX; k++) {
+		struct seen *s = seen_at(c, k);
 
 		if (s->id != id)
 			continue;
@@ -201,15 +213,28 @@ static int seen_find(struct pf_containers *c, uint64_t id, char *out, size_t out
 	int err = -ENOENT;
 
 	pthread_mutex_lock(&c->seen_lock);
-	for (size_t i = 0; i < CTR_SEEN_MAX; i++) {
-		if (c->seen[i].id == id && strlen(c->seen[i].path) < outsz) {
-			memcpy(out, c->seen[i].path, strlen(c->seen[i].path) + 1);
+	for (size_t k = 1; k <= CTR_SEEN_MAX; k++) {
+		const struct seen *s = seen_at(c, k);
+
+		if (s->id == id && strlen(s->path) < outsz) {
+			memcpy(out, s->path, strlen(s->path) + 1);
 			err = 0;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&c->seen_lock);
 	return err;
+}
+
+bool pf_ctr__seen(struct pf_containers *c, uint64_t id)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&c->seen_lock);
+	for (size_t i = 0; i < CTR_SEEN_MAX && !found; i++)
+		found = c->seen[i].id == id;
+	pthread_mutex_unlock(&c->seen_lock);
+	return found;
 }
 
 static int path_depth(const char *rel)
@@ -240,24 +265,25 @@ static void watch_dir(struct pf_containers *c, const char *rel, bool walk, bool 
 		struct pf_cmeta *meta = NULL;
 		int merr = 0;
 
+		/* Its id first: the directory may go at any moment. */
+		if (stat(full, &sb))
+			return;
+		/* At start-up (the loop's own thread): containers already running
+		 * have their metadata read now, before their first flow. */
+		if (initial) {
+			seen_add(c, sb.st_ino, rel, NULL, 0);
+			pf_ctr__ent_add(c, sb.st_ino, 0);
+			return;
+		}
 		/* A containerd or CRI-O bundle is written before the runtime
 		 * makes the cgroup and removed soon after the container ends,
 		 * which can be before its exec event is read: read it now. */
-		if (!initial && !stat(full, &sb)) {
-			merr = pf_ctr__prefetch(c, rel, &meta);
-			if (merr == -ENOENT || merr == -ENOTSUP)
-				merr = 0;
-		}
-		if (!stat(full, &sb)) {
-			seen_add(c, sb.st_ino, rel, meta, merr);
-			if (!initial && (cg.runtime == PF_CGROUP_RT_PODMAN ||
-					 cg.runtime == PF_CGROUP_RT_DOCKER))
-				pf_ctr__prefetch_engine(c, sb.st_ino, &cg);
-		}
-		/* At start-up (the loop's own thread): containers already running
-		 * have their metadata read now, before their first flow. */
-		if (initial && !stat(full, &sb))
-			pf_ctr__ent_add(c, sb.st_ino, 0);
+		merr = pf_ctr__prefetch(c, rel, &meta);
+		if (merr == -ENOENT || merr == -ENOTSUP)
+			merr = 0;
+		seen_add(c, sb.st_ino, rel, meta, merr);
+		if (cg.runtime == PF_CGROUP_RT_PODMAN || cg.runtime == PF_CGROUP_RT_DOCKER)
+			pf_ctr__prefetch_engine(c, sb.st_ino, &cg);
 		return;
 	}
 	if (*rel && !stat(full, &sb))
