@@ -3,20 +3,23 @@
  * Which container a process runs in, and what the runtime calls it.
  *
  * cgroup id (captured by the kernel side with every exec event) -> cgroup
- * v2 path (from /proc/<pid>/cgroup while the process lives, checked against
- * the id, else a bounded walk of the hierarchy) -> container id
- * (lib/cgroup_path.c) -> name, namespace and labels from the runtime on the
- * node (lib/container_meta.c): containerd's and CRI-O's OCI bundles, the
- * Docker Engine API of Docker and Podman on a unix socket.
+ * v2 path -> container id (lib/cgroup_path.c) -> name, namespace and labels
+ * from the runtime on the node (lib/container_meta.c): containerd's and
+ * CRI-O's OCI bundles, the Docker Engine API of Docker and Podman on a unix
+ * socket.
  *
- * The path is resolved when the exec event arrives, so a container that
- * lived a few milliseconds is still known by its id; its metadata is read
- * by a worker thread, so a runtime that hangs never holds up the event
- * loop. Until the metadata arrives, or when it cannot be had, the container
- * is named by its id alone (each failure counted and logged once).
+ * Exec events are read up to 100 ms late, when a short container may be
+ * gone with its /proc entry, cgroup and bundle. So a watcher thread notes
+ * each cgroup as it is made (inotify on the hierarchy): its id and path,
+ * and for containerd and CRI-O the bundle, read there and then; the Engine
+ * API is asked at once by the worker. Other paths: /proc/<pid>/cgroup
+ * (checked against the id) and a bounded walk of the hierarchy. Metadata
+ * is read by a worker thread, so a runtime that hangs never holds up the
+ * event loop. Until the metadata arrives, or when it cannot be had, the
+ * container is named by its id alone (each failure counted and logged once).
  *
  * Bounded: at most PF_CTR_MAX cgroups are cached; when full, ended ones go
- * first, then the oldest; a miss is counted. A cgroup whose directory is
+ * first, then the oldest (counted and logged). A cgroup whose directory is
  * gone ends; its entry is dropped a grace period later (flows of its last
  * interval still name it). cgroup ids are never reused while the kernel
  * runs, so a later container cannot inherit an ended one's name.
