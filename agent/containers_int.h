@@ -100,7 +100,7 @@ struct pf_containers {
 	pthread_t watcher;
 	bool watcher_started;
 	int ino_fd, stop_fd;
-	char *wd_path[CTR_WATCH_MAX]; /* watch descriptor -> path below the root */
+	struct pf_hmap *wds; /* watch descriptor -> path below the root (char *) */
 	pthread_mutex_t seen_lock;
 	struct seen seen[CTR_SEEN_MAX]; /* a ring, newest at seen_next - 1 */
 	size_t seen_next;

@@ -256,8 +256,9 @@ static void watch_dir(struct pf_containers *c, const char *rel, bool walk, bool 
 	char full[1024], sub[256];
 	struct dirent *de;
 	struct stat sb;
+	char **slot;
+	int wd, created;
 	DIR *d;
-	int wd;
 
 	if (snprintf(full, sizeof(full), "%s%s", c->root, rel) >= (int)sizeof(full))
 		return;
@@ -290,11 +291,20 @@ static void watch_dir(struct pf_containers *c, const char *rel, bool walk, bool 
 		seen_add(c, sb.st_ino, rel, NULL, 0);
 	if (path_depth(rel) >= CTR_WATCH_DEPTH)
 		return;
+	/* Past the bound, cgroups are found by the walk instead. */
+	if (pf_hmap__count(c->wds) >= CTR_WATCH_MAX)
+		return;
 	wd = inotify_add_watch(c->ino_fd, full, IN_CREATE | IN_ONLYDIR | IN_DONT_FOLLOW);
-	if (wd < 0 || wd >= CTR_WATCH_MAX)
-		return; /* past the bound: found by the walk instead */
-	free(c->wd_path[wd]);
-	c->wd_path[wd] = strdup(rel);
+	if (wd < 0)
+		return;
+	slot = pf_hmap__upsert(c->wds, &wd, &created);
+	if (!slot) {
+		inotify_rm_watch(c->ino_fd, wd);
+		return;
+	}
+	if (!created)
+		free(*slot); /* the same directory again */
+	*slot = strdup(rel);
 	if (!walk || !(d = opendir(full)))
 		return;
 	while ((de = readdir(d))) {
@@ -328,18 +338,19 @@ static void *watcher(void *arg)
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 
 			p += sizeof(*ev) + ev->len;
-			if (ev->wd < 0 || ev->wd >= CTR_WATCH_MAX)
+			char **slot = pf_hmap__find(c->wds, &ev->wd);
+
+			if (!slot)
 				continue;
 			if (ev->mask & IN_IGNORED) {
-				free(c->wd_path[ev->wd]);
-				c->wd_path[ev->wd] = NULL;
+				/* The directory went: its watch with it. */
+				free(*slot);
+				pf_hmap__remove(c->wds, &ev->wd);
 				continue;
 			}
-			if (!(ev->mask & IN_CREATE) || !(ev->mask & IN_ISDIR) || !ev->len ||
-			    !c->wd_path[ev->wd])
+			if (!(ev->mask & IN_CREATE) || !(ev->mask & IN_ISDIR) || !ev->len || !*slot)
 				continue;
-			if (snprintf(sub, sizeof(sub), "%s/%s", c->wd_path[ev->wd], ev->name) <
-			    (int)sizeof(sub))
+			if (snprintf(sub, sizeof(sub), "%s/%s", *slot, ev->name) < (int)sizeof(sub))
 				watch_dir(c, sub, true, false);
 		}
 	}
@@ -350,7 +361,8 @@ void pf_ctr__watch_start(struct pf_containers *c)
 {
 	c->ino_fd = inotify_init1(IN_CLOEXEC);
 	c->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (c->ino_fd < 0 || c->stop_fd < 0) {
+	c->wds = pf_hmap__new(sizeof(int), sizeof(char *), CTR_WATCH_MAX);
+	if (c->ino_fd < 0 || c->stop_fd < 0 || !c->wds) {
 		pf_log("cannot watch the cgroup hierarchy (%s): a container that ends within "
 		       "an interval may be named as the host",
 		       strerror(errno));
@@ -366,7 +378,10 @@ void pf_ctr__watch_start(struct pf_containers *c)
 
 void pf_ctr__watch_stop(struct pf_containers *c)
 {
+	struct pf_hmap_iter it = {0};
 	uint64_t one = 1;
+	const void *k;
+	void *v;
 
 	if (c->watcher_started) {
 		if (write(c->stop_fd, &one, sizeof(one)) != sizeof(one))
@@ -377,8 +392,10 @@ void pf_ctr__watch_stop(struct pf_containers *c)
 		close(c->ino_fd);
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
-	for (size_t i = 0; i < CTR_WATCH_MAX; i++)
-		free(c->wd_path[i]);
+	while (c->wds && pf_hmap__next(c->wds, &it, &k, &v))
+		free(*(char **)v);
+	pf_hmap__free(c->wds);
+	c->wds = NULL;
 	for (size_t i = 0; i < CTR_SEEN_MAX; i++) {
 		pf_cmeta__clear(c->seen[i].meta);
 		free(c->seen[i].meta);
