@@ -638,15 +638,15 @@ static int agg_ep_intern(struct pf_agg *a, const struct pf_flow_ep *ep, int leve
 	unsigned nl = a->include_labels ? ep->nlabels : 0;
 	struct agg_sset_ent *e;
 	size_t n = 1, off = 0, l;
+	char small[512], *buf = small;
 	bool created;
-	char *buf;
 
 	for (int i = 0; i < 3; i++)
 		n += strlen(part[i] ? part[i] : "-") + 1;
 	for (unsigned i = 0; i < nl; i++)
 		n += strlen(ep->labels[i]) + 1;
-	buf = malloc(n);
-	if (!buf)
+	/* Most endpoints fit on the stack: no allocation per observation. */
+	if (n > sizeof(small) && !(buf = malloc(n)))
 		return -ENOMEM;
 	for (int i = 0; i < 3; i++) {
 		l = strlen(part[i] ? part[i] : "-") + 1;
@@ -660,7 +660,8 @@ static int agg_ep_intern(struct pf_agg *a, const struct pf_flow_ep *ep, int leve
 	}
 	buf[off] = '\0';
 	e = agg_sset_get(a, 1, AGG_SSET_EP, buf, n, &created);
-	free(buf);
+	if (buf != small)
+		free(buf);
 	if (!e)
 		return -ENOMEM;
 	*out = e->s;
