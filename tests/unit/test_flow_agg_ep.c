@@ -52,7 +52,7 @@ static void capture_free(struct capture *c)
  * so a substring search on the unique key is exact enough). */
 static void expect_field(const char *line, const char *key, const char *value)
 {
-	char want[512];
+	char want[1024];
 
 	snprintf(want, sizeof(want), "\"%s\":%s,", key, value);
 	if (!strstr(line, want)) {
@@ -224,6 +224,31 @@ static void test_dst_reporter(void **state)
 	pf_agg__free(a);
 }
 
+/* An endpoint longer than the packing's stack buffer (long labels). */
+static void test_long_labels(void **state)
+{
+	struct pf_agg *a = agg_new(0, 1);
+	struct capture c = {0};
+	struct pf_flow_obs o;
+	char label[700], want[800];
+	const char *labels[1] = {label};
+	struct pf_flow_ep ep = {"big", "big", "prod", labels, 1};
+
+	(void)state;
+	memset(label, 'v', sizeof(label) - 1);
+	label[sizeof(label) - 1] = '\0';
+	memcpy(label, "k=", 2);
+	obs_init(&o, 1, 1, 40000, &ep, NULL);
+	assert_int_equal(pf_agg__add(a, &o), 0);
+	assert_int_equal(pf_agg__add(a, &o), 0); /* the same endpoint: the same line */
+	assert_int_equal(pf_agg__flush(a, 1, 2, capture_fn, &c), 0);
+	assert_int_equal(c.n, 1);
+	snprintf(want, sizeof(want), "{\"labels\":[\"%s\"]}", label);
+	expect_field(c.line[0], "source_labels", want);
+	capture_free(&c);
+	pf_agg__free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +257,7 @@ int main(void)
 	    cmocka_unit_test(test_level2_folds_replicaset),
 	    cmocka_unit_test(test_level1_keeps_pods_apart),
 	    cmocka_unit_test(test_dst_reporter),
+	    cmocka_unit_test(test_long_labels),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
