@@ -232,6 +232,7 @@ struct pf_collector {
 	struct pf_loader *loader; /* for the socket iterator */
 	struct pf_proc_cache *procs;
 	struct pf_agg *agg;
+	struct pf_containers *ctrs;  /* container identities; NULL: none */
 	const struct pf_config *cfg; /* the running one: a reload changes it in place */
 	struct pf_hmap *prev;	     /* flow key -> counters already reported */
 	struct pf_hmap *handshakes;  /* user flow key -> listener-side counters */

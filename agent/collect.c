@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "containers.h"
 #include "flow_agg.h"
 #include "hmap.h"
 #include "proc_cache.h"
@@ -200,10 +201,14 @@ static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
 
 		s = pf_hmap__find(c->listeners, &lk);
 	}
-	if (!c->cfg->process_info || !s || !s->tgid)
+	if (!s || !s->tgid)
+		return;
+	p = pf_proc_cache__lookup(c->procs, s->tgid, s->ts_ns);
+	/* The container is named whether or not processes are. */
+	o->local_ep = pf_containers__ep(c->ctrs, p ? p->cgroup_id : 0, s->tgid);
+	if (!c->cfg->process_info)
 		return;
 	o->proc_pid = s->tgid;
-	p = pf_proc_cache__lookup(c->procs, s->tgid, s->ts_ns);
 	/* The owner ran another program at the claim than the one we know:
 	 * its exec event was lost. The task name is right; the path is not. */
 	if (p && p->has_exec_id && p->exec_id != s->exec_id)
@@ -511,6 +516,26 @@ static void sweep_closed_socks(struct pf_collector *c, uint64_t now_ns)
 	free(d.keys);
 }
 
+/* Which container holds the local end of each flow read, so that a flow
+ * between two containers of this node names its remote end too. */
+static void learn_endpoints(struct pf_collector *c, const struct flow_ent *ents, size_t n)
+{
+	pf_containers__book_reset(c->ctrs);
+	/* A host without containers pays nothing for this pass. */
+	for (size_t i = 0; pf_containers__any(c->ctrs) && i < n; i++) {
+		const struct pf_sock_val *s = sock_get(c, ents[i].k.cookie);
+		struct pf_flow_obs o = {.proto = ents[i].k.proto, .lport = ents[i].k.lport};
+
+		if (ents[i].v.flags & PF_FLOW_LISTENER)
+			continue;
+		o.reporter = reporter_of(&ents[i].k, &ents[i].v, s);
+		resolve_process(c, s, &o, 0);
+		if (o.local_ep)
+			pf_containers__book_add(c->ctrs, ents[i].k.laddr, ents[i].k.lport,
+						ents[i].k.proto, o.local_ep);
+	}
+}
+
 int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 {
 	const uint64_t interval_ns = (uint64_t)c->cfg->flush_interval_s * 1000000000ull;
@@ -582,6 +607,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		c->n_flows_map--; /* listener entries all come from the flows map */
 	}
 
+	learn_endpoints(c, ents, n);
 	c->n_unowned = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct flow_ent *e = &ents[i];
@@ -651,6 +677,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		if (!s || !s->tgid)
 			c->n_unowned++;
 		resolve_process(c, s, &o, active_ns(c, e, i < nmap, &o));
+		o.remote_ep = pf_containers__book_find(c->ctrs, o.raddr, o.rport, o.proto);
 		tcp_sample(c, s, &o);
 		if (pf_agg__add(c->agg, &o) == -ENOMEM)
 			c->n_agg_nomem++; /* -ENOSPC is counted in pf_agg__dropped() */
@@ -690,6 +717,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		o.packets_in = h->pkts_in;
 		o.packets_out = h->pkts_out;
 		resolve_process(c, sock_get(c, h->cookie), &o, 0);
+		o.remote_ep = pf_containers__book_find(c->ctrs, o.raddr, o.rport, o.proto);
 		if (pf_agg__add(c->agg, &o) == -ENOMEM)
 			c->n_agg_nomem++; /* -ENOSPC is counted in pf_agg__dropped() */
 		pf_hmap__remove(c->handshakes, hk);

@@ -112,6 +112,9 @@ static const char usage_text[] =
     "      --reporter src|dst src: the local process initiated the flow; dst: it\n"
     "                         received it\n"
     "      --action allow|deny\n"
+    "      --namespace NS     either end is in Kubernetes namespace NS\n"
+    "      --pod GLOB         either end is a pod or container whose name matches\n"
+    "                         GLOB ('web-*')\n"
     "\n"
     "Output:\n"
     "  -o, --output MODE      table (default, fitted to the terminal), wide (nothing\n"
@@ -151,6 +154,8 @@ static const struct option opts[] = {
     {"proto", required_argument, NULL, OPT_FILTER},
     {"reporter", required_argument, NULL, OPT_FILTER},
     {"action", required_argument, NULL, OPT_FILTER},
+    {"namespace", required_argument, NULL, OPT_FILTER},
+    {"pod", required_argument, NULL, OPT_FILTER},
     {"json", no_argument, NULL, OPT_JSON},
     {"output", required_argument, NULL, 'o'},
     {"top", required_argument, NULL, OPT_TOP},

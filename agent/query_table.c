@@ -60,7 +60,10 @@ uint64_t pf_qtable__fields(void)
 	       PF_FL_BIT(PF_FL_SOURCE_NAME_AGGR) | PF_FL_BIT(PF_FL_DEST_IP) |
 	       PF_FL_BIT(PF_FL_DEST_PORT) | PF_FL_BIT(PF_FL_DEST_NAME_AGGR) |
 	       PF_FL_BIT(PF_FL_PROTO) | PF_FL_BIT(PF_FL_BYTES_IN) | PF_FL_BIT(PF_FL_BYTES_OUT) |
-	       PF_FL_BIT(PF_FL_NUM_FLOWS);
+	       PF_FL_BIT(PF_FL_NUM_FLOWS) | PF_FL_BIT(PF_FL_SOURCE_TYPE) |
+	       PF_FL_BIT(PF_FL_SOURCE_NAME) | PF_FL_BIT(PF_FL_SOURCE_NAMESPACE) |
+	       PF_FL_BIT(PF_FL_DEST_TYPE) | PF_FL_BIT(PF_FL_DEST_NAME) |
+	       PF_FL_BIT(PF_FL_DEST_NAMESPACE);
 }
 
 /* Print @s padded to @width columns (it already has @cols); @last: no
@@ -108,7 +111,28 @@ static void cell_str(const struct pf_fl_val *v, size_t width, bool keep_end, boo
 	pad(out, cols, width, right, false);
 }
 
-/* "ip:port", "[v6]:port", the aggregated name when the address was folded. */
+/* A workload end ("wep"): " namespace/pod" after its address (" pod"
+ * outside Kubernetes), so the table says which pod talked. The name is
+ * shown as the line has it; the cell formatter makes it safe to print. */
+static size_t pod_text(const struct pf_flowrec *r, bool src, char *a, size_t asz)
+{
+	const struct pf_fl_val *ty = &r->v[src ? PF_FL_SOURCE_TYPE : PF_FL_DEST_TYPE];
+	const struct pf_fl_val *nm = &r->v[src ? PF_FL_SOURCE_NAME : PF_FL_DEST_NAME];
+	const struct pf_fl_val *ns = &r->v[src ? PF_FL_SOURCE_NAMESPACE : PF_FL_DEST_NAMESPACE];
+	int w;
+
+	if (ty->type != PF_FLV_STR || ty->len != 3 || memcmp(ty->p, "wep", 3) ||
+	    nm->type != PF_FLV_STR || nm->escaped || (nm->len == 1 && nm->p[0] == '-'))
+		return 0;
+	if (ns->type == PF_FLV_STR && !ns->escaped && !(ns->len == 1 && ns->p[0] == '-'))
+		w = snprintf(a, asz, " %.*s/%.*s", (int)ns->len, ns->p, (int)nm->len, nm->p);
+	else
+		w = snprintf(a, asz, " %.*s", (int)nm->len, nm->p);
+	return w < 0 ? 0 : ((size_t)w < asz ? (size_t)w : asz - 1);
+}
+
+/* "ip:port", "[v6]:port", the aggregated name when the address was folded;
+ * then the pod of a workload end. */
 static size_t addr_text(const struct pf_flowrec *r, int ip, int port, int aggr, char *a, size_t asz)
 {
 	const struct pf_fl_val *vi = &r->v[ip], *va = &r->v[aggr];
@@ -133,7 +157,7 @@ static size_t addr_text(const struct pf_flowrec *r, int ip, int port, int aggr, 
 		n -= 2;
 		a[n] = '\0';
 	}
-	return n;
+	return n + pod_text(r, ip == PF_FL_SOURCE_IP, a + n, asz - n);
 }
 
 static void cell_addr(const struct pf_qtable *t, const struct pf_flowrec *r, int ip, int port,

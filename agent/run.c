@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "containers.h"
 #include "config.h"
 #include "flow_agg.h"
 #include "identity.h"
@@ -65,6 +66,7 @@ static const struct pf_sink_ops *const sink_types[] = {
 
 struct pf_agent {
 	struct pf_config *cfg; /* the running configuration; a reload changes it */
+	struct pf_containers *ctrs; /* container identities (agent/containers.c) */
 	const struct pf_config_args *args;
 	int tfd;    /* the flush timer, re-armed when the interval changes */
 	int pid_fd; /* the locked PID file, -1 when there is none */
@@ -218,6 +220,9 @@ static void on_exec(struct pf_agent *a, const struct pf_exec_event *e, size_t si
 		pf_proc_cache__set_exec_id(a->procs, e->hdr.pid, e->start_ns, e->hdr.ts_ns,
 					   e->exec_id);
 	}
+	/* Now, while the process most likely lives: a container may end
+	 * before the interval does. */
+	pf_containers__note(a->ctrs, e->cgroup_id, e->hdr.pid);
 	free(path);
 }
 
@@ -484,6 +489,7 @@ static int flush(struct pf_agent *a)
 		 (unsigned long long)a->coll.n_completed, (unsigned long long)a->events);
 	pf_proc_cache__gc(a->procs, now);
 	pf_identity_reap(a->procs, now, a->host_pidns);
+	pf_containers__tick(a->ctrs);
 	pf_occupancy__log(&a->coll, a->procs, a->cfg->verbose);
 	pf_metrics__add(&pf_registry, PF_M_FLUSHES, 1);
 	pf_metrics__set(&pf_registry, PF_M_FLUSH_DURATION, boot_ns() - now);
@@ -503,6 +509,7 @@ static void agg_opts_of(const struct pf_config *cfg, const char *host, struct pf
 	ao->include_process = cfg->process_info;
 	ao->include_tcp = cfg->tcp_stats;
 	(void)pf_rec__schema_parse(cfg->flow_schema, &ao->schema); /* a choice: it parses */
+	ao->include_labels = cfg->include_labels;
 }
 
 static void arm_timer(int tfd, unsigned secs)
@@ -842,6 +849,11 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	}
 	a.coll.drain = drain_events;
 	a.coll.drain_ctx = &a;
+	a.ctrs = pf_containers__new(a.loader.cgroup_path, NULL);
+	if (!a.ctrs)
+		pf_log("container identities unavailable: %s; containers are named as the host",
+		       strerror(errno));
+	a.coll.ctrs = a.ctrs;
 
 	/* Exec events are flowing already, so nothing starts unseen between
 	 * the scan and now; the cache keeps the newer of the two. */
@@ -879,6 +891,7 @@ out:
 		if (a.sinks[i])
 			sink_types[i]->stop(a.sinks[i]);
 	pf_collector__fini(&a.coll);
+	pf_containers__free(a.ctrs);
 	ring_buffer__free(a.rb);
 	if (a.loader.skel)
 		pf_loader__stop(&a.loader);

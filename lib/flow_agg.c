@@ -58,6 +58,7 @@ enum agg_class {
  * struct and has no implicit padding. */
 struct agg_key {
 	uint64_t netns;
+	const char *lep, *rep; /* interned endpoints (agg_ep_intern), NULL: host / net */
 	uint8_t laddr[16];
 	uint8_t raddr[16];
 	uint16_t lport, rport;
@@ -114,7 +115,7 @@ struct agg_iset_ent {
 	uint8_t flags;
 };
 
-enum { AGG_SSET_NAME = 1, AGG_SSET_ARGS = 2 };
+enum { AGG_SSET_NAME = 1, AGG_SSET_ARGS = 2, AGG_SSET_EP = 3 };
 
 struct agg_sset_ent {
 	uint64_t hash;
@@ -134,7 +135,7 @@ struct agg_chunk {
 struct pf_agg {
 	int level, level_denied; /* by action */
 	unsigned proc_limit, args_limit;
-	int include_process, include_tcp;
+	int include_process, include_tcp, include_labels;
 	size_t max_keys;
 	char *host;
 	uint64_t dropped;
@@ -158,6 +159,10 @@ struct pf_agg {
 	enum pf_rec_schema schema; /* the key set of the lines */
 	struct pf_strn *argv;	   /* a record's process_args */
 	size_t argv_cap;
+	/* A record's label objects (source, dest), as JSON text. */
+	struct pf_jw lab_jw;
+	char *lab_buf[2];
+	size_t lab_cap[2];
 };
 
 /* ---- hashing --------------------------------------------------------------------------------- */
@@ -525,6 +530,7 @@ static void agg_set_opts(struct pf_agg *a, const struct pf_agg_opts *opts)
 	a->include_process = opts->include_process;
 	a->include_tcp = opts->include_tcp;
 	a->schema = opts->schema;
+	a->include_labels = opts->include_labels;
 	a->max_keys = opts->max_keys ? opts->max_keys : AGG_MAX_KEYS_DEFAULT;
 	/* Line and key indexes are 32-bit. */
 	if (a->max_keys > UINT32_MAX / 2)
@@ -570,6 +576,7 @@ struct pf_agg *pf_agg__new(const struct pf_agg_opts *opts)
 	a->iset = calloc(AGG_TAB_MIN, sizeof(*a->iset));
 	a->sset = calloc(AGG_TAB_MIN, sizeof(*a->sset));
 	pf_jw__init(&a->jw, AGG_LINE_MAX);
+	pf_jw__init(&a->lab_jw, AGG_LINE_MAX);
 	if (!a->host || !a->ktab || !a->iset || !a->sset) {
 		pf_agg__free(a);
 		errno = ENOMEM;
@@ -591,6 +598,9 @@ void pf_agg__free(struct pf_agg *a)
 	free(a->sset);
 	free(a->host);
 	pf_jw__fini(&a->jw);
+	pf_jw__fini(&a->lab_jw);
+	free(a->lab_buf[0]);
+	free(a->lab_buf[1]);
 	free(a->argv);
 	free(a);
 }
@@ -649,6 +659,63 @@ static void agg_fold(const struct pf_agg *a, const struct pf_flow_obs *o, struct
 		memcpy(k->laddr, o->laddr, sizeof(k->laddr));
 		memcpy(k->raddr, o->raddr, sizeof(k->raddr));
 	}
+}
+
+/* ---- workload endpoints ---- */
+
+/*
+ * An endpoint as one interned string, so that the key holds a pointer that
+ * is equal exactly when the endpoints are: "name\0name_aggr\0namespace\0"
+ * then each label "k=v\0", then one more '\0'. From level 2 on the name is
+ * folded away ("-"), so pods folded by their aggregated name share a key.
+ */
+static int agg_ep_intern(struct pf_agg *a, const struct pf_flow_ep *ep, int level,
+			 const char **out)
+{
+	const char *part[3] = {level >= 2 ? "-" : ep->name, ep->name_aggr, ep->namespace_};
+	unsigned nl = a->include_labels ? ep->nlabels : 0;
+	struct agg_sset_ent *e;
+	size_t n = 1, off = 0, l;
+	char small[512], *buf = small;
+	bool created;
+
+	for (int i = 0; i < 3; i++)
+		n += strlen(part[i] ? part[i] : "-") + 1;
+	for (unsigned i = 0; i < nl; i++)
+		n += strlen(ep->labels[i]) + 1;
+	/* Most endpoints fit on the stack: no allocation per observation. */
+	if (n > sizeof(small) && !(buf = malloc(n)))
+		return -ENOMEM;
+	for (int i = 0; i < 3; i++) {
+		l = strlen(part[i] ? part[i] : "-") + 1;
+		memcpy(buf + off, part[i] ? part[i] : "-", l);
+		off += l;
+	}
+	for (unsigned i = 0; i < nl; i++) {
+		l = strlen(ep->labels[i]) + 1;
+		memcpy(buf + off, ep->labels[i], l);
+		off += l;
+	}
+	buf[off] = '\0';
+	e = agg_sset_get(a, 1, AGG_SSET_EP, buf, n, &created);
+	if (buf != small)
+		free(buf);
+	if (!e)
+		return -ENOMEM;
+	*out = e->s;
+	return 0;
+}
+
+/* Put the observation's endpoints into its key. */
+static int agg_eps(struct pf_agg *a, const struct pf_flow_obs *o, struct agg_key *k)
+{
+	int level = o->action == PF_ACTION_DENY ? a->level_denied : a->level, err = 0;
+
+	if (o->local_ep)
+		err = agg_ep_intern(a, o->local_ep, level, &k->lep);
+	if (!err && o->remote_ep)
+		err = agg_ep_intern(a, o->remote_ep, level, &k->rep);
+	return err;
 }
 
 /* Index of the key, inserting it if new. -ENOSPC at max_keys. */
@@ -847,6 +914,9 @@ int pf_agg__add(struct pf_agg *a, const struct pf_flow_obs *o)
 	if (!a || !o || (o->reporter != PF_REPORTER_SRC && o->reporter != PF_REPORTER_DST))
 		return -EINVAL;
 	agg_fold(a, o, &k);
+	err = agg_eps(a, o, &k);
+	if (err)
+		return err;
 	err = agg_key_get(a, &k, &ki);
 	if (err) {
 		if (err == -ENOSPC)
@@ -892,6 +962,64 @@ int pf_agg__add(struct pf_agg *a, const struct pf_flow_obs *o)
 }
 
 /* ---- the record ------------------------------------------------------------------------------ */
+
+/* One side of the line as the spec's fields see it. */
+struct agg_ep {
+	const char *ip; /* NULL: null (aggregated away) */
+	const char *name;
+	const char *name_aggr;
+	const char *type;
+	const char *ns;
+	const char *labels; /* NULL: null; else "k=v\0"... "\0" */
+	int port; /* -1: null */
+};
+
+/* A workload endpoint (@packed from agg_ep_intern) as the line's side. */
+static void agg_ep_unpack(struct agg_ep *ep, const char *packed, int include_labels)
+{
+	ep->type = "wep";
+	ep->name = packed;
+	packed += strlen(packed) + 1;
+	ep->name_aggr = packed;
+	packed += strlen(packed) + 1;
+	ep->ns = packed;
+	packed += strlen(packed) + 1;
+	/* A workload without labels: null, as for a host. */
+	ep->labels = include_labels && *packed ? packed : NULL;
+}
+
+/*
+ * The labels object of one side, {"labels":["k=v",...]}, as JSON text for the
+ * record's raw field, built in @w and copied NUL-terminated into @buf (grown
+ * as needed). NULL (the field is null) for no labels, or when the text
+ * cannot be built (no memory; the writer's cap): the line goes out without.
+ */
+static const char *agg_labels_json(struct pf_jw *w, char **buf, size_t *cap, const char *labels)
+{
+	if (!labels)
+		return NULL;
+	pf_jw__reset(w);
+	pf_jw__obj_begin(w);
+	pf_jw__key(w, "labels");
+	pf_jw__arr_begin(w);
+	for (; *labels; labels += strlen(labels) + 1)
+		pf_jw__str(w, labels);
+	pf_jw__arr_end(w);
+	pf_jw__obj_end(w);
+	if (pf_jw__error(w))
+		return NULL;
+	if (w->len + 1 > *cap) {
+		char *nb = realloc(*buf, w->len + 1);
+
+		if (!nb)
+			return NULL;
+		*buf = nb;
+		*cap = w->len + 1;
+	}
+	memcpy(*buf, w->buf, w->len);
+	(*buf)[w->len] = '\0';
+	return *buf;
+}
 
 static const char *agg_proto_str(uint8_t proto, char tmp[4])
 {
@@ -949,46 +1077,66 @@ static int agg_record(struct pf_agg *a, const struct agg_kent *ke, const struct 
 	const struct agg_key *k = &ke->k;
 	bool src = k->reporter == PF_REPORTER_SRC, ports = agg_proto_has_ports(k->proto);
 	int level = k->action == PF_ACTION_DENY ? a->level_denied : a->level;
-	const char *lip = NULL, *rip = NULL, *lname = "-", *raggr;
-	int32_t lport = k->lport, rport = k->rport;
+	struct agg_ep local, remote, *s, *d;
 	const struct agg_arg *arg;
 	struct pf_strn *argv;
 	uint32_t pid, i;
 	char *p;
 
+	/* The local side is the host (hep) unless its process is in a
+	 * container (wep); the remote side a network (net), or a workload on
+	 * this node. */
+	local.type = "hep";
+	local.name_aggr = a->host;
+	remote.type = "net";
+	remote.name = "-";
+	local.ns = "-";
+	remote.ns = "-";
+	local.labels = NULL;
+	remote.labels = NULL;
 	if (level >= 2) {
-		raggr = k->rclass == AGG_CLASS_PVT ? "pvt" : "pub";
+		local.ip = NULL;
+		local.name = "-";
+		remote.ip = NULL;
+		remote.name_aggr = k->rclass == AGG_CLASS_PVT ? "pvt" : "pub";
 	} else {
-		lip = pf_addr_str(k->laddr, b->lip, sizeof(b->lip));
-		lname = a->host;
-		rip = pf_addr_str(k->raddr, b->rip, sizeof(b->rip));
-		raggr = pf_addr_aggr_name(k->raddr);
+		local.ip = pf_addr_str(k->laddr, b->lip, sizeof(b->lip));
+		local.name = a->host;
+		remote.ip = pf_addr_str(k->raddr, b->rip, sizeof(b->rip));
+		remote.name_aggr = pf_addr_aggr_name(k->raddr);
 	}
 	/* Folded ports are 0 in the key; which ones are folded follows from
 	 * the level and the reporter, not from the value (port 0 is a port). */
-	if (!ports) {
-		lport = -1;
-		rport = -1;
-	}
+	local.port = ports ? k->lport : -1;
+	remote.port = ports ? k->rport : -1;
+	if (k->lep)
+		agg_ep_unpack(&local, k->lep, a->include_labels);
+	if (k->rep)
+		agg_ep_unpack(&remote, k->rep, a->include_labels);
+	s = src ? &local : &remote;
+	d = src ? &remote : &local;
 	if (level >= 1)
-		*(src ? &lport : &rport) = -1;
+		s->port = -1;
 	if (level >= 3)
-		*(src ? &rport : &lport) = -1;
+		d->port = -1;
 
 	pf_rec__init(r);
 	r->start_time = start_s;
 	r->end_time = end_s;
-	/* The local side is the host (hep), the remote side a network (net). */
-	r->source_ip = src ? lip : rip;
-	r->source_name = src ? lname : "-";
-	r->source_name_aggr = src ? a->host : raggr;
-	r->source_port = src ? lport : rport;
-	r->source_type = src ? "hep" : "net";
-	r->dest_ip = src ? rip : lip;
-	r->dest_name = src ? "-" : lname;
-	r->dest_name_aggr = src ? raggr : a->host;
-	r->dest_port = src ? rport : lport;
-	r->dest_type = src ? "net" : "hep";
+	r->source_ip = s->ip;
+	r->source_name = s->name;
+	r->source_name_aggr = s->name_aggr;
+	r->source_namespace = s->ns;
+	r->source_port = s->port;
+	r->source_type = s->type;
+	r->source_labels = agg_labels_json(&a->lab_jw, &a->lab_buf[0], &a->lab_cap[0], s->labels);
+	r->dest_ip = d->ip;
+	r->dest_name = d->name;
+	r->dest_name_aggr = d->name_aggr;
+	r->dest_namespace = d->ns;
+	r->dest_port = d->port;
+	r->dest_type = d->type;
+	r->dest_labels = agg_labels_json(&a->lab_jw, &a->lab_buf[1], &a->lab_cap[1], d->labels);
 	r->proto = agg_proto_str(k->proto, b->proto);
 	r->action = k->action == PF_ACTION_DENY ? "deny" : "allow";
 	r->reporter = src ? "src" : "dst";

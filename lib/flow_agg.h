@@ -33,6 +33,16 @@ enum pf_action {
 	PF_ACTION_DENY = 1,
 };
 
+/* A workload endpoint on this node (a container, or a pod's container).
+ * Strings are copied by pf_agg__add(). */
+struct pf_flow_ep {
+	const char *name;	   /* the pod's name, else the container's */
+	const char *name_aggr;	   /* the name with its generated suffix as "*" */
+	const char *namespace_;	   /* Kubernetes namespace, "-" outside Kubernetes */
+	const char *const *labels; /* "k=v", sorted */
+	unsigned nlabels;
+};
+
 struct pf_flow_obs {
 	uint64_t netns;	   /* network namespace: part of the flow key */
 	uint64_t flow_id;  /* unique per flow across intervals (distinct flow count) */
@@ -52,6 +62,12 @@ struct pf_flow_obs {
 	uint32_t proc_pid;
 	const char *proc_args;
 
+	/* The workload on each side when it is a container on this node
+	 * ("wep"); NULL: the local side is the host ("hep"), the remote side
+	 * a network ("net"). */
+	const struct pf_flow_ep *local_ep;
+	const struct pf_flow_ep *remote_ep;
+
 	/* TCP health; has_tcp 0 when there is no sample. */
 	uint8_t has_tcp;
 	uint32_t tcp_cwnd, tcp_srtt_us, tcp_min_rtt_us, tcp_mss;
@@ -66,6 +82,7 @@ struct pf_agg_opts {
 	unsigned args_limit;	   /* flowLogsFilePerFlowProcessArgsLimit (default 5) */
 	int include_process;	   /* 0: every process_name is "-" */
 	int include_tcp;	   /* 0: every tcp_* field is 0 */
+	int include_labels;	   /* flowLogsIncludeLabels: 0: every *_labels is null */
 	size_t max_keys;	   /* bound on folded keys per interval; 0 = 1<<20 */
 	enum pf_rec_schema schema; /* the lines' key set (0: current) */
 };

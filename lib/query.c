@@ -500,6 +500,10 @@ int pf_query__add(struct pf_query *q, const char *name, const char *value, uint6
 		return add_string(q->not_process, &q->nnot_process, name, value, err, errsz);
 	if (!strcmp(name, "args"))
 		return add_string(q->args, &q->nargs, name, value, err, errsz);
+	if (!strcmp(name, "namespace"))
+		return add_string(q->ns, &q->nns, name, value, err, errsz);
+	if (!strcmp(name, "pod"))
+		return add_string(q->pod, &q->npod, name, value, err, errsz);
 	if (!strcmp(name, "ip"))
 		return add_cidr(q->ip, &q->nip, name, value, err, errsz);
 	if (!strcmp(name, "src"))
@@ -564,6 +568,11 @@ uint64_t pf_query__fields(const struct pf_query *q)
 		m |= PF_FL_BIT(PF_FL_REPORTER);
 	if (q->action)
 		m |= PF_FL_BIT(PF_FL_ACTION);
+	if (q->nns)
+		m |= PF_FL_BIT(PF_FL_SOURCE_NAMESPACE) | PF_FL_BIT(PF_FL_DEST_NAMESPACE);
+	if (q->npod)
+		m |= PF_FL_BIT(PF_FL_SOURCE_NAME) | PF_FL_BIT(PF_FL_DEST_NAME) |
+		     PF_FL_BIT(PF_FL_SOURCE_TYPE) | PF_FL_BIT(PF_FL_DEST_TYPE);
 	return m;
 }
 
@@ -610,6 +619,41 @@ static bool any_glob(const char *const *globs, int n, const char *name)
 		 * /usr/bin/curl. */
 		if (!strchr(globs[i], '/') && !fnmatch(globs[i], base, 0))
 			return true;
+	}
+	return false;
+}
+
+/* --namespace: the namespace of either end is one of those given ("-",
+ * the host's and the network's, is never matched by a name). */
+static bool match_ns(const struct pf_query *q, const struct pf_flowrec *r, char *buf)
+{
+	static const int side[2] = {PF_FL_SOURCE_NAMESPACE, PF_FL_DEST_NAMESPACE};
+
+	for (int s = 0; s < 2; s++) {
+		const char *ns = cstr(&r->v[side[s]], buf, CMP_MAX);
+
+		for (int i = 0; ns && i < q->nns; i++)
+			if (!strcmp(ns, q->ns[i]))
+				return true;
+	}
+	return false;
+}
+
+/* --pod: the name of a workload end ("wep": a pod or container) matches one
+ * of the globs. Host and network ends have no pod. */
+static bool match_pod(const struct pf_query *q, const struct pf_flowrec *r, char *buf)
+{
+	static const int name[2] = {PF_FL_SOURCE_NAME, PF_FL_DEST_NAME};
+	static const int type[2] = {PF_FL_SOURCE_TYPE, PF_FL_DEST_TYPE};
+
+	for (int s = 0; s < 2; s++) {
+		const char *n;
+
+		if (!str_is(&r->v[type[s]], "wep") || !(n = cstr(&r->v[name[s]], buf, CMP_MAX)))
+			continue;
+		for (int i = 0; i < q->npod; i++)
+			if (!fnmatch(q->pod[i], n, 0))
+				return true;
 	}
 	return false;
 }
@@ -732,8 +776,13 @@ bool pf_query__match(const struct pf_query *q, const struct pf_flowrec *r)
 		return false;
 	if ((q->nip || q->nsrc || q->ndst) && !match_ip(q, r))
 		return false;
-	if (q->nprocess || q->nnot_process || q->nargs) {
+	if (q->nprocess || q->nnot_process || q->nargs || q->nns || q->npod) {
 		char buf[CMP_MAX];
+
+		if (q->nns && !match_ns(q, r, buf))
+			return false;
+		if (q->npod && !match_pod(q, r, buf))
+			return false;
 
 		if ((q->nprocess || q->nnot_process) && !match_process(q, r, buf))
 			return false;

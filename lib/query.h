@@ -60,6 +60,10 @@ struct pf_query {
 	int nport;
 	uint8_t proto[PF_Q_MAX_TERMS]; /* protocol numbers ("tcp" is 6) */
 	int nproto;
+	const char *ns[PF_Q_MAX_TERMS]; /* --namespace: either end's namespace is one */
+	int nns;
+	const char *pod[PF_Q_MAX_TERMS]; /* --pod: fnmatch() globs on a workload end's name */
+	int npod;
 	unsigned reporter; /* bit 0: src, bit 1: dst; 0: any */
 	unsigned action;   /* bit 0: allow, bit 1: deny; 0: any */
 };
@@ -73,7 +77,7 @@ bool pf_query__match(const struct pf_query *q, const struct pf_flowrec *r);
 /*
  * Add the filter named @name (the long option without dashes: "since",
  * "from", "to", "process", "not-process", "args", "pid", "ip", "src",
- * "dst", "port", "proto", "reporter", "action") with @value to @q. @now is
+ * "dst", "port", "proto", "reporter", "action", "namespace", "pod") with @value to @q. @now is
  * the current Unix time (for "since"). "port" takes a list: "53,80",
  * "8000-8080", service names ("https"). "proto" takes a name or a number.
  * A time option given twice, or --since with --from, is refused (it would

@@ -18,7 +18,9 @@ pkgs=(
 	systemd man-db groff-base                      # make install: systemd-analyze, man
 	podman runc catatonit                          # make image and its tests (runc: crun refuses hybrid
 	                                               # cgroups; catatonit: kube play's pause image)
-	qemu-system-x86 busybox-static cpio            # VM stage (tests/vm)
+	containerd                                     # test_containers: ctr with CRI annotations
+	qemu-system-x86 busybox-static cpio            # VM stage (tests/vm); busybox-static also
+	                                               # test_containers' image
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -202,6 +202,19 @@ class Agent:
         return "\n".join("    | " + l for l in self.stderr_lines[-40:]) or "    | (empty)"
 
 
+class _Pairs(list):
+    """A JSON object as its (key, value) pairs, in order (keys are checked in order)."""
+
+
+def _objects(v):
+    """Nested objects (such as *_labels) as dicts."""
+    if isinstance(v, _Pairs):
+        return {k: _objects(x) for k, x in v}
+    if isinstance(v, list):
+        return [_objects(x) for x in v]
+    return v
+
+
 def load_flows(path):
     """Parse flows.log. Returns (records, problems): records are dicts with an extra
     "_line" (1-based line number); problems lists every line that is not a JSON object
@@ -224,11 +237,11 @@ def load_flows(path):
             problems.append("line %d: not UTF-8 (%s)" % (n, e))
             continue
         try:
-            pairs = json.loads(text, object_pairs_hook=lambda p: p)
+            pairs = json.loads(text, object_pairs_hook=_Pairs)
         except ValueError as e:
             problems.append("line %d: not JSON (%s): %s" % (n, e, text[:300]))
             continue
-        if not isinstance(pairs, list):
+        if not isinstance(pairs, _Pairs):
             problems.append("line %d: not a JSON object: %s" % (n, text[:300]))
             continue
         keys = [k for k, _ in pairs]
@@ -242,7 +255,7 @@ def load_flows(path):
                                 n, missing, extra, dup, first_bad,
                                 keys[first_bad] if first_bad is not None and first_bad < len(keys) else "-"))
             continue
-        rec = dict(pairs)
+        rec = {k: _objects(v) for k, v in pairs}
         for k in SPEC_KEYS:
             t = _json_type(rec[k])
             if t not in SPEC_TYPES[k]:

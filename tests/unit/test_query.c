@@ -271,6 +271,85 @@ static void add_ok(struct pf_query *q, const char *name, const char *value)
 	assert_int_equal(pf_query__add(q, name, value, 1764252100, err, sizeof(err)), 0);
 }
 
+/* A line between two workloads: source pod web-7d9b8c5f4-x2x8q in "prod",
+ * destination pod db-0 in "data" (the example line with its ends made
+ * "wep"). */
+static char *pod_line(void)
+{
+	static const char *const from[] = {
+	    "\"source_name\":\"node-a\",\"source_name_aggr\":\"node-a\",\"source_namespace\":\"-\"",
+	    "\"source_type\":\"hep\"",
+	    "\"dest_name\":\"-\",\"dest_name_aggr\":\"pub\",\"dest_namespace\":\"-\"",
+	    "\"dest_type\":\"net\""};
+	static const char *const to[] = {
+	    ("\"source_name\":\"web-7d9b8c5f4-x2x8q\",\"source_name_aggr\":\"web-7d9b8c5f4-*\","
+	     "\"source_namespace\":\"prod\""),
+	    "\"source_type\":\"wep\"",
+	    "\"dest_name\":\"db-0\",\"dest_name_aggr\":\"db-0\",\"dest_namespace\":\"data\"",
+	    "\"dest_type\":\"wep\""};
+	char *line = strdup(example);
+
+	assert_non_null(line);
+	for (int i = 0; i < 4; i++) {
+		char *at = strstr(line, from[i]), *n;
+		size_t pre, fl = strlen(from[i]), tl = strlen(to[i]);
+
+		assert_non_null(at);
+		pre = (size_t)(at - line);
+		n = malloc(strlen(line) - fl + tl + 1);
+		assert_non_null(n);
+		memcpy(n, line, pre);
+		memcpy(n + pre, to[i], tl);
+		memcpy(n + pre + tl, at + fl, strlen(at + fl) + 1);
+		free(line);
+		line = n;
+	}
+	return line;
+}
+
+static void test_pod_filters(void **state)
+{
+	char *pods = pod_line();
+	struct pf_query *q;
+
+	(void)state;
+	q = q_new();
+	add_ok(q, "namespace", "prod");
+	assert_true(q_match(q, pods));
+	assert_false(q_match(q, example)); /* a host's line has no namespace */
+	q = q_new();
+	add_ok(q, "namespace", "data"); /* the destination's */
+	assert_true(q_match(q, pods));
+	q = q_new();
+	add_ok(q, "namespace", "-"); /* "-" is nobody's namespace name... */
+	assert_false(q_match(q, pods));
+	q = q_new();
+	add_ok(q, "namespace", "kube-system");
+	assert_false(q_match(q, pods));
+	add_ok(q, "namespace", "prod"); /* OR */
+	assert_true(q_match(q, pods));
+
+	q = q_new();
+	add_ok(q, "pod", "web-*");
+	assert_true(q_match(q, pods));
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "pod", "db-?");
+	assert_true(q_match(q, pods));
+	q = q_new();
+	add_ok(q, "pod", "node-a"); /* a host end is not a pod */
+	assert_false(q_match(q, example));
+	q = q_new();
+	add_ok(q, "pod", "web-*");
+	add_ok(q, "namespace", "data"); /* AND: the pod and the namespace */
+	assert_true(q_match(q, pods));
+	q = q_new();
+	add_ok(q, "pod", "api-*");
+	add_ok(q, "namespace", "prod");
+	assert_false(q_match(q, pods));
+	free(pods);
+}
+
 static void test_filters(void **state)
 {
 	struct pf_query *q;
@@ -731,6 +810,7 @@ int main(void)
 	    cmocka_unit_test(test_filters_ranges),
 	    cmocka_unit_test(test_pid_and_escaped_process),
 	    cmocka_unit_test(test_fmt),
+	    cmocka_unit_test(test_pod_filters),
 	    cmocka_unit_test(test_fmt_cell),
 	    cmocka_unit_test(test_fmt_cell_bidi),
 	    cmocka_unit_test_setup_teardown(test_files, setup, teardown),
