@@ -189,9 +189,9 @@ if any(k[0] == "ovh" for k in res):
         p("|---|---|---|---|---|")
         for row in sorted(tot):
             a, b = nums("ovh", row, "none"), nums("ovh", row, "procflow")
-            if not a:
-                continue
             n = min(len(a), len(b))
+            if not n:
+                continue
             rate = statistics.median(a)
             p("| {} | {:,.0f} | {} | {:.3f} | {:.3f} |".format(
                 row, tot[row], fmt(rate), 1 / (1 + tot[row] * rate / 1e9),
