@@ -330,6 +330,42 @@ foreign_skb() {
 ROWS=${PF_BENCH_ROWS:-"tcp_rr_1B_1conn tcp_rr_1KiB_1conn tcp_rr_1B_32conn tcp_rr_1KiB_32conn tcp_crr tcp_bulk_iperf3 udp_rr_1B"}
 MODES=${PF_BENCH_MODES:-"none procflow tcplife"}
 
+# One bpf_stats run of ROW with agent MODE: ns per program run, per operation, and
+# runs per operation, of the agent's own programs only (the prog_id of every
+# program fd it holds: other jobs' agents may load programs of the same names, and
+# start or stop during the run).
+stats_run() { # ROW MODE
+	local row=$1 smode=$2 sd=$TMP/stats-$1-$2 label=$1 v
+	[ "$smode" = procflow ] || label="$row ($smode)"
+	mkdir -p "$sd"
+	start_agent "$smode" "$sd" --flush-interval $OVH_FLUSH
+	sleep "$SETTLE"
+	grep -h '^prog_id:' /proc/"$AGENT_PID"/fdinfo/* 2>/dev/null | awk '{ print $2 }' | sort -u >"$sd/ids"
+	bpftool prog show -j >"$sd/before.json"
+	v=$(run_row "$row") || true
+	bpftool prog show -j >"$sd/after.json"
+	stop_agent
+	python3 - "$sd" "$label" "${v:-0}" "$SECS" >>"$RES" <<'EOF'
+import json, sys
+d, row, rate, secs = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+def load(p):
+    return {x["id"]: x for x in json.load(open(p))}
+ids = {int(x) for x in open(d + "/ids").read().split()}
+b, a = load(d + "/before.json"), load(d + "/after.json")
+a = {k: v for k, v in a.items() if k in b and k in ids}
+ops = rate * secs  # round trips (or connections) in the run
+for pid, x in sorted(a.items()):
+    y = b.get(pid)
+    if not y or "run_time_ns" not in x:
+        continue
+    ns, cnt = x["run_time_ns"] - y.get("run_time_ns", 0), x["run_cnt"] - y.get("run_cnt", 0)
+    if cnt <= 0:
+        continue
+    print("bpfstat\t%s\t%s:%s\t%.0f %.0f %.2f" % (row, x.get("type", "?"), x.get("name", "?"),
+          ns / cnt, ns / ops if ops else 0, cnt / ops if ops else 0))
+EOF
+}
+
 if has overhead; then
 	start_server rr "${PIN[@]}" "$PP" server "$SRV" $P_RR
 	start_server crr "${PIN[@]}" "$PP" server "$SRV" $P_CRR
@@ -384,39 +420,9 @@ if has overhead; then
 	smodes=procflow
 	[[ " $MODES " == *" base "* ]] && smodes="base procflow"
 	for row in tcp_rr_1B_1conn tcp_crr udp_rr_1B; do
-	for smode in $smodes; do
-		# Programs loaded between pre.json and before.json are this agent's:
-		# other jobs' agents may have programs of the same names loaded.
-		sd=$TMP/stats-$row-$smode
-		label=$row
-		[ "$smode" = procflow ] || label="$row ($smode)"
-		mkdir -p "$sd"
-		bpftool prog show -j >"$sd/pre.json"
-		start_agent "$smode" "$sd" --flush-interval $OVH_FLUSH
-		sleep "$SETTLE"
-		bpftool prog show -j >"$sd/before.json"
-		v=$(run_row "$row") || true
-		bpftool prog show -j >"$sd/after.json"
-		stop_agent
-		python3 - "$sd" "$label" "${v:-0}" "$SECS" >>"$RES" <<'EOF'
-import json, sys
-d, row, rate, secs = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-def load(p):
-    return {x["id"]: x for x in json.load(open(p))}
-pre, b, a = load(d + "/pre.json"), load(d + "/before.json"), load(d + "/after.json")
-a = {k: v for k, v in a.items() if k in b and k not in pre}
-ops = rate * secs  # round trips (or connections) in the run
-for pid, x in sorted(a.items()):
-    y = b.get(pid)
-    if not y or "run_time_ns" not in x:
-        continue
-    ns, cnt = x["run_time_ns"] - y.get("run_time_ns", 0), x["run_cnt"] - y.get("run_cnt", 0)
-    if cnt <= 0:
-        continue
-    print("bpfstat\t%s\t%s:%s\t%.0f %.0f %.2f" % (row, x.get("type", "?"), x.get("name", "?"),
-          ns / cnt, ns / ops if ops else 0, cnt / ops if ops else 0))
-EOF
-	done
+		for smode in $smodes; do
+			stats_run "$row" "$smode"
+		done
 	done
 	echo "$BPF_STATS_OLD" >/proc/sys/kernel/bpf_stats_enabled
 fi
