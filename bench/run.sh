@@ -101,8 +101,9 @@ cc -O2 -Wall -Wextra -D_GNU_SOURCE -o "$PP" "$HERE/pingpong.c" || die "cannot bu
 cc -O2 -g -Wall -Wextra -D_GNU_SOURCE -I"$HERE/../lib" -I"$HERE/../include" -o "$AB" \
 	"$HERE/aggbench.c" "$BUILD/libpf_lib.a" || die "cannot build aggbench"
 SKB_EMPTY=$BUILD/bench/skb_empty.bpf.o
-clang -g -O2 -Wall -target bpf -I"$HERE/../bpf/vmlinux/$(uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')" \
-	-c "$HERE/skb_empty.bpf.c" -o "$SKB_EMPTY" || die "cannot build skb_empty.bpf.c"
+VMLINUX_DIR=$HERE/../bpf/vmlinux/$(uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
+clang -g -O2 -Wall -target bpf -I"$VMLINUX_DIR" -c "$HERE/skb_empty.bpf.c" -o "$SKB_EMPTY" ||
+	die "cannot build skb_empty.bpf.c"
 
 NS_S=pfbench-$$-srv
 NS_C=pfbench-$$-cli
@@ -340,7 +341,8 @@ stats_run() { # ROW MODE
 	mkdir -p "$sd"
 	start_agent "$smode" "$sd" --flush-interval $OVH_FLUSH
 	sleep "$SETTLE"
-	grep -h '^prog_id:' /proc/"$AGENT_PID"/fdinfo/* 2>/dev/null | awk '{ print $2 }' | sort -u >"$sd/ids"
+	grep -h '^prog_id:' /proc/"$AGENT_PID"/fdinfo/* 2>/dev/null |
+		awk '{ print $2 }' | sort -u >"$sd/ids"
 	bpftool prog show -j >"$sd/before.json"
 	v=$(run_row "$row") || true
 	bpftool prog show -j >"$sd/after.json"
