@@ -53,7 +53,7 @@ static const struct pf_hook hooks[] = {
     /* Shared: they generate socket cookies (kprobes cannot; tracing
      * programs cannot before v5.12), for socket() and accepted sockets. */
     {"pf_sock_create", "cgroup/sock_create", NULL, true, false},
-    {"pf_sockops", "sockops (accepted sockets' cookies)", NULL, true, false},
+    {"pf_sockops", "sockops (accepted sockets' cookies, before v5.12)", NULL, true, false},
     {"pf_tcp_state", "tp_btf/inet_sock_set_state", NULL, false, false},
     {"pf_iter_sockets", "iter/task_file", NULL, false, true},
     {"pf_sock_release", "cgroup/sock_release", "tracepoint", true, false},
@@ -228,12 +228,20 @@ static const char *errmsg(int err)
 static const struct pf_variant {
 	bool path_walk;
 	bool sk_storage;
+	bool tp_cookie; /* accepted sockets' cookies from the state tracepoint, no sockops */
 } variants[] = {
-    {true, true},
-    {false, true},
-    {false, false},
+    {true, true, true},
+    {false, true, true},
+    {false, true, false},
+    {false, false, false},
 };
 #define PF_NVARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+/* The state tracepoint makes accepted sockets' cookies itself (v5.12+). */
+static bool sockops_unused(const struct pf_hook *h, const struct pf_variant *var)
+{
+	return var->tp_cookie && h && !strcmp(h->prog, "pf_sockops");
+}
 
 static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const char *tier,
 		       const struct pf_variant *var, const char **failed, bool *load_failed)
@@ -255,6 +263,7 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 	l->skel->rodata->cfg_tcp_state_claims = !strcmp(tier, "tracepoint");
 	l->skel->rodata->cfg_path_walk = var->path_walk;
 	l->skel->rodata->cfg_sk_storage = var->sk_storage;
+	l->skel->rodata->cfg_tp_cookie = var->tp_cookie;
 	bpf_map__set_max_entries(l->skel->maps.events, cfg->ringbuf_kib * 1024);
 	bpf_map__set_max_entries(l->skel->maps.socks, cfg->max_sockets);
 	bpf_map__set_max_entries(l->skel->maps.flows, cfg->max_flows);
@@ -265,7 +274,7 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 		for (size_t i = 0; i < PF_NHOOKS; i++)
 			if (!strcmp(hooks[i].prog, bpf_program__name(p)))
 				h = &hooks[i];
-		bpf_program__set_autoload(p, h && hook_in_tier(h, tier));
+		bpf_program__set_autoload(p, h && hook_in_tier(h, tier) && !sockops_unused(h, var));
 	}
 	failed_prog[0] = 0;
 	err = procflow_bpf__load(l->skel);
@@ -277,7 +286,7 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 		goto fail;
 	}
 	for (size_t i = 0; i < PF_NHOOKS; i++) {
-		if (!hook_in_tier(&hooks[i], tier))
+		if (!hook_in_tier(&hooks[i], tier) || sockops_unused(&hooks[i], var))
 			continue;
 		err = attach_one(l, &hooks[i]);
 		if (err) {
@@ -309,11 +318,14 @@ static int try_tier(struct pf_loader *l, const struct pf_config *cfg, const char
 		err = try_variant(l, cfg, tier, &variants[v], failed, &load_failed);
 		if (!err) {
 			if (v)
-				pf_log("tier %s loads only without %s%s (%s): older verifier", tier,
-				       variants[v].path_walk ? "" : "the in-kernel exec path walk",
-				       variants[v].sk_storage ? ""
-							      : " and socket-storage TCP counters",
-				       first);
+				pf_log(
+				    "tier %s loads only without %s%s%s (%s): older verifier", tier,
+				    variants[v].path_walk ? "" : "the in-kernel exec path walk",
+				    variants[v].tp_cookie ? ""
+							  : ", cookies from the state tracepoint",
+				    variants[v].sk_storage ? ""
+							   : " and socket-storage TCP counters",
+				    first);
 			return 0;
 		}
 		if (!load_failed)
@@ -559,6 +571,7 @@ int pf_check(const struct pf_config *cfg)
 				break;
 			skel->rodata->cfg_path_walk = variants[v].path_walk;
 			skel->rodata->cfg_sk_storage = variants[v].sk_storage;
+			skel->rodata->cfg_tp_cookie = variants[v].tp_cookie;
 			bpf_object__for_each_program(p, skel->obj)
 			{
 				bool me = !strcmp(bpf_program__name(p), h->prog);
@@ -572,9 +585,14 @@ int pf_check(const struct pf_config *cfg)
 				if (v && !strcmp(h->prog, "pf_exec"))
 					degraded =
 					    " (without the in-kernel path walk: older verifier)";
-				else if (v == 2)
+				else if (v && !variants[v].sk_storage)
 					degraded =
 					    " (without socket-storage TCP counters: before v5.11)";
+				else if (v && !variants[v].tp_cookie &&
+					 !strcmp(h->prog, "pf_tcp_state"))
+					degraded =
+					    " (accepted sockets' cookies from sockops: before "
+					    "v5.12)";
 				break;
 			}
 			procflow_bpf__destroy(skel);

@@ -96,7 +96,8 @@ static void usage(void)
 			"       pingpong udpclient ADDR PORT SECONDS MSGSIZE\n"
 			"       pingpong hold ADDR PORT NPORTS COUNT SECONDS\n"
 			"       pingpong once ADDR PORT TAG\n"
-			"       pingpong spawn ADDR PORT RATE SECONDS\n");
+			"       pingpong spawn ADDR PORT RATE SECONDS\n"
+			"       pingpong cpu PID\n");
 	exit(2);
 }
 
@@ -141,6 +142,30 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU time of a process in ns (the kernel's exact runtime sum, not ticks): the
+ * client's own, or the server's read by bench/run.sh before and after a run
+ * ("pingpong cpu PID"). Without IRQ time accounting the softirq work done on a
+ * task's CPU in its context (veth delivery, the cgroup_skb programs) is in it,
+ * so the pair's CPU per operation is the cost per operation even when other
+ * jobs make the wall-clock rate jump. */
+static long long cpu_ns(pid_t pid)
+{
+	struct timespec ts;
+	clockid_t id = CLOCK_PROCESS_CPUTIME_ID;
+
+	if (pid && clock_getcpuclockid(pid, &id) != 0)
+		return -1;
+	if (clock_gettime(id, &ts) < 0)
+		return -1;
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void print_cpu(long long c0, long long ops)
+{
+	if (ops > 0)
+		printf("client_cpu_ns_per_op %.1f\n", (double)(cpu_ns(0) - c0) / (double)ops);
 }
 
 static void set_timeouts(int fd)
@@ -297,7 +322,7 @@ static _Noreturn void run_server(const struct sockaddr_storage *ss, socklen_t le
 static int run_client(const struct sockaddr_storage *ss, socklen_t len, long seconds, long msgsize)
 {
 	char *buf = malloc((size_t)msgsize);
-	long long trips = 0;
+	long long trips = 0, c0;
 	double t0, end, t;
 	int fd;
 
@@ -307,6 +332,7 @@ static int run_client(const struct sockaddr_storage *ss, socklen_t len, long sec
 		die("malloc");
 	memset(buf, 'p', (size_t)msgsize);
 	fd = connect_to(ss, len);
+	c0 = cpu_ns(0);
 	t0 = now();
 	end = t0 + (double)seconds;
 	do {
@@ -318,6 +344,7 @@ static int run_client(const struct sockaddr_storage *ss, socklen_t len, long sec
 	close(fd);
 	printf("roundtrips_per_s %.1f\n", (double)trips / (t - t0));
 	printf("roundtrips %lld seconds %.3f msgsize %ld\n", trips, t - t0, msgsize);
+	print_cpu(c0, trips);
 	free(buf);
 	return 0;
 }
@@ -325,6 +352,7 @@ static int run_client(const struct sockaddr_storage *ss, socklen_t len, long sec
 static int run_connect(const struct sockaddr_storage *ss, socklen_t len, long count, long seconds)
 {
 	char buf[PP_CONNECT_MSG * 4];
+	long long c0 = cpu_ns(0);
 	double t0 = now(), t;
 	long done = 0;
 
@@ -365,6 +393,7 @@ static int run_connect(const struct sockaddr_storage *ss, socklen_t len, long co
 	t = now();
 	printf("connections_per_s %.1f\n", (double)done / (t - t0));
 	printf("connections %ld seconds %.3f\n", done, t - t0);
+	print_cpu(c0, done);
 	return done == count ? 0 : 1;
 }
 
@@ -390,7 +419,7 @@ static int run_multi(const struct sockaddr_storage *ss, socklen_t len, long seco
 	size_t *got = calloc((size_t)nconn, sizeof(*got));
 	int *fds = calloc((size_t)nconn, sizeof(*fds));
 	char *buf = malloc(PP_MAX_MSG);
-	long long trips = 0;
+	long long trips = 0, c0;
 	double t0, t, end;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 
@@ -404,6 +433,7 @@ static int run_multi(const struct sockaddr_storage *ss, socklen_t len, long seco
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0)
 			die("epoll_ctl");
 	}
+	c0 = cpu_ns(0);
 	t0 = now();
 	end = t0 + (double)seconds;
 	for (long i = 0; i < nconn; i++)
@@ -440,6 +470,7 @@ static int run_multi(const struct sockaddr_storage *ss, socklen_t len, long seco
 		close(fds[i]);
 	printf("roundtrips_per_s %.1f\n", (double)trips / (t - t0));
 	printf("roundtrips %lld seconds %.3f msgsize %ld conns %ld\n", trips, t - t0, msgsize, nconn);
+	print_cpu(c0, trips);
 	return 0;
 }
 
@@ -469,7 +500,7 @@ static int run_udp_client(const struct sockaddr_storage *ss, socklen_t len, long
 {
 	struct timeval tv = { .tv_usec = 200000 };
 	char *buf = malloc((size_t)msgsize);
-	long long trips = 0, resent = 0;
+	long long trips = 0, resent = 0, c0;
 	double t0, t = 0, end;
 	int fd = socket(ss->ss_family, SOCK_DGRAM, 0);
 
@@ -479,6 +510,7 @@ static int run_udp_client(const struct sockaddr_storage *ss, socklen_t len, long
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (const struct sockaddr *)ss, len) < 0)
 		die("connect");
+	c0 = cpu_ns(0);
 	t0 = now();
 	end = t0 + (double)seconds;
 	do {
@@ -495,6 +527,7 @@ static int run_udp_client(const struct sockaddr_storage *ss, socklen_t len, long
 	printf("roundtrips_per_s %.1f\n", (double)trips / (t - t0));
 	printf("roundtrips %lld seconds %.3f msgsize %ld resent %lld\n", trips, t - t0, msgsize,
 	       resent);
+	print_cpu(c0, trips);
 	return 0;
 }
 
@@ -641,6 +674,14 @@ int main(int argc, char **argv)
 	struct sockaddr_storage ss;
 	socklen_t len;
 
+	if (argc == 3 && strcmp(argv[1], "cpu") == 0) {
+		long long ns = cpu_ns((pid_t)parse_num(argv[2], 1, 1 << 22, "PID"));
+
+		if (ns < 0)
+			die("clock_getcpuclockid");
+		printf("%lld\n", ns);
+		return 0;
+	}
 	if (argc < 4)
 		usage();
 	signal(SIGPIPE, SIG_IGN);

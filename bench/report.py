@@ -92,6 +92,8 @@ if any(k[0] == "ovh" for k in res):
         if not a:
             continue
         n = min(len(a), len(b), len(c))
+        if not n:
+            continue  # a partial run without procflow or tcplife (PF_BENCH_MODES)
         rb = [b[i] / a[i] for i in range(n)]
         rc = [c[i] / a[i] for i in range(n)]
         rbc = [b[i] / c[i] for i in range(n)]
@@ -122,6 +124,33 @@ if any(k[0] == "ovh" for k in res):
           ", ".join("{} {}/{}".format(m, fr[m][0], fr[m][1]) for m in ("none", "procflow", "tcplife") if m in fr) +
           ". They slow the baseline as much as the agents' runs, which pushes the ratios "
           "towards 1: procflow's own cost is at least what the table shows.")
+        p("")
+    # Every mode against no agent, by rate and by the pinned pair's CPU time per
+    # operation (the steadier figure on a busy machine), median of per-round ratios.
+    modes = sorted({k[2] for k in res if k[0] == "ovh" and k[2] != "none"})
+    if any(nums("ovh_cpuns", key, "none") for key, _, _, _ in ROWS):
+        p("Every mode against no agent: rate ratio, and CPU ratio = the pinned pair's CPU "
+          "time per operation with no agent / with the mode, with the added ns per operation "
+          "(median of the per-round figures, min–max). `emptyskb`: an empty cgroup_skb "
+          "program on ingress and egress; `base`: the agent binary PF_BENCH_BASE.")
+        p("")
+        p("| row | no agent, CPU ns/op | mode | rate ratio | CPU ratio | added ns/op |")
+        p("|---|---|---|---|---|---|")
+        for key, label, _, _ in ROWS:
+            a, ca = nums("ovh", key, "none"), nums("ovh_cpuns", key, "none")
+            if not a or not ca:
+                continue
+            for m in modes:
+                b, cb = nums("ovh", key, m), nums("ovh_cpuns", key, m)
+                n, k = min(len(a), len(b)), min(len(ca), len(cb))
+                if not n or not k:
+                    continue
+                r = [b[i] / a[i] for i in range(n)]
+                cr = [ca[i] / cb[i] for i in range(k)]
+                d = [cb[i] - ca[i] for i in range(k)]
+                p("| {} | {} | {} | {:.3f} ({:.3f}–{:.3f}) | {:.3f} ({:.3f}–{:.3f}) | {:+,.0f} ({:+,.0f}…{:+,.0f}) |".format(
+                    label, mmm(ca), m, statistics.median(r), min(r), max(r), statistics.median(cr),
+                    min(cr), max(cr), statistics.median(d), min(d), max(d)))
         p("")
     cpu = [(k[1], k[2], statistics.median([float(x) for x in v])) for k, v in res.items() if k[0] == "ovh_cpu"]
     if cpu:
@@ -160,9 +189,9 @@ if any(k[0] == "ovh" for k in res):
         p("|---|---|---|---|---|")
         for row in sorted(tot):
             a, b = nums("ovh", row, "none"), nums("ovh", row, "procflow")
-            if not a:
-                continue
             n = min(len(a), len(b))
+            if not n:
+                continue
             rate = statistics.median(a)
             p("| {} | {:,.0f} | {} | {:.3f} | {:.3f} |".format(
                 row, tot[row], fmt(rate), 1 / (1 + tot[row] * rate / 1e9),

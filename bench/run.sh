@@ -23,7 +23,12 @@
 # PF_BENCH_SECONDS (3) seconds per traffic run, PF_BENCH_RATES ("250 500 1000 2000
 # 4000") churn rates, PF_BENCH_CHURN_SECONDS (3), PF_BENCH_BIG (100000) the large
 # flow count, PF_BENCH_PIN (last CPU, "none" for no pinning), PF_BENCH_AGENT,
-# PF_BENCH_ONLY (comma list of phases: overhead,churn,cost,user), PF_BENCH_KEEP=1.
+# PF_BENCH_ONLY (comma list of phases: overhead,churn,cost,user), PF_BENCH_KEEP=1,
+# PF_BENCH_ROWS (overhead rows, default all seven), PF_BENCH_MODES ("none procflow
+# tcplife"; "emptyskb" adds a cgroup_skb program that passes every packet and does
+# nothing else: the fixed cost of any per-packet cgroup_skb hook; "base" runs the
+# agent binary PF_BENCH_BASE, e.g. a copy of build/procflow from before a change, so
+# old and new are compared in the same rounds).
 set -euo pipefail
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -34,6 +39,7 @@ log() { echo "bench: $*" >&2; }
 BUILD=$(cd "$1" && pwd) || die "no build directory $1"
 HERE=$(cd "$(dirname "$0")" && pwd)
 AGENT=${PF_BENCH_AGENT:-$BUILD/procflow}
+BASE_AGENT=${PF_BENCH_BASE:-}
 RUNS=${PF_BENCH_RUNS:-7}
 SECS=${PF_BENCH_SECONDS:-3}
 RATES=${PF_BENCH_RATES:-"250 500 1000 2000 4000"}
@@ -84,6 +90,9 @@ PIN=()
 [ "$PF_BENCH_PIN" = none ] || PIN=(taskset -c "$PF_BENCH_PIN")
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# A partial run (PF_BENCH_ONLY, PF_BENCH_ROWS, PF_BENCH_MODES) writes its report
+# elsewhere with PF_BENCH_REPORT, so it never replaces the full run's bench/report.md.
+REPORT=${PF_BENCH_REPORT:-$HERE/report.md}
 mkdir -p "$BUILD/bench" "$HERE/out"
 PP=$BUILD/bench/pingpong
 AB=$BUILD/bench/aggbench
@@ -91,6 +100,10 @@ cc -O2 -Wall -Wextra -D_GNU_SOURCE -o "$PP" "$HERE/pingpong.c" || die "cannot bu
 [ -f "$BUILD/libpf_lib.a" ] || die "no $BUILD/libpf_lib.a (build the project first)"
 cc -O2 -g -Wall -Wextra -D_GNU_SOURCE -I"$HERE/../lib" -I"$HERE/../include" -o "$AB" \
 	"$HERE/aggbench.c" "$BUILD/libpf_lib.a" || die "cannot build aggbench"
+SKB_EMPTY=$BUILD/bench/skb_empty.bpf.o
+VMLINUX_DIR=$HERE/../bpf/vmlinux/$(uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
+clang -g -O2 -Wall -target bpf -I"$VMLINUX_DIR" -c "$HERE/skb_empty.bpf.c" -o "$SKB_EMPTY" ||
+	die "cannot build skb_empty.bpf.c"
 
 NS_S=pfbench-$$-srv
 NS_C=pfbench-$$-cli
@@ -107,6 +120,8 @@ RES=$HERE/out/results.tsv
 PIDS=()
 AGENT_PID=
 TRACEFS_MOUNTED=0
+# Pin of the empty cgroup_skb program while mode emptyskb is attached.
+SKB_PIN=/sys/fs/bpf/pfbench-$$-skb-empty
 BPF_STATS_OLD=$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null || echo 0)
 
 cleanup() {
@@ -119,6 +134,7 @@ cleanup() {
 	done
 	ip netns del "$NS_C" 2>/dev/null || true
 	ip netns del "$NS_S" 2>/dev/null || true
+	skb_empty_detach
 	echo "$BPF_STATS_OLD" >/proc/sys/kernel/bpf_stats_enabled 2>/dev/null || true
 	[ "$TRACEFS_MOUNTED" = 1 ] && umount /sys/kernel/tracing 2>/dev/null
 	if [ "${PF_BENCH_KEEP:-0}" = 1 ]; then
@@ -126,6 +142,22 @@ cleanup() {
 	else
 		rm -rf "$TMP"
 	fi
+}
+CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+# Mode emptyskb: the empty program on the root cgroup's ingress and egress hooks,
+# where procflow attaches its own (ALLOW_MULTI, beside any other job's).
+skb_empty_attach() {
+	[ -n "$CGROOT" ] || die "no cgroup2 mount for mode emptyskb"
+	bpftool prog load "$SKB_EMPTY" "$SKB_PIN" || die "cannot load $SKB_EMPTY"
+	bpftool cgroup attach "$CGROOT" ingress pinned "$SKB_PIN" multi &&
+		bpftool cgroup attach "$CGROOT" egress pinned "$SKB_PIN" multi ||
+		die "cannot attach the empty cgroup_skb program to $CGROOT"
+}
+skb_empty_detach() {
+	[ -e "$SKB_PIN" ] || return 0
+	bpftool cgroup detach "$CGROOT" ingress pinned "$SKB_PIN" 2>/dev/null || true
+	bpftool cgroup detach "$CGROOT" egress pinned "$SKB_PIN" 2>/dev/null || true
+	rm -f "$SKB_PIN"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -172,11 +204,13 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 
+declare -A SERVER_PID
 start_server() { # NAME CMD...: background in the server namespace, wait for "listening"
 	local name=$1
 	shift
 	ip netns exec "$NS_S" "$@" >"$TMP/server-$name.out" 2>&1 &
 	PIDS+=($!)
+	SERVER_PID[$name]=$! # ip netns exec and taskset exec: this is the server
 	for _ in $(seq 200); do
 		grep -qis "listening" "$TMP/server-$name.out" && return 0
 		sleep 0.05
@@ -193,8 +227,19 @@ start_agent() { # MODE DIR [procflow args...]
 	AGENT_PID=
 	case $mode in
 	none) return 0 ;;
-	procflow)
-		"$AGENT" run --output-dir "$dir" "$@" 2>"$dir/agent.err" >/dev/null &
+	emptyskb)
+		skb_empty_attach
+		return 0
+		;;
+	procflow | base)
+		local bin=$AGENT
+		if [ "$mode" = base ]; then
+			bin=$BASE_AGENT
+			[ -x "$bin" ] || die "mode base needs PF_BENCH_BASE (an agent binary)"
+		fi
+		# A runtime directory of its own: another agent on the host (a test's)
+		# holds the default one, and a second agent there exits at once.
+		"$bin" run --output-dir "$dir" --runtime-dir "$dir/run" "$@" 2>"$dir/agent.err" >/dev/null &
 		AGENT_PID=$!
 		PIDS+=("$AGENT_PID")
 		for _ in $(seq $((READY_TIMEOUT * 20))); do
@@ -221,6 +266,7 @@ start_agent() { # MODE DIR [procflow args...]
 
 stop_agent() {
 	local rc=0
+	skb_empty_detach
 	[ -n "$AGENT_PID" ] || return 0
 	kill -TERM "$AGENT_PID"
 	wait "$AGENT_PID" || rc=$?
@@ -248,38 +294,86 @@ map_bytes() {
 now() { date +%s.%N; }
 
 # -- phase 1: overhead on real traffic ------------------------------------------------
-# One row: prints the rate (round trips/s, connections/s or Mbit/s).
+# One row: prints the rate (round trips/s, connections/s or Mbit/s); the
+# pingpong rows leave their whole output in $TMP/row.out (client CPU per op).
 run_row() { # ROW
-	local cli=(timeout $((SECS + 60)) ip netns exec "$NS_C" "${PIN[@]}")
+	local cli=(timeout $((SECS + 60)) ip netns exec "$NS_C" "${PIN[@]}") o=$TMP/row.out
+	: >"$o"
 	case $1 in
-	tcp_rr_1B_1conn) "${cli[@]}" "$PP" client "$SRV" $P_RR "$SECS" 1 | awk '/^roundtrips_per_s/ { print $2 }' ;;
-	tcp_rr_1KiB_1conn) "${cli[@]}" "$PP" client "$SRV" $P_RR "$SECS" 1024 | awk '/^roundtrips_per_s/ { print $2 }' ;;
-	tcp_rr_1B_32conn) "${cli[@]}" "$PP" multi "$SRV" $P_RR "$SECS" 1 32 | awk '/^roundtrips_per_s/ { print $2 }' ;;
-	tcp_rr_1KiB_32conn) "${cli[@]}" "$PP" multi "$SRV" $P_RR "$SECS" 1024 32 | awk '/^roundtrips_per_s/ { print $2 }' ;;
-	tcp_crr) "${cli[@]}" "$PP" connect "$SRV" $P_CRR 1000000 "$SECS" | awk '/^connections_per_s/ { print $2 }' ;;
+	tcp_rr_1B_1conn) "${cli[@]}" "$PP" client "$SRV" $P_RR "$SECS" 1 >"$o" ;;
+	tcp_rr_1KiB_1conn) "${cli[@]}" "$PP" client "$SRV" $P_RR "$SECS" 1024 >"$o" ;;
+	tcp_rr_1B_32conn) "${cli[@]}" "$PP" multi "$SRV" $P_RR "$SECS" 1 32 >"$o" ;;
+	tcp_rr_1KiB_32conn) "${cli[@]}" "$PP" multi "$SRV" $P_RR "$SECS" 1024 32 >"$o" ;;
+	tcp_crr) "${cli[@]}" "$PP" connect "$SRV" $P_CRR 1000000 "$SECS" >"$o" ;;
 	tcp_bulk_iperf3) "${cli[@]}" iperf3 -c "$SRV" -p $P_IPERF -t "$SECS" -J |
-		python3 -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))' ;;
-	udp_rr_1B) "${cli[@]}" "$PP" udpclient "$SRV" $P_UDP "$SECS" 1 | awk '/^roundtrips_per_s/ { print $2 }' ;;
+		python3 -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))'
+		return ;;
+	udp_rr_1B) "${cli[@]}" "$PP" udpclient "$SRV" $P_UDP "$SECS" 1 >"$o" ;;
+	esac
+	awk '/^(roundtrips|connections)_per_s/ { print $2 }' "$o"
+}
+# The server process of a pingpong row (its CPU time is read around each run).
+row_server() { # ROW
+	case $1 in
+	tcp_rr_*) echo "${SERVER_PID[rr]}" ;;
+	tcp_crr) echo "${SERVER_PID[crr]}" ;;
+	udp_rr_*) echo "${SERVER_PID[udp]}" ;;
 	esac
 }
 # Other jobs on a shared machine may run BPF agents of their own (procflow's e2e
 # tests do): per-packet programs on the root cgroup that are not ours slow every mode
 # alike and make a ratio look better than it is. Counted before and after each run,
 # while none of ours is attached; the report says how many runs had them.
-CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 foreign_skb() {
 	[ -n "$CGROOT" ] || { echo 0; return; }
 	bpftool cgroup show "$CGROOT" 2>/dev/null | awk '$2 ~ /^cgroup_inet_(ingress|egress)$/ { n++ } END { print n + 0 }'
 }
-ROWS="tcp_rr_1B_1conn tcp_rr_1KiB_1conn tcp_rr_1B_32conn tcp_rr_1KiB_32conn tcp_crr tcp_bulk_iperf3 udp_rr_1B"
-MODES="none procflow tcplife"
+ROWS=${PF_BENCH_ROWS:-"tcp_rr_1B_1conn tcp_rr_1KiB_1conn tcp_rr_1B_32conn tcp_rr_1KiB_32conn tcp_crr tcp_bulk_iperf3 udp_rr_1B"}
+MODES=${PF_BENCH_MODES:-"none procflow tcplife"}
+
+# One bpf_stats run of ROW with agent MODE: ns per program run, per operation, and
+# runs per operation, of the agent's own programs only (the prog_id of every
+# program fd it holds: other jobs' agents may load programs of the same names, and
+# start or stop during the run).
+stats_run() { # ROW MODE
+	local row=$1 smode=$2 sd=$TMP/stats-$1-$2 label=$1 v
+	[ "$smode" = procflow ] || label="$row ($smode)"
+	mkdir -p "$sd"
+	start_agent "$smode" "$sd" --flush-interval $OVH_FLUSH
+	sleep "$SETTLE"
+	grep -h '^prog_id:' /proc/"$AGENT_PID"/fdinfo/* 2>/dev/null |
+		awk '{ print $2 }' | sort -u >"$sd/ids"
+	bpftool prog show -j >"$sd/before.json"
+	v=$(run_row "$row") || true
+	bpftool prog show -j >"$sd/after.json"
+	stop_agent
+	python3 - "$sd" "$label" "${v:-0}" "$SECS" >>"$RES" <<'EOF'
+import json, sys
+d, row, rate, secs = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+def load(p):
+    return {x["id"]: x for x in json.load(open(p))}
+ids = {int(x) for x in open(d + "/ids").read().split()}
+b, a = load(d + "/before.json"), load(d + "/after.json")
+a = {k: v for k, v in a.items() if k in b and k in ids}
+ops = rate * secs  # round trips (or connections) in the run
+for pid, x in sorted(a.items()):
+    y = b.get(pid)
+    if not y or "run_time_ns" not in x:
+        continue
+    ns, cnt = x["run_time_ns"] - y.get("run_time_ns", 0), x["run_cnt"] - y.get("run_cnt", 0)
+    if cnt <= 0:
+        continue
+    print("bpfstat\t%s\t%s:%s\t%.0f %.0f %.2f" % (row, x.get("type", "?"), x.get("name", "?"),
+          ns / cnt, ns / ops if ops else 0, cnt / ops if ops else 0))
+EOF
+}
 
 if has overhead; then
 	start_server rr "${PIN[@]}" "$PP" server "$SRV" $P_RR
 	start_server crr "${PIN[@]}" "$PP" server "$SRV" $P_CRR
 	start_server udp "${PIN[@]}" "$PP" udpserver "$SRV" $P_UDP
 	start_server iperf "${PIN[@]}" iperf3 -s -B "$SRV" -p $P_IPERF --forceflush
-	log "overhead: $RUNS rounds x 7 rows x 3 modes x ${SECS}s (interleaved)"
+	log "overhead: $RUNS rounds x rows ($ROWS) x modes ($MODES) x ${SECS}s (interleaved)"
 	for r in $(seq "$RUNS"); do
 		for row in $ROWS; do
 			for mode in $MODES; do
@@ -290,9 +384,22 @@ if has overhead; then
 				sleep "$SETTLE"
 				c0=0
 				[ -n "$AGENT_PID" ] && c0=$(cpu_ticks "$AGENT_PID")
+				spid=$(row_server "$row")
+				s0=0
+				[ -n "$spid" ] && s0=$("$PP" cpu "$spid")
 				t0=$(now)
 				v=$(run_row "$row") || true
 				t1=$(now)
+				# CPU ns per op of the pinned pair (client + server): the
+				# cost per operation, steadier than the rate on a busy host.
+				if [ -n "$spid" ] && [ -n "$v" ]; then
+					s1=$("$PP" cpu "$spid")
+					awk -v s=$((s1 - s0)) -v r="$v" -v secs="$SECS" '
+						/^(roundtrips|connections) / { ops = $2 }
+						/^client_cpu_ns_per_op/ { c = $2 }
+						END { if (ops > 0) printf "%.1f\n", c + s / ops }' "$TMP/row.out" >"$TMP/cpuop"
+					result ovh_cpuns "$row" "$mode" "$(cat "$TMP/cpuop")"
+				fi
 				if [ -n "$AGENT_PID" ]; then
 					c1=$(cpu_ticks "$AGENT_PID")
 					result ovh_cpu "$row" "$mode" "$(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", 100 * c / hz / (b - a) }')"
@@ -311,35 +418,13 @@ if has overhead; then
 	# adds its own cost, so this run is kept out of the rows above).
 	log "overhead: BPF per-program run time (bpf_stats_enabled, one run per row)"
 	echo 1 >/proc/sys/kernel/bpf_stats_enabled
+	# With mode base, the older agent is measured too; its rows say "(base)".
+	smodes=procflow
+	[[ " $MODES " == *" base "* ]] && smodes="base procflow"
 	for row in tcp_rr_1B_1conn tcp_crr udp_rr_1B; do
-		# Programs loaded between pre.json and before.json are this agent's:
-		# other jobs' agents may have programs of the same names loaded.
-		mkdir -p "$TMP/stats-$row"
-		bpftool prog show -j >"$TMP/stats-$row/pre.json"
-		start_agent procflow "$TMP/stats-$row" --flush-interval $OVH_FLUSH
-		sleep "$SETTLE"
-		bpftool prog show -j >"$TMP/stats-$row/before.json"
-		v=$(run_row "$row") || true
-		bpftool prog show -j >"$TMP/stats-$row/after.json"
-		stop_agent
-		python3 - "$TMP/stats-$row" "$row" "${v:-0}" "$SECS" >>"$RES" <<'EOF'
-import json, sys
-d, row, rate, secs = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-def load(p):
-    return {x["id"]: x for x in json.load(open(p))}
-pre, b, a = load(d + "/pre.json"), load(d + "/before.json"), load(d + "/after.json")
-a = {k: v for k, v in a.items() if k in b and k not in pre}
-ops = rate * secs  # round trips (or connections) in the run
-for pid, x in sorted(a.items()):
-    y = b.get(pid)
-    if not y or "run_time_ns" not in x:
-        continue
-    ns, cnt = x["run_time_ns"] - y.get("run_time_ns", 0), x["run_cnt"] - y.get("run_cnt", 0)
-    if cnt <= 0:
-        continue
-    print("bpfstat\t%s\t%s:%s\t%.0f %.0f %.2f" % (row, x.get("type", "?"), x.get("name", "?"),
-          ns / cnt, ns / ops if ops else 0, cnt / ops if ops else 0))
-EOF
+		for smode in $smodes; do
+			stats_run "$row" "$smode"
+		done
 	done
 	echo "$BPF_STATS_OLD" >/proc/sys/kernel/bpf_stats_enabled
 fi
@@ -539,7 +624,7 @@ ovh_flush=$OVH_FLUSH
 elapsed=$SECONDS
 EOF
 # The report can be rewritten from these two files: bench/report.py RESULTS META.
-python3 "$HERE/report.py" "$RES" "$META" >"$HERE/report.md"
+python3 "$HERE/report.py" "$RES" "$META" >"$REPORT"
 # Redaction of secrets in arguments runs once per exec event: its cost per event,
 # from the pure-logic benchmark (no agent, no root needed for this part).
 if [ -x "$BUILD/bench_redact" ]; then
@@ -547,6 +632,6 @@ if [ -x "$BUILD/bench_redact" ]; then
 		printf '\n## Redaction cost per exec event\n\n```\n'
 		"$BUILD/bench_redact" 100000
 		printf '```\n'
-	} >>"$HERE/report.md"
+	} >>"$REPORT"
 fi
-cat "$HERE/report.md"
+cat "$REPORT"

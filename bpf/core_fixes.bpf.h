@@ -32,6 +32,19 @@ static __always_inline __u64 pf_net_cookie(const struct net *net)
 }
 
 /*
+ * The same from a typed (BTF) pointer, as BTF tracepoints and iterators get:
+ * a direct load where net_cookie is a plain u64, no probe-read helper call.
+ */
+static __always_inline __u64 pf_net_cookie_btf(const struct net *net)
+{
+	if (!net)
+		return 0;
+	if (bpf_core_field_exists(((struct net___atomic_cookie *)0)->net_cookie.counter))
+		return BPF_CORE_READ((struct net___atomic_cookie *)net, net_cookie.counter);
+	return net->net_cookie;
+}
+
+/*
  * task_struct::start_boottime (v5.5, "proc: use boottime for process start
  * time"); older kernels call it real_start_time. It is the clock of
  * /proc/<pid>/stat's starttime, so identities from exec events and from

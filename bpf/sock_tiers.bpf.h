@@ -24,7 +24,7 @@
  * sk->__sk_common.skc_cookie, which is 0 until something generates it.
  * Generation is left to hooks every tier shares: cgroup/sock_create for
  * every socket() (and its netns cookie), inet_sock_set_state's
- * SYN_RECV->ESTABLISHED for accepted sockets, and the cgroup_skb counters
+ * ->SYN_RECV for accepted sockets (pf_sockops before v5.12), and the cgroup_skb counters
  * for any socket that carries a packet. A hook that still meets a zero
  * cookie does nothing; for accept() that is counted (PF_STAT_ACCEPT_MISS)
  * and the task_file iterator finds the owner at the next flush.
