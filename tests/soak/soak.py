@@ -338,6 +338,10 @@ def main():
     exact = sum(1 for want, pid in sample if by_args.get(want) and
                 all(r["process_id"] == str(pid) and r["process_name"] == work.client for r in by_args[want]))
     print("short-lived clients: %d run, %d sampled, %d exactly attributed" % (len(runs), len(sample), exact))
+    for want, pid in [x for x in sample if not (by_args.get(x[0]) and all(
+            r["process_id"] == str(x[1]) and r["process_name"] == work.client for r in by_args[x[0]]))][:5]:
+        print("  not exact: pid %d %r: %s" % (pid, want, [(r["process_id"], r["process_name"], r["start_time"])
+                                                     for r in by_args.get(want, [])] or "no line"))
     if len(sample) < SAMPLE or exact != len(sample):
         failures.append("attribution: %d of %d sampled clients exact (want %d of %d)" %
                         (exact, len(sample), SAMPLE, SAMPLE))
