@@ -267,7 +267,7 @@ def main():
             ch, extra = got
         agent = Agent(a.agent, ["run", "--output-dir", outdir, "--runtime-dir", rundir, "--flush-interval", "5",
                                 "--max-file-size", "1", "--max-files", "200", "--compression", "zstd",
-                                "--aggregation", "0"] + extra, owner=net)
+                                "--aggregation", "0", "--verbose"] + extra, owner=net)
         agent.start()
         ok, detail = agent.wait_ready(60)
         if not ok:
@@ -281,7 +281,9 @@ def main():
         minutes = max(1, int(round(a.minutes)))
         at2 = None
         end_occ = {}
-        print("minute   rss_kib    lines  " + "  ".join("%-22s" % n for n in sorted(maps)) + "  losses logged")
+        user_tables = []
+        print("minute   rss_kib    lines  " + "  ".join("%-22s" % n for n in sorted(maps)) +
+              "  processes coll.flows  ev.lost  loss lines")
         for minute in range(1, minutes + 1):
             # Occupancy is sampled every 10 s and the minute's median kept: one
             # reading catches whatever happens to be in flight at that instant.
@@ -307,9 +309,18 @@ def main():
             occ = {n: sorted(v)[len(v) // 2] if v else map_entries(maps[n][0]) for n, v in samples.items()}
             rss = rss_kib(pid)
             losses = [l for l in agent.stderr_lines if re.search(r"lost|not recorded|full|dropped", l)]
-            print("%6d %9d %8d  %s  %d" % (minute, rss, count_lines(outdir),
-                                          "  ".join("%-22s" % ("%d/%d" % (occ[n], maps[n][1])) for n in sorted(maps)),
-                                          len(losses)), flush=True)
+            events_lost = sum(int(m.group(1)) for m in (re.search(r"(\d+) process events lost", l)
+                                                       for l in agent.stderr_lines) if m)
+            # The user-space tables, from the agent's own occupancy line (-v: every flush).
+            occ_line = next((l for l in reversed(agent.stderr_lines) if "occupancy:" in l), "")
+            tables = {m.group(1): int(m.group(2)) for m in
+                      re.finditer(r"(processes|collector flows|handshakes) (\d+)", occ_line)}
+            user_tables.append(tables)
+            print("%6d %9d %8d  %s  %9s %9s  %6d  %d" % (
+                minute, rss, count_lines(outdir),
+                "  ".join("%-22s" % ("%d/%d" % (occ[n], maps[n][1])) for n in sorted(maps)),
+                tables.get("processes", "?"), tables.get("collector flows", "?"), events_lost,
+                len(losses)), flush=True)
             if minute == min(2, minutes):
                 at2 = (rss, occ)
             end_occ = occ
