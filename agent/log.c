@@ -7,6 +7,10 @@
 
 bool pf_verbose;
 
+/* The format attribute lets the compiler check vfprintf's use of @fmt
+ * against pf_log's callers (-Wformat-nonliteral). */
+static void vlog(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void vlog(const char *fmt, va_list ap)
 {
 	flockfile(stderr); /* one whole line, also with the ClickHouse sender logging */
