@@ -34,6 +34,7 @@
 #include "agent.h"
 #include "containers.h"
 #include "config.h"
+#include "config_check.h"
 #include "flow_agg.h"
 #include "identity.h"
 #include "jsonw.h"
@@ -524,12 +525,17 @@ static void arm_timer(int tfd, unsigned secs)
 static void reload(struct pf_agent *a)
 {
 	char err[PF_CFG_ERR_MAX], val[PF_CFG_PATH_MAX + 8], changed[1024];
+	struct pf_cfg_origin orig[PF_CONFIG_MAX_KEYS];
 	struct pf_agg_opts ao;
 	struct pf_config n;
 	size_t off = 0;
 	int nchanged = 0;
 
-	if (pf_config_load(a->args, &n, NULL, err, sizeof(err))) {
+	/* The same checks as at start (pf_config_validate), also for keys that
+	 * change only on restart: a value the next start would refuse is
+	 * refused now, while the operator is looking, not at the next boot. */
+	if (pf_config_load(a->args, &n, orig, err, sizeof(err)) ||
+	    pf_config_validate(&n, a->args, orig, err, sizeof(err))) {
 		pf_log("reload rejected, the running configuration stays: %s", err);
 		pf_metrics__add(&pf_registry, PF_M_RELOADS_REJECTED, 1);
 		return;

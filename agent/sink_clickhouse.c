@@ -68,6 +68,16 @@ int pf_ch_check_url(const char *text, char *why, size_t whysz)
 			 pf_chrow__url_mask(text, shown, sizeof(shown)));
 		return -EINVAL;
 	}
+	/* --print-config shows the URL's password as ***; that output read
+	 * back as a configuration must not send *** as the password. */
+	if (u.has_pw && !strcmp(u.pw, "***")) {
+		explicit_bzero(&u, sizeof(u));
+		snprintf(why, whysz,
+			 "'%s': the password is the mask --print-config writes, not a password; "
+			 "give it with clickhousePasswordFile",
+			 pf_chrow__url_mask(text, shown, sizeof(shown)));
+		return -EINVAL;
+	}
 	explicit_bzero(&u, sizeof(u));
 	return 0;
 }

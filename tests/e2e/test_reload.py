@@ -121,6 +121,20 @@ def main():
               t is not None and f"{conf}:2: flowLogsFileMaxFiles" in agent.text(), agent.text())
         spawn_phase(5)  # these clients must still get paths
 
+        # A value of a restart-only key that the next start would refuse is
+        # refused now, by the same check as at start.
+        with open(conf, "w") as f:
+            f.write("flowLogsCollectProcessPath: true\nringBufferKiB: 100\n")
+        n = agent.nlog()
+        agent.p.send_signal(signal.SIGHUP)
+        t = agent.wait_for("reload rejected", after=n)
+        check("a restart-only key the next start would refuse is rejected at reload",
+              t is not None and "ringBufferKiB: 100 is not a power of two" in agent.text(),
+              agent.text())
+        check("... and not taken as 'changes only on restart'",
+              "ringBufferKiB changes only on restart" not in agent.text(), agent.text())
+        spawn_phase(5)  # these clients must still get paths
+
         for c in clients:
             c[0].wait(timeout=10)
             if c[2] is None:
