@@ -18,8 +18,9 @@ the agent stays flat. The workload runs in two network namespaces of its own
   ClickHouse server (when installed) stopped for a minute and started again.
 
 Every minute it prints the agent's RSS, the occupancy of each of its BPF hash maps,
-the lines written so far, and the losses the agent logged. At the end it checks:
-every line of every file parses; 1,000 short-lived clients spread over the run are
+the lines written so far, and the losses the agent logged; it reads the files each
+minute, before retention deletes the oldest. At the end it checks: every line
+written during the run parses; 1,000 short-lived clients spread over the run are
 each named exactly (path, arguments, PID); and RSS and map occupancy at the end are
 within 5 % of their values after the first 2 minutes (the figures to put beside a
 release). Exit 0 when all of that holds.
@@ -92,39 +93,75 @@ def map_entries(mid):
         return -1
 
 
-def read_all_lines(outdir):
-    """(lines, bad): every line of flows.log and its rotated files, parsed."""
-    lines, bad = [], []
-    for path in sorted(glob.glob(os.path.join(outdir, "flows.log*"))):
-        if path.endswith(".tmp"):
-            continue
-        if path.endswith(".zst"):
-            data = subprocess.run(["zstd", "-dcq", path], capture_output=True).stdout
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
+class Lines:
+    """Every line written during the run, read while it is still on disk.
+
+    Retention (--max-files) deletes the oldest rotated files long before a
+    30-minute run ends, so the lines are read each minute: a rotated file
+    once (by inode: renaming does not change it), flows.log every time.
+    Kept: the number of lines and unparsable ones, and for each short-lived
+    client's tag argument the set of (process_id, process_name) it was
+    named with."""
+
+    def __init__(self, outdir):
+        self.outdir = outdir
+        self.seen = set()   # (dev, inode) of rotated files already read
+        self.rotated_lines = 0
+        self.live_lines = 0
+        self.bad = []
+        self.rotated_named = {}  # tag -> {(pid, name)}, from rotated files
+        self.live_named = {}     # the same from the current flows.log
+
+    def _parse(self, path, data, named):
+        n = 0
         if data and not data.endswith(b"\n"):
-            bad.append("%s: ends in a partial line" % path)
+            self.bad.append("%s: ends in a partial line" % path)
         for i, raw in enumerate(data.splitlines()):
             try:
-                lines.append(json.loads(raw))
+                r = json.loads(raw)
             except ValueError:
-                bad.append("%s:%d: %r" % (path, i + 1, raw[:80]))
-    return lines, bad
+                self.bad.append("%s:%d: %r" % (path, i + 1, raw[:80]))
+                continue
+            n += 1
+            if r.get("reporter") == "src" and r.get("dest_port") == TCP_PORT:
+                for tag in r.get("process_args") or []:
+                    named.setdefault(tag, set()).add((r.get("process_id"), r.get("process_name")))
+        return n
 
+    def scan(self):
+        live = {}
+        self.live_lines = 0
+        for path in sorted(glob.glob(os.path.join(self.outdir, "flows.log*"))):
+            if path.endswith(".tmp"):
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # deleted by retention meanwhile
+            if path.endswith(".zst"):
+                if (st.st_dev, st.st_ino) in self.seen:
+                    continue
+                p = subprocess.run(["zstd", "-dcq", path], capture_output=True)
+                if p.returncode != 0 and not os.path.exists(path):
+                    continue
+                self.seen.add((st.st_dev, st.st_ino))
+                self.rotated_lines += self._parse(path, p.stdout, self.rotated_named)
+            else:
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                # The live file may end mid-write: only whole lines count here.
+                cut = data.rfind(b"\n") + 1
+                self.live_lines += self._parse(path, data[:cut], live)
+        self.live_named = live
 
-def count_lines(outdir):
-    n = 0
-    for path in glob.glob(os.path.join(outdir, "flows.log*")):
-        if path.endswith(".tmp"):
-            continue
-        if path.endswith(".zst"):
-            data = subprocess.run(["zstd", "-dcq", path], capture_output=True).stdout
-            n += data.count(b"\n")
-        else:
-            with open(path, "rb") as f:
-                n += f.read().count(b"\n")
-    return n
+    def lines(self):
+        return self.rotated_lines + self.live_lines
+
+    def named(self, tag):
+        return self.rotated_named.get(tag, set()) | self.live_named.get(tag, set())
 
 
 class Workload:
@@ -274,6 +311,7 @@ def main():
             sys.exit("soak: the agent did not start: %s" % detail)
         pid = agent.proc.pid
         maps = agent_maps(pid)
+        written = Lines(outdir)
         stop = threading.Event()
         work = Workload(net, a.bindir, odd, stop)
         work.start()
@@ -285,16 +323,19 @@ def main():
         print("minute   rss_kib    lines  " + "  ".join("%-22s" % n for n in sorted(maps)) +
               "  processes coll.flows  ev.lost  loss lines")
         for minute in range(1, minutes + 1):
-            # Occupancy is sampled every 10 s and the minute's median kept: one
-            # reading catches whatever happens to be in flight at that instant.
+            # Occupancy is sampled 2-6 s apart at random and the minute's median
+            # kept: one reading catches whatever happens to be in flight at that
+            # instant, and readings at a fixed period alias with the 5 s flush
+            # (every sample of a minute then lands at the same point of the
+            # cycle, and the medians swing between minutes with no leak).
             samples = {n: [] for n in maps}
             next_sample = time.monotonic()
             while time.monotonic() < t0 + 60 * minute:
                 if time.monotonic() >= next_sample:
                     for n, (mid, cap) in maps.items():
                         samples[n].append(map_entries(mid))
-                    next_sample += 10
-                time.sleep(1)
+                    next_sample += random.uniform(2, 6)
+                time.sleep(0.5)
                 if agent.proc.poll() is not None:
                     break
             if agent.proc.poll() is not None:
@@ -316,8 +357,9 @@ def main():
             tables = {m.group(1): int(m.group(2)) for m in
                       re.finditer(r"(processes|collector flows|handshakes) (\d+)", occ_line)}
             user_tables.append(tables)
+            written.scan()
             print("%6d %9d %8d  %s  %9s %9s  %6d  %d" % (
-                minute, rss, count_lines(outdir),
+                minute, rss, written.lines(),
                 "  ".join("%-22s" % ("%d/%d" % (occ[n], maps[n][1])) for n in sorted(maps)),
                 tables.get("processes", "?"), tables.get("collector flows", "?"), events_lost,
                 len(losses)), flush=True)
@@ -333,29 +375,28 @@ def main():
         if rc != 0:
             failures.append("the agent exited %s on SIGTERM" % rc)
 
-    lines, bad = read_all_lines(outdir)
-    print("\nlines: %d, unparsable: %d" % (len(lines), len(bad)))
+    written.scan()  # the last interval, written at SIGTERM
+    bad = written.bad
+    print("\nlines: %d, unparsable: %d" % (written.lines(), len(bad)))
     for b in bad[:5]:
         print("  " + b)
     if bad:
         failures.append("%d lines do not parse" % len(bad))
-    by_args = {}
-    for r in lines:
-        if r.get("reporter") == "src" and r.get("dest_port") == TCP_PORT:
-            for s in r.get("process_args") or []:
-                by_args.setdefault(s, []).append(r)
     runs = work.runs
     sample = [runs[int(i * len(runs) / SAMPLE)] for i in range(SAMPLE)] if len(runs) >= SAMPLE else runs
-    exact = sum(1 for want, pid in sample if by_args.get(want) and
-                all(r["process_id"] == str(pid) and r["process_name"] == work.client for r in by_args[want]))
-    print("short-lived clients: %d run, %d sampled, %d exactly attributed" % (len(runs), len(sample), exact))
-    for want, pid in [x for x in sample if not (by_args.get(x[0]) and all(
-            r["process_id"] == str(x[1]) and r["process_name"] == work.client for r in by_args[x[0]]))][:5]:
-        print("  not exact: pid %d %r: %s" % (pid, want, [(r["process_id"], r["process_name"], r["start_time"])
-                                                     for r in by_args.get(want, [])] or "no line"))
-    if len(sample) < SAMPLE or exact != len(sample):
+    want_name = str(work.client)
+
+    def exact(want, pid):
+        got = written.named(want)
+        return bool(got) and all(p == str(pid) and n == want_name for p, n in got)
+
+    good = sum(1 for want, pid in sample if exact(want, pid))
+    print("short-lived clients: %d run, %d sampled, %d exactly attributed" % (len(runs), len(sample), good))
+    for want, pid in [x for x in sample if not exact(*x)][:10]:
+        print("  not exact: pid %d %r: %s" % (pid, want, sorted(written.named(want)) or "no line"))
+    if len(sample) < SAMPLE or good != len(sample):
         failures.append("attribution: %d of %d sampled clients exact (want %d of %d)" %
-                        (exact, len(sample), SAMPLE, SAMPLE))
+                        (good, len(sample), SAMPLE, SAMPLE))
     print("PID reuses: %d; generator errors: %d %s" % (work.reuses, len(work.errors), work.errors[:3]))
     if at2:
         rss2, occ2 = at2
