@@ -48,6 +48,7 @@
 #include "metrics.h"
 #include "sink.h"
 #include "sink_clickhouse.h"
+#include "safefs.h"
 #include "spool.h"
 
 #define PF_CH_QUEUE_MAX	  (64u << 20) /* bytes of lines waiting for the sender */
@@ -621,10 +622,19 @@ struct pf_chsink *pf_chsink__start(const struct pf_ch_config *c, const char *out
 	user = c->user[0] ? c->user : url.user[0] ? url.user : NULL;
 	s->spool = pf_spool__open(s->spool_dir, (uint64_t)c->spool_max_mb << 20);
 	if (!s->spool) {
+		char why[256];
+
 		err = errno;
-		pf_log("clickhouse: cannot use the spool directory %s: %s", s->spool_dir,
-		       strerror(err));
-		if (err == ENOENT || err == ENOTDIR)
+		/* A directory the agent refuses (another owner, writable by
+		 * others, a link) is a configuration error, like the output
+		 * directory's: exit 2 with the reason. */
+		if (err != ENOENT && err != EACCES && pf_safefs__why(s->spool_dir, why, sizeof(why)))
+			pf_log("clickhouse: refusing the spool directory %s: it %s", s->spool_dir,
+			       why);
+		else
+			pf_log("clickhouse: cannot use the spool directory %s: %s", s->spool_dir,
+			       strerror(err));
+		if (err == ENOENT || err == ENOTDIR || err == EPERM || err == ELOOP)
 			err = EINVAL;
 		goto fail;
 	}
