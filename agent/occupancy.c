@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "agent.h"
+#include "containers.h"
 #include "hmap.h"
 #include "metrics.h"
 #include "proc_cache.h"
@@ -34,11 +35,14 @@ void pf_occupancy__log(const struct pf_collector *c, const struct pf_proc_cache 
 		       bool verbose)
 {
 	struct pf_proc_cache_stats ps = {0};
+	struct pf_containers_stats cs = {0};
 	char line[512];
 	size_t off = 0;
 	bool over = false;
 
 	pf_proc_cache__stats(procs, &ps);
+	if (c->ctrs)
+		pf_containers__stats(c->ctrs, &cs);
 	const struct occ_row rows[] = {
 	    {"socks", c->n_socks_map, c->cfg->max_sockets, PF_M_ENTRIES_SOCKS, PF_M_CAPACITY_SOCKS},
 	    {"flows", c->n_flows_map, c->cfg->max_flows, PF_M_ENTRIES_FLOWS, PF_M_CAPACITY_FLOWS},
@@ -49,6 +53,8 @@ void pf_occupancy__log(const struct pf_collector *c, const struct pf_proc_cache 
 	     PF_M_ENTRIES_COLLECTOR, PF_M_CAPACITY_COLLECTOR},
 	    {"handshakes", pf_hmap__count(c->handshakes), c->cfg->max_flows,
 	     PF_M_ENTRIES_HANDSHAKES, PF_M_CAPACITY_HANDSHAKES},
+	    /* cgroups seen and their container names (agent/containers.c) */
+	    {"cgroups", cs.entries, PF_CTR_MAX, PF_M_ENTRIES_CGROUPS, PF_M_CAPACITY_CGROUPS},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
