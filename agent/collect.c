@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent.h"
 #include "containers.h"
@@ -41,6 +42,9 @@
  * which older kernels return to user space for a map without batch
  * operations. */
 #define PF_ENOTSUPP 524
+
+/* One batch buffer serves both maps. */
+#define PF_MAX_SIZE(a, b) ((a) > (b) ? (a) : (b))
 
 /* The sockets read, at most twice the map's size: a key-by-key walk
  * restarts when the key it stands on is deleted, and may see an entry
@@ -66,8 +70,9 @@ int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_pr
 	 * its own; the per-flow state is bounded generously instead (it grows
 	 * only as used) and what does not fit is counted. */
 	c->rc = pf_flow_rc__new(PF_COLLECTOR_FLOWS_MAX, cfg->max_flows, PF_SOCKS_READ_MAX(c));
-	c->bkeys = malloc(PF_MAP_BATCH * sizeof(struct pf_flow_key));
-	c->bvals = malloc(PF_MAP_BATCH * sizeof(struct pf_sock_val));
+	c->bkeys = malloc(PF_MAP_BATCH * PF_MAX_SIZE(sizeof(struct pf_flow_key), sizeof(uint64_t)));
+	c->bvals = malloc(PF_MAP_BATCH *
+			  PF_MAX_SIZE(sizeof(struct pf_flow_val), sizeof(struct pf_sock_val)));
 	if (!c->rc || !c->bkeys || !c->bvals) {
 		pf_collector__fini(c);
 		return -ENOMEM;
@@ -411,6 +416,14 @@ static const struct pf_flow_ep *eps_book_find(void *ctx, const uint8_t addr[16],
 
 /* ---- one collection ---- */
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 {
 	const struct pf_flow_rc_eps eps = {
@@ -433,6 +446,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	struct sock_list socks = {0};
 	struct pf_flow_rc_stats st;
 	size_t n = 0, deleted;
+	uint64_t t0 = mono_ns();
 	long unowned;
 	int err;
 
@@ -494,6 +508,9 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		    c->dels.n_flows - c->dels.n_flows_map);
 	deleted = delete_keys(c, c->socks_fd, c->dels.socks, sizeof(uint64_t), c->dels.n_socks);
 	c->n_socks_map = socks.n - (deleted < socks.n ? deleted : socks.n);
+	pf_debug("collection: %zu flows and %zu sockets read, %zu and %zu deleted, in %.3f ms (%s)",
+		 n, socks.n, c->dels.n_flows, c->dels.n_socks, (double)(mono_ns() - t0) / 1e6,
+		 c->batch ? "batch" : "key by key");
 out:
 	free(socks.ents);
 	free(ents);
