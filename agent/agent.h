@@ -248,6 +248,7 @@ struct pf_collector {
 	uint64_t n_read_dropped; /* of those, left out of the read itself (cumulative) */
 	uint64_t n_agg_nomem; /* observations the aggregator had no memory for (cumulative) */
 	uint64_t n_expired; /* flows forgotten without final counters (cumulative) */
+	uint64_t n_hs_dropped; /* handshakes the stash had no room for (cumulative) */
 	/* Map occupancy after the last flush, counted by the reads the
 	 * collection makes anyway (no extra reads): entries of the flows and
 	 * socks maps, and live TCP connections in socket storage. */

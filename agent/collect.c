@@ -495,6 +495,11 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		pf_log("%llu flows ended without their final counters (flow map full when their "
 		       "socket closed): their last bytes are not reported",
 		       (unsigned long long)st.expired);
+	if (st.hs_dropped_total > c->n_hs_dropped)
+		pf_log("%llu handshakes not reported: more than %u waiting for their connection",
+		       (unsigned long long)(st.hs_dropped_total - c->n_hs_dropped),
+		       c->cfg->max_flows);
+	c->n_hs_dropped = st.hs_dropped_total;
 	if (st.restarted)
 		pf_debug("%llu flows counted again from zero under a key already known: "
 			 "reported as new flows",

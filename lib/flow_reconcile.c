@@ -365,6 +365,8 @@ static void stash_handshakes(const struct rc_call *c, struct pf_flow_dels *d)
 			h->bytes_out += e->v.bytes_out;
 			h->pkts_in += e->v.pkts_in;
 			h->pkts_out += e->v.pkts_out;
+		} else {
+			c->rc->st.hs_dropped_total++;
 		}
 		/* Listener entries are flows map entries only. */
 		d->flows[d->n_flows++] = e->k;

@@ -108,9 +108,10 @@ struct pf_flow_rc_stats {
 	uint64_t restarted; /* flows whose counters went backwards in the last call */
 	uint64_t expired;   /* flows forgotten unseen in the last call */
 	/* cumulative */
-	uint64_t dropped;	  /* flows not reported: the bound of the per-flow state */
-	uint64_t expired_total;	  /* flows forgotten without their final counters */
-	uint64_t agg_nomem_total; /* observations the aggregator had no memory for */
+	uint64_t dropped;	   /* flows not reported: the bound of the per-flow state */
+	uint64_t expired_total;	   /* flows forgotten without their final counters */
+	uint64_t agg_nomem_total;  /* observations the aggregator had no memory for */
+	uint64_t hs_dropped_total; /* handshakes not reported: the stash was full */
 };
 
 struct pf_flow_rc;

@@ -433,6 +433,30 @@ static void test_handshake_never_accepted(void **state)
 	assert_int_equal(pf_flow_rc__handshakes(w->rc), 0);
 }
 
+/* The stash of handshakes waiting for their connection is bounded: one
+ * that does not fit is counted, and its listener entry still deleted. */
+static void test_handshake_stash_full_is_counted(void **state)
+{
+	struct world *w = *state;
+	struct pf_flow_ent f[2] = {server_flow(8004, PF_FLOW_LISTENER),
+				   server_flow(8004, PF_FLOW_LISTENER)};
+	struct pf_sock_ent s = listener(8004);
+	struct pf_flow_rc_stats st;
+	struct recs rs;
+
+	pf_flow_rc__free(w->rc);
+	w->rc = pf_flow_rc__new(1024, 1, 64);
+	assert_non_null(w->rc);
+	f[1].k.rport = 40101;
+	counts(&f[0], 60, 1, 60, 1, w->now_ns - SEC);
+	counts(&f[1], 60, 1, 60, 1, w->now_ns - SEC);
+	collect(w, f, 2, 2, &s, 1, &rs);
+	pf_flow_rc__stats(w->rc, &st);
+	assert_int_equal(st.hs_dropped_total, 1);
+	assert_int_equal(pf_flow_rc__handshakes(w->rc), 1);
+	assert_int_equal(w->dels.n_flows, 2);
+}
+
 /* ---- started and completed ------------------------------------------------------------------ */
 
 /*
@@ -587,6 +611,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_handshake_folded_into_accepted_flow, world_setup,
 					    world_teardown),
 	    cmocka_unit_test_setup_teardown(test_handshake_never_accepted, world_setup,
+					    world_teardown),
+	    cmocka_unit_test_setup_teardown(test_handshake_stash_full_is_counted, world_setup,
 					    world_teardown),
 	    cmocka_unit_test_setup_teardown(test_started_and_completed, world_setup,
 					    world_teardown),
