@@ -469,6 +469,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 			err = read_socks(c, &socks);
 			if (err)
 				goto out;
+			pf_flow_rc__index_socks(c->rc, socks.ents, socks.n, NULL, 0);
 		}
 	}
 	/* An exec event is in the ring buffer before the process can touch

@@ -55,6 +55,7 @@ struct pf_flow_rc {
 	size_t socks_max;
 	const struct pf_sock_ent *socks;
 	size_t n_socks;
+	bool indexed; /* the index is of socks[0..n_socks) as given, not yet used */
 	uint64_t next_flow_id;
 	uint64_t gen; /* reconciles so far */
 	struct pf_flow_rc_stats st;
@@ -133,6 +134,7 @@ static int index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, s
 	pf_hmap__free(rc->listeners);
 	rc->socks = socks;
 	rc->n_socks = n;
+	rc->indexed = false;
 	rc->sock_idx = pf_hmap__new(sizeof(uint64_t), sizeof(size_t), rc->socks_max);
 	rc->listeners = pf_hmap__new(sizeof(struct listen_key), sizeof(size_t), rc->socks_max);
 	if (!rc->sock_idx || !rc->listeners)
@@ -154,6 +156,7 @@ static int index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, s
 		if (pos)
 			*pos = i + 1;
 	}
+	rc->indexed = true;
 	return 0;
 }
 
@@ -573,9 +576,14 @@ int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 	err = dels_reserve(dels, rd->n_flows, rd->n_socks);
 	if (err)
 		return err;
-	err = index_socks(rc, rd->socks, rd->n_socks);
-	if (err)
-		return err;
+	/* The index pf_flow_rc__index_socks() made of these very sockets
+	 * serves; any other is made again. */
+	if (!rc->indexed || rc->socks != rd->socks || rc->n_socks != rd->n_socks) {
+		err = index_socks(rc, rd->socks, rd->n_socks);
+		if (err)
+			return err;
+	}
+	rc->indexed = false;
 	rc->gen++;
 	rc->st.completed = rc->st.unowned = rc->st.restarted = rc->st.expired = 0;
 

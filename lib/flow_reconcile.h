@@ -126,12 +126,13 @@ struct pf_flow_rc *pf_flow_rc__new(size_t flows_max, size_t handshakes_max, size
 void pf_flow_rc__free(struct pf_flow_rc *rc); /* accepts NULL */
 
 /*
- * Index the sockets of one read (@socks, @n, kept by reference until the
- * next call or pf_flow_rc__reconcile() returns) and return how many of the
- * @n_flows flows have no owner among them: sockets opened before the agent
- * started, which the kernel's socket iterator can claim before the socks
- * map is read again. Returns the count, or a negative errno (the index
- * could not be made).
+ * Index the sockets of one read (@socks, @n, kept by reference: not to be
+ * changed until pf_flow_rc__reconcile() returns) and return how many of
+ * the @n_flows flows have no owner among them: sockets opened before the
+ * agent started, which the kernel's socket iterator can claim before the
+ * socks map is read again. The next pf_flow_rc__reconcile() with these
+ * same sockets uses the index instead of making it again. Returns the
+ * count, or a negative errno (the index could not be made).
  */
 long pf_flow_rc__index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, size_t n,
 			     const struct pf_flow_ent *flows, size_t n_flows);
@@ -139,7 +140,7 @@ long pf_flow_rc__index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *so
 /*
  * Turn one read into observations for @agg, resolving owners in @procs
  * and workloads through @eps (may be NULL), and fill @dels. Indexes
- * @rd->socks itself (pf_flow_rc__index_socks() is only for the count).
+ * @rd->socks unless the last pf_flow_rc__index_socks() did.
  * Returns 0 or -ENOMEM (the index or @dels could not be made: nothing was
  * reported and the per-flow state is unchanged).
  */
