@@ -510,8 +510,9 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	deleted = delete_keys(c, c->flows_fd, c->dels.flows, sizeof(struct pf_flow_key),
 			      c->dels.n_flows_map);
 	c->n_flows_map -= deleted < c->n_flows_map ? deleted : c->n_flows_map;
-	delete_keys(c, c->flows_fd, c->dels.flows + c->dels.n_flows_map, sizeof(struct pf_flow_key),
-		    c->dels.n_flows - c->dels.n_flows_map);
+	if (c->dels.n_flows > c->dels.n_flows_map) /* (no array at all before the first flow) */
+		delete_keys(c, c->flows_fd, c->dels.flows + c->dels.n_flows_map,
+			    sizeof(struct pf_flow_key), c->dels.n_flows - c->dels.n_flows_map);
 	deleted = delete_keys(c, c->socks_fd, c->dels.socks, sizeof(uint64_t), c->dels.n_socks);
 	c->n_socks_map = socks.n - (deleted < socks.n ? deleted : socks.n);
 	pf_debug("collection: %zu flows and %zu sockets read, %zu and %zu deleted, in %.3f ms (%s)",
