@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "flow_reconcile.h"
 #include "log.h"
 #include "sink_clickhouse.h"
 
@@ -221,7 +222,6 @@ int pf_run(const struct pf_config *cfg, const struct pf_config_args *args);
 
 struct pf_proc_cache;
 struct pf_agg;
-struct pf_hmap;
 
 /* Flows the collector follows at once (live TCP connections included). */
 #define PF_COLLECTOR_FLOWS_MAX (1u << 20)
@@ -229,16 +229,15 @@ struct pf_hmap;
 struct pf_collector {
 	int flows_fd;		  /* BPF flows map */
 	int socks_fd;		  /* BPF socks map */
-	struct pf_loader *loader; /* for the socket iterator */
+	struct pf_loader *loader; /* for the socket iterators */
 	struct pf_proc_cache *procs;
 	struct pf_agg *agg;
 	struct pf_containers *ctrs;  /* container identities; NULL: none */
 	const struct pf_config *cfg; /* the running one: a reload changes it in place */
-	struct pf_hmap *prev;	     /* flow key -> counters already reported */
-	struct pf_hmap *handshakes;  /* user flow key -> listener-side counters */
-	struct pf_hmap *socks;	     /* cookie -> socket, read once per flush */
-	struct pf_hmap *listeners;   /* (netns, port) -> listening socket */
-	uint64_t next_flow_id;
+	struct pf_flow_rc *rc;	     /* the reconcile's state (lib/flow_reconcile.c) */
+	struct pf_flow_dels dels;    /* what the last reconcile said to delete */
+	bool batch;		     /* read and delete with batch map operations */
+	void *bkeys, *bvals;	     /* one batch of keys and values */
 	/* Drains the event ring buffer; called once the maps have been read,
 	 * so that every exec that preceded a socket claim is in the cache. */
 	void (*drain)(void *ctx);
@@ -246,14 +245,14 @@ struct pf_collector {
 	/* what the last flush did, for the log */
 	uint64_t n_entries, n_completed, n_unowned, n_iter_runs;
 	uint64_t n_dropped; /* flows not reported: the collector's bound (cumulative) */
+	uint64_t n_read_dropped; /* of those, left out of the read itself (cumulative) */
 	uint64_t n_agg_nomem; /* observations the aggregator had no memory for (cumulative) */
 	uint64_t n_expired; /* flows forgotten without final counters (cumulative) */
-	/* Map occupancy after the last flush, counted by the walks the
+	uint64_t n_hs_dropped; /* handshakes the stash had no room for (cumulative) */
+	/* Map occupancy after the last flush, counted by the reads the
 	 * collection makes anyway (no extra reads): entries of the flows and
 	 * socks maps, and live TCP connections in socket storage. */
 	uint64_t n_flows_map, n_socks_map, n_sk_flows;
-	uint64_t gen;	      /* collections so far */
-	uint64_t read_ns;     /* when the current collection began (boot clock) */
 	bool read_incomplete; /* the last read left flows out (collector bound) */
 };
 

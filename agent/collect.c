@@ -1,85 +1,61 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * The collector: once per interval, turn the kernel's maps into flow
- * observations for the aggregator.
+ * The collector's kernel half: once per interval, read the kernel's maps,
+ * hand the copies to the reconcile (lib/flow_reconcile.c) and delete in the
+ * kernel what it says has ended.
  *
  * The kernel keeps cumulative counters per (socket cookie, local address,
- * peer) in the flows map and the owner of each socket in the socks map.
+ * peer) in the flows map, live TCP connections' counters in socket storage
+ * (read with an iterator), and the owner of each socket in the socks map.
  * Here we:
- *   1. read every flow entry;
- *   2. read the socket of each (running the task_file iterator once when a
- *      socket has no owner yet: it predates the agent);
- *   3. move handshake counters (counted on a listening socket) into a
- *      stash keyed by the connection's 5-tuple, to be added to the
- *      accepted connection's flow;
- *   4. report each flow's increase since the last interval, with the
- *      process that owned its socket when the socket was claimed;
- *   5. forget completed flows and closed sockets, in the kernel and here.
+ *   1. read every flows map entry, then every live TCP connection;
+ *   2. read every socks map entry (running the task_file iterator first
+ *      when a flow's socket has no owner yet: it predates the agent, and
+ *      the iterator claims it);
+ *   3. drain the event ring buffer, so that every claim read is
+ *      resolvable in the process cache;
+ *   4. reconcile (lib/);
+ *   5. delete completed flows and closed sockets.
+ * Both maps are read and deleted from a chunk at a time with the batch
+ * operations of the bpf() call, key by key where the kernel has none.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent.h"
 #include "containers.h"
 #include "flow_agg.h"
+#include "flow_reconcile.h"
 #include "hmap.h"
-#include "proc_cache.h"
 #include "procflow.skel.h"
 #include "procflow/abi.h"
 
-/* What was already reported of a flow that is still open. */
-struct prev_val {
-	uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
-	uint64_t flow_id;
-	uint64_t seen; /* the last collection (c->gen) that read the flow */
-};
+/* Entries per batch lookup: one system call for this many entries rather
+ * than two per entry. 1,024 flows map entries are 104 KiB of buffer. */
+#define PF_MAP_BATCH 1024
 
-/* A flow not read by this many collections in a row has no counters left
- * in the kernel: its socket is gone without a final copy (see
- * expire_unseen()). Two, not one: a socket closing during a read may be
- * missed by both the flows map walk and the storage iterator once. */
-#define PF_UNSEEN_EXPIRY 2
+/* The kernel's "operation not supported" inside the kernel (ENOTSUPP),
+ * which older kernels return to user space for a map without batch
+ * operations. */
+#define PF_ENOTSUPP 524
 
-/* A flow as the log knows it: 5-tuple and network namespace. */
-struct user_key {
-	uint64_t netns;
-	uint8_t laddr[16];
-	uint8_t raddr[16];
-	uint16_t lport, rport;
-	uint8_t proto;
-	uint8_t pad[7];
-};
+/* One batch buffer serves both maps. */
+#define PF_MAX_SIZE(a, b) ((a) > (b) ? (a) : (b))
 
-struct hs_val {
-	uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
-	uint64_t cookie; /* the listener */
-	uint64_t first_ns;
-};
-
-struct sock_ent {
-	struct pf_sock_val v;
-	int found;
-};
-
-/* A listening socket, by namespace and port. */
-struct listen_key {
-	uint64_t netns;
-	uint32_t port;
-	uint32_t pad;
-};
-
-struct flow_ent {
-	struct pf_flow_key k;
-	struct pf_flow_val v;
-};
+/* The sockets read, at most twice the map's size: a key-by-key walk
+ * restarts when the key it stands on is deleted, and may see an entry
+ * twice. */
+#define PF_SOCKS_READ_MAX(c) (2 * (size_t)(c)->cfg->max_sockets)
 
 int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_proc_cache *procs,
 		       struct pf_agg *agg, const struct pf_config *cfg)
 {
+	const char *batch = getenv("PF_MAP_BATCH");
+
 	memset(c, 0, sizeof(*c));
 	c->loader = l;
 	c->flows_fd = l ? bpf_map__fd(l->skel->maps.flows) : -1;
@@ -87,17 +63,17 @@ int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_pr
 	c->procs = procs;
 	c->agg = agg;
 	c->cfg = cfg;
-	c->next_flow_id = 1;
+	/* PF_MAP_BATCH=0 reads key by key, as on a kernel without batch
+	 * operations: the tests run the fallback through it. */
+	c->batch = !(batch && !strcmp(batch, "0"));
 	/* Live TCP connections count in socket storage, which has no bound of
-	 * its own; the per-flow state here is bounded generously instead (it
-	 * grows only as used) and what does not fit is counted. */
-	c->prev = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(struct prev_val),
-			       PF_COLLECTOR_FLOWS_MAX);
-	c->handshakes = pf_hmap__new(sizeof(struct user_key), sizeof(struct hs_val), cfg->max_flows);
-	c->socks = pf_hmap__new(sizeof(uint64_t), sizeof(struct sock_ent), cfg->max_sockets);
-	c->listeners =
-	    pf_hmap__new(sizeof(struct listen_key), sizeof(struct pf_sock_val), cfg->max_sockets);
-	if (!c->prev || !c->handshakes || !c->socks || !c->listeners) {
+	 * its own; the per-flow state is bounded generously instead (it grows
+	 * only as used) and what does not fit is counted. */
+	c->rc = pf_flow_rc__new(PF_COLLECTOR_FLOWS_MAX, cfg->max_flows, PF_SOCKS_READ_MAX(c));
+	c->bkeys = malloc(PF_MAP_BATCH * PF_MAX_SIZE(sizeof(struct pf_flow_key), sizeof(uint64_t)));
+	c->bvals = malloc(PF_MAP_BATCH *
+			  PF_MAX_SIZE(sizeof(struct pf_flow_val), sizeof(struct pf_sock_val)));
+	if (!c->rc || !c->bkeys || !c->bvals) {
 		pf_collector__fini(c);
 		return -ENOMEM;
 	}
@@ -106,188 +82,147 @@ int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_pr
 
 void pf_collector__fini(struct pf_collector *c)
 {
-	pf_hmap__free(c->prev);
-	pf_hmap__free(c->handshakes);
-	pf_hmap__free(c->socks);
-	pf_hmap__free(c->listeners);
-	c->prev = c->handshakes = c->socks = c->listeners = NULL;
+	pf_flow_rc__free(c->rc);
+	pf_flow_dels__free(&c->dels);
+	free(c->bkeys);
+	free(c->bvals);
+	c->rc = NULL;
+	c->bkeys = c->bvals = NULL;
 }
 
-/* The socket behind @cookie as the kernel has it now (cached per flush). */
-static const struct pf_sock_val *sock_get(struct pf_collector *c, uint64_t cookie)
-{
-	struct sock_ent *e;
-	int created;
+/* ---- reading a hash map ---- */
 
-	e = pf_hmap__upsert(c->socks, &cookie, &created);
-	if (!e)
-		return NULL;
-	if (created)
-		e->found = !bpf_map_lookup_elem(c->socks_fd, &cookie, &e->v);
-	return e->found ? &e->v : NULL;
+/* Takes one entry read; returns 0, or a negative errno to stop the walk. */
+typedef int (*take_fn)(void *ctx, const void *key, const void *val);
+
+static bool batch_unsupported(int err)
+{
+	return err == -EINVAL || err == -EOPNOTSUPP || err == -PF_ENOTSUPP;
 }
 
-static void socks_forget(struct pf_collector *c)
+static void batch_off(struct pf_collector *c, int err)
 {
-	struct pf_hmap_iter it = {0};
-	const void *k;
-	void *v;
-
-	while (pf_hmap__next(c->socks, &it, &k, &v))
-		pf_hmap__remove(c->socks, k);
-}
-
-static void user_key_of(struct user_key *uk, const struct pf_flow_key *k,
-			const struct pf_sock_val *s)
-{
-	memset(uk, 0, sizeof(*uk));
-	uk->netns = s ? s->netns : 0;
-	memcpy(uk->laddr, k->laddr, 16);
-	memcpy(uk->raddr, k->raddr, 16);
-	uk->lport = k->lport;
-	uk->rport = k->rport;
-	uk->proto = k->proto;
+	c->batch = false;
+	pf_log("batch map operations unavailable (%s): maps are read key by key", strerror(-err));
 }
 
 /*
- * Index the listening sockets by (namespace, port): the owner of last
- * resort for a connection accepted by a process that neither passed an
- * address to accept() nor kept the socket open until the flush (a
- * pre-fork child that served one request and exited). The listener's
- * program is the server's program.
+ * The map a chunk at a time. Its cursor is a bucket, not a key, so entries
+ * the kernel deletes meanwhile (a socket released) do not send the walk
+ * back to the start as a vanished key does with get_next_key. Returns 0,
+ * the error of @take, or 1 with *@sys_err set when the kernel refused.
  */
-static void index_listeners(struct pf_collector *c)
+static int walk_batch(struct pf_collector *c, int fd, size_t ksz, size_t vsz, take_fn take,
+		      void *ctx, int *sys_err)
 {
-	uint64_t key, next, *prev = NULL;
-	struct pf_sock_val v;
-	struct pf_hmap_iter it = {0};
-	const void *k;
-	void *val;
+	uint64_t cursor = 0;
+	bool first = true;
 
-	while (pf_hmap__next(c->listeners, &it, &k, &val))
-		pf_hmap__remove(c->listeners, k);
-	while (!bpf_map_get_next_key(c->socks_fd, prev, &next)) {
-		struct listen_key lk = {0};
-		struct pf_sock_val *slot;
+	for (;;) {
+		__u32 count = PF_MAP_BATCH;
+		int err = bpf_map_lookup_batch(fd, first ? NULL : &cursor, &cursor, c->bkeys,
+					       c->bvals, &count, NULL);
 
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(c->socks_fd, &key, &v) || !v.listener || !v.tgid ||
-		    v.closed_ns)
-			continue;
-		lk.netns = v.netns;
-		lk.port = v.lport;
-		slot = pf_hmap__upsert(c->listeners, &lk, NULL);
-		if (slot)
-			*slot = v;
+		err = err ? -errno : 0;
+		if (err && err != -ENOENT) {
+			*sys_err = err;
+			return 1;
+		}
+		first = false;
+		for (__u32 i = 0; i < count; i++) {
+			int terr =
+			    take(ctx, (char *)c->bkeys + i * ksz, (char *)c->bvals + i * vsz);
+
+			if (terr)
+				return terr;
+		}
+		if (err == -ENOENT)
+			return 0;
 	}
+}
+
+/* The map key by key: two system calls per entry. */
+static int walk_keys(struct pf_collector *c, int fd, size_t ksz, take_fn take, void *ctx)
+{
+	char *key = c->bkeys, *next = key + ksz;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		int err;
+
+		memcpy(key, next, ksz);
+		prev = key;
+		if (bpf_map_lookup_elem(fd, key, c->bvals))
+			continue; /* deleted meanwhile */
+		err = take(ctx, key, c->bvals);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Every entry of hash map @fd through @take; @reset empties what @take
+ * built when a batch walk has to start over key by key. */
+static int walk_map(struct pf_collector *c, int fd, size_t ksz, size_t vsz, take_fn take,
+		    void (*reset)(void *ctx), void *ctx)
+{
+	int err, sys_err = 0;
+
+	if (c->batch) {
+		err = walk_batch(c, fd, ksz, vsz, take, ctx, &sys_err);
+		if (err != 1)
+			return err;
+		if (batch_unsupported(sys_err))
+			batch_off(c, sys_err);
+		reset(ctx);
+	}
+	return walk_keys(c, fd, ksz, take, ctx);
 }
 
 /*
- * Fill the process fields of @o from the owner of socket @s. @active_ns is
- * when the flow last carried traffic, if known (else 0).
+ * Delete @n keys of @ksz bytes at @keys from map @fd. Returns how many
+ * were deleted; a key already gone (a socket's entry the kernel deleted at
+ * its release) is skipped.
  */
-static void resolve_process(struct pf_collector *c, const struct pf_sock_val *s,
-			    struct pf_flow_obs *o, uint64_t active_ns)
+static size_t delete_keys(struct pf_collector *c, int fd, const void *keys, size_t ksz, size_t n)
 {
-	const struct pf_proc *p, *later;
+	size_t off = 0, done = 0;
 
-	o->proc_name = NULL;
-	o->proc_args = NULL;
-	o->proc_pid = 0;
-	if (s && !s->tgid && !s->listener && o->proto == IPPROTO_TCP &&
-	    o->reporter == PF_REPORTER_DST) {
-		struct listen_key lk = {.netns = s->netns, .port = o->lport};
+	while (c->batch && off < n) {
+		__u32 count = n - off > PF_MAP_BATCH ? PF_MAP_BATCH : (__u32)(n - off);
+		int err = bpf_map_delete_batch(fd, (const char *)keys + off * ksz, &count, NULL);
 
-		s = pf_hmap__find(c->listeners, &lk);
+		err = err ? -errno : 0;
+		done += count;
+		off += count;
+		if (err == -ENOENT) {
+			off++; /* the batch stopped at a key already gone */
+		} else if (batch_unsupported(err)) {
+			batch_off(c, err);
+		} else if (err) {
+			break;
+		}
 	}
-	if (!s || !s->tgid)
-		return;
-	p = pf_proc_cache__lookup(c->procs, s->tgid, s->ts_ns);
-	/* The container is named whether or not processes are. */
-	o->local_ep = pf_containers__ep(c->ctrs, p ? p->cgroup_id : 0, s->tgid);
-	if (!c->cfg->process_info)
-		return;
-	o->proc_pid = s->tgid;
-	/* The owner ran another program at the claim than the one we know:
-	 * its exec event was lost. The task name is right; the path is not. */
-	if (p && p->has_exec_id && p->exec_id != s->exec_id)
-		p = NULL;
-	/* The same process ran another program when the flow last carried
-	 * traffic: it exec'd with the socket open, and no hook re-claimed the
-	 * socket since (TCP in the tracepoint tier has no per-message hook).
-	 * The traffic is the new program's. Only within one life of the PID:
-	 * a PID taken again by another process is not the claimer. */
-	if (p && active_ns > s->ts_ns) {
-		later = pf_proc_cache__lookup(c->procs, s->tgid, active_ns);
-		if (later && later != p && later->start_ns == p->start_ns)
-			p = later;
-	}
-	if (p && c->cfg->process_path && p->path) {
-		o->proc_name = p->path;
-		o->proc_args = p->args;
-	} else if (p && p->comm[0]) {
-		o->proc_name = p->comm;
-	} else if (s->comm[0]) {
-		/* The task name captured with the socket: the last resort. */
-		o->proc_name = s->comm;
-	}
+	for (; off < n; off++)
+		if (!bpf_map_delete_elem(fd, (const char *)keys + off * ksz))
+			done++;
+	return done;
 }
 
-/* When the flow of @e last carried traffic, as far as known: the last
- * packet of a flows map entry (@from_map); for a live TCP connection that
- * carried bytes since the last read (socket storage keeps no time), this
- * read: whoever holds the socket now. 0 when it carried none. */
-static uint64_t active_ns(const struct pf_collector *c, const struct flow_ent *e, bool from_map,
-			  const struct pf_flow_obs *o)
-{
-	if (!o->bytes_in && !o->bytes_out)
-		return 0;
-	return from_map ? e->v.last_ns : c->read_ns;
-}
-
-static enum pf_reporter reporter_of(const struct pf_flow_key *k, const struct pf_flow_val *v,
-				    const struct pf_sock_val *s)
-{
-	uint32_t role = v->role;
-
-	if (role == PF_ROLE_UNKNOWN && s)
-		role = s->role;
-	if (role == PF_ROLE_SRC)
-		return PF_REPORTER_SRC;
-	if (role == PF_ROLE_DST)
-		return PF_REPORTER_DST;
-	/* A connection older than the agent: the side on the lower port is
-	 * most likely the server. */
-	return k->lport < k->rport ? PF_REPORTER_DST : PF_REPORTER_SRC;
-}
-
-static void tcp_sample(const struct pf_collector *c, const struct pf_sock_val *s,
-		       struct pf_flow_obs *o)
-{
-	if (!c->cfg->tcp_stats || !s || !s->closed_ns || o->proto != IPPROTO_TCP || !s->mss)
-		return;
-	o->has_tcp = 1;
-	o->tcp_cwnd = s->snd_cwnd;
-	o->tcp_srtt_us = s->srtt_us;
-	o->tcp_min_rtt_us = s->min_rtt_us;
-	o->tcp_mss = s->mss;
-	o->tcp_retrans = s->total_retrans;
-	o->tcp_lost = s->lost_out;
-}
+/* ---- the flows ---- */
 
 struct flow_list {
-	struct flow_ent *ents;
+	struct pf_flow_ent *ents;
 	size_t n, cap;
 	uint64_t dropped;      /* flows beyond PF_COLLECTOR_FLOWS_MAX */
 	struct pf_hmap *index; /* flow key -> position + 1 */
 };
 
-static struct flow_ent *flow_list_add(struct flow_list *l)
+static struct pf_flow_ent *flow_list_add(struct flow_list *l)
 {
 	if (l->n == l->cap) {
 		size_t ncap = l->cap ? l->cap * 2 : 1024;
-		struct flow_ent *ne = realloc(l->ents, ncap * sizeof(*ne));
+		struct pf_flow_ent *ne = realloc(l->ents, ncap * sizeof(*ne));
 
 		if (!ne)
 			return NULL;
@@ -309,7 +244,7 @@ static int add_sk_flow(const void *rec, void *ctx)
 	const struct pf_sk_flow *f = rec;
 	struct flow_list *l = ctx;
 	struct pf_flow_key k;
-	struct flow_ent *e;
+	struct pf_flow_ent *e;
 	size_t *pos;
 	int created;
 
@@ -351,45 +286,54 @@ static int add_sk_flow(const void *rec, void *ctx)
 	return 0;
 }
 
+/* A flows map entry. */
+static int add_map_flow(void *ctx, const void *key, const void *val)
+{
+	struct flow_list *l = ctx;
+	struct pf_flow_ent *e = flow_list_add(l);
+	size_t *pos;
+
+	if (!e)
+		return -ENOMEM;
+	memcpy(&e->k, key, sizeof(e->k));
+	memcpy(&e->v, val, sizeof(e->v));
+	l->n++;
+	pos = pf_hmap__upsert(l->index, &e->k, NULL);
+	if (pos)
+		*pos = l->n;
+	return 0;
+}
+
+static void flow_list_reset(void *ctx)
+{
+	struct flow_list *l = ctx;
+	struct pf_hmap_iter it = {0};
+	const void *k;
+	void *v;
+
+	while (pf_hmap__next(l->index, &it, &k, &v))
+		pf_hmap__remove(l->index, k);
+	l->n = 0;
+}
+
 /* Every flow the kernel counts: the flows map (UDP, handshakes, closed TCP
  * connections), then the socket storage of live TCP connections. */
-static int read_flows(struct pf_collector *c, struct flow_ent **out, size_t *n)
+static int read_flows(struct pf_collector *c, struct pf_flow_ent **out, size_t *n)
 {
 	struct flow_list l = {0};
-	struct pf_flow_key key, next;
-	void *prev = NULL;
-	int err = 0;
+	int err;
 
 	l.index = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(size_t), PF_COLLECTOR_FLOWS_MAX);
 	if (!l.index)
 		return -ENOMEM;
-	c->n_flows_map = 0;
-	c->n_sk_flows = 0;
-	while (!bpf_map_get_next_key(c->flows_fd, prev, &next)) {
-		struct flow_ent *e = flow_list_add(&l);
-		size_t *pos;
-
-		key = next;
-		prev = &key;
-		if (!e) {
-			err = -ENOMEM;
-			goto out;
-		}
-		if (bpf_map_lookup_elem(c->flows_fd, &key, &e->v))
-			continue; /* deleted meanwhile */
-		e->k = key;
-		l.n++;
-		c->n_flows_map++;
-		pos = pf_hmap__upsert(l.index, &key, NULL);
-		if (pos)
-			*pos = l.n;
-	}
-	if (c->loader)
+	err = walk_map(c, c->flows_fd, sizeof(struct pf_flow_key), sizeof(struct pf_flow_val),
+		       add_map_flow, flow_list_reset, &l);
+	c->n_flows_map = l.n;
+	if (!err && c->loader)
 		err = pf_loader__read_sk_flows(c->loader, add_sk_flow, &l);
 	c->n_sk_flows = l.n - c->n_flows_map;
-out:
 	pf_hmap__free(l.index);
-	c->n_dropped += l.dropped;
+	c->n_read_dropped += l.dropped;
 	c->read_incomplete = l.dropped > 0;
 	if (err) {
 		free(l.ents);
@@ -400,332 +344,182 @@ out:
 	return 0;
 }
 
-/*
- * Forget flows whose counters the kernel no longer has. A TCP connection's
- * live counters are in its socket storage, and its final ones are copied
- * into the flows map when it closes; when that map is full the copy fails
- * (counted in the kernel as PF_STAT_FLOWS_FULL) and the flow is never read
- * again. Without this its state here would stay forever. Its bytes since
- * the last flush are lost: counted, and logged once per flush.
- */
-static void expire_unseen(struct pf_collector *c)
-{
-	struct pf_hmap_iter it = {0};
-	uint64_t expired = 0;
-	const void *k;
-	void *v;
+/* ---- the sockets ---- */
 
-	/* A read that left flows out saw less than what exists. */
-	if (c->read_incomplete)
-		return;
-	while (pf_hmap__next(c->prev, &it, &k, &v)) {
-		const struct prev_val *p = v;
-
-		if (p->seen + PF_UNSEEN_EXPIRY > c->gen)
-			continue;
-		pf_hmap__remove(c->prev, k);
-		expired++;
-	}
-	if (expired)
-		pf_log("%llu flows ended without their final counters (flow map full when their "
-		       "socket closed): their last bytes are not reported",
-		       (unsigned long long)expired);
-	c->n_expired += expired;
-}
-
-struct dead_list {
-	uint64_t *keys;
-	size_t n, cap;
+struct sock_list {
+	struct pf_sock_ent *ents;
+	size_t n, cap, max;
 };
 
-static int dead_add(struct dead_list *d, uint64_t key)
+static int add_sock(void *ctx, const void *key, const void *val)
 {
-	if (d->n == d->cap) {
-		size_t ncap = d->cap ? d->cap * 2 : 256;
-		uint64_t *nk = realloc(d->keys, ncap * sizeof(*nk));
+	struct sock_list *l = ctx;
 
-		if (!nk)
+	if (l->n == l->max)
+		return 0; /* see PF_SOCKS_READ_MAX */
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 1024;
+		struct pf_sock_ent *ne = realloc(l->ents, ncap * sizeof(*ne));
+
+		if (!ne)
 			return -ENOMEM;
-		d->keys = nk;
-		d->cap = ncap;
+		l->ents = ne;
+		l->cap = ncap;
 	}
-	d->keys[d->n++] = key;
+	memcpy(&l->ents[l->n].cookie, key, sizeof(uint64_t));
+	memcpy(&l->ents[l->n].v, val, sizeof(struct pf_sock_val));
+	l->n++;
 	return 0;
 }
 
-/* The sockets map a batch at a time: one system call per PF_SOCKS_BATCH
- * entries rather than two per entry. Its cursor is a bucket, not a key, so
- * entries the kernel deletes meanwhile (a socket released) do not send the
- * walk back to the start as a vanished key does with get_next_key. */
-#define PF_SOCKS_BATCH 256
-
-static int walk_socks_batch(struct pf_collector *c, uint64_t now_ns, struct dead_list *d)
+static void sock_list_reset(void *ctx)
 {
-	uint64_t keys[PF_SOCKS_BATCH], cursor = 0;
-	struct pf_sock_val vals[PF_SOCKS_BATCH];
-	bool first = true;
-
-	for (;;) {
-		__u32 count = PF_SOCKS_BATCH;
-		int err = bpf_map_lookup_batch(c->socks_fd, first ? NULL : &cursor, &cursor, keys,
-					       vals, &count, NULL);
-
-		err = err ? -errno : 0;
-		if (err && err != -ENOENT)
-			return err;
-		first = false;
-		for (__u32 i = 0; i < count; i++) {
-			c->n_socks_map++;
-			if (vals[i].closed_ns && vals[i].closed_ns <= now_ns &&
-			    dead_add(d, keys[i]))
-				return 0; /* out of memory: the rest waits for the next flush */
-		}
-		if (err == -ENOENT)
-			return 0;
-	}
+	((struct sock_list *)ctx)->n = 0;
 }
 
-/* Delete the entries of sockets that closed before this collection began,
- * and count the map's entries on the way (the occupancy line). */
-static void sweep_closed_socks(struct pf_collector *c, uint64_t now_ns)
+static int read_socks(struct pf_collector *c, struct sock_list *l)
 {
-	struct dead_list d = {0};
-
-	c->n_socks_map = 0;
-	if (walk_socks_batch(c, now_ns, &d)) {
-		/* No batch lookup (or it failed): key by key. */
-		uint64_t key, next, *prev = NULL;
-		struct pf_sock_val v;
-
-		c->n_socks_map = 0;
-		d.n = 0;
-		while (!bpf_map_get_next_key(c->socks_fd, prev, &next)) {
-			key = next;
-			prev = &key;
-			c->n_socks_map++;
-			if (bpf_map_lookup_elem(c->socks_fd, &key, &v) || !v.closed_ns ||
-			    v.closed_ns > now_ns)
-				continue;
-			if (dead_add(&d, key))
-				break;
-		}
-	}
-	for (size_t i = 0; i < d.n; i++)
-		if (!bpf_map_delete_elem(c->socks_fd, &d.keys[i]))
-			c->n_socks_map--;
-	free(d.keys);
+	l->n = 0;
+	l->max = PF_SOCKS_READ_MAX(c);
+	return walk_map(c, c->socks_fd, sizeof(uint64_t), sizeof(struct pf_sock_val), add_sock,
+			sock_list_reset, l);
 }
 
-/* Which container holds the local end of each flow read, so that a flow
- * between two containers of this node names its remote end too. */
-static void learn_endpoints(struct pf_collector *c, const struct flow_ent *ents, size_t n)
-{
-	pf_containers__book_reset(c->ctrs);
-	/* A host without containers pays nothing for this pass. */
-	for (size_t i = 0; pf_containers__any(c->ctrs) && i < n; i++) {
-		const struct pf_sock_val *s = sock_get(c, ents[i].k.cookie);
-		struct pf_flow_obs o = {.proto = ents[i].k.proto, .lport = ents[i].k.lport};
+/* ---- the container identities, for the reconcile ---- */
 
-		if (ents[i].v.flags & PF_FLOW_LISTENER)
-			continue;
-		o.reporter = reporter_of(&ents[i].k, &ents[i].v, s);
-		resolve_process(c, s, &o, 0);
-		if (o.local_ep)
-			pf_containers__book_add(c->ctrs, ents[i].k.laddr, ents[i].k.lport,
-						ents[i].k.proto, o.local_ep);
-	}
+static const struct pf_flow_ep *eps_local(void *ctx, uint64_t cgroup_id, uint32_t pid)
+{
+	return pf_containers__ep(ctx, cgroup_id, pid);
+}
+
+static bool eps_any(void *ctx)
+{
+	return pf_containers__any(ctx);
+}
+
+static void eps_book_reset(void *ctx)
+{
+	pf_containers__book_reset(ctx);
+}
+
+static void eps_book_add(void *ctx, const uint8_t addr[16], uint16_t port, uint8_t proto,
+			 const struct pf_flow_ep *ep)
+{
+	pf_containers__book_add(ctx, addr, port, proto, ep);
+}
+
+static const struct pf_flow_ep *eps_book_find(void *ctx, const uint8_t addr[16], uint16_t port,
+					      uint8_t proto)
+{
+	return pf_containers__book_find(ctx, addr, port, proto);
+}
+
+/* ---- one collection ---- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 {
-	const uint64_t interval_ns = (uint64_t)c->cfg->flush_interval_s * 1000000000ull;
-	const uint64_t udp_idle_ns = (uint64_t)c->cfg->udp_idle_s * 1000000000ull;
-	struct flow_ent *ents = NULL;
-	size_t n = 0, unowned = 0, nmap;
-	struct pf_hmap_iter it = {0};
-	const void *hk;
-	void *hv;
+	const struct pf_flow_rc_eps eps = {
+	    .local = eps_local,
+	    .any = eps_any,
+	    .book_reset = eps_book_reset,
+	    .book_add = eps_book_add,
+	    .book_find = eps_book_find,
+	    .ctx = c->ctrs,
+	};
+	const struct pf_flow_rc_opts opts = {
+	    .interval_ns = (uint64_t)c->cfg->flush_interval_s * 1000000000ull,
+	    .udp_idle_ns = (uint64_t)c->cfg->udp_idle_s * 1000000000ull,
+	    .process_info = c->cfg->process_info,
+	    .process_path = c->cfg->process_path,
+	    .tcp_stats = c->cfg->tcp_stats,
+	};
+	struct pf_flow_read rd = {.now_ns = now_ns};
+	struct pf_flow_ent *ents = NULL;
+	struct sock_list socks = {0};
+	struct pf_flow_rc_stats st;
+	size_t n = 0, deleted;
+	uint64_t t0 = mono_ns();
+	long unowned;
 	int err;
 
 	c->n_completed = 0;
-	c->gen++;
-	c->read_ns = now_ns;
-	socks_forget(c);
 	err = read_flows(c, &ents, &n);
 	if (err)
 		return err;
 	c->n_entries = n;
-	nmap = c->n_flows_map; /* ents[0..nmap) came from the flows map */
+	err = read_socks(c, &socks);
+	if (err)
+		goto out;
 
 	/* Sockets the kernel saw traffic on but no owner for were opened
-	 * before the agent started: ask the iterator, once per flush. */
-	for (size_t i = 0; i < n; i++) {
-		const struct pf_sock_val *s = sock_get(c, ents[i].k.cookie);
-
-		if (!s || !s->tgid)
-			unowned++;
-	}
-	if (unowned && c->loader) {
+	 * before the agent started: ask the iterator, once per flush, and
+	 * read the sockets again. */
+	unowned = pf_flow_rc__index_socks(c->rc, socks.ents, socks.n, ents, n);
+	if (unowned > 0 && c->loader) {
 		c->n_iter_runs++;
-		if (!pf_loader__scan_sockets(c->loader))
-			socks_forget(c);
+		if (!pf_loader__scan_sockets(c->loader)) {
+			err = read_socks(c, &socks);
+			if (err)
+				goto out;
+			pf_flow_rc__index_socks(c->rc, socks.ents, socks.n, NULL, 0);
+		}
 	}
-	if (unowned)
-		index_listeners(c);
 	/* An exec event is in the ring buffer before the process can touch
 	 * a socket: draining after the reads makes every claim resolvable. */
-	for (size_t i = 0; i < n; i++)
-		sock_get(c, ents[i].k.cookie);
 	if (c->drain)
 		c->drain(c->drain_ctx);
 
-	/* Handshake packets counted on a listener: stash them under the
-	 * connection's 5-tuple and take them out of the kernel map. */
-	for (size_t i = 0; i < n; i++) {
-		struct flow_ent *e = &ents[i];
-		const struct pf_sock_val *s;
-		struct user_key uk;
-		struct hs_val *h;
-		int created;
+	rd.flows = ents;
+	rd.n_flows = n;
+	rd.n_map = c->n_flows_map;
+	rd.socks = socks.ents;
+	rd.n_socks = socks.n;
+	rd.incomplete = c->read_incomplete;
+	err = pf_flow_rc__reconcile(c->rc, &rd, &opts, c->procs, &eps, c->agg, &c->dels);
+	if (err)
+		goto out;
+	pf_flow_rc__stats(c->rc, &st);
+	c->n_completed = st.completed;
+	c->n_unowned = st.unowned;
+	c->n_expired = st.expired_total;
+	c->n_agg_nomem = st.agg_nomem_total;
+	c->n_dropped = c->n_read_dropped + st.dropped;
+	if (st.expired)
+		pf_log("%llu flows ended without their final counters (flow map full when their "
+		       "socket closed): their last bytes are not reported",
+		       (unsigned long long)st.expired);
+	if (st.hs_dropped_total > c->n_hs_dropped)
+		pf_log("%llu handshakes not reported: more than %u waiting for their connection",
+		       (unsigned long long)(st.hs_dropped_total - c->n_hs_dropped),
+		       c->cfg->max_flows);
+	c->n_hs_dropped = st.hs_dropped_total;
+	if (st.restarted)
+		pf_debug("%llu flows counted again from zero under a key already known: "
+			 "reported as new flows",
+			 (unsigned long long)st.restarted);
 
-		if (!(e->v.flags & PF_FLOW_LISTENER))
-			continue;
-		s = sock_get(c, e->k.cookie);
-		user_key_of(&uk, &e->k, s);
-		h = pf_hmap__upsert(c->handshakes, &uk, &created);
-		if (h) {
-			if (created) {
-				h->cookie = e->k.cookie;
-				h->first_ns = now_ns;
-			}
-			h->bytes_in += e->v.bytes_in;
-			h->bytes_out += e->v.bytes_out;
-			h->pkts_in += e->v.pkts_in;
-			h->pkts_out += e->v.pkts_out;
-		}
-		bpf_map_delete_elem(c->flows_fd, &e->k);
-		c->n_flows_map--; /* listener entries all come from the flows map */
-	}
-
-	learn_endpoints(c, ents, n);
-	c->n_unowned = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct flow_ent *e = &ents[i];
-		const struct pf_sock_val *s;
-		struct pf_flow_obs o;
-		struct prev_val *p;
-		struct user_key uk;
-		struct hs_val *h;
-		int created, done;
-
-		if (e->v.flags & PF_FLOW_LISTENER)
-			continue;
-		s = sock_get(c, e->k.cookie);
-		p = pf_hmap__upsert(c->prev, &e->k, &created);
-		if (!p) {
-			c->n_dropped++; /* more live flows than PF_COLLECTOR_FLOWS_MAX */
-			continue;
-		}
-		memset(&o, 0, sizeof(o));
-		if (created)
-			p->flow_id = c->next_flow_id++;
-		p->seen = c->gen;
-		o.flow_id = p->flow_id;
-		o.started = created;
-		o.netns = s ? s->netns : 0;
-		memcpy(o.laddr, e->k.laddr, 16);
-		memcpy(o.raddr, e->k.raddr, 16);
-		o.lport = e->k.lport;
-		o.rport = e->k.rport;
-		o.proto = e->k.proto;
-		o.reporter = reporter_of(&e->k, &e->v, s);
-		o.bytes_in = e->v.bytes_in - p->bytes_in;
-		o.bytes_out = e->v.bytes_out - p->bytes_out;
-		o.packets_in = e->v.pkts_in - p->pkts_in;
-		o.packets_out = e->v.pkts_out - p->pkts_out;
-		p->bytes_in = e->v.bytes_in;
-		p->bytes_out = e->v.bytes_out;
-		p->pkts_in = e->v.pkts_in;
-		p->pkts_out = e->v.pkts_out;
-
-		user_key_of(&uk, &e->k, s);
-		h = pf_hmap__find(c->handshakes, &uk);
-		if (h) {
-			o.bytes_in += h->bytes_in;
-			o.bytes_out += h->bytes_out;
-			o.packets_in += h->pkts_in;
-			o.packets_out += h->pkts_out;
-			pf_hmap__remove(c->handshakes, &uk);
-		}
-
-		/* Completed: its socket closed before this read began; or, for
-		 * a socket the kernel side has no entry for, it went quiet. */
-		if (e->v.flags & PF_FLOW_CLOSED)
-			done = 1; /* the final copy of a closed TCP connection */
-		else if (s && s->closed_ns && s->closed_ns <= now_ns)
-			done = 1;
-		else if (e->k.proto == IPPROTO_UDP && e->v.last_ns + udp_idle_ns < now_ns)
-			done = 1;
-		else if (!s && (e->v.flags & PF_FLOW_FIN) && e->v.last_ns + interval_ns < now_ns)
-			done = 1;
-		else if (!s && e->v.last_ns + udp_idle_ns < now_ns)
-			done = 1;
-		else
-			done = 0;
-		o.completed = done;
-
-		if (!s || !s->tgid)
-			c->n_unowned++;
-		resolve_process(c, s, &o, active_ns(c, e, i < nmap, &o));
-		o.remote_ep = pf_containers__book_find(c->ctrs, o.raddr, o.rport, o.proto);
-		tcp_sample(c, s, &o);
-		if (pf_agg__add(c->agg, &o) == -ENOMEM)
-			c->n_agg_nomem++; /* -ENOSPC is counted in pf_agg__dropped() */
-
-		if (done) {
-			bpf_map_delete_elem(c->flows_fd, &e->k);
-			pf_hmap__remove(c->prev, &e->k);
-			c->n_completed++;
-			if (i < nmap)
-				c->n_flows_map--;
-		}
-	}
-	expire_unseen(c);
-
-	/* Handshakes whose connection was never accepted (or not yet, after
-	 * two intervals): report them on the listener's process. */
-	while (pf_hmap__next(c->handshakes, &it, &hk, &hv)) {
-		const struct user_key *uk = hk;
-		struct hs_val *h = hv;
-		struct pf_flow_obs o;
-
-		if (h->first_ns + 2 * interval_ns > now_ns)
-			continue;
-		memset(&o, 0, sizeof(o));
-		o.flow_id = c->next_flow_id++;
-		o.started = 1;
-		o.completed = 1;
-		o.netns = uk->netns;
-		memcpy(o.laddr, uk->laddr, 16);
-		memcpy(o.raddr, uk->raddr, 16);
-		o.lport = uk->lport;
-		o.rport = uk->rport;
-		o.proto = uk->proto;
-		o.reporter = PF_REPORTER_DST;
-		o.bytes_in = h->bytes_in;
-		o.bytes_out = h->bytes_out;
-		o.packets_in = h->pkts_in;
-		o.packets_out = h->pkts_out;
-		resolve_process(c, sock_get(c, h->cookie), &o, 0);
-		o.remote_ep = pf_containers__book_find(c->ctrs, o.raddr, o.rport, o.proto);
-		if (pf_agg__add(c->agg, &o) == -ENOMEM)
-			c->n_agg_nomem++; /* -ENOSPC is counted in pf_agg__dropped() */
-		pf_hmap__remove(c->handshakes, hk);
-	}
-
-	/* Closed sockets: every flow of theirs was read after they closed
-	 * and has completed above. */
-	sweep_closed_socks(c, now_ns);
+	/* What ended: its counters and sockets go from the kernel maps. */
+	deleted = delete_keys(c, c->flows_fd, c->dels.flows, sizeof(struct pf_flow_key),
+			      c->dels.n_flows_map);
+	c->n_flows_map -= deleted < c->n_flows_map ? deleted : c->n_flows_map;
+	if (c->dels.n_flows > c->dels.n_flows_map) /* (no array at all before the first flow) */
+		delete_keys(c, c->flows_fd, c->dels.flows + c->dels.n_flows_map,
+			    sizeof(struct pf_flow_key), c->dels.n_flows - c->dels.n_flows_map);
+	deleted = delete_keys(c, c->socks_fd, c->dels.socks, sizeof(uint64_t), c->dels.n_socks);
+	c->n_socks_map = socks.n - (deleted < socks.n ? deleted : socks.n);
+	pf_debug("collection: %zu flows and %zu sockets read, %zu and %zu deleted, in %.3f ms (%s)",
+		 n, socks.n, c->dels.n_flows, c->dels.n_socks, (double)(mono_ns() - t0) / 1e6,
+		 c->batch ? "batch" : "key by key");
+out:
+	free(socks.ents);
 	free(ents);
-	return 0;
+	return err;
 }

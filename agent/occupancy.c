@@ -15,7 +15,7 @@
 
 #include "agent.h"
 #include "containers.h"
-#include "hmap.h"
+#include "flow_reconcile.h"
 #include "metrics.h"
 #include "proc_cache.h"
 
@@ -49,9 +49,9 @@ void pf_occupancy__log(const struct pf_collector *c, const struct pf_proc_cache 
 	    {"tcp", c->n_sk_flows, 0, PF_M_ENTRIES_TCP, PF_M_MAX},
 	    {"processes", ps.entries, PF_PROC_CACHE_MAX, PF_M_ENTRIES_PROCESSES,
 	     PF_M_CAPACITY_PROCESSES},
-	    {"collector flows", pf_hmap__count(c->prev), PF_COLLECTOR_FLOWS_MAX,
+	    {"collector flows", pf_flow_rc__flows(c->rc), PF_COLLECTOR_FLOWS_MAX,
 	     PF_M_ENTRIES_COLLECTOR, PF_M_CAPACITY_COLLECTOR},
-	    {"handshakes", pf_hmap__count(c->handshakes), c->cfg->max_flows,
+	    {"handshakes", pf_flow_rc__handshakes(c->rc), c->cfg->max_flows,
 	     PF_M_ENTRIES_HANDSHAKES, PF_M_CAPACITY_HANDSHAKES},
 	    /* cgroups seen and their container names (agent/containers.c) */
 	    {"cgroups", cs.entries, PF_CTR_MAX, PF_M_ENTRIES_CGROUPS, PF_M_CAPACITY_CGROUPS},

@@ -140,6 +140,12 @@ def body(res, args):
                     if "flows ended without their final counters" in l]
             res.check("loss counted and logged", sum(said) >= N_TCP,
                       "flows said lost: %s" % said)
+            # PF_MAP_BATCH=0 (the key-by-key registration of this test) forces the
+            # collector's fallback; otherwise every collection reads in batches.
+            want = "key by key" if os.environ.get("PF_MAP_BATCH") == "0" else "batch"
+            modes = set(re.findall(r"collection: .* \((batch|key by key)\)$",
+                                   "\n".join(agent.stderr_lines), re.M))
+            res.check("maps read %s" % want, modes == {want}, "collections read: %s" % modes)
             rc, _ = agent.stop()
             res.check("agent exits 0", rc == 0, "rc %s" % rc)
     finally:

@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The collector's pure half (see flow_reconcile.h): one read of the kernel's
+ * maps in, this interval's observations out.
+ *
+ * State kept between reads: what was already reported of each flow still
+ * open (prev), handshake counters waiting for their accepted connection
+ * (handshakes), and the flow ids. Per read: an index of the sockets read
+ * (cookie -> entry) and of the listening sockets among them.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flow_reconcile.h"
+#include "hmap.h"
+#include "proc_cache.h"
+
+/* What was already reported of a flow that is still open. */
+struct prev_val {
+	uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
+	uint64_t flow_id;
+	uint64_t seen; /* the last reconcile (gen) that read the flow */
+};
+
+/* A flow as the log knows it: 5-tuple and network namespace. */
+struct user_key {
+	uint64_t netns;
+	uint8_t laddr[16];
+	uint8_t raddr[16];
+	uint16_t lport, rport;
+	uint8_t proto;
+	uint8_t pad[7];
+};
+
+struct hs_val {
+	uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
+	uint64_t cookie; /* the listener */
+	uint64_t first_ns;
+};
+
+/* A listening socket, by namespace and port. */
+struct listen_key {
+	uint64_t netns;
+	uint32_t port;
+	uint32_t pad;
+};
+
+struct pf_flow_rc {
+	struct pf_hmap *prev;	    /* flow key -> struct prev_val */
+	struct pf_hmap *handshakes; /* struct user_key -> struct hs_val */
+	struct pf_hmap *sock_idx;   /* cookie -> position + 1 in socks */
+	struct pf_hmap *listeners;  /* struct listen_key -> position + 1 in socks */
+	size_t socks_max;
+	const struct pf_sock_ent *socks;
+	size_t n_socks;
+	bool indexed; /* the index is of socks[0..n_socks) as given, not yet used */
+	uint64_t next_flow_id;
+	uint64_t gen; /* reconciles so far */
+	struct pf_flow_rc_stats st;
+};
+
+struct pf_flow_rc *pf_flow_rc__new(size_t flows_max, size_t handshakes_max, size_t socks_max)
+{
+	struct pf_flow_rc *rc = calloc(1, sizeof(*rc));
+
+	if (!rc)
+		return NULL;
+	rc->socks_max = socks_max;
+	rc->next_flow_id = 1;
+	rc->prev = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(struct prev_val), flows_max);
+	rc->handshakes =
+	    pf_hmap__new(sizeof(struct user_key), sizeof(struct hs_val), handshakes_max);
+	if (!rc->prev || !rc->handshakes) {
+		pf_flow_rc__free(rc);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return rc;
+}
+
+void pf_flow_rc__free(struct pf_flow_rc *rc)
+{
+	if (!rc)
+		return;
+	pf_hmap__free(rc->prev);
+	pf_hmap__free(rc->handshakes);
+	pf_hmap__free(rc->sock_idx);
+	pf_hmap__free(rc->listeners);
+	free(rc);
+}
+
+void pf_flow_dels__free(struct pf_flow_dels *d)
+{
+	free(d->flows);
+	free(d->socks);
+	memset(d, 0, sizeof(*d));
+}
+
+void pf_flow_rc__stats(const struct pf_flow_rc *rc, struct pf_flow_rc_stats *st)
+{
+	*st = rc->st;
+}
+
+size_t pf_flow_rc__flows(const struct pf_flow_rc *rc)
+{
+	return pf_hmap__count(rc->prev);
+}
+
+size_t pf_flow_rc__handshakes(const struct pf_flow_rc *rc)
+{
+	return pf_hmap__count(rc->handshakes);
+}
+
+/* The socket behind @cookie as read, or NULL. */
+static const struct pf_sock_val *sock_get(const struct pf_flow_rc *rc, uint64_t cookie)
+{
+	const size_t *pos = rc->sock_idx ? pf_hmap__find(rc->sock_idx, &cookie) : NULL;
+
+	return pos ? &rc->socks[*pos - 1].v : NULL;
+}
+
+/*
+ * Index the sockets read, and among them the listening ones by (namespace,
+ * port): the owner of last resort for a connection accepted by a process
+ * that neither passed an address to accept() nor kept the socket open
+ * until the flush (a pre-fork child that served one request and exited).
+ * The listener's program is the server's program.
+ */
+static int index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, size_t n)
+{
+	pf_hmap__free(rc->sock_idx);
+	pf_hmap__free(rc->listeners);
+	rc->socks = socks;
+	rc->n_socks = n;
+	rc->indexed = false;
+	rc->sock_idx = pf_hmap__new(sizeof(uint64_t), sizeof(size_t), rc->socks_max);
+	rc->listeners = pf_hmap__new(sizeof(struct listen_key), sizeof(size_t), rc->socks_max);
+	if (!rc->sock_idx || !rc->listeners)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct pf_sock_val *v = &socks[i].v;
+		struct listen_key lk = {0};
+		size_t *pos;
+
+		/* Beyond the bound (more than the socks map holds): unknown. */
+		pos = pf_hmap__upsert(rc->sock_idx, &socks[i].cookie, NULL);
+		if (pos)
+			*pos = i + 1;
+		if (!v->listener || !v->tgid || v->closed_ns)
+			continue;
+		lk.netns = v->netns;
+		lk.port = v->lport;
+		pos = pf_hmap__upsert(rc->listeners, &lk, NULL);
+		if (pos)
+			*pos = i + 1;
+	}
+	rc->indexed = true;
+	return 0;
+}
+
+long pf_flow_rc__index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, size_t n,
+			     const struct pf_flow_ent *flows, size_t n_flows)
+{
+	long unowned = 0;
+	int err = index_socks(rc, socks, n);
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < n_flows; i++) {
+		const struct pf_sock_val *s = sock_get(rc, flows[i].k.cookie);
+
+		if (!s || !s->tgid)
+			unowned++;
+	}
+	return unowned;
+}
+
+static void user_key_of(struct user_key *uk, const struct pf_flow_key *k,
+			const struct pf_sock_val *s)
+{
+	memset(uk, 0, sizeof(*uk));
+	uk->netns = s ? s->netns : 0;
+	memcpy(uk->laddr, k->laddr, 16);
+	memcpy(uk->raddr, k->raddr, 16);
+	uk->lport = k->lport;
+	uk->rport = k->rport;
+	uk->proto = k->proto;
+}
+
+/* What a reconcile is given, in one place for the helpers. */
+struct rc_call {
+	struct pf_flow_rc *rc;
+	const struct pf_flow_read *rd;
+	const struct pf_flow_rc_opts *opts;
+	struct pf_proc_cache *procs;
+	const struct pf_flow_rc_eps *eps;
+	struct pf_agg *agg;
+};
+
+static const struct pf_flow_ep *book_find(const struct rc_call *c, const struct pf_flow_obs *o)
+{
+	if (!c->eps || !c->eps->book_find)
+		return NULL;
+	return c->eps->book_find(c->eps->ctx, o->raddr, o->rport, o->proto);
+}
+
+/*
+ * Fill the process fields of @o from the owner of socket @s. @active_ns is
+ * when the flow last carried traffic, if known (else 0).
+ */
+static void resolve_process(const struct rc_call *c, const struct pf_sock_val *s,
+			    struct pf_flow_obs *o, uint64_t active_ns)
+{
+	const struct pf_proc *p, *later;
+
+	o->proc_name = NULL;
+	o->proc_args = NULL;
+	o->proc_pid = 0;
+	if (s && !s->tgid && !s->listener && o->proto == IPPROTO_TCP &&
+	    o->reporter == PF_REPORTER_DST) {
+		struct listen_key lk = {.netns = s->netns, .port = o->lport};
+		const size_t *pos = pf_hmap__find(c->rc->listeners, &lk);
+
+		s = pos ? &c->rc->socks[*pos - 1].v : NULL;
+	}
+	if (!s || !s->tgid)
+		return;
+	p = pf_proc_cache__lookup(c->procs, s->tgid, s->ts_ns);
+	/* The container is named whether or not processes are. */
+	if (c->eps && c->eps->local)
+		o->local_ep = c->eps->local(c->eps->ctx, p ? p->cgroup_id : 0, s->tgid);
+	if (!c->opts->process_info)
+		return;
+	o->proc_pid = s->tgid;
+	/* The owner ran another program at the claim than the one we know:
+	 * its exec event was lost. The task name is right; the path is not. */
+	if (p && p->has_exec_id && p->exec_id != s->exec_id)
+		p = NULL;
+	/* The same process ran another program when the flow last carried
+	 * traffic: it exec'd with the socket open, and no hook re-claimed the
+	 * socket since (TCP in the tracepoint tier has no per-message hook).
+	 * The traffic is the new program's. Only within one life of the PID:
+	 * a PID taken again by another process is not the claimer. */
+	if (p && active_ns > s->ts_ns) {
+		later = pf_proc_cache__lookup(c->procs, s->tgid, active_ns);
+		if (later && later != p && later->start_ns == p->start_ns)
+			p = later;
+	}
+	if (p && c->opts->process_path && p->path) {
+		o->proc_name = p->path;
+		o->proc_args = p->args;
+	} else if (p && p->comm[0]) {
+		o->proc_name = p->comm;
+	} else if (s->comm[0]) {
+		/* The task name captured with the socket: the last resort. */
+		o->proc_name = s->comm;
+	}
+}
+
+static enum pf_reporter reporter_of(const struct pf_flow_key *k, const struct pf_flow_val *v,
+				    const struct pf_sock_val *s)
+{
+	uint32_t role = v->role;
+
+	if (role == PF_ROLE_UNKNOWN && s)
+		role = s->role;
+	if (role == PF_ROLE_SRC)
+		return PF_REPORTER_SRC;
+	if (role == PF_ROLE_DST)
+		return PF_REPORTER_DST;
+	/* A connection older than the agent: the side on the lower port is
+	 * most likely the server. */
+	return k->lport < k->rport ? PF_REPORTER_DST : PF_REPORTER_SRC;
+}
+
+static void tcp_sample(const struct rc_call *c, const struct pf_sock_val *s, struct pf_flow_obs *o)
+{
+	if (!c->opts->tcp_stats || !s || !s->closed_ns || o->proto != IPPROTO_TCP || !s->mss)
+		return;
+	o->has_tcp = 1;
+	o->tcp_cwnd = s->snd_cwnd;
+	o->tcp_srtt_us = s->srtt_us;
+	o->tcp_min_rtt_us = s->min_rtt_us;
+	o->tcp_mss = s->mss;
+	o->tcp_retrans = s->total_retrans;
+	o->tcp_lost = s->lost_out;
+}
+
+static void agg_add(const struct rc_call *c, const struct pf_flow_obs *o)
+{
+	if (pf_agg__add(c->agg, o) == -ENOMEM)
+		c->rc->st.agg_nomem_total++; /* -ENOSPC is counted in pf_agg__dropped() */
+}
+
+/* Which container holds the local end of each flow read, so that a flow
+ * between two containers of this node names its remote end too. */
+static void learn_endpoints(const struct rc_call *c)
+{
+	const struct pf_flow_rc_eps *eps = c->eps;
+
+	if (!eps || !eps->book_reset || !eps->book_add || !eps->any)
+		return;
+	eps->book_reset(eps->ctx);
+	/* A host without containers pays nothing for this pass. */
+	for (size_t i = 0; eps->any(eps->ctx) && i < c->rd->n_flows; i++) {
+		const struct pf_flow_ent *e = &c->rd->flows[i];
+		const struct pf_sock_val *s = sock_get(c->rc, e->k.cookie);
+		struct pf_flow_obs o = {.proto = e->k.proto, .lport = e->k.lport};
+
+		if (e->v.flags & PF_FLOW_LISTENER)
+			continue;
+		o.reporter = reporter_of(&e->k, &e->v, s);
+		resolve_process(c, s, &o, 0);
+		if (o.local_ep)
+			eps->book_add(eps->ctx, e->k.laddr, e->k.lport, e->k.proto, o.local_ep);
+	}
+}
+
+/* Room in @d for every deletion one read can ask for, taken before any
+ * state changes so that a reconcile either runs whole or not at all. */
+static int dels_reserve(struct pf_flow_dels *d, size_t n_flows, size_t n_socks)
+{
+	if (n_flows && d->cap_flows < n_flows) {
+		struct pf_flow_key *nf = realloc(d->flows, n_flows * sizeof(*nf));
+
+		if (!nf)
+			return -ENOMEM;
+		d->flows = nf;
+		d->cap_flows = n_flows;
+	}
+	if (n_socks && d->cap_socks < n_socks) {
+		uint64_t *ns = realloc(d->socks, n_socks * sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		d->socks = ns;
+		d->cap_socks = n_socks;
+	}
+	d->n_flows = d->n_flows_map = d->n_socks = 0;
+	return 0;
+}
+
+/*
+ * Handshake packets counted on a listener: stash them under the
+ * connection's 5-tuple (the accepted connection's flow takes them) and
+ * delete them in the kernel.
+ */
+static void stash_handshakes(const struct rc_call *c, struct pf_flow_dels *d)
+{
+	for (size_t i = 0; i < c->rd->n_flows; i++) {
+		const struct pf_flow_ent *e = &c->rd->flows[i];
+		struct user_key uk;
+		struct hs_val *h;
+		int created;
+
+		if (!(e->v.flags & PF_FLOW_LISTENER))
+			continue;
+		user_key_of(&uk, &e->k, sock_get(c->rc, e->k.cookie));
+		h = pf_hmap__upsert(c->rc->handshakes, &uk, &created);
+		if (h) {
+			if (created) {
+				h->cookie = e->k.cookie;
+				h->first_ns = c->rd->now_ns;
+			}
+			h->bytes_in += e->v.bytes_in;
+			h->bytes_out += e->v.bytes_out;
+			h->pkts_in += e->v.pkts_in;
+			h->pkts_out += e->v.pkts_out;
+		} else {
+			c->rc->st.hs_dropped_total++;
+		}
+		/* Listener entries are flows map entries only. */
+		d->flows[d->n_flows++] = e->k;
+		d->n_flows_map++;
+	}
+}
+
+/* Completed: its socket closed before this read began; or, for a socket
+ * the kernel side has no entry for, it went quiet. */
+static bool completed(const struct rc_call *c, const struct pf_flow_ent *e,
+		      const struct pf_sock_val *s)
+{
+	const uint64_t now_ns = c->rd->now_ns;
+
+	if (e->v.flags & PF_FLOW_CLOSED)
+		return true; /* the final copy of a closed TCP connection */
+	if (s && s->closed_ns && s->closed_ns <= now_ns)
+		return true;
+	if (e->k.proto == IPPROTO_UDP && e->v.last_ns + c->opts->udp_idle_ns < now_ns)
+		return true;
+	if (!s && (e->v.flags & PF_FLOW_FIN) && e->v.last_ns + c->opts->interval_ns < now_ns)
+		return true;
+	return !s && e->v.last_ns + c->opts->udp_idle_ns < now_ns;
+}
+
+static bool went_backwards(const struct pf_flow_val *v, const struct prev_val *p)
+{
+	return v->bytes_in < p->bytes_in || v->bytes_out < p->bytes_out ||
+	       v->pkts_in < p->pkts_in || v->pkts_out < p->pkts_out;
+}
+
+/*
+ * One flow read: its increase since the last report. Returns whether it is
+ * to be deleted in the kernel (it completed).
+ */
+static bool report_flow(const struct rc_call *c, size_t i)
+{
+	struct pf_flow_rc *rc = c->rc;
+	const struct pf_flow_ent *e = &c->rd->flows[i];
+	const struct pf_sock_val *s = sock_get(rc, e->k.cookie);
+	uint64_t old_id = 0, active_ns;
+	struct pf_flow_obs o;
+	struct prev_val *p;
+	struct user_key uk;
+	struct hs_val *h;
+	int created;
+
+	p = pf_hmap__upsert(rc->prev, &e->k, &created);
+	if (!p) {
+		rc->st.dropped++; /* more live flows than the bound */
+		return false;
+	}
+	/* Counters below what was reported: not this flow any more but a new
+	 * one under the same key (a socket that disconnected and connected
+	 * again to the same peer, counters started over). The old flow ended
+	 * unseen since the last read; the new one has all its counters. */
+	if (!created && went_backwards(&e->v, p)) {
+		old_id = p->flow_id;
+		memset(p, 0, sizeof(*p));
+		created = 1;
+		rc->st.restarted++;
+	}
+	if (created)
+		p->flow_id = rc->next_flow_id++;
+	p->seen = rc->gen;
+
+	memset(&o, 0, sizeof(o));
+	o.flow_id = p->flow_id;
+	o.started = created;
+	o.netns = s ? s->netns : 0;
+	memcpy(o.laddr, e->k.laddr, 16);
+	memcpy(o.raddr, e->k.raddr, 16);
+	o.lport = e->k.lport;
+	o.rport = e->k.rport;
+	o.proto = e->k.proto;
+	o.reporter = reporter_of(&e->k, &e->v, s);
+	o.bytes_in = e->v.bytes_in - p->bytes_in;
+	o.bytes_out = e->v.bytes_out - p->bytes_out;
+	o.packets_in = e->v.pkts_in - p->pkts_in;
+	o.packets_out = e->v.pkts_out - p->pkts_out;
+	p->bytes_in = e->v.bytes_in;
+	p->bytes_out = e->v.bytes_out;
+	p->pkts_in = e->v.pkts_in;
+	p->pkts_out = e->v.pkts_out;
+
+	user_key_of(&uk, &e->k, s);
+	h = pf_hmap__find(rc->handshakes, &uk);
+	if (h) {
+		o.bytes_in += h->bytes_in;
+		o.bytes_out += h->bytes_out;
+		o.packets_in += h->pkts_in;
+		o.packets_out += h->pkts_out;
+		pf_hmap__remove(rc->handshakes, &uk);
+	}
+	o.completed = completed(c, e, s);
+
+	if (!s || !s->tgid)
+		rc->st.unowned++;
+	/* When the flow last carried traffic, as far as known: the last packet
+	 * of a flows map entry; for a live TCP connection that carried bytes
+	 * since the last read (socket storage keeps no time), this read:
+	 * whoever holds the socket now. 0 when it carried none. */
+	if (!o.bytes_in && !o.bytes_out)
+		active_ns = 0;
+	else
+		active_ns = i < c->rd->n_map ? e->v.last_ns : c->rd->now_ns;
+	resolve_process(c, s, &o, active_ns);
+	o.remote_ep = book_find(c, &o);
+	tcp_sample(c, s, &o);
+	if (old_id) {
+		struct pf_flow_obs end = o;
+
+		end.flow_id = old_id;
+		end.started = 0;
+		end.completed = 1;
+		end.bytes_in = end.bytes_out = end.packets_in = end.packets_out = 0;
+		end.has_tcp = 0;
+		agg_add(c, &end);
+	}
+	agg_add(c, &o);
+	if (o.completed) {
+		pf_hmap__remove(rc->prev, &e->k);
+		rc->st.completed++;
+	}
+	return o.completed;
+}
+
+/*
+ * Forget flows whose counters the kernel no longer has. A TCP connection's
+ * live counters are in its socket storage, and its final ones are copied
+ * into the flows map when it closes; when that map is full the copy fails
+ * (counted in the kernel as PF_STAT_FLOWS_FULL) and the flow is never read
+ * again. Without this its state here would stay forever. Its bytes since
+ * the last read are lost, and counted.
+ */
+static void expire_unseen(const struct rc_call *c)
+{
+	struct pf_flow_rc *rc = c->rc;
+	struct pf_hmap_iter it = {0};
+	const void *k;
+	void *v;
+
+	/* A read that left flows out saw less than what exists. */
+	if (c->rd->incomplete)
+		return;
+	while (pf_hmap__next(rc->prev, &it, &k, &v)) {
+		const struct prev_val *p = v;
+
+		if (p->seen + PF_UNSEEN_EXPIRY > rc->gen)
+			continue;
+		pf_hmap__remove(rc->prev, k);
+		rc->st.expired++;
+	}
+	rc->st.expired_total += rc->st.expired;
+}
+
+/* Handshakes whose connection was never accepted (or not yet, after two
+ * intervals): report them on the listener's process. */
+static void report_lone_handshakes(const struct rc_call *c)
+{
+	struct pf_flow_rc *rc = c->rc;
+	struct pf_hmap_iter it = {0};
+	const void *hk;
+	void *hv;
+
+	while (pf_hmap__next(rc->handshakes, &it, &hk, &hv)) {
+		const struct user_key *uk = hk;
+		const struct hs_val *h = hv;
+		struct pf_flow_obs o;
+
+		if (h->first_ns + 2 * c->opts->interval_ns > c->rd->now_ns)
+			continue;
+		memset(&o, 0, sizeof(o));
+		o.flow_id = rc->next_flow_id++;
+		o.started = 1;
+		o.completed = 1;
+		o.netns = uk->netns;
+		memcpy(o.laddr, uk->laddr, 16);
+		memcpy(o.raddr, uk->raddr, 16);
+		o.lport = uk->lport;
+		o.rport = uk->rport;
+		o.proto = uk->proto;
+		o.reporter = PF_REPORTER_DST;
+		o.bytes_in = h->bytes_in;
+		o.bytes_out = h->bytes_out;
+		o.packets_in = h->pkts_in;
+		o.packets_out = h->pkts_out;
+		resolve_process(c, sock_get(rc, h->cookie), &o, 0);
+		o.remote_ep = book_find(c, &o);
+		agg_add(c, &o);
+		pf_hmap__remove(rc->handshakes, hk);
+	}
+}
+
+int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
+			  const struct pf_flow_rc_opts *opts, struct pf_proc_cache *procs,
+			  const struct pf_flow_rc_eps *eps, struct pf_agg *agg,
+			  struct pf_flow_dels *dels)
+{
+	const struct rc_call c = {rc, rd, opts, procs, eps, agg};
+	size_t live_tail;
+	int err;
+
+	err = dels_reserve(dels, rd->n_flows, rd->n_socks);
+	if (err)
+		return err;
+	/* The index pf_flow_rc__index_socks() made of these very sockets
+	 * serves; any other is made again. */
+	if (!rc->indexed || rc->socks != rd->socks || rc->n_socks != rd->n_socks) {
+		err = index_socks(rc, rd->socks, rd->n_socks);
+		if (err)
+			return err;
+	}
+	rc->indexed = false;
+	rc->gen++;
+	rc->st.completed = rc->st.unowned = rc->st.restarted = rc->st.expired = 0;
+
+	stash_handshakes(&c, dels);
+	learn_endpoints(&c);
+	/* Flows map keys to delete from the front of dels->flows, live
+	 * connections' keys from the back, so that the agent can tell how
+	 * many deletions shrink the flows map. A live connection's key is
+	 * deleted too: its final copy may have reached the flows map after
+	 * the map was read, and must not be read again as a new flow. */
+	live_tail = dels->cap_flows;
+	for (size_t i = 0; i < rd->n_flows; i++) {
+		if (rd->flows[i].v.flags & PF_FLOW_LISTENER)
+			continue;
+		if (!report_flow(&c, i))
+			continue;
+		if (i < rd->n_map) {
+			dels->flows[dels->n_flows++] = rd->flows[i].k;
+			dels->n_flows_map++;
+		} else {
+			dels->flows[--live_tail] = rd->flows[i].k;
+		}
+	}
+	for (size_t i = live_tail; i < dels->cap_flows; i++)
+		dels->flows[dels->n_flows++] = dels->flows[i];
+	expire_unseen(&c);
+	report_lone_handshakes(&c);
+
+	/* Closed sockets: every flow of theirs was read after they closed
+	 * and has completed above. */
+	for (size_t i = 0; i < rd->n_socks; i++) {
+		const struct pf_sock_val *v = &rd->socks[i].v;
+
+		if (v->closed_ns && v->closed_ns <= rd->now_ns)
+			dels->socks[dels->n_socks++] = rd->socks[i].cookie;
+	}
+	return 0;
+}

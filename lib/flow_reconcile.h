@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The collector's pure half: what the kernel's maps held at one read, turned
+ * into this interval's flow observations.
+ *
+ * The kernel keeps cumulative counters per (socket cookie, local address,
+ * peer) and the owner of each socket. Once per interval the agent reads them
+ * (agent/collect.c) and hands the copies here, which
+ *   - reports each flow's increase since what was already reported (a flow
+ *     whose counters went backwards is a new flow under a reused key);
+ *   - tells which flows started (first read) and completed;
+ *   - folds handshake packets counted on a listening socket into the
+ *     accepted connection's flow;
+ *   - names the process behind each flow (the socket's owner at its claim,
+ *     as the process cache knew it);
+ *   - forgets flows whose counters vanished without a final copy;
+ *   - says which kernel entries the agent should delete.
+ * No system call, no libbpf: everything it reads is in its arguments.
+ */
+#ifndef PF_FLOW_RECONCILE_H
+#define PF_FLOW_RECONCILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flow_agg.h"
+#include "procflow/abi.h"
+
+struct pf_proc_cache;
+
+/* A flow not read by this many collections in a row has no counters left
+ * in the kernel: its socket is gone without a final copy (the flows map was
+ * full at its close). Two, not one: a socket closing during a read may be
+ * missed by both the flows map walk and the storage iterator once. */
+#define PF_UNSEEN_EXPIRY 2
+
+/* One flow as read: a flows map entry or a live TCP connection's storage. */
+struct pf_flow_ent {
+	struct pf_flow_key k;
+	struct pf_flow_val v;
+};
+
+/* One socks map entry as read. */
+struct pf_sock_ent {
+	uint64_t cookie;
+	struct pf_sock_val v;
+};
+
+/* What one collection read from the kernel. The arrays stay the caller's
+ * and must stay valid until pf_flow_rc__reconcile() returns. */
+struct pf_flow_read {
+	const struct pf_flow_ent *flows;
+	size_t n_flows;
+	size_t n_map; /* flows[0..n_map) came from the flows map, the rest from socket storage */
+	const struct pf_sock_ent *socks;
+	size_t n_socks;
+	uint64_t now_ns; /* boot-clock time the read began */
+	bool incomplete; /* the read left flows out: absence means nothing */
+};
+
+/* The settings the reconcile follows; read at every call, so a reload that
+ * changes them takes effect at the next collection. */
+struct pf_flow_rc_opts {
+	uint64_t interval_ns; /* the flush interval */
+	uint64_t udp_idle_ns; /* a UDP flow this long without traffic has completed */
+	bool process_info;    /* name processes at all */
+	bool process_path;    /* by their executable's path, else by task name */
+	bool tcp_stats;	      /* TCP health figures of closed connections */
+};
+
+/*
+ * The container identities of the node, asked through the caller (the
+ * agent's cache, agent/containers.c). Every member may be NULL: no
+ * container is ever named.
+ */
+struct pf_flow_rc_eps {
+	/* The workload of process @pid in cgroup @cgroup_id, NULL: the host. */
+	const struct pf_flow_ep *(*local)(void *ctx, uint64_t cgroup_id, uint32_t pid);
+	/* Whether any container is known (else the address book is skipped). */
+	bool (*any)(void *ctx);
+	/* The address book of one collection: local ends of flows by workload. */
+	void (*book_reset)(void *ctx);
+	void (*book_add)(void *ctx, const uint8_t addr[16], uint16_t port, uint8_t proto,
+			 const struct pf_flow_ep *ep);
+	const struct pf_flow_ep *(*book_find)(void *ctx, const uint8_t addr[16], uint16_t port,
+					      uint8_t proto);
+	void *ctx;
+};
+
+/* What the agent must delete in the kernel after a reconcile: flows map
+ * entries of completed flows and handshakes, socks map entries of sockets
+ * that closed before the read began. The caller's, zeroed before the first
+ * use; each reconcile refills it (arrays kept and grown). */
+struct pf_flow_dels {
+	struct pf_flow_key *flows;
+	size_t n_flows;
+	size_t n_flows_map; /* flows[0..n_flows_map) were read from the flows map */
+	size_t cap_flows;
+	uint64_t *socks;
+	size_t n_socks, cap_socks;
+};
+
+/* What the last reconcile did, and cumulative losses. */
+struct pf_flow_rc_stats {
+	uint64_t completed; /* flows completed in the last call */
+	uint64_t unowned;   /* flows with no owner known in the last call */
+	uint64_t restarted; /* flows whose counters went backwards in the last call */
+	uint64_t expired;   /* flows forgotten unseen in the last call */
+	/* cumulative */
+	uint64_t dropped;	   /* flows not reported: the bound of the per-flow state */
+	uint64_t expired_total;	   /* flows forgotten without their final counters */
+	uint64_t agg_nomem_total;  /* observations the aggregator had no memory for */
+	uint64_t hs_dropped_total; /* handshakes not reported: the stash was full */
+};
+
+struct pf_flow_rc;
+
+/*
+ * New reconcile state: at most @flows_max flows followed at once (live TCP
+ * connections included), @handshakes_max stashed handshakes, @socks_max
+ * sockets indexed per read (the socks map's size). Returns NULL with errno
+ * set.
+ */
+struct pf_flow_rc *pf_flow_rc__new(size_t flows_max, size_t handshakes_max, size_t socks_max);
+void pf_flow_rc__free(struct pf_flow_rc *rc); /* accepts NULL */
+
+/*
+ * Index the sockets of one read (@socks, @n, kept by reference: not to be
+ * changed until pf_flow_rc__reconcile() returns) and return how many of
+ * the @n_flows flows have no owner among them: sockets opened before the
+ * agent started, which the kernel's socket iterator can claim before the
+ * socks map is read again. The next pf_flow_rc__reconcile() with these
+ * same sockets uses the index instead of making it again. Returns the
+ * count, or a negative errno (the index could not be made).
+ */
+long pf_flow_rc__index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, size_t n,
+			     const struct pf_flow_ent *flows, size_t n_flows);
+
+/*
+ * Turn one read into observations for @agg, resolving owners in @procs
+ * and workloads through @eps (may be NULL), and fill @dels. Indexes
+ * @rd->socks unless the last pf_flow_rc__index_socks() did.
+ * Returns 0 or -ENOMEM (the index or @dels could not be made: nothing was
+ * reported and the per-flow state is unchanged).
+ */
+int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
+			  const struct pf_flow_rc_opts *opts, struct pf_proc_cache *procs,
+			  const struct pf_flow_rc_eps *eps, struct pf_agg *agg,
+			  struct pf_flow_dels *dels);
+
+/* Counters of what the reconcile did (see struct pf_flow_rc_stats). */
+void pf_flow_rc__stats(const struct pf_flow_rc *rc, struct pf_flow_rc_stats *st);
+
+/* Entries of the per-flow state and of the handshake stash (occupancy). */
+size_t pf_flow_rc__flows(const struct pf_flow_rc *rc);
+size_t pf_flow_rc__handshakes(const struct pf_flow_rc *rc);
+
+/* Free the arrays of @d (accepts a zeroed one). */
+void pf_flow_dels__free(struct pf_flow_dels *d);
+
+#endif
