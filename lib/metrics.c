@@ -79,7 +79,8 @@ const struct pf_metric_def pf_metric_defs[PF_M_MAX] = {
     C(PF_M_AGG_NOMEM, "procflow_aggregator_nomem_total", "",
       "Flow observations dropped: out of memory in the aggregator."),
     C(PF_M_OUTPUT_NOMEM, "procflow_output_nomem_lines_total", "",
-      "Lines dropped: out of memory gathering an interval's output."),
+      "Always 0: lines reach the outputs in fixed chunks, never gathered whole (kept for "
+      "dashboards)."),
     C(PF_M_PROCS_DROPPED, "procflow_process_cache_dropped_total", "",
       "Process identities not remembered: the process cache was full of live processes."),
     C(PF_M_PROCS_EVICTED, "procflow_process_cache_evicted_total", "",
