@@ -431,10 +431,19 @@ static void drain_events(void *ctx)
 	ring_buffer__consume(a->rb);
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static int flush(struct pf_agent *a)
 {
 	uint64_t now_s = (uint64_t)time(NULL);
-	uint64_t now = boot_ns(), lost;
+	uint64_t now = boot_ns(), lost, cpu0 = thread_cpu_ns();
 	int err;
 
 	err = pf_collector__collect(&a->coll, now);
@@ -472,9 +481,13 @@ static int flush(struct pf_agent *a)
 	for (size_t i = 0; i < PF_NSINKS; i++)
 		if (a->sinks[i] && sink_types[i]->tick)
 			sink_types[i]->tick(a->sinks[i]);
-	pf_debug("flush: %llu lines, %llu kernel flow entries, %llu completed, %llu events",
+	/* The loop thread's CPU for this flush: what a flush costs per flow
+	 * (bench/README.md, agent cost) is read from this line. */
+	pf_debug("flush: %llu lines, %llu kernel flow entries, %llu completed, %llu events, %.3f s "
+		 "CPU",
 		 (unsigned long long)a->out_lines, (unsigned long long)a->coll.n_entries,
-		 (unsigned long long)a->coll.n_completed, (unsigned long long)a->events);
+		 (unsigned long long)a->coll.n_completed, (unsigned long long)a->events,
+		 (double)(thread_cpu_ns() - cpu0) / 1e9);
 	pf_proc_cache__gc(a->procs, now);
 	pf_identity_reap(a->procs, now, a->host_pidns);
 	pf_containers__tick(a->ctrs);
@@ -823,6 +836,14 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	err = pf_loader__start(&a.loader, cfg);
 	if (err)
 		goto out;
+	{
+		char maps[256];
+		uint64_t b = pf_loader__map_bytes(&a.loader, maps, sizeof(maps));
+
+		/* Preallocated: what the map sizes cost, whatever the traffic. */
+		pf_log("kernel maps: %.1f MiB (%s)", (double)b / (1024.0 * 1024.0), maps);
+		pf_metrics__set(&pf_registry, PF_M_KERNEL_MAP_BYTES, b);
+	}
 	/* Counting starts with the hooks attached: so does the first interval,
 	 * not with the process (loading can take seconds on a busy host). */
 	a.interval_start = (uint64_t)time(NULL);

@@ -53,6 +53,8 @@ const struct pf_metric_def pf_metric_defs[PF_M_MAX] = {
     G(PF_M_CAPACITY_COLLECTOR, "procflow_table_capacity", "table=\"collector_flows\"",
       CAPACITY_HELP),
     G(PF_M_CAPACITY_HANDSHAKES, "procflow_table_capacity", "table=\"handshakes\"", CAPACITY_HELP),
+    G(PF_M_KERNEL_MAP_BYTES, "procflow_kernel_map_bytes", "",
+      "Kernel memory of the BPF maps (their memlock, summed): preallocated at start."),
     C(PF_M_FLUSHES, "procflow_flushes_total", "", "Intervals flushed."),
     [PF_M_FLUSH_DURATION] = {"procflow_flush_duration_seconds", "", PF_METRIC_GAUGE, 1000000000,
 			     "How long the last flush took (read the maps, build and write the "
