@@ -31,7 +31,9 @@
 # old and new are compared in the same rounds), PF_BENCH_COST_NS ("1000 BIG") the
 # connection counts of the cost phase, PF_BENCH_WRAP a command the cost phase's agent
 # runs under (e.g. "valgrind --tool=massif --massif-out-file=/tmp/massif.%p", a heap
-# profile; the figures of such a run are the profiler's, not the agent's).
+# profile; the figures of such a run are the profiler's, not the agent's),
+# PF_BENCH_HOLD_S (5) seconds the cost phase holds its connections, and waits after
+# closing them (longer under a profiler, whose flushes take longer than 2 s).
 set -euo pipefail
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -50,6 +52,8 @@ CHURN_SECS=${PF_BENCH_CHURN_SECONDS:-3}
 BIG=${PF_BENCH_BIG:-100000}
 ONLY=${PF_BENCH_ONLY:-overhead,churn,cost,user}
 COST_NS=${PF_BENCH_COST_NS:-"1000 $BIG"}
+# Seconds the cost phase holds the connections open, and waits after closing them.
+HOLD_S=${PF_BENCH_HOLD_S:-5}
 read -r -a WRAP <<<"${PF_BENCH_WRAP:-}"
 READY_TIMEOUT=60
 # Under a profiler the agent starts (and flushes) many times slower.
@@ -61,11 +65,12 @@ SETTLE=0.5
 OVH_FLUSH=2
 
 [ -x "$AGENT" ] || die "agent not found or not executable: $AGENT (build it first)"
-for v in RUNS SECS CHURN_SECS BIG; do
+for v in RUNS SECS CHURN_SECS BIG HOLD_S; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
-[ "$RUNS" -le 21 ] && [ "$SECS" -le 30 ] && [ "$CHURN_SECS" -le 10 ] && [ "$BIG" -le 200000 ] ||
-	die "bounds: RUNS <= 21, SECONDS <= 30, CHURN_SECONDS <= 10, BIG <= 200000"
+[ "$RUNS" -le 21 ] && [ "$SECS" -le 30 ] && [ "$CHURN_SECS" -le 10 ] && [ "$BIG" -le 200000 ] &&
+	[ "$HOLD_S" -le 600 ] ||
+	die "bounds: RUNS <= 21, SECONDS <= 30, CHURN_SECONDS <= 10, BIG <= 200000, HOLD_S <= 600"
 for n in $COST_NS; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 200000 ] || die "PF_BENCH_COST_NS: counts must be 1..200000"
 done
@@ -531,7 +536,7 @@ if has cost; then
 		per=$((n / nproc_hold))
 		HP=()
 		for p in $(seq 0 $((nproc_hold - 1))); do
-			ip netns exec "$NS_C" "$PP" hold "$SRV" $((P_HOLD + p)) 1 "$per" 60 >"$d/hold-$p.out" 2>&1 &
+			ip netns exec "$NS_C" "$PP" hold "$SRV" $((P_HOLD + p)) 1 "$per" $((HOLD_S + 60)) >"$d/hold-$p.out" 2>&1 &
 			HP+=($!)
 			PIDS+=($!)
 		done
@@ -545,11 +550,11 @@ if has cost; then
 			sleep 0.1
 		done
 		t_open=$(now)
-		sleep 5 # two flushes with every connection open
+		sleep "$HOLD_S" # two flushes with every connection open
 		map_full=$(map_bytes "$AGENT_PID")
 		for h in "${HP[@]}"; do kill -USR1 "$h"; done
 		for h in "${HP[@]}"; do wait "$h" || true; forget "$h"; done
-		sleep 5 # the flushes that report them completed
+		sleep "$HOLD_S" # the flushes that report them completed
 		c1=$(cpu_ticks "$AGENT_PID")
 		t1=$(now)
 		hwm=$(status_kib "$AGENT_PID" VmHWM)
