@@ -656,7 +656,7 @@ EOF
 python3 "$HERE/report.py" "$RES" "$META" >"$REPORT"
 # Redaction of secrets in arguments runs once per exec event: its cost per event,
 # from the pure-logic benchmark (no agent, no root needed for this part).
-if [ -x "$BUILD/bench_redact" ]; then
+if has user && [ -x "$BUILD/bench_redact" ]; then
 	{
 		printf '\n## Redaction cost per exec event\n\n```\n'
 		"$BUILD/bench_redact" 100000
