@@ -185,6 +185,15 @@ int pf_check(const struct pf_config *cfg);
  */
 int pf_loader__host_pidns(struct pf_loader *l);
 
+/*
+ * The kernel memory the loaded maps take, as the kernel accounts it (each
+ * map's "memlock" in /proc/self/fdinfo, what `bpftool map show` prints),
+ * summed. When @desc is not NULL it gets the sizes that matter, e.g.
+ * "socks 262144 entries 40.0 MiB, flows 262144 entries 40.0 MiB, events
+ * ring 8.0 MiB, other maps 0.1 MiB". Returns the bytes (0 when unknown).
+ */
+uint64_t pf_loader__map_bytes(const struct pf_loader *l, char *desc, size_t descsz);
+
 /* ---- caps.c: capabilities after start-up ---- */
 
 /* The capabilities the running agent keeps (a mask of 1 << CAP_*): none;

@@ -110,11 +110,11 @@ static const struct pf_cfg_key keys[] = {
      "the kernel's event ring buffer, a power of two (exec, fork and exit events)"},
     {"maxSockets", PF_CFG_UINT, STR(PF_SOCKS_MAX), U(1024, 16777216), NULL, OFF(max_sockets), 0,
      "max-sockets", 0, false, "N",
-     "socket owners the kernel side holds (kernel memory, ~150 B each, allocated at start)"},
+     "socket owners the kernel side holds (kernel memory, ~170 B each, allocated at start)"},
     {"maxFlows", PF_CFG_UINT, STR(PF_FLOWS_MAX), U(1024, 16777216), NULL, OFF(max_flows), 0,
      "max-flows", 0, false, "N",
      "UDP flows, handshakes and closed TCP connections per interval the kernel side holds "
-     "(~200 B each, allocated at start)"},
+     "(~170 B each, allocated at start)"},
     {"hookTier", PF_CFG_ENUM, "auto", U(0, 0), tier_choices, OFF(tier), 0, "hook-tier", 0, false,
      "TIER",
      "auto (the first of fentry, kprobe, tracepoint that loads and attaches), or force one"},

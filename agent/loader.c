@@ -511,6 +511,59 @@ out:
 	return ret;
 }
 
+/* ---- kernel memory ---- */
+
+/* A map's "memlock:" from fdinfo: the kernel's own accounting of it. */
+static uint64_t map_memlock(int fd)
+{
+	char path[64], line[128];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %llu", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+static double mib(uint64_t b)
+{
+	return (double)b / (1024.0 * 1024.0);
+}
+
+uint64_t pf_loader__map_bytes(const struct pf_loader *l, char *desc, size_t descsz)
+{
+	const struct bpf_map *socks = l->skel->maps.socks, *flows = l->skel->maps.flows;
+	const struct bpf_map *events = l->skel->maps.events, *m;
+	uint64_t total = 0, b_socks = 0, b_flows = 0, b_events = 0;
+
+	bpf_object__for_each_map(m, l->skel->obj)
+	{
+		int fd = bpf_map__fd(m);
+		uint64_t b = fd >= 0 ? map_memlock(fd) : 0;
+
+		total += b;
+		if (m == socks)
+			b_socks = b;
+		else if (m == flows)
+			b_flows = b;
+		else if (m == events)
+			b_events = b;
+	}
+	if (desc && descsz)
+		snprintf(desc, descsz,
+			 "socks %u entries %.1f MiB, flows %u entries %.1f MiB, events ring %.1f "
+			 "MiB, other maps %.1f MiB",
+			 bpf_map__max_entries(socks), mib(b_socks), bpf_map__max_entries(flows),
+			 mib(b_flows), mib(b_events), mib(total - b_socks - b_flows - b_events));
+	return total;
+}
+
 /* ---- procflow check ---- */
 
 static void check_line(const char *what, const char *result)
@@ -520,7 +573,7 @@ static void check_line(const char *what, const char *result)
 
 int pf_check(const struct pf_config *cfg)
 {
-	char cg[256], buf[160], name[96];
+	char cg[256], buf[160], name[96], mapdesc[256];
 	bool can_run = true;
 	int cgfd = -1, fd;
 
@@ -673,6 +726,12 @@ int pf_check(const struct pf_config *cfg)
 					 "path and arguments from their exec; older ones get "
 					 "the task name and [] (their /proc is not this one)"
 				       : "could not tell");
+			/* What the configured map sizes cost, from the maps just made. */
+			printf("\nkernel memory (maxSockets, maxFlows, ringBufferKiB):\n");
+			snprintf(buf, sizeof(buf), "%.1f MiB",
+				 mib(pf_loader__map_bytes(&l, mapdesc, sizeof(mapdesc))));
+			check_line("BPF maps in all", buf);
+			check_line("of which", mapdesc);
 			pf_loader__stop(&l);
 		}
 	} else {

@@ -38,6 +38,7 @@
 #include "flow_agg.h"
 #include "identity.h"
 #include "jsonw.h"
+#include "linechunk.h"
 #include "loop.h"
 #include "loss_log.h"
 #include "loss_marker.h"
@@ -65,6 +66,12 @@ static const struct pf_sink_ops *const sink_types[] = {
 
 #define PF_NSINKS (sizeof(sink_types) / sizeof(sink_types[0]))
 
+/* An interval's lines reach the sinks in runs of at most this many bytes
+ * (a few hundred lines: one write, one fallocate, one ClickHouse queue item
+ * each), so the agent never holds an interval's output whole: at
+ * aggregation level 0 that was ~1.4 KB per flow, 280 MB for 200,000. */
+#define PF_OUT_CHUNK ((size_t)256 << 10)
+
 struct pf_agent {
 	struct pf_config *cfg; /* the running configuration; a reload changes it */
 	struct pf_containers *ctrs; /* container identities (agent/containers.c) */
@@ -85,13 +92,11 @@ struct pf_agent {
 	size_t argbuf_size;
 	char *redbuf; /* its argument area after redaction */
 	size_t redbuf_size;
-	/* the lines of one flush, written with one call */
-	char *out;
-	size_t out_len, out_cap;
+	/* the lines of one flush, handed to the sinks a chunk at a time */
+	struct pf_linechunk out;
 	uint64_t out_lines;
-	uint64_t out_dropped; /* lines not built for want of memory (cumulative) */
 	/* user-space losses, told each interval (lib/loss_log.h) */
-	struct pf_loss loss_agg, loss_nomem, loss_out, loss_procs;
+	struct pf_loss loss_agg, loss_nomem, loss_procs;
 	struct pf_loop *loop;	      /* the event loop */
 	uint64_t kstats[PF_STAT_MAX]; /* kernel-side loss counters already logged */
 	uint64_t coll_dropped;	      /* collector drops already logged */
@@ -310,27 +315,21 @@ static int scan_one(uint32_t pid, void *ctx)
 
 /* ---- output ---- */
 
+/* A run of the interval's lines to every sink that takes lines. */
+static void on_chunk(const char *buf, size_t len, uint64_t nlines, void *ctx)
+{
+	struct pf_agent *a = ctx;
+
+	for (size_t i = 0; i < PF_NSINKS; i++)
+		if (a->sinks[i] && sink_types[i]->take)
+			sink_types[i]->take(a->sinks[i], buf, len, nlines);
+}
+
 static int on_line(const char *line, size_t len, void *ctx)
 {
 	struct pf_agent *a = ctx;
 
-	if (a->out_len + len > a->out_cap) {
-		size_t ncap = a->out_cap ? a->out_cap : 1 << 16;
-		char *n;
-
-		while (ncap < a->out_len + len)
-			ncap *= 2;
-		n = realloc(a->out, ncap);
-		if (!n) {
-			/* Counted and logged; the other lines may still fit. */
-			a->out_dropped++;
-			return 0;
-		}
-		a->out = n;
-		a->out_cap = ncap;
-	}
-	memcpy(a->out + a->out_len, line, len);
-	a->out_len += len;
+	pf_linechunk__add(&a->out, line, len);
 	a->out_lines++;
 	return 0;
 }
@@ -387,15 +386,13 @@ static void log_user_losses(struct pf_agent *a)
 	struct pf_proc_cache_stats st;
 	char msg[256];
 
-	struct pf_loss *const losses[] = {&a->loss_agg, &a->loss_nomem, &a->loss_out,
-					  &a->loss_procs};
+	struct pf_loss *const losses[] = {&a->loss_agg, &a->loss_nomem, &a->loss_procs};
 
 	/* Each component's running total into the registry, then the log
 	 * tells what the registry's counters grew by. */
 	pf_proc_cache__stats(a->procs, &st);
 	pf_metrics__follow(&pf_registry, PF_M_AGG_DROPPED, pf_agg__dropped(a->agg));
 	pf_metrics__follow(&pf_registry, PF_M_AGG_NOMEM, a->coll.n_agg_nomem);
-	pf_metrics__follow(&pf_registry, PF_M_OUTPUT_NOMEM, a->out_dropped);
 	pf_metrics__follow(&pf_registry, PF_M_PROCS_DROPPED, st.dropped);
 	pf_metrics__follow(&pf_registry, PF_M_PROCS_EVICTED, st.evicted);
 	pf_metrics__follow(&pf_registry, PF_M_PROCS_REAPED, st.reaped);
@@ -408,12 +405,10 @@ static void losses_init(struct pf_agent *a)
 {
 	a->loss_agg.metric = PF_M_AGG_DROPPED;
 	a->loss_nomem.metric = PF_M_AGG_NOMEM;
-	a->loss_out.metric = PF_M_OUTPUT_NOMEM;
 	a->loss_procs.metric = PF_M_PROCS_DROPPED;
 	a->loss_agg.what = "flow observations or lines dropped by the aggregator (more flow keys "
 			   "in the interval than it holds, or a line too long)";
 	a->loss_nomem.what = "flow observations dropped: out of memory in the aggregator";
-	a->loss_out.what = "lines dropped: out of memory gathering the interval's output";
 	a->loss_procs.what = "processes not remembered: the process cache is full of live "
 			     "processes (their flows are named by what the kernel side knows)";
 }
@@ -437,10 +432,19 @@ static void drain_events(void *ctx)
 	ring_buffer__consume(a->rb);
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static int flush(struct pf_agent *a)
 {
 	uint64_t now_s = (uint64_t)time(NULL);
-	uint64_t now = boot_ns(), lost;
+	uint64_t now = boot_ns(), lost, cpu0 = thread_cpu_ns();
 	int err;
 
 	err = pf_collector__collect(&a->coll, now);
@@ -463,7 +467,6 @@ static int flush(struct pf_agent *a)
 			       PF_COLLECTOR_FLOWS_MAX);
 		a->coll_dropped = dropped;
 	}
-	a->out_len = 0;
 	a->out_lines = 0;
 	err = pf_agg__flush(a->agg, a->interval_start, now_s, on_line, a);
 	if (err)
@@ -475,19 +478,17 @@ static int flush(struct pf_agent *a)
 	a->interval_start = now_s;
 	pf_metrics__set(&pf_registry, PF_M_INTERVAL_LINES, a->out_lines);
 	pf_metrics__add(&pf_registry, PF_M_LINES, a->out_lines);
-	for (size_t i = 0; i < PF_NSINKS; i++) {
-		const struct pf_sink_ops *t = sink_types[i];
-
-		if (!a->sinks[i])
-			continue;
-		if (a->out_len && t->take)
-			t->take(a->sinks[i], a->out, a->out_len, a->out_lines);
-		if (t->tick)
-			t->tick(a->sinks[i]);
-	}
-	pf_debug("flush: %llu lines, %llu kernel flow entries, %llu completed, %llu events",
+	pf_linechunk__flush(&a->out);
+	for (size_t i = 0; i < PF_NSINKS; i++)
+		if (a->sinks[i] && sink_types[i]->tick)
+			sink_types[i]->tick(a->sinks[i]);
+	/* The loop thread's CPU for this flush: what a flush costs per flow
+	 * (bench/README.md, agent cost) is read from this line. */
+	pf_debug("flush: %llu lines, %llu kernel flow entries, %llu completed, %llu events, %.3f s "
+		 "CPU",
 		 (unsigned long long)a->out_lines, (unsigned long long)a->coll.n_entries,
-		 (unsigned long long)a->coll.n_completed, (unsigned long long)a->events);
+		 (unsigned long long)a->coll.n_completed, (unsigned long long)a->events,
+		 (double)(thread_cpu_ns() - cpu0) / 1e9);
 	pf_proc_cache__gc(a->procs, now);
 	pf_identity_reap(a->procs, now, a->host_pidns);
 	pf_containers__tick(a->ctrs);
@@ -820,6 +821,7 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 			goto out;
 		}
 	}
+	pf_linechunk__init(&a.out, PF_OUT_CHUNK, on_chunk, &a);
 	a.argbuf_size = (size_t)cfg->args_max + 64;
 	a.argbuf = malloc(a.argbuf_size);
 	/* A redacted area can be longer than the original (each secret becomes
@@ -840,6 +842,14 @@ int pf_run(const struct pf_config *cfg_in, const struct pf_config_args *args)
 	err = pf_loader__start(&a.loader, cfg);
 	if (err)
 		goto out;
+	{
+		char maps[256];
+		uint64_t b = pf_loader__map_bytes(&a.loader, maps, sizeof(maps));
+
+		/* Preallocated: what the map sizes cost, whatever the traffic. */
+		pf_log("kernel maps: %.1f MiB (%s)", (double)b / (1024.0 * 1024.0), maps);
+		pf_metrics__set(&pf_registry, PF_M_KERNEL_MAP_BYTES, b);
+	}
 	/* Counting starts with the hooks attached: so does the first interval,
 	 * not with the process (loading can take seconds on a busy host). */
 	a.interval_start = (uint64_t)time(NULL);
@@ -907,7 +917,7 @@ out:
 	pf_pidfile_remove(a.pid_fd, a.pid_path);
 	free(a.argbuf);
 	free(a.redbuf);
-	free(a.out);
+	pf_linechunk__fini(&a.out);
 	free(cfg);
 	return ret;
 }

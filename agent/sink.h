@@ -6,9 +6,10 @@
  * them once per interval, passes reloads on and stops them, and knows
  * nothing else about any of them.
  *
- * The lines are handed over as a buffer of whole JSON lines and their
- * count (the same bytes for every sink), so that the interface can later
- * take the interval's records instead.
+ * The lines are handed over as runs of whole JSON lines and their count
+ * (the same bytes for every sink), a run at most 256 KiB unless it is one
+ * longer line, several runs per interval (lib/linechunk.h): the agent never
+ * holds an interval's output whole.
  */
 #ifndef PF_SINK_H
 #define PF_SINK_H
@@ -34,10 +35,11 @@ struct pf_sink_ops {
 	 * when it is the user's to fix (exit 2).
 	 */
 	struct pf_sink *(*start)(const struct pf_config *cfg, struct pf_loop *loop);
-	/* An interval's lines: @len bytes, @nlines whole lines. Never blocks;
-	 * NULL: the sink takes no lines. */
+	/* A run of an interval's lines, @len bytes, @nlines whole lines, in
+	 * order; called as often as the interval needs, then tick. Never
+	 * blocks; NULL: the sink takes no lines. */
 	void (*take)(struct pf_sink *s, const char *lines, size_t len, uint64_t nlines);
-	/* Once per interval, after take (or without lines). NULL: nothing. */
+	/* Once per interval, after its last run (or without lines). NULL: nothing. */
 	void (*tick)(struct pf_sink *s);
 	/* A reload has changed *cfg: take its live keys. NULL: none. */
 	void (*reconfigure)(struct pf_sink *s);

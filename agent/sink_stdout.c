@@ -174,7 +174,15 @@ static void stdout_take(struct pf_sink *s, const char *lines, size_t len, uint64
 	if (!s->so && stdout_setup(s))
 		return; /* turned on by a reload, and not usable: said */
 	pf_metrics__add(&pf_registry, PF_M_LINES_WRITTEN_STDOUT, nlines);
-	report(s, pf_outbuf__write(s->so, lines, len, nlines), true);
+	/* An interval comes in several runs: its drops are told at the tick. */
+	report(s, pf_outbuf__write(s->so, lines, len, nlines), false);
+}
+
+/* Once per interval, after its last lines: what a slow reader missed. */
+static void stdout_tick(struct pf_sink *s)
+{
+	if (s->so)
+		report(s, 0, true);
 }
 
 static void stdout_stop(struct pf_sink *s)
@@ -206,5 +214,6 @@ const struct pf_sink_ops pf_sink_stdout = {
     .wanted = stdout_wanted,
     .start = stdout_start,
     .take = stdout_take,
+    .tick = stdout_tick,
     .stop = stdout_stop,
 };

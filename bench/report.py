@@ -252,10 +252,13 @@ if ns:
       "counted); baseline = the same agent idle over the same length of time (measured "
       "over 3 s just before). Map memory = sum of `memlock` in /proc/PID/fdinfo of the "
       "agent's map fds (the kernel's own accounting, as `bpftool map show` prints it). "
+      "Costliest flush: the largest CPU time of the agent's loop thread in one flush "
+      "(its `-v` flush line), with the kernel flow entries that flush read, and that time per "
+      "100,000 entries (linear growth keeps it constant across N). "
       "Target: VmHWM ≤ 64 MiB at 100,000 flows.")
     p("")
-    p("| connections | time to open | agent CPU s / 1,000 flows in the log | idle baseline, CPU s over the same time | VmRSS idle (baseline) | VmHWM | BPF map memory idle → with flows | flows in log (src / dst) | packets not counted (flow map full) | socket owners not recorded (socket map full) | |")
-    p("|---|---|---|---|---|---|---|---|---|---|---|")
+    p("| connections | time to open | agent CPU s / 1,000 flows in the log | idle baseline, CPU s over the same time | VmRSS idle (baseline) | VmHWM | BPF map memory idle → with flows | flows in log (src / dst) | packets not counted (flow map full) | socket owners not recorded (socket map full) | costliest flush: CPU s (entries read), s per 100,000 | |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in ns:
         g = lambda m: one("cost", str(n), m)
         cpu = g("cpu_s")
@@ -280,10 +283,12 @@ if ns:
                 if ext > 64:
                     misses.append("cost: VmHWM {:.1f} MiB with {:,.0f} flows; extrapolated to "
                                   "100,000 flows {:.0f} MiB > 64 MiB".format(hwm, seen, ext))
-        p("| {:,} | {:.1f} s | {:.3f} ({:.2f} s in {:.0f} s) | {:.2f} s | {:.1f} MiB | {:.1f} MiB | {:.1f} → {:.1f} MiB | {:,.0f} / {:,.0f} | {:,.0f} | {:,.0f} | {} |".format(
+        fc, fe = g("flush_cpu_max_s"), g("flush_entries")
+        flush = "{:.3f} s ({:,.0f}), {:.2f} s".format(fc, fe, fc * 100000 / fe) if fe else "-"
+        p("| {:,} | {:.1f} s | {:.3f} ({:.2f} s in {:.0f} s) | {:.2f} s | {:.1f} MiB | {:.1f} MiB | {:.1f} → {:.1f} MiB | {:,.0f} / {:,.0f} | {:,.0f} | {:,.0f} | {} | {} |".format(
             n, g("open_s"), cpu / (seen / 1000) if seen else 0, cpu, g("wall_s"), idle, g("rss_idle_kib") / 1024, hwm,
             g("map_idle_bytes") / 1048576, g("map_full_bytes") / 1048576, g("flows_src"),
-            g("flows_dst"), g("flow_map_full"), g("sock_map_full"), note))
+            g("flows_dst"), g("flow_map_full"), g("sock_map_full"), flush, note))
         if g("flows_src") < n or g("flows_dst") < n:
             misses.append("cost: at {:,} flows only {:,.0f} (src) / {:,.0f} (dst) appear in the log".format(
                 n, g("flows_src"), g("flows_dst")))

@@ -28,7 +28,12 @@
 # tcplife"; "emptyskb" adds a cgroup_skb program that passes every packet and does
 # nothing else: the fixed cost of any per-packet cgroup_skb hook; "base" runs the
 # agent binary PF_BENCH_BASE, e.g. a copy of build/procflow from before a change, so
-# old and new are compared in the same rounds).
+# old and new are compared in the same rounds), PF_BENCH_COST_NS ("1000 BIG") the
+# connection counts of the cost phase, PF_BENCH_WRAP a command the cost phase's agent
+# runs under (e.g. "valgrind --tool=massif --massif-out-file=/tmp/massif.%p", a heap
+# profile; the figures of such a run are the profiler's, not the agent's),
+# PF_BENCH_HOLD_S (5) seconds the cost phase holds its connections, and waits after
+# closing them (longer under a profiler, whose flushes take longer than 2 s).
 set -euo pipefail
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -46,7 +51,13 @@ RATES=${PF_BENCH_RATES:-"250 500 1000 2000 4000"}
 CHURN_SECS=${PF_BENCH_CHURN_SECONDS:-3}
 BIG=${PF_BENCH_BIG:-100000}
 ONLY=${PF_BENCH_ONLY:-overhead,churn,cost,user}
+COST_NS=${PF_BENCH_COST_NS:-"1000 $BIG"}
+# Seconds the cost phase holds the connections open, and waits after closing them.
+HOLD_S=${PF_BENCH_HOLD_S:-5}
+read -r -a WRAP <<<"${PF_BENCH_WRAP:-}"
 READY_TIMEOUT=60
+# Under a profiler the agent starts (and flushes) many times slower.
+[ ${#WRAP[@]} -eq 0 ] || READY_TIMEOUT=900
 # The agent's start-up scan of /proc must not land in a measured run.
 SETTLE=0.5
 # Flush interval of the agent in the overhead rows: short enough that flushes
@@ -54,11 +65,15 @@ SETTLE=0.5
 OVH_FLUSH=2
 
 [ -x "$AGENT" ] || die "agent not found or not executable: $AGENT (build it first)"
-for v in RUNS SECS CHURN_SECS BIG; do
+for v in RUNS SECS CHURN_SECS BIG HOLD_S; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
-[ "$RUNS" -le 21 ] && [ "$SECS" -le 30 ] && [ "$CHURN_SECS" -le 10 ] && [ "$BIG" -le 200000 ] ||
-	die "bounds: RUNS <= 21, SECONDS <= 30, CHURN_SECONDS <= 10, BIG <= 200000"
+[ "$RUNS" -le 21 ] && [ "$SECS" -le 30 ] && [ "$CHURN_SECS" -le 10 ] && [ "$BIG" -le 200000 ] &&
+	[ "$HOLD_S" -le 600 ] ||
+	die "bounds: RUNS <= 21, SECONDS <= 30, CHURN_SECONDS <= 10, BIG <= 200000, HOLD_S <= 600"
+for n in $COST_NS; do
+	[[ $n =~ ^[1-9][0-9]*$ ]] && [ "$n" -le 200000 ] || die "PF_BENCH_COST_NS: counts must be 1..200000"
+done
 for r in $RATES; do
 	[[ $r =~ ^[1-9][0-9]*$ ]] && [ "$r" -le 20000 ] || die "churn rates must be 1..20000"
 done
@@ -239,7 +254,9 @@ start_agent() { # MODE DIR [procflow args...]
 		fi
 		# A runtime directory of its own: another agent on the host (a test's)
 		# holds the default one, and a second agent there exits at once.
-		"$bin" run --output-dir "$dir" --runtime-dir "$dir/run" "$@" 2>"$dir/agent.err" >/dev/null &
+		# AGENT_WRAP (the cost phase's PF_BENCH_WRAP) execs the agent in
+		# this same process, so AGENT_PID is the agent's either way.
+		"${AGENT_WRAP[@]}" "$bin" run --output-dir "$dir" --runtime-dir "$dir/run" "$@" 2>"$dir/agent.err" >/dev/null &
 		AGENT_PID=$!
 		PIDS+=("$AGENT_PID")
 		for _ in $(seq $((READY_TIMEOUT * 20))); do
@@ -276,6 +293,7 @@ stop_agent() {
 	AGENT_PID=
 }
 
+AGENT_WRAP=()
 CLK_TCK=$(getconf CLK_TCK)
 # utime+stime in clock ticks (fields 14 and 15; the comm field may hold spaces).
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
@@ -495,12 +513,16 @@ if has cost; then
 		start_server "hold$p" "$PP" server "$SRV" $((P_HOLD + p))
 	done
 	hard=$(ulimit -Hn)
-	[ "$hard" = unlimited ] || [ $((BIG / NHOLD + 100)) -le "$hard" ] ||
-		die "PF_BENCH_BIG=$BIG needs $((BIG / NHOLD + 100)) descriptors per process; hard limit is $hard"
-	for n in 1000 "$BIG"; do
+	for n in $COST_NS; do
+		[ "$hard" = unlimited ] || [ $((n / NHOLD + 100)) -le "$hard" ] ||
+			die "$n connections need $((n / NHOLD + 100)) descriptors per process; hard limit is $hard"
+	done
+	AGENT_WRAP=("${WRAP[@]}")
+	for n in $COST_NS; do
 		d=$TMP/cost-$n
 		log "cost: $n concurrent connections"
-		start_agent procflow "$d" --flush-interval 2
+		# -v: each flush logs its CPU time (the loop thread's), read below.
+		start_agent procflow "$d" --flush-interval 2 -v
 		sleep 1
 		# Baseline: the same agent idle for 3 s before the connections.
 		c_idle0=$(cpu_ticks "$AGENT_PID")
@@ -514,7 +536,7 @@ if has cost; then
 		per=$((n / nproc_hold))
 		HP=()
 		for p in $(seq 0 $((nproc_hold - 1))); do
-			ip netns exec "$NS_C" "$PP" hold "$SRV" $((P_HOLD + p)) 1 "$per" 60 >"$d/hold-$p.out" 2>&1 &
+			ip netns exec "$NS_C" "$PP" hold "$SRV" $((P_HOLD + p)) 1 "$per" $((HOLD_S + 60)) >"$d/hold-$p.out" 2>&1 &
 			HP+=($!)
 			PIDS+=($!)
 		done
@@ -528,15 +550,19 @@ if has cost; then
 			sleep 0.1
 		done
 		t_open=$(now)
-		sleep 5 # two flushes with every connection open
+		sleep "$HOLD_S" # two flushes with every connection open
 		map_full=$(map_bytes "$AGENT_PID")
 		for h in "${HP[@]}"; do kill -USR1 "$h"; done
 		for h in "${HP[@]}"; do wait "$h" || true; forget "$h"; done
-		sleep 5 # the flushes that report them completed
+		sleep "$HOLD_S" # the flushes that report them completed
 		c1=$(cpu_ticks "$AGENT_PID")
 		t1=$(now)
 		hwm=$(status_kib "$AGENT_PID" VmHWM)
 		stop_agent
+		# The costliest flush (the one reading every connection, or the one
+		# that reports them completed) and how many kernel flow entries it read.
+		read -r flush_cpu flush_entries < <(sed -n 's/.*flush: [0-9]* lines, \([0-9]*\) kernel flow entries.* \([0-9.]*\) s CPU$/\2 \1/p' "$d/agent.err" |
+			sort -g | tail -1 | awk '{ print $1 + 0, $2 + 0 } END { if (!NR) print 0, 0 }')
 		full=$(sed -n 's/^procflow: \([0-9][0-9]*\) packets not counted.*/\1/p' "$d/agent.err" | awk '{ s += $1 } END { print s + 0 }')
 		read -r src dst < <(python3 - "$d/flows.log" "$P_HOLD" "$NHOLD" <<'EOF'
 import json, sys
@@ -567,9 +593,12 @@ EOF
 		result cost "$n" flows_src "$src"
 		result cost "$n" flows_dst "$dst"
 		result cost "$n" flow_map_full "$full"
+		result cost "$n" flush_cpu_max_s "$flush_cpu"
+		result cost "$n" flush_entries "$flush_entries"
 		result cost "$n" sock_map_full "$(sed -n 's/^procflow: \([0-9][0-9]*\) socket owners not recorded.*/\1/p' "$d/agent.err" | awk '{ s += $1 } END { print s + 0 }')"
-		log "  $n: cpu $((c1 - c0)) ticks, HWM $hwm KiB, maps $map_full B, src $src dst $dst, map-full $full"
+		log "  $n: cpu $((c1 - c0)) ticks, HWM $hwm KiB, maps $map_full B, src $src dst $dst, map-full $full, costliest flush ${flush_cpu} s CPU for $flush_entries entries"
 	done
+	AGENT_WRAP=()
 fi
 
 # -- phase 4: user space alone --------------------------------------------------------
@@ -627,7 +656,7 @@ EOF
 python3 "$HERE/report.py" "$RES" "$META" >"$REPORT"
 # Redaction of secrets in arguments runs once per exec event: its cost per event,
 # from the pure-logic benchmark (no agent, no root needed for this part).
-if [ -x "$BUILD/bench_redact" ]; then
+if has user && [ -x "$BUILD/bench_redact" ]; then
 	{
 		printf '\n## Redaction cost per exec event\n\n```\n'
 		"$BUILD/bench_redact" 100000

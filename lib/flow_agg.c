@@ -79,23 +79,30 @@ struct agg_arg {
 	size_t len;
 };
 
+/*
+ * One output line's state; at aggregation level 0 there is one per flow, so
+ * its size is memory per flow (192 bytes). The distinct counts are 32-bit:
+ * each counts entries of the interval's distinct sets, which memory bounds
+ * far below 2^32; string lengths are bounded by the exec event's areas.
+ */
 struct agg_line {
 	uint32_t next; /* next line of the same key (index + 1) */
 	uint32_t kind; /* enum agg_line_kind */
 	const char *name;
-	size_t name_len;
-	uint64_t num_names; /* the "*" line: names merged into it */
+	uint32_t name_len;
+	uint32_t num_names; /* the "*" line: names merged into it */
 	uint64_t bytes_in, bytes_out, packets_in, packets_out;
-	uint64_t num_flows, num_started, num_completed;
-	uint64_t num_pids;
+	uint32_t num_flows, num_started, num_completed;
+	uint32_t num_pids;
 	uint32_t pid; /* the first PID seen (the one written when num_pids is 1) */
 	uint32_t n_listed;
-	uint64_t num_args;
+	uint32_t num_args;
+	uint32_t longest_len;
 	struct agg_arg *args, *args_tail; /* the first args_limit distinct strings */
 	const char *longest;		  /* longest distinct string, first seen on ties */
-	size_t longest_len;
-	uint64_t tcp_n, cwnd_sum, srtt_sum, min_rtt_sum, mss_sum;
-	uint32_t cwnd_min, srtt_max, min_rtt_max, mss_min;
+	uint32_t tcp_n, cwnd_min, srtt_max, min_rtt_max;
+	uint32_t mss_min;
+	uint64_t cwnd_sum, srtt_sum, min_rtt_sum, mss_sum;
 	uint64_t retrans, lost, unrecovered;
 };
 
@@ -120,7 +127,7 @@ enum { AGG_SSET_NAME = 1, AGG_SSET_ARGS = 2, AGG_SSET_EP = 3 };
 struct agg_sset_ent {
 	uint64_t hash;
 	const char *s;
-	size_t len;
+	uint32_t len;
 	uint32_t owner1; /* NAME: key index + 1; ARGS: line index + 1; 0 when empty */
 	uint32_t val;	 /* NAME: the line index */
 	uint32_t tag;
@@ -404,6 +411,8 @@ static struct agg_sset_ent *agg_sset_get(struct pf_agg *a, uint32_t owner1, uint
 	const char *copy;
 	size_t i;
 
+	if (n > UINT32_MAX)
+		return NULL; /* no process string comes near; counted as no memory */
 	if ((a->sset_n + 1) * 2 > a->sset_mask + 1 && agg_sset_grow(a))
 		return NULL;
 	for (i = h & a->sset_mask;; i = (i + 1) & a->sset_mask) {
@@ -421,7 +430,7 @@ static struct agg_sset_ent *agg_sset_get(struct pf_agg *a, uint32_t owner1, uint
 		return NULL;
 	e->hash = h;
 	e->s = copy;
-	e->len = n;
+	e->len = (uint32_t)n;
 	e->owner1 = owner1;
 	e->tag = tag;
 	e->val = 0;
@@ -971,7 +980,7 @@ struct agg_ep {
 	const char *type;
 	const char *ns;
 	const char *labels; /* NULL: null; else "k=v\0"... "\0" */
-	int port; /* -1: null */
+	int port;	    /* -1: null */
 };
 
 /* A workload endpoint (@packed from agg_ep_intern) as the line's side. */

@@ -1,4 +1,16 @@
 // SPDX-License-Identifier: BSD-2-Clause
+/*
+ * The bounded hash map (see hmap.h).
+ *
+ * Its entries are the collector's per-flow state, one per live flow: at
+ * 100,000 connections with both ends on the host, 200,000 of them in each
+ * of several maps. Memory per entry is what counts, so a node is only a
+ * chain pointer, the key and the value: no stored hash (a key is hashed
+ * again when the table grows, which is rare), and no allocation of its own
+ * (a malloc'd node costs 8 to 16 bytes of allocator overhead, as much as a
+ * small value). Nodes are carved from slabs of growing size, removed nodes
+ * are reused, and when the map becomes empty its slabs are freed.
+ */
 #include "hmap.h"
 
 #include <errno.h>
@@ -7,9 +19,20 @@
 
 struct pf_hnode {
 	struct pf_hnode *next;
-	uint64_t hash;
 	/* key bytes, then value bytes (aligned to 8) */
 	unsigned char data[];
+};
+
+/* Nodes of a slab: the first slab holds HMAP_SLAB_MIN (or the bound, if
+ * less), each next one twice as many, up to HMAP_SLAB_MAX. */
+#define HMAP_SLAB_MIN 16
+#define HMAP_SLAB_MAX 4096
+#define HMAP_BUCKETS0 64
+
+struct pf_hslab {
+	struct pf_hslab *next;
+	size_t n;
+	unsigned char mem[] __attribute__((aligned(16)));
 };
 
 struct pf_hmap {
@@ -20,6 +43,11 @@ struct pf_hmap {
 	size_t key_size;
 	size_t val_off; /* key_size rounded up to 8 */
 	size_t val_size;
+	size_t node_size;
+	struct pf_hslab *slabs; /* newest first */
+	size_t fresh;		/* nodes of the newest slab never used */
+	size_t carved;		/* nodes in all slabs */
+	struct pf_hnode *free;	/* removed nodes, for reuse */
 };
 
 /* FNV-1a over the key, then a final mix: keys are small (16..64 bytes). */
@@ -49,7 +77,7 @@ struct pf_hmap *pf_hmap__new(size_t key_size, size_t val_size, size_t max_entrie
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
-	m->nbuckets = 64;
+	m->nbuckets = HMAP_BUCKETS0;
 	m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
 	if (!m->buckets) {
 		free(m);
@@ -59,31 +87,72 @@ struct pf_hmap *pf_hmap__new(size_t key_size, size_t val_size, size_t max_entrie
 	m->key_size = key_size;
 	m->val_off = (key_size + 7) & ~(size_t)7;
 	m->val_size = val_size;
+	m->node_size = (sizeof(struct pf_hnode) + m->val_off + val_size + 7) & ~(size_t)7;
 	return m;
+}
+
+static void slabs_free(struct pf_hmap *m)
+{
+	struct pf_hslab *s, *next;
+
+	for (s = m->slabs; s; s = next) {
+		next = s->next;
+		free(s);
+	}
+	m->slabs = NULL;
+	m->fresh = 0;
+	m->carved = 0;
+	m->free = NULL;
 }
 
 void pf_hmap__free(struct pf_hmap *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->nbuckets; i++) {
-		struct pf_hnode *n = m->buckets[i];
-
-		while (n) {
-			struct pf_hnode *next = n->next;
-
-			free(n);
-			n = next;
-		}
-	}
+	slabs_free(m);
 	free(m->buckets);
 	free(m);
+}
+
+/* A zeroed node: a removed one, else the next of the newest slab, else
+ * the first of a new slab. NULL on ENOMEM. */
+static struct pf_hnode *node_alloc(struct pf_hmap *m)
+{
+	struct pf_hnode *n = m->free;
+	struct pf_hslab *s;
+	size_t want;
+
+	if (n) {
+		m->free = n->next;
+	} else {
+		if (!m->fresh) {
+			want = m->slabs ? m->slabs->n * 2 : HMAP_SLAB_MIN;
+			if (want > HMAP_SLAB_MAX)
+				want = HMAP_SLAB_MAX;
+			/* Never more nodes than the bound can use. */
+			if (want > m->max - m->carved)
+				want = m->max - m->carved;
+			s = malloc(sizeof(*s) + want * m->node_size);
+			if (!s)
+				return NULL;
+			s->n = want;
+			s->next = m->slabs;
+			m->slabs = s;
+			m->fresh = want;
+			m->carved += want;
+		}
+		s = m->slabs;
+		n = (struct pf_hnode *)(s->mem + (s->n - m->fresh) * m->node_size);
+		m->fresh--;
+	}
+	memset(n, 0, m->node_size);
+	return n;
 }
 
 static struct pf_hnode *lookup(const struct pf_hmap *m, const void *key, uint64_t h)
 {
 	for (struct pf_hnode *n = m->buckets[h & (m->nbuckets - 1)]; n; n = n->next)
-		if (n->hash == h && !memcmp(n->data, key, m->key_size))
+		if (!memcmp(n->data, key, m->key_size))
 			return n;
 	return NULL;
 }
@@ -109,9 +178,10 @@ static void grow(struct pf_hmap *m)
 
 		while (n) {
 			struct pf_hnode *next = n->next;
+			size_t j = hash_bytes(n->data, m->key_size) & (nb - 1);
 
-			n->next = b[n->hash & (nb - 1)];
-			b[n->hash & (nb - 1)] = n;
+			n->next = b[j];
+			b[j] = n;
 			n = next;
 		}
 	}
@@ -133,10 +203,11 @@ void *pf_hmap__upsert(struct pf_hmap *m, const void *key, int *created)
 		errno = ENOSPC;
 		return NULL;
 	}
-	n = calloc(1, sizeof(*n) + m->val_off + m->val_size);
-	if (!n)
+	n = node_alloc(m);
+	if (!n) {
+		errno = ENOMEM;
 		return NULL;
-	n->hash = h;
+	}
 	memcpy(n->data, key, m->key_size);
 	if (m->count >= m->nbuckets)
 		grow(m);
@@ -148,6 +219,26 @@ void *pf_hmap__upsert(struct pf_hmap *m, const void *key, int *created)
 	return n->data + m->val_off;
 }
 
+/* An empty map gives its memory back: the collector's tables empty and
+ * fill again every interval, and a busy interval must not leave its peak
+ * behind for good. */
+static void shrink_if_empty(struct pf_hmap *m)
+{
+	struct pf_hnode **b;
+
+	if (m->count)
+		return;
+	slabs_free(m);
+	if (m->nbuckets == HMAP_BUCKETS0)
+		return;
+	b = calloc(HMAP_BUCKETS0, sizeof(*b));
+	if (!b)
+		return; /* the old (empty) array serves */
+	free(m->buckets);
+	m->buckets = b;
+	m->nbuckets = HMAP_BUCKETS0;
+}
+
 int pf_hmap__remove(struct pf_hmap *m, const void *key)
 {
 	uint64_t h = hash_bytes(key, m->key_size);
@@ -156,10 +247,12 @@ int pf_hmap__remove(struct pf_hmap *m, const void *key)
 	for (; *pp; pp = &(*pp)->next) {
 		struct pf_hnode *n = *pp;
 
-		if (n->hash == h && !memcmp(n->data, key, m->key_size)) {
+		if (!memcmp(n->data, key, m->key_size)) {
 			*pp = n->next;
-			free(n);
+			n->next = m->free;
+			m->free = n;
 			m->count--;
+			shrink_if_empty(m);
 			return 0;
 		}
 	}
@@ -169,6 +262,15 @@ int pf_hmap__remove(struct pf_hmap *m, const void *key)
 size_t pf_hmap__count(const struct pf_hmap *m)
 {
 	return m->count;
+}
+
+size_t pf_hmap__bytes(const struct pf_hmap *m)
+{
+	size_t b = m->nbuckets * sizeof(*m->buckets);
+
+	for (const struct pf_hslab *s = m->slabs; s; s = s->next)
+		b += sizeof(*s) + s->n * m->node_size;
+	return b;
 }
 
 /* The successor is saved before an entry is returned, so the caller may

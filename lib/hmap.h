@@ -4,7 +4,10 @@
  *
  * Keys are compared as bytes, so key structs must be fully initialised
  * (padding zeroed). Chained buckets; the table doubles when the load
- * factor passes 1, up to the bound given at creation.
+ * factor passes 1, up to the bound given at creation. An entry costs a
+ * pointer, its key and its value (each rounded up to 8 bytes), plus a
+ * bucket pointer: no allocation of its own. A map that becomes empty frees
+ * its memory.
  */
 #ifndef PF_HMAP_H
 #define PF_HMAP_H
@@ -32,6 +35,10 @@ void *pf_hmap__upsert(struct pf_hmap *m, const void *key, int *created);
 int pf_hmap__remove(struct pf_hmap *m, const void *key);
 
 size_t pf_hmap__count(const struct pf_hmap *m);
+
+/* Bytes the map holds for its entries and buckets (not its fixed header):
+ * what its memory costs, for the measurements. */
+size_t pf_hmap__bytes(const struct pf_hmap *m);
 
 /* Iteration state; zero it before the first pf_hmap__next(). */
 struct pf_hmap_iter {

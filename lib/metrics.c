@@ -55,6 +55,8 @@ const struct pf_metric_def pf_metric_defs[PF_M_MAX] = {
       CAPACITY_HELP),
     G(PF_M_CAPACITY_HANDSHAKES, "procflow_table_capacity", "table=\"handshakes\"", CAPACITY_HELP),
     G(PF_M_CAPACITY_CGROUPS, "procflow_table_capacity", "table=\"cgroups\"", CAPACITY_HELP),
+    G(PF_M_KERNEL_MAP_BYTES, "procflow_kernel_map_bytes", "",
+      "Kernel memory of the BPF maps (their memlock, summed): preallocated at start."),
     C(PF_M_FLUSHES, "procflow_flushes_total", "", "Intervals flushed."),
     [PF_M_FLUSH_DURATION] = {"procflow_flush_duration_seconds", "", PF_METRIC_GAUGE, 1000000000,
 			     "How long the last flush took (read the maps, build and write the "
@@ -81,7 +83,8 @@ const struct pf_metric_def pf_metric_defs[PF_M_MAX] = {
     C(PF_M_AGG_NOMEM, "procflow_aggregator_nomem_total", "",
       "Flow observations dropped: out of memory in the aggregator."),
     C(PF_M_OUTPUT_NOMEM, "procflow_output_nomem_lines_total", "",
-      "Lines dropped: out of memory gathering an interval's output."),
+      "Always 0: lines reach the outputs in fixed chunks, never gathered whole (kept for "
+      "dashboards)."),
     C(PF_M_PROCS_DROPPED, "procflow_process_cache_dropped_total", "",
       "Process identities not remembered: the process cache was full of live processes."),
     C(PF_M_PROCS_EVICTED, "procflow_process_cache_evicted_total", "",

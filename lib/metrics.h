@@ -38,6 +38,7 @@ enum pf_metric {
 	PF_M_CAPACITY_COLLECTOR,
 	PF_M_CAPACITY_HANDSHAKES,
 	PF_M_CAPACITY_CGROUPS,
+	PF_M_KERNEL_MAP_BYTES, /* memlock of every BPF map, summed */
 	/* intervals */
 	PF_M_FLUSHES,
 	PF_M_FLUSH_DURATION, /* nanoseconds, shown in seconds */

@@ -28,9 +28,13 @@
 #define PF_ARGS_DEFAULT 4096
 #define PF_ARGC_DEFAULT 64
 
-/* Map bounds. Sized for a busy node; the agent can override before load. */
-#define PF_FLOWS_MAX 65536  /* flow counters (per socket and peer) */
-#define PF_SOCKS_MAX 65536  /* socket owners */
+/* Map bounds: the defaults of maxFlows and maxSockets, which the agent sets
+ * before load. Sized for 100,000 live TCP connections with both ends on this
+ * host: 200,000 sockets with an owner each, and 200,000 final copies in flows
+ * when they all close within one interval, with room for the rest of the
+ * node. Preallocated: ~170 B of kernel memory per entry, 42 MiB per map. */
+#define PF_FLOWS_MAX 262144 /* flow counters (per socket and peer) */
+#define PF_SOCKS_MAX 262144 /* socket owners */
 #define PF_RINGBUF_BYTES (8u << 20)
 
 enum pf_event_type {

@@ -8,8 +8,10 @@ PID) scrapes it every second. After traffic, Prometheus' HTTP query API must
 say up == 1 for the agent and procflow_flow_lines_written_total{sink="file"}
 equal to the lines in flows.log: the same counter the agent's writes advance,
 read by the same parser an operator's server uses. promtool checks the
-exposition text; every thread of the agent, the endpoint's included, holds no
-capability; a bad --metrics-listen is refused with exit 2 and one line.
+exposition text; procflow_kernel_map_bytes is the kernel's own accounting of the
+agent's maps (memlock of each map fd it holds); every thread of the agent, the
+endpoint's included, holds no capability; a bad --metrics-listen is refused with
+exit 2 and one line.
 
 Traffic: UDP from the test's client namespace to 200 ports of its server
 namespace, so every 2-second interval writes lines at aggregation 0.
@@ -72,6 +74,21 @@ def count_lines(path):
         return 0
 
 
+def map_memlock(pid):
+    """The sum of memlock over the BPF map fds @pid holds (/proc/PID/fdinfo)."""
+    total = 0
+    fddir = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(fddir):
+        try:
+            with open(os.path.join(fddir, fd)) as f:
+                info = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        except OSError:
+            continue
+        if "map_type" in info and "memlock" in info:
+            total += int(info["memlock"])
+    return total
+
+
 def caps_eff(pid):
     """CapEff of every thread of @pid, by thread id."""
     out = {}
@@ -129,6 +146,13 @@ def body(res, args):
                          "process_virtual_memory_bytes"):
                 res.check("the text has %s" % name,
                           any(l.startswith(name + " ") for l in text.splitlines()))
+            # The kernel memory of the maps as the agent reports it is the
+            # kernel's own accounting: memlock of every map fd it holds.
+            held = map_memlock(agent.proc.pid)
+            rep = next((int(l.split()[1]) for l in text.splitlines()
+                        if l.startswith("procflow_kernel_map_bytes ")), None)
+            res.check("procflow_kernel_map_bytes is the memlock of the agent's maps",
+                      held > 0 and rep == held, "metric %s, fdinfo %d" % (rep, held))
             caps = caps_eff(agent.proc.pid)
             res.check("the endpoint added threads, and no thread holds a capability",
                       len(caps) >= 2 and all(v == 0 for v in caps.values()), str(caps))

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
-/* The bounded hash map behind the collector's per-flow state. */
+/* The bounded hash map behind the collector's per-flow state: what it
+ * stores, its bound, iteration with removal, and what an entry costs. */
 #include <errno.h>
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -104,12 +106,111 @@ static void test_iterate_and_remove(void **state)
 	pf_hmap__free(m);
 }
 
+/* The collector's per-flow state: a 48-byte flow key and a 48-byte value. */
+struct flow_key {
+	uint64_t cookie;
+	uint8_t addrs[32];
+	uint16_t lport, rport;
+	uint8_t proto, pad[3];
+};
+
+static void fill(struct pf_hmap *m, size_t n, uint64_t salt)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct flow_key k = {.cookie = i * 2654435761u + salt, .lport = (uint16_t)i};
+		uint64_t *v = pf_hmap__upsert(m, &k, NULL);
+
+		assert_non_null(v);
+		v[5] = i;
+	}
+}
+
+/*
+ * 200,000 entries (100,000 connections with both ends on the host) of a
+ * 48-byte key and value: a node is a pointer, the key and the value, 104
+ * bytes, carved from slabs of 16, 32, ... 4,096 nodes (200,688 carved),
+ * plus 262,144 bucket pointers. Removing them all gives the memory back;
+ * removed nodes are reused before a new slab is made.
+ */
+static void test_bytes_per_entry(void **state)
+{
+	struct pf_hmap *m = pf_hmap__new(sizeof(struct flow_key), 48, 1 << 20);
+	struct pf_hmap_iter it = {0};
+	const void *k;
+	void *v;
+	size_t full;
+
+	assert_int_equal(sizeof(struct flow_key), 48);
+	assert_non_null(m);
+	assert_int_equal(pf_hmap__bytes(m), 64 * 8);
+	fill(m, 200000, 0);
+	assert_int_equal(pf_hmap__count(m), 200000);
+	/* 56 slabs of 16-byte headers. */
+	full = 200688 * 104 + 56 * 16 + 262144 * 8;
+	assert_int_equal(pf_hmap__bytes(m), full);
+	/* 1,000 out, 1,000 others in: the same nodes, no new slab. */
+	for (size_t i = 0; i < 1000; i++) {
+		struct flow_key key = {.cookie = i * 2654435761u, .lport = (uint16_t)i};
+
+		assert_int_equal(pf_hmap__remove(m, &key), 0);
+	}
+	fill(m, 1000, 1);
+	assert_int_equal(pf_hmap__count(m), 200000);
+	assert_int_equal(pf_hmap__bytes(m), full);
+	while (pf_hmap__next(m, &it, &k, &v))
+		assert_int_equal(pf_hmap__remove(m, k), 0);
+	assert_int_equal(pf_hmap__count(m), 0);
+	assert_int_equal(pf_hmap__bytes(m), 64 * 8);
+	/* And fills again. */
+	fill(m, 300, 7);
+	assert_int_equal(pf_hmap__count(m), 300);
+	pf_hmap__free(m);
+}
+
+/*
+ * The same from the allocator's side (glibc's count of bytes in use), which
+ * also sees what a node allocated on its own costs: at most 116 bytes per
+ * entry in all (104 for the node, 10.5 for the buckets), against 138.5
+ * when every node was its own calloc (a 128-byte chunk holding a stored
+ * hash too). Not under AddressSanitizer, whose allocator keeps its own
+ * books.
+ */
+/* Bytes the allocator has handed out: the heap's and the mmap'd blocks'. */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+static void test_heap_per_entry(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	skip();
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	skip();
+#endif
+#endif
+	size_t before = heap_in_use(), used;
+	struct pf_hmap *m = pf_hmap__new(sizeof(struct flow_key), 48, 1 << 20);
+
+	assert_non_null(m);
+	fill(m, 200000, 0);
+	used = heap_in_use() - before;
+	print_message("heap per entry: %.1f bytes\n", (double)used / 200000);
+	assert_true(used <= (size_t)200000 * 116);
+	pf_hmap__free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_insert_find_remove),
 		cmocka_unit_test(test_bound),
 		cmocka_unit_test(test_iterate_and_remove),
+		cmocka_unit_test(test_bytes_per_entry),
+		cmocka_unit_test(test_heap_per_entry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
