@@ -104,7 +104,10 @@ class Results:
     def check(self, name, ok, detail=""):
         if ok:
             self.passed += 1
-            print("PASS %s%s" % (name, (": " + detail) if detail else ""), flush=True)
+            # A short detail is a figure worth seeing; a long one (a log) is for failures.
+            text = detail if isinstance(detail, str) else repr(detail)
+            short = detail and "\n" not in text and len(text) <= 200
+            print("PASS %s%s" % (name, (": " + text) if short else ""), flush=True)
         else:
             self.failed += 1
             print("FAIL %s: %s" % (name, detail or "failed"), flush=True)
