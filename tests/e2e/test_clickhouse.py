@@ -462,7 +462,10 @@ def case_secrets(agent, res, tmp):
                   [x for x in err.splitlines() if PASSWORD in x][:2])
         with open(os.path.join(out, "flows.log")) as f:
             text = f.read()
-        own = [r for r in file_lines(out) if r["process_name"].endswith("/procflow")]
+        # This agent's lines by its PID: another test's agent on the host (its
+        # loopback flows are logged too) has other arguments.
+        own = [r for r in file_lines(out) if r["process_name"].endswith("/procflow")
+               and r["process_id"] == str(ag.proc.pid)]
         res.check("the agent's own flows to the server are logged, the password redacted "
                   "from its arguments (%d lines)" % len(own),
                   own and PASSWORD not in text and "[REDACTED]" in " ".join(own[0]["process_args"]),
