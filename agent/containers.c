@@ -191,14 +191,7 @@ struct ctr_ent *pf_ctr__ent_add(struct pf_containers *c, uint64_t id, uint32_t p
 		}
 		c->worker_started = true;
 	}
-	pthread_mutex_lock(&c->lock);
-	if (c->qtail)
-		c->qtail->qnext = e;
-	else
-		c->qhead = e;
-	c->qtail = e;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->lock);
+	pf_ctr__enqueue(c, e);
 	return e;
 }
 

@@ -145,6 +145,8 @@ void pf_ctr__watch_stop(struct pf_containers *c);
 
 /* containers_rt.c */
 void *pf_ctr__worker(void *arg);
+/* Hand @e to the worker thread, at the end of its queue (takes c->lock). */
+void pf_ctr__enqueue(struct pf_containers *c, struct ctr_ent *e);
 /* The bundle of the container whose cgroup @rel was just made, into a new
  * *@out (the watcher's thread). 0, -ENOTSUP for an API runtime, or the error. */
 int pf_ctr__prefetch(const struct pf_containers *c, const char *rel, struct pf_cmeta **out);

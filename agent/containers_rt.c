@@ -284,14 +284,7 @@ void pf_ctr__prefetch_engine(struct pf_containers *c, uint64_t id,
 	e->cgroup_id = id;
 	e->cg = *cg;
 	e->state = CTR_PENDING;
-	pthread_mutex_lock(&c->lock);
-	if (c->qtail)
-		c->qtail->qnext = e;
-	else
-		c->qhead = e;
-	c->qtail = e;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->lock);
+	pf_ctr__enqueue(c, e);
 }
 
 /* For the watcher: the bundle of the container whose cgroup @rel was just
@@ -330,6 +323,18 @@ void pf_ctr__ep_fill(struct ctr_ent *e)
 	    e->state == CTR_READY && e->meta.namespace_[0] ? e->meta.namespace_ : "-";
 	e->ep.labels = e->state == CTR_READY ? (const char *const *)e->meta.labels : NULL;
 	e->ep.nlabels = e->state == CTR_READY ? e->meta.nlabels : 0;
+}
+
+void pf_ctr__enqueue(struct pf_containers *c, struct ctr_ent *e)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->qtail)
+		c->qtail->qnext = e;
+	else
+		c->qhead = e;
+	c->qtail = e;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 }
 
 void *pf_ctr__worker(void *arg)

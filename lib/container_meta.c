@@ -87,12 +87,17 @@ static size_t cj_utf8(unsigned cp, char b[4])
 	return 4;
 }
 
+/* The one-letter escapes of JSON strings and the bytes they stand for. */
+#define CJ_ESC_FROM "\"\\/bfnrt"
+#define CJ_ESC_TO   "\"\\/\b\f\n\r\t"
+
 /* A string at c->p ('"' expected). With @out, unescaped and NUL-terminated;
  * -ENOSPC when it did not fit (still fully consumed). */
 static int cj_str(struct cj *c, char *out, size_t outsz)
 {
 	size_t o = 0;
 	bool over = false;
+	const char *esc;
 	char b[4];
 	unsigned cp, lo;
 
@@ -119,28 +124,7 @@ static int cj_str(struct cj *c, char *out, size_t outsz)
 			return -EINVAL;
 		ch = (unsigned char)c->p[1];
 		c->p += 2;
-		switch (ch) {
-		case '"':
-		case '\\':
-		case '/':
-			b[0] = (char)ch;
-			break;
-		case 'b':
-			b[0] = '\b';
-			break;
-		case 'f':
-			b[0] = '\f';
-			break;
-		case 'n':
-			b[0] = '\n';
-			break;
-		case 'r':
-			b[0] = '\r';
-			break;
-		case 't':
-			b[0] = '\t';
-			break;
-		case 'u':
+		if (ch == 'u') {
 			if (c->end - c->p < 4 || cj_hex4(c->p, &cp))
 				return -EINVAL;
 			c->p += 4;
@@ -154,10 +138,11 @@ static int cj_str(struct cj *c, char *out, size_t outsz)
 			}
 			cj_put(out, outsz, &o, &over, b, cj_utf8(cp, b));
 			continue;
-		default:
-			return -EINVAL;
 		}
-		cj_put(out, outsz, &o, &over, b, 1);
+		esc = ch ? strchr(CJ_ESC_FROM, ch) : NULL;
+		if (!esc)
+			return -EINVAL;
+		cj_put(out, outsz, &o, &over, &CJ_ESC_TO[esc - CJ_ESC_FROM], 1);
 	}
 	return -EINVAL;
 }
@@ -266,13 +251,38 @@ static int cj_validate(const char *doc, size_t len)
 	return c.p == c.end ? 0 : -EINVAL;
 }
 
-/* Position @c at the value of @path in a validated document. */
-static int cj_seek(struct cj *c, const char *const *path, size_t depth)
+/* The next member of the object @c is in, c->p past its '{' (*@first true)
+ * or past a member's value, in a validated document: its key into @key
+ * (*@kerr: cj_str's answer, -ENOSPC for a key too long) and c->p at its value.
+ * 1 for a member, 0 at the end of the object. */
+static int cj_member(struct cj *c, bool *first, char *key, size_t keysz, int *kerr)
+{
+	cj_ws(c);
+	if (*c->p == '}' || (!*first && *c->p != ','))
+		return 0;
+	if (!*first)
+		c->p++;
+	*first = false;
+	cj_ws(c);
+	*kerr = cj_str(c, key, keysz);
+	cj_ws(c);
+	c->p++; /* ':' */
+	cj_ws(c);
+	return 1;
+}
+
+/* Validate @doc and position @c at the value of @path in it. */
+static int cj_open(struct cj *c, const char *doc, size_t len, const char *const *path, size_t depth)
 {
 	char key[CJ_KEY_MAX];
 	bool first;
 	int err;
 
+	err = cj_validate(doc, len);
+	if (err)
+		return err;
+	c->p = doc;
+	c->end = doc + len;
 	for (size_t i = 0; i < depth; i++) {
 		cj_ws(c);
 		if (*c->p != '{')
@@ -280,20 +290,11 @@ static int cj_seek(struct cj *c, const char *const *path, size_t depth)
 		c->p++;
 		first = true;
 		for (;;) {
-			cj_ws(c);
-			if (*c->p == '}' || (!first && *c->p != ','))
+			if (!cj_member(c, &first, key, sizeof(key), &err))
 				return -ENOENT;
-			if (!first)
-				c->p++;
-			first = false;
-			cj_ws(c);
-			err = cj_str(c, key, sizeof(key));
-			cj_ws(c);
-			c->p++; /* ':' */
 			if (!err && !strcmp(key, path[i]))
 				break;
 			cj_value(c, 0);
-			cj_ws(c);
 		}
 	}
 	cj_ws(c);
@@ -309,12 +310,7 @@ int pf_cjson__get_str(const char *doc, size_t len, const char *const *path, size
 	if (!out || !outsz)
 		return -EINVAL;
 	out[0] = '\0';
-	err = cj_validate(doc, len);
-	if (err)
-		return err;
-	c.p = doc;
-	c.end = doc + len;
-	err = cj_seek(&c, path, depth);
+	err = cj_open(&c, doc, len, path, depth);
 	if (err)
 		return err;
 	if (*c.p != '"')
@@ -328,44 +324,27 @@ int pf_cjson__each_str(const char *doc, size_t len, const char *const *path, siz
 	char key[CJ_KEY_MAX], val[PF_CMETA_LABEL_MAX];
 	bool first = true;
 	struct cj c;
-	int err;
+	int err, kerr, verr;
 
-	err = cj_validate(doc, len);
-	if (err)
-		return err;
-	c.p = doc;
-	c.end = doc + len;
-	err = cj_seek(&c, path, depth);
+	err = cj_open(&c, doc, len, path, depth);
 	if (err)
 		return err;
 	if (*c.p != '{')
 		return -ENOENT;
 	c.p++;
-	for (;;) {
-		cj_ws(&c);
-		if (*c.p == '}')
-			return 0;
-		if (!first)
-			c.p++;
-		first = false;
-		cj_ws(&c);
-		err = cj_str(&c, key, sizeof(key));
-		cj_ws(&c);
-		c.p++; /* ':' */
-		cj_ws(&c);
-		if (*c.p == '"') {
-			int verr = cj_str(&c, val, sizeof(val));
-
-			/* A key or value too long to keep is passed as "" so the
-			 * caller can count it. */
-			err = fn(err ? "" : key, verr ? "" : val, ctx);
-			if (err)
-				return err;
-		} else {
+	while (cj_member(&c, &first, key, sizeof(key), &kerr)) {
+		if (*c.p != '"') {
 			cj_value(&c, 0);
+			continue;
 		}
-		cj_ws(&c);
+		verr = cj_str(&c, val, sizeof(val));
+		/* A key or value too long to keep is passed as "" so the
+		 * caller can count it. */
+		err = fn(kerr ? "" : key, verr ? "" : val, ctx);
+		if (err)
+			return err;
 	}
+	return 0;
 }
 
 /* ---- identities ---- */
@@ -404,9 +383,26 @@ static int add_label(const char *k, const char *v, void *ctx)
 	return 0;
 }
 
-static void sort_labels(struct pf_cmeta *m)
+/* The string members of the object at @path in @doc as @m's labels, sorted.
+ * 0, or -ENOMEM with @m emptied; a document without the object has none. */
+static int read_labels(struct pf_cmeta *m, const char *doc, size_t len, const char *const *path,
+		       size_t depth)
 {
+	if (pf_cjson__each_str(doc, len, path, depth, add_label, m) == -ENOMEM) {
+		pf_cmeta__clear(m);
+		return -ENOMEM;
+	}
 	qsort(m->labels, m->nlabels, sizeof(m->labels[0]), label_cmp);
+	return 0;
+}
+
+/* @m emptied, and @doc checked to be one whole JSON object. */
+static int cmeta_begin(struct pf_cmeta *m, const char *doc, size_t len)
+{
+	if (!m)
+		return -EINVAL;
+	pf_cmeta__clear(m);
+	return cj_validate(doc, len);
 }
 
 static void get_opt(const char *doc, size_t len, const char *a, const char *b, char *out,
@@ -424,10 +420,7 @@ int pf_cmeta__from_oci(struct pf_cmeta *m, const char *doc, size_t len)
 	char *lbl;
 	int err;
 
-	if (!m)
-		return -EINVAL;
-	pf_cmeta__clear(m);
-	err = cj_validate(doc, len);
+	err = cmeta_begin(m, doc, len);
 	if (err)
 		return err;
 	get_opt(doc, len, "annotations", "io.kubernetes.cri.sandbox-name", m->name,
@@ -451,17 +444,11 @@ int pf_cmeta__from_oci(struct pf_cmeta *m, const char *doc, size_t len)
 	lbl = malloc(65536);
 	if (!lbl)
 		return -ENOMEM;
-	if (!pf_cjson__get_str(doc, len, crio_labels, 2, lbl, 65536)) {
-		err = pf_cjson__each_str(lbl, strlen(lbl), NULL, 0, add_label, m);
-		if (err == -ENOMEM) {
-			free(lbl);
-			pf_cmeta__clear(m);
-			return err;
-		}
-	}
+	err = 0;
+	if (!pf_cjson__get_str(doc, len, crio_labels, 2, lbl, 65536))
+		err = read_labels(m, lbl, strlen(lbl), NULL, 0);
 	free(lbl);
-	sort_labels(m);
-	return 0;
+	return err;
 }
 
 int pf_cmeta__from_engine(struct pf_cmeta *m, const char *doc, size_t len)
@@ -472,10 +459,7 @@ int pf_cmeta__from_engine(struct pf_cmeta *m, const char *doc, size_t len)
 	char name[PF_CMETA_NAME_MAX + 2];
 	int err;
 
-	if (!m)
-		return -EINVAL;
-	pf_cmeta__clear(m);
-	err = cj_validate(doc, len);
+	err = cmeta_begin(m, doc, len);
 	if (err)
 		return err;
 	if (pf_cjson__get_str(doc, len, (const char *const[]){"Name"}, 1, name, sizeof(name)) ||
@@ -488,13 +472,7 @@ int pf_cmeta__from_engine(struct pf_cmeta *m, const char *doc, size_t len)
 		pf_cjson__get_str(doc, len, pod_ns, 3, m->namespace_, sizeof(m->namespace_));
 	}
 	get_opt(doc, len, "Config", "Image", m->image, sizeof(m->image));
-	err = pf_cjson__each_str(doc, len, labels, 2, add_label, m);
-	if (err == -ENOMEM) {
-		pf_cmeta__clear(m);
-		return err;
-	}
-	sort_labels(m);
-	return 0;
+	return read_labels(m, doc, len, labels, 2);
 }
 
 /* The alphabet of Kubernetes' name generator (utilrand.String): no vowels,

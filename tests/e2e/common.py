@@ -1,5 +1,6 @@
-"""Shared pieces of procflow's end-to-end tests (Python 3 standard library only):
-command line, check bookkeeping, the agent process, and flows.log parsing.
+"""The harness of procflow's end-to-end tests (Python 3 standard library only):
+command line, check bookkeeping, the agent process, a scratch directory, and
+flows.log parsing. Every test file runs through run_main().
 
 Every test file prints one line per check ("PASS name" / "FAIL name: why") and ends
 with "N passed, M failed"; it exits 1 when M > 0. A check that could not run is
@@ -8,6 +9,7 @@ recorded as a failure with the reason, never skipped.
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -79,12 +81,17 @@ def _json_type(v):
     return type(v).__name__
 
 
-def parse_args(description):
+def parse_args(description, options=None):
+    """The command line every test takes; @options(parser) adds a test's own."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--agent", required=True, help="path to the procflow binary")
     ap.add_argument("--bindir", required=True, help="directory with pf_client and pf_server")
     ap.add_argument("--keep", action="store_true", help="keep output directories")
-    return ap.parse_args()
+    if options:
+        options(ap)
+    args = ap.parse_args()
+    args.agent = os.path.abspath(args.agent)
+    return args
 
 
 class Results:
@@ -97,7 +104,10 @@ class Results:
     def check(self, name, ok, detail=""):
         if ok:
             self.passed += 1
-            print("PASS %s%s" % (name, (": " + detail) if detail else ""), flush=True)
+            # A short detail is a figure worth seeing; a long one (a log) is for failures.
+            text = detail if isinstance(detail, str) else repr(detail)
+            short = detail and "\n" not in text and len(text) <= 200
+            print("PASS %s%s" % (name, (": " + text) if short else ""), flush=True)
         else:
             self.failed += 1
             print("FAIL %s: %s" % (name, detail or "failed"), flush=True)
@@ -113,19 +123,28 @@ class Results:
         return 1 if self.failed else 0
 
 
+# Every Agent started, so a scratch directory's end (workdir) can stop the ones
+# started in it, whatever way the test left.
+_started = []
+
+
 class Agent:
     """One procflow process: start, wait for "procflow: ready", stop with SIGTERM.
 
     The agent runs in the root namespace (it must: it hooks the root cgroup and
     observes every namespace). Its stderr is drained by a thread so a chatty agent
-    can never block on a full pipe.
+    can never block on a full pipe; each line is kept with the time it came, so a
+    test can wait for a line and tell what happened before what.
     """
 
     READY = "procflow: ready"
 
-    def __init__(self, path, args, owner=None, stdout=subprocess.DEVNULL):
+    def __init__(self, path, args, owner=None, stdout=subprocess.DEVNULL, env=None,
+                 prefix=None):
         self.path = path
-        self.stdout = stdout  # subprocess.PIPE: the test reads (or does not read) it
+        self.stdout = stdout  # subprocess.PIPE or a file: the test reads (or does not read) it
+        self.env = None if env is None else dict(os.environ, **env)
+        self.prefix = list(prefix or [])  # a command that runs the agent (unshare ...)
         self.args = list(args)
         # The PID file in the runtime directory is a lock: one agent per
         # directory. A test's agent gets a directory of its own unless the
@@ -139,23 +158,74 @@ class Agent:
         self.owner = owner  # a netns.TestNet (or anything with .procs) that kills it on cleanup
         self.proc = None
         self.stderr_lines = []
+        self.stderr_times = []  # time.monotonic() of each line's arrival
+        self._cv = threading.Condition()
         self._ready = threading.Event()
         self._done = threading.Event()
 
     def start(self):
-        self.proc = subprocess.Popen([self.path] + self.args, stdin=subprocess.DEVNULL,
-                                     stdout=self.stdout, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(self.prefix + [self.path] + self.args,
+                                     stdin=subprocess.DEVNULL, stdout=self.stdout,
+                                     stderr=subprocess.PIPE, env=self.env)
+        _started.append(self)
         if self.owner is not None:
             self.owner.procs.append(self.proc)
         threading.Thread(target=self._drain, daemon=True).start()
 
+    def start_ready(self, res, timeout=60, name="agent ready"):
+        """start() and wait_ready(), recorded as the check @name. False (the agent
+        killed, or never started) when it did not get ready."""
+        try:
+            self.start()
+        except OSError as e:
+            return res.check(name, False, "cannot execute: %s" % e)
+        ok, why = self.wait_ready(timeout)
+        if not res.check(name, ok, why):
+            self.kill()
+        return ok
+
     def _drain(self):
         for raw in self.proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.stderr_lines.append(line)
+            with self._cv:
+                self.stderr_lines.append(line)
+                self.stderr_times.append(time.monotonic())
+                self._cv.notify_all()
             if self.READY in line:
                 self._ready.set()
-        self._done.set()
+        with self._cv:
+            self._done.set()
+            self._cv.notify_all()
+
+    def nlines(self):
+        """How many stderr lines came so far: a mark for wait_line(after=...)."""
+        with self._cv:
+            return len(self.stderr_lines)
+
+    def wait_line(self, text, timeout=20, after=0):
+        """The arrival time (time.monotonic()) of the first stderr line from index
+        @after on that contains @text; None when none came within @timeout
+        seconds or the agent ended without it."""
+        end = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                for i in range(after, len(self.stderr_lines)):
+                    if text in self.stderr_lines[i]:
+                        return self.stderr_times[i]
+                left = end - time.monotonic()
+                if left <= 0 or self._done.is_set():
+                    return None
+                self._cv.wait(left)
+
+    def logged(self, text, after=0):
+        """Whether a stderr line from index @after on contains @text (no wait)."""
+        with self._cv:
+            return any(text in l for l in self.stderr_lines[after:])
+
+    def log_text(self):
+        """All of stderr so far."""
+        with self._cv:
+            return "\n".join(self.stderr_lines)
 
     def wait_ready(self, timeout):
         """Return (ok, detail)."""
@@ -199,7 +269,26 @@ class Agent:
         self._remove_rundir()
 
     def stderr_text(self):
+        """The last 40 lines of stderr, indented, for a failure's detail."""
         return "\n".join("    | " + l for l in self.stderr_lines[-40:]) or "    | (empty)"
+
+
+@contextlib.contextmanager
+def workdir(args, prefix):
+    """A scratch directory under $TMPDIR. At its end every agent started within
+    is killed (if still running) and the directory removed, or kept and named
+    with --keep."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    first = len(_started)
+    try:
+        yield d
+    finally:
+        for a in _started[first:]:
+            a.kill()
+        if getattr(args, "keep", False):
+            print("kept %s" % d, flush=True)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class _Pairs(list):
@@ -269,11 +358,53 @@ def load_flows(path):
     return records, problems
 
 
+def read_lines(path):
+    """Every line of @path as a JSON object, whatever its keys (a schema other
+    than the spec's, say); raises on a partial or invalid line."""
+    out = []
+    with open(path, "rb") as f:
+        data = f.read()
+    if data and not data.endswith(b"\n"):
+        raise ValueError("file ends in a partial line")
+    for l in data.splitlines():
+        out.append(json.loads(l))
+    return out
+
+
+def lines_of(path, pid, port=None, reporter="src"):
+    """The records of flows.log @path (none while it does not exist) that
+    @reporter wrote for process @pid, to dest_port @port when given."""
+    if not os.path.exists(path):
+        return []
+    recs, _ = load_flows(path)
+    return [r for r in recs if r["reporter"] == reporter and r["process_id"] == str(pid)
+            and (port is None or r["dest_port"] == port)]
+
+
+def wait_lines_of(path, pid, port=None, reporter="src", timeout=10):
+    """lines_of() once it has a line, or [] after @timeout seconds."""
+    got = []
+
+    def found():
+        got[:] = lines_of(path, pid, port, reporter)
+        return bool(got)
+    wait_for(found, timeout, step=0.2)
+    return got
+
+
 def compact(rec):
     """One record as compact JSON (without our "_line"), for failure dumps."""
     return "line %d: %s" % (rec.get("_line", 0),
                             json.dumps({k: v for k, v in rec.items() if k != "_line"},
                                        separators=(",", ":")))
+
+
+def write_atomic(path, text):
+    """@text as the whole of file @path, put in place by a rename: an agent
+    reloading it never reads half a file."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
 
 
 def wait_for(pred, timeout, step=0.1):
@@ -285,17 +416,35 @@ def wait_for(pred, timeout, step=0.1):
     return pred()
 
 
-def run_main(body, description):
-    """Parse the command line, run body(res, args), print the summary line and return
-    the exit code. An exception in the test itself is a failed check, so the run
-    still ends with "N passed, M failed"."""
-    args = parse_args(description)
+def terminate(proc, timeout=10):
+    """SIGTERM to @proc (a Popen), and SIGKILL when it has not ended within
+    @timeout seconds; its exit code (negative: the signal that ended it)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def run_main(body, description, options=None, root=True):
+    """Parse the command line (@options: see parse_args), run body(res, args),
+    print the summary line and return the exit code. An exception in the test
+    itself is a failed check, so the run still ends with "N passed, M failed".
+    Agents it left running are killed. @root: the test needs root (most do)."""
+    args = parse_args(description, options)
     res = Results()
-    require_root(res)
+    if root:
+        require_root(res)
     try:
         body(res, args)
     except Exception:  # noqa: BLE001 - any crash of the test is reported as a failure
         res.check("test ran to completion", False, traceback.format_exc())
+    finally:
+        for a in _started:
+            a.kill()
     return res.finish()
 
 

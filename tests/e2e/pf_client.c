@@ -95,6 +95,28 @@ static int set_timeouts(int fd)
 	return 0;
 }
 
+/* A socket of @type connected to *ss, its timeouts set; -1 (the failing step
+ * printed) otherwise. */
+static int connected(const struct sockaddr_storage *ss, socklen_t len, int type)
+{
+	const char *what = NULL;
+	int fd;
+
+	fd = socket(ss->ss_family, type, 0);
+	if (fd < 0)
+		what = "socket";
+	else if (set_timeouts(fd) < 0)
+		what = "setsockopt";
+	else if (connect(fd, (const struct sockaddr *)ss, len) < 0)
+		what = "connect";
+	if (!what)
+		return fd;
+	fail(what);
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 static int run_tcp(const struct sockaddr_storage *ss, socklen_t len, const char *buf, size_t n)
 {
 	char rbuf[4096];
@@ -102,13 +124,9 @@ static int run_tcp(const struct sockaddr_storage *ss, socklen_t len, const char 
 	ssize_t r;
 	int fd;
 
-	fd = socket(ss->ss_family, SOCK_STREAM, 0);
+	fd = connected(ss, len, SOCK_STREAM);
 	if (fd < 0)
-		return fail("socket");
-	if (set_timeouts(fd) < 0)
-		return fail("setsockopt");
-	if (connect(fd, (const struct sockaddr *)ss, len) < 0)
-		return fail("connect");
+		return 1;
 	while (off < n) {
 		r = send(fd, buf + off, n - off, MSG_NOSIGNAL);
 		if (r < 0) {
@@ -140,14 +158,10 @@ static int run_udp(const struct sockaddr_storage *ss, socklen_t len, const char 
 	ssize_t r;
 	int fd;
 
-	fd = socket(ss->ss_family, SOCK_DGRAM, 0);
-	if (fd < 0)
-		return fail("socket");
-	if (set_timeouts(fd) < 0)
-		return fail("setsockopt");
 	/* connect() so that an ICMP port-unreachable surfaces as ECONNREFUSED. */
-	if (connect(fd, (const struct sockaddr *)ss, len) < 0)
-		return fail("connect");
+	fd = connected(ss, len, SOCK_DGRAM);
+	if (fd < 0)
+		return 1;
 	r = send(fd, buf, n, 0);
 	if (r < 0)
 		return fail("send");

@@ -90,31 +90,41 @@ static long num(const char *s, long lo, long hi)
 	return v;
 }
 
+/* HOST:PORT (IPv4 or IPv6, numeric) into @ss and *@len. Returns 0 or -1. */
+static int sockaddr_of(const char *host, const char *port, struct sockaddr_storage *ss,
+		       socklen_t *len)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)num(port, 1, 65535));
+		*len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)num(port, 1, 65535));
+		*len = sizeof(*sin6);
+	} else {
+		fprintf(stderr, "pf_odd: bad address %s\n", host);
+		return -1;
+	}
+	return 0;
+}
+
 /* One TCP exchange with a pf_server. Returns 0 or -1. */
 static int exchange(const char *host, const char *port)
 {
 	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	struct timeval tv = {.tv_sec = 2};
 	char buf[NBYTES];
 	socklen_t len;
 	int fd;
 
-	memset(&ss, 0, sizeof(ss));
 	memset(buf, 'o', sizeof(buf));
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)num(port, 1, 65535));
-		len = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)num(port, 1, 65535));
-		len = sizeof(*sin6);
-	} else {
-		fprintf(stderr, "pf_odd: bad address %s\n", host);
+	if (sockaddr_of(host, port, &ss, &len))
 		return -1;
-	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
@@ -137,26 +147,13 @@ static int exchange(const char *host, const char *port)
 static int udp_exchange(int fd, const char *host, const char *port)
 {
 	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	struct timeval tv = {.tv_sec = 2};
 	char buf[NBYTES];
 	socklen_t len;
 
-	memset(&ss, 0, sizeof(ss));
 	memset(buf, 'u', sizeof(buf));
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)num(port, 1, 65535));
-		len = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)num(port, 1, 65535));
-		len = sizeof(*sin6);
-	} else {
-		fprintf(stderr, "pf_odd: bad address %s\n", host);
+	if (sockaddr_of(host, port, &ss, &len))
 		return -1;
-	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	/* sendto() with an address, not connect(): each send is an
 	 * unconnected one, as a DNS client's. */
@@ -188,26 +185,13 @@ static int udpexec(const char *next, const char *host, const char *port)
 static int tcpexec(const char *next, const char *host, const char *port)
 {
 	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	char buf[NBYTES], line[64], fdstr[16];
 	socklen_t len;
 	int fd;
 
-	memset(&ss, 0, sizeof(ss));
 	memset(buf, 't', sizeof(buf));
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)num(port, 1, 65535));
-		len = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)num(port, 1, 65535));
-		len = sizeof(*sin6);
-	} else {
-		fprintf(stderr, "pf_odd: bad address %s\n", host);
+	if (sockaddr_of(host, port, &ss, &len))
 		return 1;
-	}
 	fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0 ||
 	    send(fd, buf, sizeof(buf), MSG_NOSIGNAL) != (ssize_t)sizeof(buf))

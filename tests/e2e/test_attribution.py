@@ -38,7 +38,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import netns  # noqa: E402
-from common import Agent, Results, compact  # noqa: E402
+from common import Agent, compact  # noqa: E402
 
 FLUSH_S = 2
 READY_TIMEOUT_S = 60
@@ -228,15 +228,8 @@ def start_servers(res, net, bindir, servers):
 def start_agent(res, net, agent_path, outdir, extra, label):
     agent = Agent(agent_path, ["run", "--output-dir", outdir, "--flush-interval", str(FLUSH_S)] + extra,
                   owner=net)
-    try:
-        agent.start()
-    except OSError as e:
-        res.check("%s: agent starts and prints %r" % (label, Agent.READY), False, "cannot execute: %s" % e)
-        return None
-    ok, detail = agent.wait_ready(READY_TIMEOUT_S)
-    res.check("%s: agent starts and prints %r" % (label, Agent.READY), ok, detail)
-    if not ok:
-        agent.kill()
+    if not agent.start_ready(res, READY_TIMEOUT_S,
+                             "%s: agent starts and prints %r" % (label, Agent.READY)):
         return None
     return agent
 

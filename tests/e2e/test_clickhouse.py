@@ -30,8 +30,8 @@ TCP and UDP traffic between processes this test starts on 127.0.0.1.
    batch size live and keeps the table (restart only); no stderr line has the password.
 """
 
-import argparse
 import collections
+import contextlib
 import json
 import os
 import re
@@ -40,28 +40,14 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import Agent, run_main, terminate, workdir  # noqa: E402
+
 USER, PASSWORD = "pf_writer", "s3cret-pw"
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print("ok   %s" % name)
-        else:
-            self.failed += 1
-            print("FAIL %s %s" % (name, detail))
-        sys.stdout.flush()
-        return ok
 
 
 def free_port():
@@ -139,14 +125,8 @@ class ClickHouse:
         raise RuntimeError("clickhouse-server did not answer in %ds" % timeout)
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, 30)
 
     def sql(self, q, user="default", password=""):
         params = {"query": q, "output_format_json_quote_64bit_integers": "0"}
@@ -227,39 +207,31 @@ class Traffic:
             self.srv.wait()
 
 
-class Agent:
-    def __init__(self, agent, outdir, extra, env=None):
-        self.errlog = os.path.join(outdir + ".stderr")
-        self.err = open(self.errlog, "wb")
-        # A runtime directory of its own: the PID file there is a lock (one
-        # agent per directory), which agents of other runs must not hold.
-        self.p = subprocess.Popen([agent, "run", "--output-dir", outdir, "--flush-interval", "2",
-                                   "--include-loopback", "--runtime-dir", outdir + ".run"] + extra,
-                                  stdout=subprocess.DEVNULL, stderr=self.err,
-                                  env=dict(os.environ, **(env or {})))
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if "ready" in self.stderr():
-                return
-            if self.p.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise RuntimeError("agent not ready: %s" % self.stderr())
+def start_agent(agent, outdir, extra, env=None):
+    """An agent on loopback writing to @outdir, its runtime directory beside
+    it; raises when it does not get ready."""
+    a = Agent(agent, ["run", "--output-dir", outdir, "--flush-interval", "2",
+                      "--include-loopback", "--runtime-dir", outdir + ".run"] + extra, env=env)
+    a.start()
+    ok, why = a.wait_ready(30)
+    if not ok:
+        raise RuntimeError("agent not ready: %s" % why)
+    return a
 
-    def stderr(self):
-        with open(self.errlog, errors="replace") as f:
-            return f.read()
 
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.err.close()
-        return self.p.returncode
+@contextlib.contextmanager
+def case_tools(tmp, name):
+    """A case's ClickHouse server (not started yet) and its traffic, both
+    stopped at the end of the case, also on failure."""
+    ch = ClickHouse(os.path.join(tmp, name))
+    traffic = None
+    try:
+        traffic = Traffic()
+        yield ch, traffic
+    finally:
+        if traffic:
+            traffic.stop()
+        ch.stop()
 
 
 # ---- comparison ----
@@ -314,22 +286,19 @@ def readme_queries():
 
 
 def case_steady(agent, res, tmp):
-    ch = ClickHouse(os.path.join(tmp, "ch1"))
-    traffic = None
-    ag = None
-    try:
+    with case_tools(tmp, "ch1") as (ch, traffic):
         ch.start()
         res.check("clickhouse-server %s runs on 127.0.0.1:%d" % (ch.sql("SELECT version()").strip(), ch.http), True)
         create_schema(agent, ch)
         pwfile = write_pwfile(os.path.join(tmp, "pw1"))
         out = os.path.join(tmp, "out1")
-        traffic = Traffic()
-        ag = Agent(agent, out, ["--clickhouse-url", ch.url, "--clickhouse-user", USER,
-                                "--clickhouse-password-file", pwfile, "--clickhouse-batch", "20",
-                                "--clickhouse-batch-interval", "1"])
+        ag = start_agent(agent, out, ["--clickhouse-url", ch.url, "--clickhouse-user", USER,
+                                      "--clickhouse-password-file", pwfile,
+                                      "--clickhouse-batch", "20",
+                                      "--clickhouse-batch-interval", "1"])
         traffic.run(8, "steady")
-        rc = ag.stop()
-        res.check("agent exits 0", rc == 0, ag.stderr())
+        rc, _ = ag.stop(60)
+        res.check("agent exits 0", rc == 0, ag.log_text())
         lines = file_lines(out)
         rows = table_rows(ch)
         res.check("flows.log has lines of the test's clients",
@@ -344,7 +313,8 @@ def case_steady(agent, res, tmp):
         seqs = sorted(r["seq"] for r in rows)
         res.check("seq numbers 1..N, once each", seqs == list(range(1, len(rows) + 1)), str(seqs[:10]))
         res.check("the agent reports what it inserted",
-                  ("clickhouse: %d rows inserted" % len(lines)) in ag.stderr(), ag.stderr()[-400:])
+                  ("clickhouse: %d rows inserted" % len(lines)) in ag.log_text(),
+                  ag.log_text()[-400:])
         spool = os.path.join(out, "clickhouse-spool")
         res.check("the spool is empty at the end", os.path.isdir(spool) and not os.listdir(spool),
                   str(os.listdir(spool) if os.path.isdir(spool) else None))
@@ -359,29 +329,19 @@ def case_steady(agent, res, tmp):
                 ans = "error: %r" % e
             res.check("README query '%s' runs and names the test's clients" % title,
                       os.path.basename(sys.executable) in ans, ans[:300])
-    finally:
-        if ag:
-            ag.stop()
-        if traffic:
-            traffic.stop()
-        ch.stop()
 
 
 def case_outage(agent, res, tmp):
-    ch = ClickHouse(os.path.join(tmp, "ch2"))
-    traffic = None
-    ag = None
-    try:
+    with case_tools(tmp, "ch2") as (ch, traffic):
         ch.start()
         create_schema(agent, ch)
         pwfile = write_pwfile(os.path.join(tmp, "pw2"))
         out = os.path.join(tmp, "out2")
         spool = os.path.join(tmp, "spool2")
-        traffic = Traffic()
-        ag = Agent(agent, out, ["--clickhouse-url", ch.url, "--clickhouse-user", USER,
-                                "--clickhouse-password-file", pwfile, "--clickhouse-batch", "20",
-                                "--clickhouse-batch-interval", "1", "--clickhouse-spool-dir", spool,
-                                "--clickhouse-timeout", "3"])
+        ag = start_agent(agent, out, ["--clickhouse-url", ch.url, "--clickhouse-user", USER,
+                                      "--clickhouse-password-file", pwfile,
+                                      "--clickhouse-batch", "20", "--clickhouse-batch-interval", "1",
+                                      "--clickhouse-spool-dir", spool, "--clickhouse-timeout", "3"])
         traffic.run(5, "before")
         ch.stop()
         traffic.run(8, "during")
@@ -389,16 +349,17 @@ def case_outage(agent, res, tmp):
         res.check("while the server is down, batches wait in the spool (%d)" % len(spooled),
                   len(spooled) > 0)
         res.check("the agent says inserts fail and batches wait",
-                  "insert failed" in ag.stderr(), ag.stderr()[-400:])
+                  "insert failed" in ag.log_text(), ag.log_text()[-400:])
         ch.start()
         traffic.run(5, "after")
         # Wait until the spool has drained (the backoff is at most 60 s).
         deadline = time.time() + 90
         while time.time() < deadline and [n for n in os.listdir(spool) if n.endswith(".batch")]:
             time.sleep(0.5)
-        rc = ag.stop()
-        res.check("agent exits 0", rc == 0, ag.stderr()[-400:])
-        res.check("the agent says it inserts again", "inserting again" in ag.stderr(), ag.stderr()[-600:])
+        rc, _ = ag.stop(60)
+        res.check("agent exits 0", rc == 0, ag.log_text()[-400:])
+        res.check("the agent says it inserts again", "inserting again" in ag.log_text(),
+                  ag.log_text()[-600:])
         lines = file_lines(out)
         rows = table_rows(ch)
         want = collections.Counter(file_key(r) for r in lines)
@@ -416,40 +377,30 @@ def case_outage(agent, res, tmp):
                   "uniq %d lines %d" % (uniq, len(lines)))
         res.check("ordered delivery: seq covers 1..N", sorted({r["seq"] for r in rows}) ==
                   list(range(1, len(lines) + 1)))
-    finally:
-        if ag:
-            ag.stop()
-        if traffic:
-            traffic.stop()
-        ch.stop()
 
 
 def case_restart(agent, res, tmp):
-    ch = ClickHouse(os.path.join(tmp, "ch4"))
-    traffic = None
-    ag = None
-    try:
+    with case_tools(tmp, "ch4") as (ch, traffic):
         out1, out2 = os.path.join(tmp, "out4a"), os.path.join(tmp, "out4b")
         spool = os.path.join(tmp, "spool4")
         opts = ["--clickhouse-url", ch.url, "--clickhouse-batch", "20",
                 "--clickhouse-batch-interval", "1", "--clickhouse-spool-dir", spool,
                 "--clickhouse-timeout", "2"]
-        traffic = Traffic()
         # Run 1: the server is not there at all.
-        ag = Agent(agent, out1, opts)
+        ag = start_agent(agent, out1, opts)
         traffic.run(4, "first")
-        rc = ag.stop()
+        rc, _ = ag.stop(60)
         left = [n for n in os.listdir(spool) if n.endswith(".batch")]
         res.check("run 1 exits 0 with its batches left in the spool (%d)" % len(left),
-                  rc == 0 and len(left) > 0, ag.stderr()[-300:])
+                  rc == 0 and len(left) > 0, ag.log_text()[-300:])
         ch.start()
         create_schema(agent, ch)
         # Run 2: the server is back; run 1's batches go first.
-        ag = Agent(agent, out2, opts)
-        res.check("run 2 says batches from an earlier run wait", "from an earlier run" in ag.stderr(),
-                  ag.stderr()[-300:])
+        ag = start_agent(agent, out2, opts)
+        res.check("run 2 says batches from an earlier run wait",
+                  "from an earlier run" in ag.log_text(), ag.log_text()[-300:])
         traffic.run(4, "second")
-        rc = ag.stop()
+        rc, _ = ag.stop(60)
         res.check("run 2 exits 0", rc == 0)
         lines = file_lines(out1) + file_lines(out2)
         rows = table_rows(ch)
@@ -459,68 +410,49 @@ def case_restart(agent, res, tmp):
         runs = ch.sql("SELECT run_id, min(seq), max(seq), count() FROM procflow.flows GROUP BY run_id "
                       "ORDER BY min(start_time) FORMAT TSV").split("\n")
         res.check("two runs, each with its own seq 1..N", len([r for r in runs if r]) == 2, str(runs))
-    finally:
-        if ag:
-            ag.stop()
-        if traffic:
-            traffic.stop()
-        ch.stop()
 
 
 def case_spool_cap(agent, res, tmp):
     out = os.path.join(tmp, "out3")
     spool = os.path.join(tmp, "spool3")
     dead = "http://127.0.0.1:%d" % free_port()  # nothing listens there
-    ag = None
-    srv = None
-    try:
-        ag = Agent(agent, out, ["--clickhouse-url", dead, "--clickhouse-batch", "100",
-                                "--clickhouse-batch-interval", "1", "--clickhouse-spool-dir", spool,
-                                "--clickhouse-spool-max-mb", "1", "--aggregation", "0"])
-        # Many distinct flows: one UDP datagram to each of 2,500 ports.
-        code = ("import socket\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-                "for p in range(30000,32500): u.sendto(b'z',('127.0.0.1',p))\n")
-        subprocess.run([sys.executable, "-c", code], timeout=60)
-        # Wait for the agent to say the spool filled up (not a fixed sleep).
-        deadline = time.time() + 60
-        while time.time() < deadline and "the spool is full" not in ag.stderr():
-            time.sleep(0.2)
-        total = sum(os.path.getsize(os.path.join(spool, n)) for n in os.listdir(spool))
-        res.check("the spool stays under its cap (%d bytes)" % total, 0 < total <= 1 << 20)
-        rc = ag.stop()
-        err = ag.stderr()
-        lines = file_lines(out)
-        res.check("flows.log has every line regardless (%d)" % len(lines), len(lines) >= 2500)
-        res.check("the agent says the spool is full and how many rows went", "the spool is full" in err, err[-600:])
-        import re
-        m = re.search(r"(\d+) rows wait in the spool; dropped: (\d+) \(spool full\)", err)
-        ok = m is not None and int(m.group(1)) + int(m.group(2)) == len(lines) and int(m.group(2)) > 0
-        res.check("rows waiting + rows dropped = lines written", ok, m.group(0) if m else err[-400:])
-        res.check("agent exits 0", rc == 0)
-    finally:
-        if ag:
-            ag.stop()
-        del srv
+    ag = start_agent(agent, out, ["--clickhouse-url", dead, "--clickhouse-batch", "100",
+                                  "--clickhouse-batch-interval", "1",
+                                  "--clickhouse-spool-dir", spool,
+                                  "--clickhouse-spool-max-mb", "1", "--aggregation", "0"])
+    # Many distinct flows: one UDP datagram to each of 2,500 ports.
+    code = ("import socket\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "for p in range(30000,32500): u.sendto(b'z',('127.0.0.1',p))\n")
+    subprocess.run([sys.executable, "-c", code], timeout=60)
+    # Wait for the agent to say the spool filled up (not a fixed sleep).
+    ag.wait_line("the spool is full", timeout=60)
+    total = sum(os.path.getsize(os.path.join(spool, n)) for n in os.listdir(spool))
+    res.check("the spool stays under its cap (%d bytes)" % total, 0 < total <= 1 << 20)
+    rc, _ = ag.stop(60)
+    err = ag.log_text()
+    lines = file_lines(out)
+    res.check("flows.log has every line regardless (%d)" % len(lines), len(lines) >= 2500)
+    res.check("the agent says the spool is full and how many rows went", "the spool is full" in err, err[-600:])
+    m = re.search(r"(\d+) rows wait in the spool; dropped: (\d+) \(spool full\)", err)
+    ok = m is not None and int(m.group(1)) + int(m.group(2)) == len(lines) and int(m.group(2)) > 0
+    res.check("rows waiting + rows dropped = lines written", ok, m.group(0) if m else err[-400:])
+    res.check("agent exits 0", rc == 0)
 
 
 def case_secrets(agent, res, tmp):
-    ch = ClickHouse(os.path.join(tmp, "ch5"))
-    traffic = None
-    ag = None
     wrong = "wrong-pw-7Qz"
-    try:
+    with case_tools(tmp, "ch5") as (ch, traffic):
         ch.start()
         create_schema(agent, ch)
-        traffic = Traffic()
         hostport = ch.url[len("http://"):]
         # The right password in the URL: rows arrive, the password is in no log line.
         out = os.path.join(tmp, "out5")
         url = "http://%s:%s@%s" % (USER, PASSWORD, hostport)
-        ag = Agent(agent, out, ["--clickhouse-url", url, "--clickhouse-batch", "20",
-                                "--clickhouse-batch-interval", "1"])
+        ag = start_agent(agent, out, ["--clickhouse-url", url, "--clickhouse-batch", "20",
+                                      "--clickhouse-batch-interval", "1"])
         traffic.run(4, "secret")
-        rc = ag.stop()
-        err = ag.stderr()
+        rc, _ = ag.stop(60)
+        err = ag.log_text()
         lines = file_lines(out)
         rows = table_rows(ch)
         res.check("password in the URL: agent exits 0 and every line is a row (%d lines, %d rows)"
@@ -530,7 +462,10 @@ def case_secrets(agent, res, tmp):
                   [x for x in err.splitlines() if PASSWORD in x][:2])
         with open(os.path.join(out, "flows.log")) as f:
             text = f.read()
-        own = [r for r in file_lines(out) if r["process_name"].endswith("/procflow")]
+        # This agent's lines by its PID: another test's agent on the host (its
+        # loopback flows are logged too) has other arguments.
+        own = [r for r in file_lines(out) if r["process_name"].endswith("/procflow")
+               and r["process_id"] == str(ag.proc.pid)]
         res.check("the agent's own flows to the server are logged, the password redacted "
                   "from its arguments (%d lines)" % len(own),
                   own and PASSWORD not in text and "[REDACTED]" in " ".join(own[0]["process_args"]),
@@ -540,14 +475,13 @@ def case_secrets(agent, res, tmp):
         # A wrong password: the failure is logged, the password is not.
         out = os.path.join(tmp, "out5w")
         url = "http://%s:%s@%s" % (USER, wrong, hostport)
-        ag = Agent(agent, out, ["--clickhouse-url", url, "--clickhouse-batch", "5",
-                                "--clickhouse-batch-interval", "1", "--clickhouse-timeout", "2"])
+        ag = start_agent(agent, out, ["--clickhouse-url", url, "--clickhouse-batch", "5",
+                                      "--clickhouse-batch-interval", "1",
+                                      "--clickhouse-timeout", "2"])
         traffic.run(1, "wrong")
-        deadline = time.time() + 30
-        while time.time() < deadline and "insert failed" not in ag.stderr():
-            time.sleep(0.2)
-        rc = ag.stop()
-        err = ag.stderr()
+        ag.wait_line("insert failed", timeout=30)
+        rc, _ = ag.stop(60)
+        err = ag.log_text()
         res.check("a wrong password: the failed insert is logged", "insert failed" in err, err[-400:])
         res.check("a wrong password is in no line of stderr", wrong not in err,
                   [x for x in err.splitlines() if wrong in x][:2])
@@ -571,12 +505,6 @@ def case_secrets(agent, res, tmp):
         res.check("a bad URL: exit 2, password masked in the message",
                   p.returncode == 2 and PASSWORD not in e and ("ftp://%s:***@" % USER) in e,
                   "rc %d: %s" % (p.returncode, e[-300:]))
-    finally:
-        if ag:
-            ag.stop()
-        if traffic:
-            traffic.stop()
-        ch.stop()
 
 
 class MuteServer:
@@ -628,18 +556,14 @@ def spooled(spool):
 
 
 def case_stop(agent, res, tmp):
-    ch = ClickHouse(os.path.join(tmp, "ch6"))
-    mute = MuteServer()
-    traffic = None
-    ag = None
     timeout = 5
-    try:
+    with case_tools(tmp, "ch6") as (ch, traffic), contextlib.closing(MuteServer()) as mute:
         out1, out2 = os.path.join(tmp, "out6a"), os.path.join(tmp, "out6b")
         spool = os.path.join(tmp, "spool6")
         opts = ["--clickhouse-batch", "10", "--clickhouse-batch-interval", "1",
                 "--clickhouse-spool-dir", spool, "--clickhouse-timeout", str(timeout)]
-        traffic = Traffic()
-        ag = Agent(agent, out1, ["--clickhouse-url", "http://127.0.0.1:%d" % mute.port] + opts)
+        ag = start_agent(agent, out1,
+                         ["--clickhouse-url", "http://127.0.0.1:%d" % mute.port] + opts)
         traffic.run(5, "mute")
         # A backlog, and a request that has just started to hang: SIGTERM now.
         deadline = time.time() + 60
@@ -650,15 +574,15 @@ def case_stop(agent, res, tmp):
             time.sleep(0.05)
         before = spooled(spool)
         t0 = time.time()
-        ag.p.send_signal(signal.SIGTERM)
+        ag.proc.send_signal(signal.SIGTERM)
         try:
-            rc = ag.p.wait(timeout=4 * timeout)
+            rc = ag.proc.wait(timeout=4 * timeout)
         except subprocess.TimeoutExpired:
             rc = None
         took = time.time() - t0
         print("     SIGTERM to exit with a hanging request: %.1f s (timeout %d s)" % (took, timeout))
         res.check("SIGTERM with a hanging request: exit 0 within the timeout + 3 s (%.1f s)" % took,
-                  rc == 0 and took <= timeout + 3, ag.stderr()[-400:])
+                  rc == 0 and took <= timeout + 3, ag.log_text()[-400:])
         ag.stop()
         left = spooled(spool)
         res.check("the backlog stays in the spool (%d batches before SIGTERM, %d after)" %
@@ -676,13 +600,14 @@ def case_stop(agent, res, tmp):
         # the host is logged too, so run 2 is judged only on run 1's lines.)
         ch.start()
         create_schema(agent, ch)
-        ag = Agent(agent, out2, ["--clickhouse-url", ch.url, "--clickhouse-batch", "1000",
-                                 "--clickhouse-batch-interval", "1", "--clickhouse-spool-dir", spool,
-                                 "--clickhouse-timeout", str(timeout)])
+        ag = start_agent(agent, out2, ["--clickhouse-url", ch.url, "--clickhouse-batch", "1000",
+                                       "--clickhouse-batch-interval", "1",
+                                       "--clickhouse-spool-dir", spool,
+                                       "--clickhouse-timeout", str(timeout)])
         deadline = time.time() + 120
         while time.time() < deadline and set(left) & set(spooled(spool)):
             time.sleep(0.3)
-        rc = ag.stop()
+        rc, _ = ag.stop(60)
         lines = file_lines(out1)
         rows = table_rows(ch)
         missing = collections.Counter(file_key(r) for r in lines) - \
@@ -694,24 +619,15 @@ def case_stop(agent, res, tmp):
         res.check("the cut batch is set aside as .bad, counted and logged",
                   os.path.exists(cut_path + ".bad") and
                   ("1 spooled batches are damaged (cut or empty after a crash or power cut): "
-                   "%d rows not sent" % cut_rows) in ag.stderr() and
-                  ("%d (damaged in the spool)" % cut_rows) in ag.stderr(), ag.stderr()[-600:])
+                   "%d rows not sent" % cut_rows) in ag.log_text() and
+                  ("%d (damaged in the spool)" % cut_rows) in ag.log_text(),
+                  ag.log_text()[-600:])
         uniq = len({(r["run_id"], r["seq"]) for r in rows})
         res.check("no row twice (%d rows)" % len(rows), uniq == len(rows), "uniq %d" % uniq)
-    finally:
-        if ag:
-            ag.stop()
-        if traffic:
-            traffic.stop()
-        mute.close()
-        ch.stop()
 
 
 def case_config(agent, res, tmp):
-    ch = ClickHouse(os.path.join(tmp, "ch7"))
-    traffic = None
-    ag = None
-    try:
+    with case_tools(tmp, "ch7") as (ch, traffic):
         ch.start()
         create_schema(agent, ch)
         out = os.path.join(tmp, "out7")
@@ -739,16 +655,13 @@ def case_config(agent, res, tmp):
                   "clickhouseTimeout: 4s" in lines.get("clickhouseTimeout", "") and
                   "environment PROCFLOW_CLICKHOUSE_TIMEOUT" in lines.get("clickhouseTimeout", ""),
                   lines.get("clickhouseTimeout"))
-        traffic = Traffic()
-        ag = Agent(agent, out, ["--config", cfg], env)
+        ag = start_agent(agent, out, ["--config", cfg], env)
         traffic.run(4, "cfg")
         # A reload: the batch size changes live, the table only on restart.
         write_cfg(7, "other")
-        ag.p.send_signal(signal.SIGHUP)
-        deadline = time.time() + 30
-        while time.time() < deadline and "reloaded" not in ag.stderr():
-            time.sleep(0.2)
-        err = ag.stderr()
+        ag.proc.send_signal(signal.SIGHUP)
+        ag.wait_line("reloaded", timeout=30)
+        err = ag.log_text()
         res.check("reload: clickhouseBatchRows changes live, clickhouseTable on restart",
                   "clickhouseBatchRows=7" in err and
                   "clickhouseTable changes only on restart; keeping flows" in err, err[-600:])
@@ -756,8 +669,8 @@ def case_config(agent, res, tmp):
         deadline = time.time() + 60
         while time.time() < deadline and spooled(spool):
             time.sleep(0.3)
-        rc = ag.stop()
-        err = ag.stderr()
+        rc, _ = ag.stop(60)
+        err = ag.log_text()
         res.check("the agent started from the file inserts (spool %s used)" % spool,
                   rc == 0 and os.path.isdir(spool) and
                   ("at http://%s as %s with a password" % (hostport, USER)) in err, err[-600:])
@@ -770,12 +683,6 @@ def case_config(agent, res, tmp):
                   "missing %d" % sum(missing.values()))
         res.check("the password is in no stderr line", PASSWORD not in err,
                   [x for x in err.splitlines() if PASSWORD in x][:2])
-    finally:
-        if ag:
-            ag.stop()
-        if traffic:
-            traffic.stop()
-        ch.stop()
 
 
 CASES = {"steady": case_steady, "outage": case_outage, "restart": case_restart,
@@ -783,33 +690,24 @@ CASES = {"steady": case_steady, "outage": case_outage, "restart": case_restart,
          "stop": case_stop, "config": case_config}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--bindir", required=False)
+def options(ap):
     ap.add_argument("--case", action="append", choices=sorted(CASES),
                     help="run only this case (repeatable; default: all)")
-    args = ap.parse_args()
-    agent = os.path.abspath(args.agent)
-    res = Results()
-    if os.geteuid() != 0:
-        res.check("running as root", False, "the agent needs root")
-    elif not shutil.which("clickhouse-server"):
+
+
+def body(res, args):
+    if not shutil.which("clickhouse-server"):
         res.check("clickhouse-server installed (scripts/install-deps.sh)", False)
-    else:
-        tmp = tempfile.mkdtemp(prefix="pfe2e-%d-ch-" % os.getpid())
-        try:
-            for name in args.case or list(CASES):
-                case = CASES[name]
-                try:
-                    case(agent, res, tmp)
-                except Exception as e:
-                    res.check("%s ran to the end" % case.__name__, False, repr(e))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (res.passed, res.failed))
-    return 1 if res.failed else 0
+        return
+    for name in args.case or list(CASES):
+        case = CASES[name]
+        # A directory per case: its end also stops the agents the case started.
+        with workdir(args, "pfe2e-%d-ch-%s-" % (os.getpid(), name)) as tmp:
+            try:
+                case(args.agent, res, tmp)
+            except Exception as e:
+                res.check("%s ran to the end" % case.__name__, False, repr(e))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(body, __doc__.splitlines()[0], options))

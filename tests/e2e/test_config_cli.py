@@ -8,24 +8,12 @@ into the kernel; precedence is flags > environment > file > defaults, as
 No traffic and no kernel hooks: `--print-config` and the config errors stop
 before the loader, which is also what this test checks (an agent that got as
 far as loading would print "hook tier" or "ready")."""
-import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import run_main, workdir  # noqa: E402
 
 
 def run(agent, args, env_extra=None):
@@ -48,7 +36,7 @@ def clean_line(s):
     return len(lines) == 1 and not any(ord(c) < 0x20 and c != "\t" for c in lines[0])
 
 
-def check_one_validation(agent, d, cfg, base):
+def check_one_validation(check, agent, d, cfg, base):
     """Every command validates through one function: what `run` refuses,
     `run --print-config`, `check` and `reload` refuse too, with the same exit 2."""
     rules_bad = cfg("rules-bad.txt", "# rules\nfrobnicate x\n")
@@ -74,7 +62,7 @@ def check_one_validation(agent, d, cfg, base):
                   r.stdout == "", f"rc={r.returncode} {r.stderr!r} {r.stdout[:80]!r}")
 
 
-def check_sources(agent, d, cfg, base):
+def check_sources(check, agent, d, cfg, base):
     """An error names where the value came from, and never echoes a file's
     content or a control byte."""
     f = cfg("repl.yaml", "# x\nflowLogsRedactReplacement: \"\\x01\\e[31mX\"\n")
@@ -102,7 +90,7 @@ def check_sources(agent, d, cfg, base):
           repr(r.stderr))
 
 
-def check_env_names(agent, base):
+def check_env_names(check, agent, base):
     r = cmd(agent, ["run", "--print-config"] + base, {"PROCFLOW_RING_BUFFER_KIB": "64"})
     check("PROCFLOW_RING_BUFFER_KIB sets ringBufferKiB",
           r.returncode == 0 and any(l.startswith("ringBufferKiB:") and " 64 " in l and
@@ -118,7 +106,7 @@ def check_env_names(agent, base):
           r.returncode == 0 and "PROCFLOW_FLOW_LOGS_FILE_DIRECTORY" in r.stderr, repr(r.stderr))
 
 
-def check_check_honours(agent, base):
+def check_check_honours(check, agent, base):
     """`check` answers for the configuration it is given."""
     r = cmd(agent, ["check", "--hook-tier", "fentry"], timeout=120)
     fentry_ok = any(l.strip().startswith("fentry") and "usable" in l and "not usable" not in l
@@ -134,13 +122,9 @@ def check_check_honours(agent, base):
     check("check --output-dir /etc/hostname: exit 2", r.returncode == 2, repr(r.stderr))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--bindir")
-    a = ap.parse_args()
-    d = tempfile.mkdtemp(prefix="pf-config-")
-    try:
+def body(res, args):
+    check = res.check
+    with workdir(args, "pf-config-") as d:
         def cfg(name, text):
             p = os.path.join(d, name)
             with open(p, "w") as f:
@@ -170,7 +154,7 @@ def main():
             ("not a mapping", cfg("scalar.yaml", "just a string\n"), None, ":1:"),
         ]
         for name, path, key, where in bad:
-            r = run(a.agent, ["--config", path, "--print-config"] + base)
+            r = run(args.agent, ["--config", path, "--print-config"] + base)
             lines = [l for l in r.stderr.splitlines() if l]
             check(f"{name}: exit 2", r.returncode == 2, f"rc={r.returncode} {r.stderr!r}")
             check(f"{name}: one message naming file:line and key",
@@ -180,23 +164,23 @@ def main():
         # Unreadable file: a missing one, and one without read permission
         # (root reads anything, so a directory stands in for it).
         for name, path in (("missing file", os.path.join(d, "nope.yaml")), ("a directory", d)):
-            r = run(a.agent, ["--config", path] + base)
+            r = run(args.agent, ["--config", path] + base)
             check(f"unreadable ({name}): exit 2 naming the file",
                   r.returncode == 2 and path in r.stderr and "hook tier" not in r.stderr,
                   f"rc={r.returncode} {r.stderr!r}")
 
         # Bad environment value and bad flag value name the variable / flag.
-        r = run(a.agent, ["--print-config"] + base, {"PROCFLOW_FLOW_LOGS_FILE_MAX_FILES": "-1"})
+        r = run(args.agent, ["--print-config"] + base, {"PROCFLOW_FLOW_LOGS_FILE_MAX_FILES": "-1"})
         check("bad environment value: exit 2 naming variable and key",
               r.returncode == 2 and "PROCFLOW_FLOW_LOGS_FILE_MAX_FILES" in r.stderr
               and "flowLogsFileMaxFiles" in r.stderr, repr(r.stderr))
-        r = run(a.agent, ["--print-config", "--flush-interval", "0"] + base)
+        r = run(args.agent, ["--print-config", "--flush-interval", "0"] + base)
         check("bad flag value: exit 2 naming flag and key",
               r.returncode == 2 and "--flush-interval" in r.stderr and "flowLogsFlushInterval" in r.stderr,
               repr(r.stderr))
 
         # A bad config stops a real run before anything reaches the kernel.
-        r = run(a.agent, ["--config", bad[0][1]] + base)
+        r = run(args.agent, ["--config", bad[0][1]] + base)
         check("bad config in a real run: exit 2 before loading",
               r.returncode == 2 and "hook tier" not in r.stderr and "ready" not in r.stderr,
               repr(r.stderr))
@@ -206,7 +190,7 @@ def main():
                                 "flowLogsFileMaxFileSizeMB: 7\n"
                                 "flowLogsFlushInterval: 30s\n"
                                 "flowLogsCollectProcessPath: false\n")
-        r = run(a.agent, ["--config", good, "--print-config", "-i", "4"] + base,
+        r = run(args.agent, ["--config", good, "--print-config", "-i", "4"] + base,
                 {"PROCFLOW_FLOW_LOGS_FILE_MAX_FILES": "9", "PROCFLOW_FLOW_LOGS_FLUSH_INTERVAL": "1m"})
         check("print-config exits 0", r.returncode == 0, repr(r.stderr))
         vals = {}
@@ -228,7 +212,7 @@ def main():
             check(f"precedence: {k} = {want[0]} from {want[1]}", vals.get(k) == want, repr(vals.get(k)))
         # The printed configuration is itself a valid config file.
         again = cfg("again.yaml", "\n".join(l for l in r.stdout.splitlines()) + "\n")
-        r2 = run(a.agent, ["--config", again, "--print-config"])
+        r2 = run(args.agent, ["--config", again, "--print-config"])
         check("print-config output reads back as a config file", r2.returncode == 0, repr(r2.stderr))
         # A URL's password is masked in the output; read back, the mask is
         # refused (exit 2, naming the key), never sent as the password.
@@ -243,35 +227,34 @@ def main():
               r2.returncode == 2 and "clickhouseUrl" in r2.stderr
               and "mask --print-config writes" in r2.stderr, repr(r2.stderr))
         # PROCFLOW_CONFIG names the file when --config is not given.
-        r = run(a.agent, ["--print-config"] + base, {"PROCFLOW_CONFIG": good})
+        r = run(args.agent, ["--print-config"] + base, {"PROCFLOW_CONFIG": good})
         check("PROCFLOW_CONFIG names the file", r.returncode == 0 and f"file {good}:2" in r.stdout,
               repr(r.stdout[:200]))
         # `procflow reload`: no PID file, and a stale one (its agent is gone:
         # nobody holds the lock, whatever PID it names, even a live one).
         rd = os.path.join(d, "rt")
-        r = subprocess.run([a.agent, "reload", "--runtime-dir", rd], capture_output=True, text=True)
+        r = subprocess.run([args.agent, "reload", "--runtime-dir", rd], capture_output=True,
+                           text=True)
         check("reload without a PID file: exit 1, says so",
               r.returncode == 1 and "procflow.pid" in r.stderr, repr(r.stderr))
         os.makedirs(rd)
         with open(os.path.join(rd, "procflow.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
-        r = subprocess.run([a.agent, "reload", "--runtime-dir", rd], capture_output=True, text=True)
+        r = subprocess.run([args.agent, "reload", "--runtime-dir", rd], capture_output=True,
+                           text=True)
         check("reload with a stale PID file: exit 1, says stale, signals nobody",
               r.returncode == 1 and "stale" in r.stderr, repr(r.stderr))
         sample = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
                               "procflow.yaml")
-        r = run(a.agent, ["--config", sample, "--print-config"] + base)
+        r = run(args.agent, ["--config", sample, "--print-config"] + base)
         check("the sample config make install puts in /etc/procflow is valid",
               r.returncode == 0 and r.stderr == "", repr(r.stderr))
-        check_one_validation(a.agent, d, cfg, base)
-        check_sources(a.agent, d, cfg, base)
-        check_env_names(a.agent, base)
-        check_check_honours(a.agent, base)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+        check_one_validation(check, args.agent, d, cfg, base)
+        check_sources(check, args.agent, d, cfg, base)
+        check_env_names(check, args.agent, base)
+        check_check_honours(check, args.agent, base)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # No kernel hooks: these runs stop before the loader, so root is not needed.
+    sys.exit(run_main(body, __doc__.splitlines()[0], root=False))

@@ -18,27 +18,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import netns  # noqa: E402
-from common import Agent  # noqa: E402
-
-# Reads each connection until EOF (pf_server gives a connection 2 s at most; this
-# one stays open across the agent's flush).
-TCP_SERVER = r"""
-import socket, sys, threading
-s = socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16)
-print("up", flush=True)
-def drain(c):
-    with c:
-        while c.recv(65536): pass
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=drain, args=(c,), daemon=True).start()
-"""
+from common import Agent, workdir  # noqa: E402
+from traffic import DRAIN_SERVER  # noqa: E402
 
 
 def one_case(res, net, d, odd, nxt, proto, port):
@@ -84,38 +70,29 @@ def one_case(res, net, d, odd, nxt, proto, port):
 
 
 def body(res, args):
-    d = tempfile.mkdtemp(prefix="pf-execsock-")
     port = 24000 + os.getpid() % 3000
-    agent = None
-    try:
+    with workdir(args, "pf-execsock-") as d:
         odd = os.path.abspath(os.path.join(args.bindir, "pf_odd"))
         nxt = os.path.join(d, "pf_odd_next")
         shutil.copy(odd, nxt)
         with netns.TestNet("execsock") as net:
             net.spawn(net.server_ns, [os.path.join(args.bindir, "pf_server"), "udp",
                                       net.server_v4, str(port)])
-            srv = net.spawn(net.server_ns, [sys.executable, "-c", TCP_SERVER, net.server_v4,
+            # TCP: a connection kept open across the agent's flush (pf_server
+            # gives a connection 2 s at most).
+            srv = net.spawn(net.server_ns, [sys.executable, "-c", DRAIN_SERVER, net.server_v4,
                                             str(port + 1)], stdout=subprocess.PIPE, text=True)
             if not res.check("TCP server up", srv.stdout.readline().strip() == "up"):
                 return
             agent = Agent(args.agent, ["run", "--output-dir", os.path.join(d, "out"),
                                        "--runtime-dir", os.path.join(d, "run"),
                                        "--flush-interval", "1", "--aggregation", "0"], owner=net)
-            agent.start()
-            ok, why = agent.wait_ready(60)
-            if not res.check("agent ready", ok, why):
+            if not agent.start_ready(res):
                 return
             one_case(res, net, d, odd, nxt, "udp", port)
             one_case(res, net, d, odd, nxt, "tcp", port + 1)
             rc, _ = agent.stop()
             res.check("agent exits 0", rc == 0, "rc %s" % rc)
-    finally:
-        if agent:
-            agent.kill()
-        if args.keep:
-            print("kept %s" % d)
-        else:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -22,33 +22,19 @@ flows a leak leaves."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import netns  # noqa: E402
-from common import Agent  # noqa: E402
+from common import Agent, workdir  # noqa: E402
+from traffic import DRAIN_SERVER  # noqa: E402
 
 N_UDP_PEERS, N_TCP, MAX_FLOWS = 1200, 1000, 1024
 # Other programs on the host (their flows are in the same maps) may hold up to the
 # whole flows map and a few live TCP connections; a leak leaves 2 * N_TCP.
 LEFT_OVER = MAX_FLOWS + 300
-
-SERVER = r"""
-import resource, socket, sys, threading
-resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
-s = socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(512)
-print("up", flush=True)
-def drain(c):
-    with c:
-        while c.recv(65536): pass
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=drain, args=(c,), daemon=True).start()
-"""
 
 UDP_FILL = r"""
 import select, socket, sys
@@ -89,12 +75,11 @@ def occupancy(agent):
 
 
 def body(res, args):
-    d = tempfile.mkdtemp(prefix="pf-full-")
     port = 22000 + os.getpid() % 3000
-    agent = None
-    try:
+    with workdir(args, "pf-full-") as d:
         with netns.TestNet("full") as net:
-            srv = net.spawn(net.server_ns, [sys.executable, "-c", SERVER, net.server_v4, str(port)],
+            srv = net.spawn(net.server_ns, [sys.executable, "-c", DRAIN_SERVER, net.server_v4,
+                                            str(port)],
                             stdout=subprocess.PIPE, text=True)
             if not res.check("server up", srv.stdout.readline().strip() == "up"):
                 return
@@ -102,9 +87,7 @@ def body(res, args):
                                        "--runtime-dir", os.path.join(d, "run"),
                                        "--flush-interval", "1", "--max-flows", str(MAX_FLOWS), "-v"],
                           owner=net)
-            agent.start()
-            ok, why = agent.wait_ready(60)
-            if not res.check("agent ready", ok, why):
+            if not agent.start_ready(res):
                 return
             fill = net.spawn(net.client_ns, [sys.executable, "-c", UDP_FILL, net.server_v4,
                                              str(port + 1), str(N_UDP_PEERS)],
@@ -148,13 +131,6 @@ def body(res, args):
             res.check("maps read %s" % want, modes == {want}, "collections read: %s" % modes)
             rc, _ = agent.stop()
             res.check("agent exits 0", rc == 0, "rc %s" % rc)
-    finally:
-        if agent:
-            agent.kill()
-        if args.keep:
-            print("kept %s" % d)
-        else:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -34,11 +34,9 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,18 +64,8 @@ class CapAgent(Agent):
     """An Agent whose stdout (--stdout) goes to a file, to search it for secrets."""
 
     def __init__(self, path, args, owner, stdout_path, prefix=None):
-        super().__init__(path, args, owner)
+        super().__init__(path, args, owner, stdout=open(stdout_path, "wb"), prefix=prefix)
         self.stdout_path = stdout_path
-        self.prefix = list(prefix or [])
-
-    def start(self):
-        self._out = open(self.stdout_path, "wb")
-        self.proc = subprocess.Popen(self.prefix + [self.path] + self.args, stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=subprocess.PIPE)
-        if self.owner is not None:
-            self.owner.procs.append(self.proc)
-        import threading
-        threading.Thread(target=self._drain, daemon=True).start()
 
 
 def lines_with(records, tag, reporter="src"):
@@ -130,11 +118,8 @@ def start_agent(res, net, agent_path, outdir, extra, label, prefix=None):
     agent = CapAgent(agent_path, ["run", "--output-dir", outdir, "--flush-interval", str(FLUSH_S),
                                   "--aggregation", "0", "--stdout"] + extra, net,
                      os.path.join(outdir, "stdout"), prefix)
-    agent.start()
-    ok, detail = agent.wait_ready(READY_TIMEOUT_S)
-    res.check("%s: agent starts and prints %r" % (label, Agent.READY), ok, detail)
-    if not ok:
-        agent.kill()
+    if not agent.start_ready(res, READY_TIMEOUT_S,
+                             "%s: agent starts and prints %r" % (label, Agent.READY)):
         return None
     return agent
 
@@ -708,11 +693,8 @@ def phase_pidns(res, net, args, tmp, run_id, base):
     agent = CapAgent("sh", ["-c", script, args.agent, "run", "--output-dir", outdir, "--flush-interval",
                             str(FLUSH_S), "--aggregation", "0", "--stdout"], net,
                      os.path.join(outdir, "stdout"), unshare)
-    agent.start()
-    ok, detail = agent.wait_ready(READY_TIMEOUT_S)
-    res.check("%s: agent starts and prints %r" % (label, Agent.READY), ok, detail)
-    if not ok:
-        agent.kill()
+    if not agent.start_ready(res, READY_TIMEOUT_S,
+                             "%s: agent starts and prints %r" % (label, Agent.READY)):
         return outdir
     got = [l.split()[1] for l in agent.stderr_lines if l.startswith("decoy ")]
     res.check("pidns: a decoy in the agent's namespace has the number of the server's host PID %d" % srv.pid,

@@ -19,30 +19,20 @@ cut logged (the deterministic case is in tests/unit/test_logfile.c).
 import os
 import random
 import re
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Agent, load_flows, run_main, wait_for  # noqa: E402
+from common import Agent, load_flows, run_main, wait_for, workdir  # noqa: E402
 from netns import TestNet  # noqa: E402
+from traffic import UDP_SENDER  # noqa: E402
 
 KILLS = 50
 PORTS = 2000
 # The whole test must stay under 2 minutes; a run takes about 1.5 s.
 BUDGET_S = 110
-
-SENDER = ("import socket,sys,time\n"
-          "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-          "base,n=int(sys.argv[2]),int(sys.argv[3])\n"
-          "while True:\n"
-          "    for p in range(base,base+n):\n"
-          "        try: s.sendto(b'x'*64,(sys.argv[1],p))\n"
-          "        except OSError: pass\n"
-          "    time.sleep(0.2)\n")
 
 
 def log_state(out):
@@ -102,38 +92,36 @@ def kill_loop(args, net, out, n, seed, stats):
 
 
 def body(res, args):
-    d = tempfile.mkdtemp(prefix="pf-kill-")
+    with workdir(args, "pf-kill-") as d:
+        scenario(res, args, d)
+
+
+def scenario(res, args, d):
     # Two agents side by side, each on its own directories, 25 kills each:
     # most of a run is waiting (the hooks loading, the 1-second timer), so
     # two overlap well and keep the test under 2 minutes on a busy host.
     outs = [os.path.join(d, "out%d" % k) for k in range(2)]
     stats = {"kills": 0, "repaired": 0, "problems": []}
-    try:
-        with TestNet() as net:
-            net.spawn(net.client_ns, [sys.executable, "-c", SENDER, net.server_v4,
-                                      str(20000 + os.getpid() % 20000), str(PORTS)])
-            t0 = time.monotonic()
-            ts = [threading.Thread(target=kill_loop,
-                                   args=(args, net, o, KILLS // 2, os.getpid() + k, stats))
-                  for k, o in enumerate(outs)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join()
-            elapsed = time.monotonic() - t0
-            res.check("%d SIGKILLs during flushes, restarts, and a SIGTERM" % KILLS,
-                      stats["kills"] == KILLS and not stats["problems"],
-                      "%d of %d runs killed mid-write in %.0f s; %s" % (
-                          stats["kills"], KILLS, elapsed, stats["problems"]))
-            print("partial last lines cut at start: %d of %d restarts; %.0f s" % (
-                stats["repaired"], KILLS, elapsed))
-        for out in outs:
-            check_files(res, out)
-    finally:
-        if args.keep:
-            print("kept", d)
-        else:
-            shutil.rmtree(d, ignore_errors=True)
+    with TestNet() as net:
+        net.spawn(net.client_ns, [sys.executable, "-c", UDP_SENDER, net.server_v4,
+                                  str(20000 + os.getpid() % 20000), str(PORTS)])
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=kill_loop,
+                               args=(args, net, o, KILLS // 2, os.getpid() + k, stats))
+              for k, o in enumerate(outs)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        elapsed = time.monotonic() - t0
+        res.check("%d SIGKILLs during flushes, restarts, and a SIGTERM" % KILLS,
+                  stats["kills"] == KILLS and not stats["problems"],
+                  "%d of %d runs killed mid-write in %.0f s; %s" % (
+                      stats["kills"], KILLS, elapsed, stats["problems"]))
+        print("partial last lines cut at start: %d of %d restarts; %.0f s" % (
+            stats["repaired"], KILLS, elapsed))
+    for out in outs:
+        check_files(res, out)
 
 
 def check_files(res, out):

@@ -22,23 +22,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Agent, run_main, wait_for  # noqa: E402
+from common import Agent, run_main, terminate, wait_for, workdir  # noqa: E402
 from netns import TestNet  # noqa: E402
-
-SENDER = ("import socket,sys,time\n"
-          "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-          "base,n=int(sys.argv[2]),int(sys.argv[3])\n"
-          "while True:\n"
-          "    for p in range(base,base+n):\n"
-          "        try: s.sendto(b'x'*64,(sys.argv[1],p))\n"
-          "        except OSError: pass\n"
-          "    time.sleep(0.2)\n")
+from traffic import UDP_SENDER  # noqa: E402
 
 
 def free_port():
@@ -111,95 +101,85 @@ def body(res, args):
               and len(bad.stderr.strip().splitlines()) == 1,
               "exit %d: %s" % (bad.returncode, bad.stderr))
 
-    d = tempfile.mkdtemp(prefix="pf-metrics-")
     prom = None
-    agent = None
-    try:
-        out = os.path.join(d, "out")
-        mport, pport = free_port(), free_port()
-        with TestNet("metrics") as net:
-            net.spawn(net.client_ns, [sys.executable, "-c", SENDER, net.server_v4,
-                                      str(20000 + os.getpid() % 20000), "200"])
-            agent = Agent(args.agent, ["run", "--output-dir", out, "--flush-interval", "2",
-                                       "--aggregation", "0",
-                                       "--metrics-listen", "127.0.0.1:%d" % mport], owner=net)
-            agent.start()
-            ok, why = agent.wait_ready(60)
-            if not res.check("agent ready", ok, why):
-                return
-            url = "http://127.0.0.1:%d/metrics" % mport
-            status, text = http_get(url)
-            res.check("GET /metrics answers 200", status == 200, str(status))
-            try:
-                http_get("http://127.0.0.1:%d/other" % mport)
-                res.check("another path answers 404", False)
-            except urllib.error.HTTPError as e:
-                res.check("another path answers 404", e.code == 404, str(e.code))
-            chk = subprocess.run(["promtool", "check", "metrics"], input=text,
-                                 capture_output=True, text=True, timeout=30)
-            res.check("promtool check metrics passes", chk.returncode == 0 and not chk.stdout
-                      and not chk.stderr, chk.stdout + chk.stderr)
-            for name in ("procflow_flow_lines_written_total{sink=\"file\"}",
-                         "procflow_table_capacity{table=\"socks\"}", "process_open_fds",
-                         "process_cpu_seconds_total", "process_resident_memory_bytes",
-                         "process_start_time_seconds", "process_max_fds",
-                         "process_virtual_memory_bytes"):
-                res.check("the text has %s" % name,
-                          any(l.startswith(name + " ") for l in text.splitlines()))
-            # The kernel memory of the maps as the agent reports it is the
-            # kernel's own accounting: memlock of every map fd it holds.
-            held = map_memlock(agent.proc.pid)
-            rep = next((int(l.split()[1]) for l in text.splitlines()
-                        if l.startswith("procflow_kernel_map_bytes ")), None)
-            res.check("procflow_kernel_map_bytes is the memlock of the agent's maps",
-                      held > 0 and rep == held, "metric %s, fdinfo %d" % (rep, held))
-            caps = caps_eff(agent.proc.pid)
-            res.check("the endpoint added threads, and no thread holds a capability",
-                      len(caps) >= 2 and all(v == 0 for v in caps.values()), str(caps))
+    with workdir(args, "pf-metrics-") as d:
+        try:
+            out = os.path.join(d, "out")
+            mport, pport = free_port(), free_port()
+            with TestNet("metrics") as net:
+                net.spawn(net.client_ns, [sys.executable, "-c", UDP_SENDER, net.server_v4,
+                                          str(20000 + os.getpid() % 20000), "200"])
+                agent = Agent(args.agent, ["run", "--output-dir", out, "--flush-interval", "2",
+                                           "--aggregation", "0",
+                                           "--metrics-listen", "127.0.0.1:%d" % mport], owner=net)
+                if not agent.start_ready(res):
+                    return
+                url = "http://127.0.0.1:%d/metrics" % mport
+                status, text = http_get(url)
+                res.check("GET /metrics answers 200", status == 200, str(status))
+                try:
+                    http_get("http://127.0.0.1:%d/other" % mport)
+                    res.check("another path answers 404", False)
+                except urllib.error.HTTPError as e:
+                    res.check("another path answers 404", e.code == 404, str(e.code))
+                chk = subprocess.run(["promtool", "check", "metrics"], input=text,
+                                     capture_output=True, text=True, timeout=30)
+                res.check("promtool check metrics passes", chk.returncode == 0 and not chk.stdout
+                          and not chk.stderr, chk.stdout + chk.stderr)
+                for name in ("procflow_flow_lines_written_total{sink=\"file\"}",
+                             "procflow_table_capacity{table=\"socks\"}",
+                             "procflow_table_capacity{table=\"cgroups\"}", "process_open_fds",
+                             "process_cpu_seconds_total", "process_resident_memory_bytes",
+                             "process_start_time_seconds", "process_max_fds",
+                             "process_virtual_memory_bytes"):
+                    res.check("the text has %s" % name,
+                              any(l.startswith(name + " ") for l in text.splitlines()))
+                # The kernel memory of the maps as the agent reports it is the
+                # kernel's own accounting: memlock of every map fd it holds.
+                held = map_memlock(agent.proc.pid)
+                rep = next((int(l.split()[1]) for l in text.splitlines()
+                            if l.startswith("procflow_kernel_map_bytes ")), None)
+                res.check("procflow_kernel_map_bytes is the memlock of the agent's maps",
+                          held > 0 and rep == held, "metric %s, fdinfo %d" % (rep, held))
+                caps = caps_eff(agent.proc.pid)
+                res.check("the endpoint added threads, and no thread holds a capability",
+                          len(caps) >= 2 and all(v == 0 for v in caps.values()), str(caps))
 
-            conf = os.path.join(d, "prometheus.yml")
-            with open(conf, "w") as f:
-                f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                        "scrape_configs:\n  - job_name: procflow\n    static_configs:\n"
-                        "      - targets: ['127.0.0.1:%d']\n" % mport)
-            prom = subprocess.Popen(
-                ["prometheus", "--config.file", conf, "--storage.tsdb.path",
-                 os.path.join(d, "prom-data"), "--web.listen-address", "127.0.0.1:%d" % pport],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=open(os.path.join(d, "prometheus.log"), "w"))
-            base = "http://127.0.0.1:%d" % pport
-            res.check("Prometheus says up == 1 for the agent",
-                      wait_for(lambda: prom_query(base, 'up{job="procflow"}') == 1, 60, 0.5),
-                      "up = %s" % prom_query(base, 'up{job="procflow"}'))
+                conf = os.path.join(d, "prometheus.yml")
+                with open(conf, "w") as f:
+                    f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                            "scrape_configs:\n  - job_name: procflow\n    static_configs:\n"
+                            "      - targets: ['127.0.0.1:%d']\n" % mport)
+                prom = subprocess.Popen(
+                    ["prometheus", "--config.file", conf, "--storage.tsdb.path",
+                     os.path.join(d, "prom-data"), "--web.listen-address", "127.0.0.1:%d" % pport],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=open(os.path.join(d, "prometheus.log"), "w"))
+                base = "http://127.0.0.1:%d" % pport
+                res.check("Prometheus says up == 1 for the agent",
+                          wait_for(lambda: prom_query(base, 'up{job="procflow"}') == 1, 60, 0.5),
+                          "up = %s" % prom_query(base, 'up{job="procflow"}'))
 
-            # The counter and the file agree once Prometheus' latest scrape
-            # follows the latest flush (a flush every 2 s, a scrape every 1 s).
-            flows = os.path.join(out, "flows.log")
-            seen = {}
+                # The counter and the file agree once Prometheus' latest scrape
+                # follows the latest flush (a flush every 2 s, a scrape every 1 s).
+                flows = os.path.join(out, "flows.log")
+                seen = {}
 
-            def agree():
-                n = count_lines(flows)
-                v = prom_query(base, 'procflow_flow_lines_written_total{sink="file"}')
-                seen["last"] = (v, n)
-                return n > 0 and v == n and n == count_lines(flows)
+                def agree():
+                    n = count_lines(flows)
+                    v = prom_query(base, 'procflow_flow_lines_written_total{sink="file"}')
+                    seen["last"] = (v, n)
+                    return n > 0 and v == n and n == count_lines(flows)
 
-            res.check("procflow_flow_lines_written_total equals the lines in flows.log",
-                      wait_for(agree, 60, 0.3), "Prometheus, file: %s" % (seen.get("last"),))
-            v = prom_query(base, "procflow_flushes_total")
-            res.check("Prometheus has the flush counter", v is not None and v >= 1, str(v))
-            rc, _ = agent.stop()
-            res.check("the agent exits 0 on SIGTERM", rc == 0, agent.stderr_text())
-    finally:
-        if prom is not None:
-            prom.terminate()
-            try:
-                prom.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                prom.kill()
-                prom.wait()
-        if agent:
-            agent.kill()
-        shutil.rmtree(d, ignore_errors=True)
+                res.check("procflow_flow_lines_written_total equals the lines in flows.log",
+                          wait_for(agree, 60, 0.3), "Prometheus, file: %s" % (seen.get("last"),))
+                v = prom_query(base, "procflow_flushes_total")
+                res.check("Prometheus has the flush counter", v is not None and v >= 1, str(v))
+                rc, _ = agent.stop()
+                res.check("the agent exits 0 on SIGTERM", rc == 0, agent.stderr_text())
+        finally:
+            if prom is not None:
+                terminate(prom, 30)
 
 
 if __name__ == "__main__":

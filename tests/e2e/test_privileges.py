@@ -15,16 +15,14 @@ its flow can only reach flows.log through the final flush."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import socket
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import netns  # noqa: E402
-from common import Agent  # noqa: E402
+from common import Agent, workdir  # noqa: E402
 
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
 # include/uapi/linux/capability.h
@@ -66,12 +64,10 @@ def body(res, args):
     want = documented_mask()
     if not res.check("README documents the kept set", want is not None, README):
         return
-    d = tempfile.mkdtemp(prefix="pf-priv-")
     port = 26000 + os.getpid() % 3000
-    conf = os.path.join(d, "procflow.yaml")
-    out = os.path.join(d, "out")
-    agent = None
-    try:
+    with workdir(args, "pf-priv-") as d:
+        conf = os.path.join(d, "procflow.yaml")
+        out = os.path.join(d, "out")
         with open(conf, "w") as f:
             f.write("flowLogsFlushInterval: 30s\nflowLogsFileAggregationKindForAllowed: 0\n")
         with netns.TestNet("priv") as net:
@@ -83,9 +79,7 @@ def body(res, args):
                                        # the endpoint's server thread too
                                        "--metrics-listen", "127.0.0.1:%d" % free_port()],
                                   owner=net)
-            agent.start()
-            ok, why = agent.wait_ready(60)
-            if not res.check("agent ready", ok, why):
+            if not agent.start_ready(res):
                 return
             pid = agent.proc.pid
             tasks = sorted(os.listdir("/proc/%d/task" % pid))
@@ -106,10 +100,9 @@ def body(res, args):
 
             with open(conf, "w") as f:
                 f.write("flowLogsFlushInterval: 2s\nflowLogsFileAggregationKindForAllowed: 0\n")
-            n = len(agent.stderr_lines)
+            n = agent.nlines()
             agent.proc.send_signal(1)  # SIGHUP
-            ok = common.wait_for(lambda: any("reloaded: flowLogsFlushInterval=2s" in l
-                                             for l in agent.stderr_lines[n:]), 10)
+            ok = agent.wait_line("reloaded: flowLogsFlushInterval=2s", 10, after=n) is not None
             res.check("SIGHUP reload applied after the drop", ok, agent.stderr_text())
 
             cli = os.path.abspath(os.path.join(args.bindir, "pf_client"))
@@ -117,22 +110,13 @@ def body(res, args):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             rc, _ = agent.stop()
             res.check("agent exits 0", rc == 0, "rc %s\n%s" % (rc, agent.stderr_text()))
-            recs, problems = common.load_flows(os.path.join(out, "flows.log"))
-            mine = [r for r in recs if r["reporter"] == "src" and r["dest_port"] == port
-                    and r["process_id"] == str(c.pid)]
+            mine = common.lines_of(os.path.join(out, "flows.log"), c.pid, port)
             res.check("final flush wrote the last client", c.returncode == 0 and len(mine) == 1
                       and mine[0]["process_name"] == cli,
                       "client rc %s; lines %s" % (c.returncode, [common.compact(r) for r in mine]))
             errs = [l for l in agent.stderr_lines if "could not give up" in l
                     or "Operation not permitted" in l and "libbpf" not in l]
             res.check("no permission error in the log", not errs, "; ".join(errs))
-    finally:
-        if agent:
-            agent.kill()
-        if args.keep:
-            print("kept %s" % d)
-        else:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

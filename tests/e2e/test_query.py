@@ -12,36 +12,16 @@ test starts, and query must find that client by process, arguments, PID and addr
 Only loopback traffic; every process started here is stopped by its own PID.
 """
 
-import argparse
 import ipaddress
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import flowgen  # noqa: E402
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print("ok   %s" % name)
-        else:
-            self.failed += 1
-            print("FAIL %s %s" % (name, detail))
-        sys.stdout.flush()
-        return ok
+from common import Agent, run_main, terminate, wait_for, workdir  # noqa: E402
 
 
 def query(agent, args, timeout=60):
@@ -190,16 +170,6 @@ def check_bad(agent, res, d):
                   "rc=%d err=%r" % (rc, err))
     rc, _, err = query(agent, [os.path.join(d, "nope")])
     res.check("missing directory: exit 1 and says so", rc == 1 and "nope" in err, err)
-
-
-def poll_until(pred, timeout):
-    """Poll @pred until it holds or @timeout seconds pass; its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def ref_ip(rec, key, net):
@@ -452,12 +422,7 @@ def check_tail_follow(agent, res, tmp):
             f.write("\n".join(recs[200:]) + "\n")
         got = wait_lines(out_path, 15)
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        terminate(p)
     res.check("-n 5 -f: the last 5 existing lines first", first[:5] == recs[195:200],
               "got %d lines first" % len(first))
     res.check("-n 5 -f: then the 10 appended, nothing else", got == recs[195:], "got %d" % len(got))
@@ -469,12 +434,7 @@ def check_tail_follow(agent, res, tmp):
     try:
         rows = wait_lines(tpath, 4)
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        terminate(p)
     res.check("-n 3 -f as a table: the header and 3 rows while it follows",
               len(rows) == 4 and rows[0].startswith("TIME"), "%r" % rows)
 
@@ -497,7 +457,7 @@ def check_follow(agent, res, tmp):
     def wait_shown(n):
         # Poll the reader's output with a deadline: each step starts only once
         # the reader has printed everything before it, however slow it runs.
-        return poll_until(lambda: shown() >= n, 30)
+        return wait_for(lambda: shown() >= n, 30, step=0.05)
 
     try:
         steps_ok = wait_shown(10)
@@ -531,12 +491,7 @@ def check_follow(agent, res, tmp):
         res.check("--follow: the reader caught up after each step (within 30 s)", steps_ok,
                   "%d lines shown" % shown())
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        terminate(p)
     with open(out_path) as f:
         got = f.read().splitlines()
     res.check("--follow: appended, rotated and truncated lines, each once, in order",
@@ -576,22 +531,12 @@ def check_real(agent, res, tmp):
         res.check("real flows.log (needs root)", False, "not root")
         return
     out = os.path.join(tmp, "real")
-    agent_p = subprocess.Popen([agent, "run", "--output-dir", out, "--flush-interval", "2",
-                                "--include-loopback"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    agent_p = Agent(agent, ["run", "--output-dir", out, "--flush-interval", "2",
+                            "--include-loopback"])
+    if not agent_p.start_ready(res, 30):
+        return
     srv = None
     try:
-        deadline = time.time() + 30
-        ready = False
-        while time.time() < deadline:
-            line = agent_p.stderr.readline().decode()
-            if not line:
-                break
-            if "ready" in line:
-                ready = True
-                break
-        if not res.check("agent ready", ready):
-            return
         srv = subprocess.Popen([sys.executable, "-c", SERVER, "1"], stdout=subprocess.PIPE)
         port = int(srv.stdout.readline())
         marker = "pfq-marker-%d" % os.getpid()
@@ -600,12 +545,7 @@ def check_real(agent, res, tmp):
         srv.wait(timeout=20)
         # No wait: the agent's final flush on SIGTERM writes every flow.
     finally:
-        agent_p.send_signal(signal.SIGTERM)
-        try:
-            agent_p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            agent_p.kill()
-            agent_p.wait()
+        agent_p.stop()
         if srv and srv.poll() is None:
             srv.kill()
             srv.wait()
@@ -633,15 +573,9 @@ def check_real(agent, res, tmp):
               rc == 0 and str(cl.pid) in text and os.path.basename(sys.executable) in text, text)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--bindir", required=False)
-    args = ap.parse_args()
-    agent = os.path.abspath(args.agent)
-    res = Results()
-    tmp = tempfile.mkdtemp(prefix="pfe2e-%d-query-" % os.getpid())
-    try:
+def body(res, args):
+    agent = args.agent
+    with workdir(args, "pfe2e-%d-query-" % os.getpid()) as tmp:
         d, recs, ncorrupt = gen_dir(tmp)
         check_filters(agent, res, d, recs, ncorrupt)
         check_bad(agent, res, d)
@@ -654,13 +588,8 @@ def main():
         check_tail_follow(agent, res, tmp)
         check_follow(agent, res, tmp)
         check_real(agent, res, tmp)
-    except Exception as e:  # a crash of the test itself is a failure, reported
-        res.check("test ran to the end", False, repr(e))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (res.passed, res.failed))
-    return 1 if res.failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Only check_real needs root (it runs the agent); it fails, not skips, without.
+    sys.exit(run_main(body, __doc__.splitlines()[0], root=False))

@@ -23,15 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Agent, run_main, wait_for  # noqa: E402
 from netns import TestNet  # noqa: E402
-
-SENDER = ("import socket,sys,time\n"
-          "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-          "base,n=int(sys.argv[2]),int(sys.argv[3])\n"
-          "while True:\n"
-          "    for p in range(base,base+n):\n"
-          "        try: s.sendto(b'x'*64,(sys.argv[1],p))\n"
-          "        except OSError: pass\n"
-          "    time.sleep(0.2)\n")
+from traffic import UDP_SENDER  # noqa: E402
 
 
 def take_inodes(mnt):
@@ -44,10 +36,6 @@ def take_inodes(mnt):
         except OSError:
             return made
         made.append(p)
-
-
-def logged(agent, text):
-    return any(text in l for l in agent.stderr_lines)
 
 
 def body(res, args):
@@ -63,16 +51,14 @@ def body(res, args):
                         "pf-rotfail", mnt], check=True)
         mounted = True
         with TestNet() as net:
-            net.spawn(net.client_ns, [sys.executable, "-c", SENDER, net.server_v4,
+            net.spawn(net.client_ns, [sys.executable, "-c", UDP_SENDER, net.server_v4,
                                       str(20000 + os.getpid() % 20000), "2000"])
             agent = Agent(args.agent, ["run", "--output-dir", out, "--runtime-dir",
                                        os.path.join(d, "run"), "--flush-interval", "1",
                                        "--aggregation", "0", "--max-file-size", "1",
                                        "--max-files", "1000", "--stdout"],
                           owner=net, stdout=stdout)
-            agent.start()
-            ok, detail = agent.wait_ready(30)
-            if not res.check("agent ready", ok, detail):
+            if not agent.start_ready(res, 30):
                 return
             pid = agent.proc.pid
             flows = os.path.join(out, "flows.log")
@@ -80,7 +66,7 @@ def body(res, args):
                       agent.stderr_text())
             fillers = take_inodes(mnt)
             res.check("the failed re-create is logged",
-                      wait_for(lambda: logged(agent, "rotating " + flows + " failed"), 15),
+                      wait_for(lambda: agent.logged("rotating " + flows + " failed"), 15),
                       agent.stderr_text())
             # Three more intervals without inodes.
             t = time.time()
@@ -88,7 +74,7 @@ def body(res, args):
             for p in fillers:
                 os.unlink(p)
             res.check("rotation works again, and says so",
-                      wait_for(lambda: logged(agent, "rotating " + flows + " works again"), 15),
+                      wait_for(lambda: agent.logged("rotating " + flows + " works again"), 15),
                       agent.stderr_text())
             n = len(os.listdir(out))  # (the rotated files are kept: --max-files 1000)
             res.check("and goes on rotating",

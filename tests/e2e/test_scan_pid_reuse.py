@@ -25,12 +25,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import netns  # noqa: E402
-from common import Agent  # noqa: E402
+from common import Agent, workdir  # noqa: E402
 
 # Fork until the child gets PID argv[1], then exec argv[2:] in it. Other children
 # exit at once. Gives up after 20 s (other programs on the host fork too).
@@ -58,11 +57,9 @@ STORM = "i=0; while [ $i -lt 2000 ]; do /bin/true; i=$((i+1)); done"
 
 
 def body(res, args):
-    d = tempfile.mkdtemp(prefix="pf-scanreuse-")
     port = 25000 + os.getpid() % 3000
-    agent = None
-    stopped = False
-    try:
+    # (A stopped agent is killed at the end all the same: SIGKILL needs no SIGCONT.)
+    with workdir(args, "pf-scanreuse-") as d:
         daemon = os.path.join(d, "pf_daemon")
         shutil.copy(os.path.join(args.bindir, "pf_odd"), daemon)
         client = os.path.abspath(os.path.join(args.bindir, "pf_client"))
@@ -77,19 +74,16 @@ def body(res, args):
                                        "--runtime-dir", os.path.join(d, "run"),
                                        "--flush-interval", "1", "--aggregation", "0",
                                        "--ring-buffer-kib", "16", "-v"], owner=net)
-            agent.start()
-            ok, why = agent.wait_ready(60)
-            if not res.check("agent ready", ok, why):
+            if not agent.start_ready(res):
                 return
             target = dm.pid
             dm.kill()
             dm.wait()
-            n = len(agent.stderr_lines)
-            ok = common.wait_for(lambda: any("flush:" in l for l in agent.stderr_lines[n:]), 10)
+            n = agent.nlines()
+            ok = agent.wait_line("flush:", timeout=10, after=n) is not None
             res.check("a flush after the daemon's exit", ok)
 
             agent.proc.send_signal(signal.SIGSTOP)
-            stopped = True
             p, _ = net.run_in(net.client_ns, ["sh", "-c", STORM], timeout=60)
             res.check("exec storm ran", p.returncode == 0)
             p, _ = net.run_in(net.client_ns, [sys.executable, "-c", REUSE, str(target), client,
@@ -99,17 +93,8 @@ def body(res, args):
                              p.returncode == 0 and p.out.strip() == "0", p.out.strip()):
                 return
             agent.proc.send_signal(signal.SIGCONT)
-            stopped = False
 
-            flows = os.path.join(d, "out", "flows.log")
-            mine = []
-
-            def found():
-                recs, _ = common.load_flows(flows) if os.path.exists(flows) else ([], [])
-                mine[:] = [r for r in recs if r["reporter"] == "src" and r["dest_port"] == port
-                           and r["process_id"] == str(target)]
-                return bool(mine)
-            common.wait_for(found, 10, step=0.2)
+            mine = common.wait_lines_of(os.path.join(d, "out", "flows.log"), target, port)
             res.check("the new process is not named after the dead one", len(mine) == 1 and
                       mine[0]["process_name"] == "pf_client" and mine[0]["process_args"] == [],
                       "want pf_client (task name; its exec was lost), not %s; got %s" % (
@@ -118,15 +103,6 @@ def body(res, args):
             res.check("the lost events were counted", bool(lost), agent.stderr_text())
             rc, _ = agent.stop()
             res.check("agent exits 0", rc == 0, "rc %s" % rc)
-    finally:
-        if agent:
-            if stopped:
-                agent.proc.send_signal(signal.SIGCONT)
-            agent.kill()
-        if args.keep:
-            print("kept %s" % d)
-        else:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,32 +12,16 @@ contract's key list (common.SPEC_KEYS), not from the agent.
 Traffic goes to a server in a network namespace of the test's own (198.19/16),
 so the agent runs without loopback and nothing else on the machine lands in
 its output."""
-import argparse
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SPEC_KEYS  # noqa: E402
-from pfagent import Agent, NetnsServer, client  # noqa: E402
+from common import SPEC_KEYS, Agent, run_main, wait_for, workdir, write_atomic  # noqa: E402
+from traffic import NetnsServer, client  # noqa: E402
 
 OLD_KEYS = [k for k in SPEC_KEYS if not k.startswith("transit_")]
-
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
 
 
 def key_lists(path):
@@ -62,77 +46,65 @@ def lines_of(path, pid, port):
 
 
 def wait_lines(path, pid, port, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = lines_of(path, pid, port)
-        if got:
-            return got
-        time.sleep(0.2)
-    return []
+    got = []
+
+    def found():
+        got[:] = lines_of(path, pid, port)
+        return bool(got)
+    wait_for(found, timeout, step=0.2)
+    return got
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--bindir")
-    a = ap.parse_args()
-    d = tempfile.mkdtemp(prefix="pf-schema-")
+def body(res, args):
+    with workdir(args, "pf-schema-") as d, NetnsServer() as server:
+        scenario(res, args, d, server)
+
+
+def scenario(res, args, d, server):
+    check = res.check
     conf = os.path.join(d, "procflow.yaml")
     out = os.path.join(d, "out")
     flows = os.path.join(out, "flows.log")
-    agent = server = None
 
     def write_conf(schema):
-        with open(conf + ".tmp", "w") as f:
-            f.write(f"flowLogsSchema: {schema}\n"
-                    "flowLogsFileAggregationKindForAllowed: 0\n")
-        os.rename(conf + ".tmp", conf)
+        write_atomic(conf, f"flowLogsSchema: {schema}\n"
+                     "flowLogsFileAggregationKindForAllowed: 0\n")
 
     def run_client(tag):
         p = client(server.port, tag, ip=server.ip)
         p.wait(timeout=10)
         return p.pid
 
-    try:
-        write_conf("calico-3.20")
-        server = NetnsServer()
-        agent = Agent(a.agent, ["--config", conf, "--output-dir", out, "--flush-interval", "1",
-                                "--runtime-dir", os.path.join(d, "run")])
-        check("agent ready", agent.wait_for("ready") is not None, agent.text())
+    write_conf("calico-3.20")
+    agent = Agent(args.agent, ["run", "--config", conf, "--output-dir", out, "--flush-interval",
+                               "1", "--runtime-dir", os.path.join(d, "run")])
+    if not agent.start_ready(res):
+        return
 
-        old_pid = run_client("old")
-        old = wait_lines(flows, old_pid, server.port)
-        check("calico-3.20: the client's line is written", len(old) >= 1, agent.text())
-        bad = [k for k, _ in old if k != OLD_KEYS]
-        check("calico-3.20: exactly the contract's keys without transit_*, in order",
-              old and not bad, repr(bad[:1]))
-        check("calico-3.20: 55 keys", old and len(old[0][0]) == 55,
-              repr(len(old[0][0]) if old else None))
+    old_pid = run_client("old")
+    old = wait_lines(flows, old_pid, server.port)
+    check("calico-3.20: the client's line is written", len(old) >= 1, agent.stderr_text())
+    bad = [k for k, _ in old if k != OLD_KEYS]
+    check("calico-3.20: exactly the contract's keys without transit_*, in order",
+          old and not bad, repr(bad[:1]))
+    check("calico-3.20: 55 keys", old and len(old[0][0]) == 55,
+          repr(len(old[0][0]) if old else None))
 
-        write_conf("current")
-        n = agent.nlog()
-        agent.p.send_signal(signal.SIGHUP)
-        check("reload to current applied",
-              agent.wait_for("flowLogsSchema=current", after=n) is not None, agent.text())
-        new_pid = run_client("new")
-        new = wait_lines(flows, new_pid, server.port)
-        check("current: the client's line is written", len(new) >= 1, agent.text())
-        bad = [k for k, _ in new if k != SPEC_KEYS]
-        check("current: every key of the contract, in order", new and not bad, repr(bad[:1]))
-        check("agent exits 0 on SIGTERM", agent.stop() == 0, agent.text())
-        agent = None
-        every = key_lists(flows)
-        odd = [k for k, _ in every if k not in (OLD_KEYS, SPEC_KEYS)]
-        check("every line has one of the two key sets", every and not odd, repr(odd[:1]))
-    finally:
-        if agent:
-            agent.stop()
-        if server:
-            server.close()
-        shutil.rmtree(d, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    write_conf("current")
+    n = agent.nlines()
+    agent.proc.send_signal(signal.SIGHUP)
+    check("reload to current applied",
+          agent.wait_line("flowLogsSchema=current", after=n) is not None, agent.stderr_text())
+    new_pid = run_client("new")
+    new = wait_lines(flows, new_pid, server.port)
+    check("current: the client's line is written", len(new) >= 1, agent.stderr_text())
+    bad = [k for k, _ in new if k != SPEC_KEYS]
+    check("current: every key of the contract, in order", new and not bad, repr(bad[:1]))
+    check("agent exits 0 on SIGTERM", agent.stop()[0] == 0, agent.stderr_text())
+    every = key_lists(flows)
+    odd = [k for k, _ in every if k not in (OLD_KEYS, SPEC_KEYS)]
+    check("every line has one of the two key sets", every and not odd, repr(odd[:1]))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(body, __doc__.splitlines()[0]))

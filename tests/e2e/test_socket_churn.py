@@ -19,17 +19,15 @@ Why so many: 200,000 is three times the map's default bound, so entries that are
 not freed fill it whatever the timing of the flushes."""
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bpfmaps  # noqa: E402
 import common  # noqa: E402
 import netns  # noqa: E402
-from common import Agent  # noqa: E402
+from common import Agent, workdir  # noqa: E402
 
 N_PLAIN, N_BIND, N_CONNECT = 150000, 50000, 10000
 MARGIN = 1000  # sockets other programs on the host may open meanwhile
@@ -57,19 +55,15 @@ print(unexpected)
 
 
 def body(res, args):
-    d = tempfile.mkdtemp(prefix="pf-churn-")
     port = 21000 + os.getpid() % 3000
-    agent = None
-    try:
+    with workdir(args, "pf-churn-") as d:
         with netns.TestNet("churn") as net:
             srv = net.spawn(net.server_ns, [os.path.join(args.bindir, "pf_server"), "tcp",
                                              net.server_v4, str(port)])
             agent = Agent(args.agent, ["run", "--output-dir", os.path.join(d, "out"),
                                        "--runtime-dir", os.path.join(d, "run"),
                                        "--flush-interval", "1", "--aggregation", "0"], owner=net)
-            agent.start()
-            ok, why = agent.wait_ready(60)
-            if not res.check("agent ready", ok, why):
+            if not agent.start_ready(res):
                 return
             socks = bpfmaps.agent_maps(agent.proc.pid).get("socks")
             if not res.check("socks map found", socks is not None, "agent's maps: %s" %
@@ -105,15 +99,7 @@ def body(res, args):
             c, _ = net.run_in(net.client_ns, [cli, "tcp", net.server_v4, str(port), "777", marker],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             res.check("client ran", c.returncode == 0, c.err)
-            flows = os.path.join(d, "out", "flows.log")
-            mine = []
-
-            def found():
-                recs, _ = common.load_flows(flows) if os.path.exists(flows) else ([], [])
-                mine[:] = [r for r in recs if r["reporter"] == "src" and
-                           r["dest_port"] == port and r["process_id"] == str(c.pid)]
-                return bool(mine)
-            common.wait_for(found, 10, step=0.2)
+            mine = common.wait_lines_of(os.path.join(d, "out", "flows.log"), c.pid, port)
             res.check("client after the churn named exactly", len(mine) == 1 and
                       mine[0]["process_name"] == cli and
                       mine[0]["process_args"] == ["tcp %s %d 777 %s" % (net.server_v4, port,
@@ -125,13 +111,6 @@ def body(res, args):
             rc, _ = agent.stop()
             res.check("agent exits 0", rc == 0, "rc %s\n%s" % (rc, agent.stderr_text()))
             srv.kill()
-    finally:
-        if agent:
-            agent.kill()
-        if args.keep:
-            print("kept %s" % d)
-        else:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

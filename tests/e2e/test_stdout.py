@@ -17,25 +17,15 @@ aggregation 0.
 """
 import os
 import re
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import subprocess
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Agent, load_flows, run_main, wait_for  # noqa: E402
+from common import Agent, load_flows, run_main, wait_for, workdir  # noqa: E402
 from netns import TestNet  # noqa: E402
-
-SENDER = ("import socket,sys,time\n"
-          "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-          "base,n=int(sys.argv[2]),int(sys.argv[3])\n"
-          "while True:\n"
-          "    for p in range(base,base+n):\n"
-          "        try: s.sendto(b'x'*64,(sys.argv[1],p))\n"
-          "        except OSError: pass\n"
-          "    time.sleep(0.2)\n")
+from traffic import UDP_SENDER  # noqa: E402
 
 
 def intervals(path):
@@ -55,30 +45,23 @@ def chained(ivs):
 
 
 def body(res, args):
-    d = tempfile.mkdtemp(prefix="pf-stdout-")
-    try:
-        with TestNet() as net:
-            net.spawn(net.client_ns, [sys.executable, "-c", SENDER, net.server_v4,
-                                      str(20000 + os.getpid() % 20000), "2000"])
-            head_case(res, args, net, os.path.join(d, "head"))
-            stalled_case(res, args, net, os.path.join(d, "stall"))
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    with workdir(args, "pf-stdout-") as d, TestNet() as net:
+        net.spawn(net.client_ns, [sys.executable, "-c", UDP_SENDER, net.server_v4,
+                                  str(20000 + os.getpid() % 20000), "2000"])
+        head_case(res, args, net, os.path.join(d, "head"))
+        stalled_case(res, args, net, os.path.join(d, "stall"))
 
 
-def start(args, net, out):
-    agent = Agent(args.agent, ["run", "--output-dir", out, "--runtime-dir", out + ".run",
-                               "--flush-interval", "1", "--aggregation", "0", "--stdout"],
-                  owner=net, stdout=subprocess.PIPE)
-    agent.start()
-    return agent
+def agent_for(args, net, out):
+    return Agent(args.agent, ["run", "--output-dir", out, "--runtime-dir", out + ".run",
+                              "--flush-interval", "1", "--aggregation", "0", "--stdout"],
+                 owner=net, stdout=subprocess.PIPE)
 
 
 def head_case(res, args, net, out):
-    agent = start(args, net, out)
+    agent = agent_for(args, net, out)
     try:
-        ok, detail = agent.wait_ready(20)
-        if not res.check("| head -1: agent ready", ok, detail):
+        if not agent.start_ready(res, 20, "| head -1: agent ready"):
             return
         # head -1: one line, then the reader is gone.
         got = []
@@ -90,8 +73,8 @@ def head_case(res, args, net, out):
         agent.proc.stdout.close()
         t_closed = time.time()
         res.check("| head -1: the closed standard output is logged",
-                  wait_for(lambda: any("standard output is closed" in l
-                                       for l in agent.stderr_lines), 10), agent.stderr_text())
+                  wait_for(lambda: agent.logged("standard output is closed"), 10),
+                  agent.stderr_text())
         # Three more intervals end after the reader left.
         flows = os.path.join(out, "flows.log")
         res.check("| head -1: the agent keeps writing flows.log",
@@ -116,10 +99,9 @@ def head_case(res, args, net, out):
 
 
 def stalled_case(res, args, net, out):
-    agent = start(args, net, out)  # its stdout is a pipe nobody reads
+    agent = agent_for(args, net, out)  # its stdout is a pipe nobody reads
     try:
-        ok, detail = agent.wait_ready(20)
-        if not res.check("reader that never reads: agent ready", ok, detail):
+        if not agent.start_ready(res, 20, "reader that never reads: agent ready"):
             return
         drop = re.compile(r"(\d+) lines not printed on standard output: its reader is too slow")
         res.check("reader that never reads: the lines it misses are counted in the log",

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,6 +174,54 @@ static void test_get_str_bounds(void **state)
 	assert_int_equal(pf_cjson__get_str(doc, strlen(doc), ax, 2, out, sizeof(out)), -ENOENT);
 }
 
+/* Every one-letter escape of JSON, and one that is none. */
+static void test_get_str_escapes(void **state)
+{
+	static const char doc[] = "{ \"k\" : \"\\\"\\\\\\/\\b\\f\\n\\r\\t.\" }";
+	static const char bad[] = "{\"k\":\"a\\x\"}";
+	const char *const k[] = {"k"};
+	char out[16];
+
+	(void)state;
+	assert_int_equal(pf_cjson__get_str(doc, strlen(doc), k, 1, out, sizeof(out)), 0);
+	assert_string_equal(out, "\"\\/\b\f\n\r\t.");
+	assert_int_equal(pf_cjson__get_str(bad, strlen(bad), k, 1, out, sizeof(out)), -EINVAL);
+}
+
+struct members {
+	char seen[256];
+	size_t n;
+};
+
+static int note_member(const char *key, const char *val, void *ctx)
+{
+	struct members *m = ctx;
+	int n = snprintf(m->seen + m->n, sizeof(m->seen) - m->n, "%s=%s;", key, val);
+
+	m->n += (size_t)n;
+	return 0;
+}
+
+/* Members are walked in order past values of every kind and white space; a
+ * key too long to keep is passed as "", and the path is followed through
+ * members before it. */
+static void test_each_str_members(void **state)
+{
+	char doc[1024], key[300];
+	const char *const path[] = {"skip", "o"};
+	struct members m = {0};
+
+	(void)state;
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	snprintf(doc, sizeof(doc),
+		 "{\"skip\" : {\"x\":[1,{\"o\":2}], \"o\" : { \"a\" : \"1\" , \"n\":null,"
+		 "\"b\":{\"c\":\"d\"}, \"%s\":\"long\", \"e\":\"\\t\" } } }",
+		 key);
+	assert_int_equal(pf_cjson__each_str(doc, strlen(doc), path, 2, note_member, &m), 0);
+	assert_string_equal(m.seen, "a=1;=long;e=\t;");
+}
+
 static void expect_aggr(const char *name, const char *want)
 {
 	char out[64];
@@ -209,6 +258,8 @@ int main(void)
 	    cmocka_unit_test(test_half_written_refused),
 	    cmocka_unit_test(test_malformed_refused),
 	    cmocka_unit_test(test_get_str_bounds),
+	    cmocka_unit_test(test_get_str_escapes),
+	    cmocka_unit_test(test_each_str_members),
 	    cmocka_unit_test(test_name_aggr),
 	};
 

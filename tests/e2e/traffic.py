@@ -1,65 +1,13 @@
 # SPDX-License-Identifier: BSD-2-Clause
-"""Small helpers shared by this directory's tests: run the agent, wait for a
-line in its log, loopback traffic from short-lived client processes."""
-import json
+"""Traffic for the tests, from processes the test starts (the harness itself
+is common.py): a loopback server in this process, a server in a network
+namespace of the test's own, short-lived clients, and a UDP sender to many
+ports."""
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
-
-
-class Agent:
-    """The agent as a child process; its stderr is collected with the time
-    each line arrived, so a test can tell what happened before what."""
-
-    def __init__(self, agent, args, env=None):
-        self.p = subprocess.Popen([agent, "run"] + args, stderr=subprocess.PIPE, text=True,
-                                  env=env)
-        self.log = []  # (monotonic time, line)
-        self.cv = threading.Condition()
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
-
-    def _read(self):
-        for line in self.p.stderr:
-            with self.cv:
-                self.log.append((time.monotonic(), line.rstrip("\n")))
-                self.cv.notify_all()
-
-    def wait_for(self, text, timeout=20, after=0):
-        """The time of the first log line after index @after containing @text."""
-        end = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                for i, (t, l) in enumerate(self.log):
-                    if i >= after and text in l:
-                        return t
-                left = end - time.monotonic()
-                if left <= 0 or self.p.poll() is not None:
-                    return None
-                self.cv.wait(left)
-
-    def nlog(self):
-        with self.cv:
-            return len(self.log)
-
-    def text(self):
-        with self.cv:
-            return "\n".join(l for _, l in self.log)
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.t.join(timeout=5)
-        return self.p.returncode
 
 
 class Server:
@@ -97,6 +45,12 @@ class Server:
         self.stop_ = True
         self.t.join(timeout=2)
         self.s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 SERVER = ("import socket,sys,threading\n"
@@ -155,6 +109,12 @@ class NetnsServer:
         subprocess.run(["ip", "link", "del", self.veth + "a"], stderr=subprocess.DEVNULL)
         subprocess.run(["ip", "netns", "del", self.ns], stderr=subprocess.DEVNULL)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 CLIENT = ("import socket,sys\n"
           "c=socket.create_connection((sys.argv[3],int(sys.argv[1])))\n"
@@ -167,13 +127,30 @@ def client(port, marker, ip="127.0.0.1"):
     return subprocess.Popen([sys.executable, "-c", CLIENT, str(port), marker, ip])
 
 
-def read_lines(path):
-    """Every line of @path as JSON; raises on a partial or invalid line."""
-    out = []
-    with open(path, "rb") as f:
-        data = f.read()
-    if data and not data.endswith(b"\n"):
-        raise ValueError("file ends in a partial line")
-    for l in data.splitlines():
-        out.append(json.loads(l))
-    return out
+# A UDP sender to ports BASE .. BASE+N-1 of ADDR, every 0.2 s until killed:
+# a flow per port per interval (python3 -c UDP_SENDER ADDR BASE N).
+UDP_SENDER = ("import socket,sys,time\n"
+              "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+              "base,n=int(sys.argv[2]),int(sys.argv[3])\n"
+              "while True:\n"
+              "    for p in range(base,base+n):\n"
+              "        try: s.sendto(b'x'*64,(sys.argv[1],p))\n"
+              "        except OSError: pass\n"
+              "    time.sleep(0.2)\n")
+
+
+# A TCP server on ADDR PORT that reads each connection until EOF, however long it
+# stays open (up to 4,000 at once), and prints "up" once it listens
+# (python3 -c DRAIN_SERVER ADDR PORT).
+DRAIN_SERVER = r"""
+import resource, socket, sys, threading
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+s = socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(512)
+print("up", flush=True)
+def drain(c):
+    with c:
+        while c.recv(65536): pass
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=drain, args=(c,), daemon=True).start()
+"""
