@@ -216,13 +216,13 @@ def body(res, args):
         check("print-config output reads back as a config file", r2.returncode == 0, repr(r2.stderr))
         # A URL's password is masked in the output; read back, the mask is
         # refused (exit 2, naming the key), never sent as the password.
-        r = run(a.agent, ["--print-config", "--clickhouse-url",
+        r = run(args.agent, ["--print-config", "--clickhouse-url",
                           "http://ingest:Pa55word@127.0.0.1:8123/"] + base)
         check("print-config masks the URL's password",
               r.returncode == 0 and "Pa55word" not in r.stdout
               and "http://ingest:***@127.0.0.1:8123/" in r.stdout, repr(r.stdout[-400:]))
         masked = cfg("masked.yaml", r.stdout)
-        r2 = run(a.agent, ["--config", masked, "--print-config"])
+        r2 = run(args.agent, ["--config", masked, "--print-config"])
         check("the masked password read back is refused, exit 2",
               r2.returncode == 2 and "clickhouseUrl" in r2.stderr
               and "mask --print-config writes" in r2.stderr, repr(r2.stderr))
