@@ -457,6 +457,7 @@ static int flush(struct pf_agent *a)
 	pf_metrics__add(&pf_registry, PF_M_FLOWS_UNOWNED, a->coll.n_unowned);
 	pf_metrics__follow(&pf_registry, PF_M_COLLECTOR_DROPPED, a->coll.n_dropped);
 	pf_metrics__follow(&pf_registry, PF_M_COLLECTOR_EXPIRED, a->coll.n_expired);
+	pf_metrics__follow(&pf_registry, PF_M_COLLECTOR_HS_DROPPED, a->coll.n_hs_dropped);
 	{
 		uint64_t dropped = pf_metrics__get(&pf_registry, PF_M_COLLECTOR_DROPPED);
 

@@ -95,6 +95,8 @@ const struct pf_metric_def pf_metric_defs[PF_M_MAX] = {
       "Flows not reported: more live flows than the collector follows."),
     C(PF_M_COLLECTOR_EXPIRED, "procflow_collector_expired_flows_total", "",
       "Flows forgotten without their final counters."),
+    C(PF_M_COLLECTOR_HS_DROPPED, "procflow_collector_dropped_handshakes_total", "",
+      "Handshakes not reported: more waiting for their accepted connection than maxFlows."),
     C(PF_M_IDENT_EXEC, "procflow_identities_total", "source=\"exec\"", IDENT_HELP),
     C(PF_M_IDENT_PROCFS, "procflow_identities_total", "source=\"proc\"", IDENT_HELP),
     C(PF_M_IDENT_FORK, "procflow_identities_total", "source=\"fork\"", IDENT_HELP),
