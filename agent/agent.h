@@ -148,11 +148,11 @@ struct pf_loader {
 	struct procflow_bpf *skel;
 	struct bpf_link *links[PF_MAX_LINKS];
 	int nlinks;
-	const char *tier; /* the tier in use */
-	bool path_walk;	  /* exec events resolve relative paths in the kernel */
-	bool sk_storage;  /* TCP counters in socket storage */
+	const char *tier;     /* the tier in use */
+	bool path_walk;	      /* exec events resolve relative paths in the kernel */
+	bool sk_storage;      /* TCP counters in socket storage */
 	bool tcp_sock_counts; /* TCP counted from tcp_sock, not per packet */
-	int cgroup_fd;	  /* cgroup v2 root the cgroup hooks are attached to */
+	int cgroup_fd;	      /* cgroup v2 root the cgroup hooks are attached to */
 	char cgroup_path[256];
 };
 

@@ -581,6 +581,8 @@ int pf_check(const struct pf_config *cfg)
 			skel->rodata->cfg_path_walk = variants[v].path_walk;
 			skel->rodata->cfg_sk_storage = variants[v].sk_storage;
 			skel->rodata->cfg_tp_cookie = variants[v].tp_cookie;
+			skel->rodata->cfg_tcp_sock_counts =
+			    variants[v].sk_storage && !strcmp(cfg->tcp_counting, "socket");
 			bpf_object__for_each_program(p, skel->obj)
 			{
 				bool me = !strcmp(bpf_program__name(p), h->prog);

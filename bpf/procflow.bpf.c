@@ -640,6 +640,10 @@ static __always_inline void sk_flow_start(const struct sock *sk, __u64 cookie, _
 
 	if (!f)
 		return;
+	/* A simultaneous open passes SYN_SENT, then SYN_RECV->ESTABLISHED:
+	 * the entry made at SYN_SENT stands. */
+	if (role == PF_ROLE_DST && f->cookie)
+		return;
 	if (sk->__sk_common.skc_family == AF_INET6)
 		__builtin_memcpy(raddr, &sk->__sk_common.skc_v6_daddr, 16);
 	else
@@ -771,6 +775,10 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 	 * tracepoint's socket is a typed pointer: direct loads, no
 	 * probe-read helper call. */
 	cookie = sk->__sk_common.skc_cookie.counter;
+	/* A socket made before the agent started has none yet; a connection
+	 * counted from the socket needs it for its storage entry. */
+	if (!cookie && cfg_tp_cookie && cfg_tcp_sock_counts && newstate == TCP_SYN_SENT)
+		cookie = bpf_get_socket_cookie((void *)sk);
 	if (!cookie)
 		return 0;
 	netns = pf_net_cookie_btf(sk->__sk_common.skc_net.net);
