@@ -599,7 +599,12 @@ static __always_inline int tcp_sock_counts(const struct sock *sk, const struct p
 	segs_in = tp->segs_in;
 
 	r->pkts_out = (__u64)segs_out + f->synacks;
-	if (syn_sent) {
+	if (f->adopted) {
+		/* Its handshake came before the agent (and an accepted one's
+		 * own segments need not include it): no handshake terms. */
+		bytes_out = tp->bytes_sent +
+			    r->pkts_out * (iph + tp->inet_conn.icsk_ext_hdr_len + hdr_out);
+	} else if (syn_sent) {
 		bytes_out = tp->bytes_sent + (__u64)segs_out * (iph + syn_hdr);
 	} else {
 		bytes_out = tp->bytes_sent +
@@ -614,7 +619,7 @@ static __always_inline int tcp_sock_counts(const struct sock *sk, const struct p
 	bytes_in = tp->bytes_received + (__u64)segs_in * (iph + hdr_in);
 	if (bytes_in && (sk->__sk_common.skc_flags & (1ul << PF_SOCK_DONE_BIT)))
 		bytes_in--; /* the peer's FIN took one sequence number, no byte */
-	if (!syn_sent && segs_in)
+	if (!syn_sent && !f->adopted && segs_in)
 		bytes_in += syn_hdr - hdr_in; /* the peer's SYN or SYN-ACK */
 	r->bytes_out = bytes_out - f->bytes_out;
 	r->bytes_in = bytes_in - f->bytes_in;
@@ -858,7 +863,10 @@ static __always_inline __u64 sk_flow_adopt(struct file *file, __u64 cookie)
 	if (!cookie || bpf_sk_storage_get(&sk_flows, sk, 0, 0))
 		return cookie;
 	f = bpf_sk_storage_get(&sk_flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!f || tcp_sock_counts(sk, f, 0, &r))
+	if (!f)
+		return cookie;
+	f->adopted = 1;
+	if (tcp_sock_counts(sk, f, 0, &r))
 		return cookie;
 	f->bytes_in = r.bytes_in;
 	f->bytes_out = r.bytes_out;

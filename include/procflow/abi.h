@@ -154,7 +154,8 @@ struct pf_sk_flow {
 	/* "socket" counting, accepted side: SYN-ACKs the request socket sent
 	 * (1 + retransmissions), which are not in the child's own counters. */
 	__u32 synacks;
-	__u32 pad;
+	__u8 adopted; /* "socket" counting: older than the agent, handshake not counted */
+	__u8 pad[3];
 };
 
 /* Where an owner claim came from, most trusted last. */

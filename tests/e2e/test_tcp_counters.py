@@ -108,9 +108,11 @@ else:
 """
 
 BULK = 24 << 20
-# Per connection: the bytes in the lossy bulk transfer the socket counters may
-# miss, as a fraction of the packet count (README: SACK blocks, duplicates).
-LOSSY_TOL = 0.01
+# What the socket counters may miss in the lossy bulk transfer (README): the
+# SACK blocks of an ACK (at most 28 bytes beside timestamps, in 40 bytes of
+# options), and payload received twice, here bounded by 1 % of the bytes.
+SACK_MAX = 28
+DUP_TOL = 0.01
 
 
 def gen(net, ns, args, **kw):
@@ -185,8 +187,12 @@ def run_traffic(res, args, net, d, agents):
     outs = {}
     for mode in ("socket", "packet"):
         outs[mode] = os.path.join(d, mode)
+        # A larger flows map than the default: the agents see every other job's
+        # traffic on the host too (a benchmark holding 100,000 connections fills
+        # 65,536 entries), and a closed connection's final counters need one.
         a = Agent(args.agent, ["run", "--output-dir", outs[mode], "--flush-interval", "1",
-                               "--aggregation", "0", "--tcp-counting", mode], owner=net)
+                               "--aggregation", "0", "--tcp-counting", mode,
+                               "--max-flows", "262144"], owner=net)
         agents.append(a)
         a.start()
     for mode, a in zip(("socket", "packet"), agents):
@@ -252,7 +258,9 @@ def run_traffic(res, args, net, d, agents):
         return True
 
     res.check("every connection completed in both logs", common.wait_for(complete, 60),
-              "waited 60 s")
+              "waited 60 s; agents' losses: %s" % [
+                  l for a in agents for l in a.stderr_lines if "not counted" in l or
+                  "without their final" in l][:4])
     sock, prob_s = flows("socket")
     pkt, prob_p = flows("packet")
     res.check("socket log parses", not prob_s, "; ".join(prob_s[:3]))
@@ -287,9 +295,11 @@ def run_traffic(res, args, net, d, agents):
             if "loss" in name:
                 for d_ in ("in", "out"):
                     bs, bq = s["bytes_" + d_], q["bytes_" + d_]
-                    res.check("%s: bytes_%s within %.0f %% below the packet count" % (
-                        what, d_, LOSSY_TOL * 100), bq * (1 - LOSSY_TOL) <= bs <= bq,
-                        "socket %d, packet %d (%+d)" % (bs, bq, bs - bq))
+                    lo = bq - SACK_MAX * s["packets_" + d_] - int(bq * DUP_TOL)
+                    res.check("%s: bytes_%s at most SACK blocks and duplicates below the "
+                              "packet count" % (what, d_), lo <= bs <= bq,
+                              "socket %d, packet %d (%+d), lowest allowed %d" % (
+                                  bs, bq, bs - bq, lo))
             else:
                 res.check("%s: bytes equal" % what,
                           (s["bytes_in"], s["bytes_out"]) == (q["bytes_in"], q["bytes_out"]),
