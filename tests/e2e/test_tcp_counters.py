@@ -127,10 +127,17 @@ def line_of(p, prefix, what):
     return line
 
 
-def sums(path, ports, pids):
+def sums(d, ports, pids):
     """(reporter, src ip, src port, dst ip, dst port) -> summed counters, over the
-    lines of this test's TCP flows (our server ports, our processes)."""
-    recs, problems = common.load_flows(path)
+    lines of this test's TCP flows (our server ports, our processes), in every
+    file of output directory @d: the agents log every other job's flows on the
+    host too, and the file may have been rotated."""
+    recs, problems = [], []
+    for name in sorted(os.listdir(d)):
+        if name.startswith("flows.log"):
+            r, p = common.load_flows(os.path.join(d, name))
+            recs += r
+            problems += p
     out = {}
     for r in recs:
         if r["proto"] != "tcp" or r["dest_port"] not in ports:
@@ -246,7 +253,7 @@ def run_traffic(res, args, net, d, agents):
     expect = {name: key for name, p, key, n, m in clients}
 
     def flows(mode):
-        return sums(os.path.join(outs[mode], "flows.log"), ports, pids)
+        return sums(outs[mode], ports, pids)
 
     def complete():
         for mode in outs:
