@@ -241,12 +241,17 @@ def run_traffic(res, args, net, d, agents):
         pids.add(str(p.pid))
     old.stdin.write("\n")
     old.stdin.flush()
+    # wait(), then read(): communicate() with a timeout reads the pipe itself and
+    # would miss what readline() above already buffered. The output is a line.
     for name, p, key, n, m in clients:
-        out, _ = p.communicate(timeout=120)
+        p.wait(timeout=120)
+        out = p.stdout.read()
         res.check("%s: client finished" % name, p.returncode == 0 and "done" in out,
                   "exit %s: %r" % (p.returncode, out))
-    out, _ = old.communicate(timeout=60)
-    res.check("older connection: client finished", old.returncode == 0, repr(out))
+    old.wait(timeout=60)
+    out = old.stdout.read()
+    res.check("older connection: client finished", old.returncode == 0 and "done" in out,
+              "exit %s: %r" % (old.returncode, out))
 
     clients.append(("v4 older than the agents", old, (net.client_v4, old_port, srv_v4, p_v4),
                     5000, 7000))
