@@ -780,9 +780,13 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 	 * tracepoint's socket is a typed pointer: direct loads, no
 	 * probe-read helper call. */
 	cookie = sk->__sk_common.skc_cookie.counter;
-	/* A socket made before the agent started has none yet; a connection
-	 * counted from the socket needs it for its storage entry. */
-	if (!cookie && cfg_tp_cookie && cfg_tcp_sock_counts && newstate == TCP_SYN_SENT)
+	/* A socket made before the agent started has none yet, and on some
+	 * kernels (6.1) a child's birth in SYN_RECV does not pass this
+	 * tracepoint: make it at the two transitions that start a connection,
+	 * which its storage entry and the accept claims need. */
+	if (!cookie && cfg_tp_cookie &&
+	    ((newstate == TCP_SYN_SENT && cfg_tcp_sock_counts) ||
+	     (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)))
 		cookie = bpf_get_socket_cookie((void *)sk);
 	if (!cookie)
 		return 0;
