@@ -52,6 +52,7 @@ struct pf_config {
 	unsigned argc_max;		   /* arguments kept */
 	unsigned udp_idle_s;		   /* an idle UDP flow completes after this */
 	const char *tier;		   /* "auto" or a tier name */
+	const char *tcp_counting;	   /* "socket" or "packet" */
 	char runtime_dir[PF_CFG_PATH_MAX]; /* PID file */
 	bool verbose;
 	struct pf_ch_config ch; /* the ClickHouse sink (off unless ch.url) */
@@ -148,10 +149,11 @@ struct pf_loader {
 	struct procflow_bpf *skel;
 	struct bpf_link *links[PF_MAX_LINKS];
 	int nlinks;
-	const char *tier; /* the tier in use */
-	bool path_walk;	  /* exec events resolve relative paths in the kernel */
-	bool sk_storage;  /* TCP counters in socket storage */
-	int cgroup_fd;	  /* cgroup v2 root the cgroup hooks are attached to */
+	const char *tier;     /* the tier in use */
+	bool path_walk;	      /* exec events resolve relative paths in the kernel */
+	bool sk_storage;      /* TCP counters in socket storage */
+	bool tcp_sock_counts; /* TCP counted from tcp_sock, not per packet */
+	int cgroup_fd;	      /* cgroup v2 root the cgroup hooks are attached to */
 	char cgroup_path[256];
 };
 

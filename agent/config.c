@@ -35,6 +35,7 @@
 
 static const char *const compression_choices[] = {"none", "zstd", NULL};
 static const char *const tier_choices[] = {"auto", "fentry", "kprobe", "tracepoint", NULL};
+static const char *const tcp_counting_choices[] = {"socket", "packet", NULL};
 
 #define STR_(x) #x
 #define STR(x)	STR_(x)
@@ -118,6 +119,10 @@ static const struct pf_cfg_key keys[] = {
     {"hookTier", PF_CFG_ENUM, "auto", U(0, 0), tier_choices, OFF(tier), 0, "hook-tier", 0, false,
      "TIER",
      "auto (the first of fentry, kprobe, tracepoint that loads and attaches), or force one"},
+    {"tcpCounting", PF_CFG_ENUM, "socket", U(0, 0), tcp_counting_choices, OFF(tcp_counting), 0,
+     "tcp-counting", 0, false, "socket|packet",
+     "TCP bytes and packets from the kernel's per-socket counters (socket), or from a program "
+     "run on every packet (packet)"},
     {"runtimeDirectory", PF_CFG_STRING, "/run/procflow", U(0, 0), NULL, OFF(runtime_dir), 0,
      "runtime-dir", 0, false, "DIR", "holds procflow.pid, which `procflow reload` reads"},
     {"flowLogsStdout", PF_CFG_BOOL, "false", U(0, 0), NULL, OFF(to_stdout), PF_CFG_LIVE, "stdout",

@@ -264,6 +264,9 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 	l->skel->rodata->cfg_path_walk = var->path_walk;
 	l->skel->rodata->cfg_sk_storage = var->sk_storage;
 	l->skel->rodata->cfg_tp_cookie = var->tp_cookie;
+	/* Counting from the socket needs its storage (v5.11). */
+	l->skel->rodata->cfg_tcp_sock_counts =
+	    var->sk_storage && cfg->tcp_counting && !strcmp(cfg->tcp_counting, "socket");
 	bpf_map__set_max_entries(l->skel->maps.events, cfg->ringbuf_kib * 1024);
 	bpf_map__set_max_entries(l->skel->maps.socks, cfg->max_sockets);
 	bpf_map__set_max_entries(l->skel->maps.flows, cfg->max_flows);
@@ -298,6 +301,7 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 	l->tier = tier;
 	l->path_walk = var->path_walk;
 	l->sk_storage = var->sk_storage;
+	l->tcp_sock_counts = l->skel->rodata->cfg_tcp_sock_counts;
 	return 0;
 fail:
 	destroy_links(l);
@@ -385,6 +389,11 @@ int pf_loader__start(struct pf_loader *l, const struct pf_config *cfg)
 				pf_log("hook tier: %s (the tiers before it did not load or attach, "
 				       "see above)",
 				       l->tier);
+			pf_log("TCP counting: %s",
+			       l->tcp_sock_counts ? "socket (the kernel's per-socket counters)"
+			       : l->sk_storage	  ? "packet (a program on every packet)"
+						  : "packet (no socket storage for tracing "
+						    "programs: before v5.11)");
 			return 0;
 		}
 		if (forced)
@@ -625,6 +634,8 @@ int pf_check(const struct pf_config *cfg)
 			skel->rodata->cfg_path_walk = variants[v].path_walk;
 			skel->rodata->cfg_sk_storage = variants[v].sk_storage;
 			skel->rodata->cfg_tp_cookie = variants[v].tp_cookie;
+			skel->rodata->cfg_tcp_sock_counts =
+			    variants[v].sk_storage && !strcmp(cfg->tcp_counting, "socket");
 			bpf_object__for_each_program(p, skel->obj)
 			{
 				bool me = !strcmp(bpf_program__name(p), h->prog);

@@ -35,8 +35,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
+#define TCP_FIN_WAIT2 5
 #define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
+#define TCP_LAST_ACK 9
 #define TCP_LISTEN 10
+#define TCP_CLOSING 11
 #define PF_S_IFMT 00170000
 #define PF_S_IFSOCK 0140000
 #define PF_TCP_FIN 0x01
@@ -68,6 +73,13 @@ const volatile __u8 cfg_sk_storage = 1;
  * for one cookie. 0: the loader fell back to pf_sockops.
  */
 const volatile __u8 cfg_tp_cookie = 1;
+/*
+ * tcpCounting "socket" (1, needs cfg_sk_storage): TCP counters come from
+ * the kernel's own per-socket counters (tcp_sock), read at close and by the
+ * iterator; cgroup_skb returns at once for TCP. 0 ("packet"): cgroup_skb
+ * counts every TCP packet.
+ */
+const volatile __u8 cfg_tcp_sock_counts = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -120,6 +132,25 @@ static __always_inline void stat_inc(__u32 which)
 
 	if (v)
 		*v += 1; /* per-CPU slot: no other writer */
+}
+
+static __always_inline int is_loopback(const __u8 a[16])
+{
+	/* ::ffff:127.0.0.0/104 or ::1 */
+	if (a[10] == 0xff && a[11] == 0xff && a[12] == 127)
+		return 1;
+	for (int i = 0; i < 15; i++)
+		if (a[i])
+			return 0;
+	return a[15] == 1;
+}
+
+static __always_inline void map_v4(__u8 out[16], __u32 addr)
+{
+	__builtin_memset(out, 0, 10);
+	out[10] = 0xff;
+	out[11] = 0xff;
+	__builtin_memcpy(out + 12, &addr, 4);
 }
 
 /* ---- process identity ------------------------------------------------- */
@@ -485,28 +516,195 @@ static __always_inline struct pf_sock_val *sock_entry(__u64 cookie, __u64 netns)
 	return bpf_map_lookup_elem(&socks, &cookie);
 }
 
+/* ---- TCP counters from the socket (tcpCounting: socket) ------------------ */
+
+#define PF_SOCK_DONE_BIT 1 /* enum sock_flags SOCK_DONE: tcp_fin() saw the peer's FIN */
+
+/* @sk's 4-tuple, local side first, IPv4 mapped into IPv6. The local port
+ * is inet_sport: at ->CLOSE the port number (skc_num) is already released
+ * for a socket that did not bind() (tcp_set_state() -> inet_put_port()). */
+static __always_inline void sk_tuple(const struct sock *sk, const struct tcp_sock *tp,
+				     struct pf_sk_flow *r)
+{
+	if (sk->__sk_common.skc_family == AF_INET6) {
+		__builtin_memcpy(r->laddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(r->raddr, &sk->__sk_common.skc_v6_daddr, 16);
+	} else {
+		map_v4(r->laddr, sk->__sk_common.skc_rcv_saddr);
+		map_v4(r->raddr, sk->__sk_common.skc_daddr);
+	}
+	r->lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	r->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+}
+
+static __always_inline int is_v4_mapped(const __u8 a[16])
+{
+	return a[10] == 0xff && a[11] == 0xff && !a[0] && !a[8] && !a[9];
+}
+
+/*
+ * The IP-layer counters of @sk into @r (tuple included), from the kernel's
+ * per-socket counters, minus @f's baseline. The record contract is the
+ * per-packet one (IP and TCP headers of every wire packet, GSO/GRO
+ * expanded); the kernel counts segments and payload, so the headers are
+ * segments x header size:
+ *
+ *   packets out  segs_out (every segment sent, SYN, pure ACKs, FIN, RST,
+ *                retransmissions, x TSO count) + the SYN-ACKs an accepted
+ *                socket's request socket sent
+ *   bytes out    bytes_sent (payload, retransmissions included)
+ *                + packets out x (IP header + tcp_header_len)
+ *                + the SYN's / SYN-ACK's option bytes beyond that header
+ *   packets in   segs_in (every segment that passed the socket filter, x GRO
+ *                count; an accepted socket's counts its SYN and the ACK)
+ *   bytes in     bytes_received (unique in-order payload, +1 for a FIN)
+ *                - that FIN + packets in x (IP header + the peer's header)
+ *                + the peer's SYN / SYN-ACK option bytes
+ *
+ * A handshake's option bytes follow Linux's layout (MSS, SACK-permitted or
+ * NOPs with timestamps, window scale) for what was negotiated. What the
+ * kernel does not keep is not counted: SACK blocks on ACKs sent during
+ * loss, duplicate payload received, SYN retransmissions' option bytes
+ * beyond the first (README, "How TCP is counted"). @syn_sent: the
+ * connection never left SYN_SENT (every segment sent was a SYN).
+ */
+static __always_inline int tcp_sock_counts(const struct sock *sk, const struct pf_sk_flow *f,
+					   int syn_sent, struct pf_sk_flow *r)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	__u32 iph, hdr_out, hdr_in, syn_hdr, segs_out, segs_in, ts, sack, ws;
+	__u64 bytes_out, bytes_in;
+
+	if (!tp)
+		return -1;
+	sk_tuple(sk, tp, r);
+	iph = sk->__sk_common.skc_family == AF_INET6 && !is_v4_mapped(r->raddr) ? 40 : 20;
+	hdr_out = tp->tcp_header_len;
+	if (syn_sent) {
+		/* Nothing negotiated yet: what Linux offers by default. */
+		ts = hdr_out > 20;
+		sack = 1;
+		ws = 1;
+	} else {
+		/* What was negotiated: bitfields, read as such. */
+		struct tcp_options_received *ro = &tp->rx_opt;
+
+		ts = BPF_CORE_READ_BITFIELD(ro, tstamp_ok);
+		sack = BPF_CORE_READ_BITFIELD(ro, sack_ok) != 0;
+		ws = BPF_CORE_READ_BITFIELD(ro, wscale_ok);
+	}
+	hdr_in = 20 + (ts ? 12 : 0);
+	syn_hdr = 20 + 4 + (ts ? 12 : (sack ? 4 : 0)) + (ws ? 4 : 0);
+	segs_out = tp->segs_out;
+	segs_in = tp->segs_in;
+
+	r->pkts_out = (__u64)segs_out + f->synacks;
+	if (f->adopted) {
+		/* Its handshake came before the agent (and an accepted one's
+		 * own segments need not include it): no handshake terms. */
+		bytes_out = tp->bytes_sent +
+			    r->pkts_out * (iph + tp->inet_conn.icsk_ext_hdr_len + hdr_out);
+	} else if (syn_sent) {
+		bytes_out = tp->bytes_sent + (__u64)segs_out * (iph + syn_hdr);
+	} else {
+		bytes_out = tp->bytes_sent +
+			    r->pkts_out * (iph + tp->inet_conn.icsk_ext_hdr_len + hdr_out);
+		/* (An MD5 header is longer than a SYN's options: no term.) */
+		if (syn_hdr > hdr_out && f->synacks)
+			bytes_out += (__u64)f->synacks * (syn_hdr - hdr_out);
+		else if (syn_hdr > hdr_out && segs_out)
+			bytes_out += syn_hdr - hdr_out; /* our SYN */
+	}
+	r->pkts_in = segs_in;
+	bytes_in = tp->bytes_received + (__u64)segs_in * (iph + hdr_in);
+	if (bytes_in && (sk->__sk_common.skc_flags & (1ul << PF_SOCK_DONE_BIT)))
+		bytes_in--; /* the peer's FIN took one sequence number, no byte */
+	if (!syn_sent && !f->adopted && segs_in)
+		bytes_in += syn_hdr - hdr_in; /* the peer's SYN or SYN-ACK */
+	r->bytes_out = bytes_out - f->bytes_out;
+	r->bytes_in = bytes_in - f->bytes_in;
+	r->pkts_out -= f->pkts_out;
+	r->pkts_in -= f->pkts_in;
+	return 0;
+}
+
+/*
+ * A TCP connection starts (tcpCounting: socket): make its storage entry, so
+ * that the iterator visits it and its close saves it. @role: who sent the
+ * SYN. Called at CLOSE->SYN_SENT (connect(): also again after a
+ * connect(AF_UNSPEC), whose tcp_disconnect() zeroed the kernel's counters)
+ * and at SYN_RECV->ESTABLISHED (accepted: the tuple is complete there, not
+ * yet at the child's birth in SYN_RECV).
+ */
+static __always_inline void sk_flow_start(const struct sock *sk, __u64 cookie, __u16 role)
+{
+	struct pf_sk_flow *f =
+	    bpf_sk_storage_get(&sk_flows, (void *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	struct tcp_sock *tp;
+	__u8 raddr[16];
+
+	if (!f)
+		return;
+	/* A simultaneous open passes SYN_SENT, then SYN_RECV->ESTABLISHED:
+	 * the entry made at SYN_SENT stands. */
+	if (role == PF_ROLE_DST && f->cookie)
+		return;
+	if (sk->__sk_common.skc_family == AF_INET6)
+		__builtin_memcpy(raddr, &sk->__sk_common.skc_v6_daddr, 16);
+	else
+		map_v4(raddr, sk->__sk_common.skc_daddr);
+	__builtin_memset(f, 0, sizeof(*f));
+	f->proto = IPPROTO_TCP;
+	f->role = role;
+	f->first_ns = bpf_ktime_get_boot_ns();
+	/* Loopback traffic has a loopback peer (both ends are on lo). */
+	f->skip = !cfg_include_loopback && is_loopback(raddr);
+	if (role == PF_ROLE_DST) {
+		/* The child starts with the SYN-ACK retransmissions
+		 * (tcp_create_openreq_child: total_retrans = num_retrans). */
+		tp = bpf_skc_to_tcp_sock((void *)sk);
+		f->synacks = tp ? 1 + tp->total_retrans : 1;
+	}
+	f->cookie = cookie;
+}
+
 /*
  * The socket-local counters die with the socket: at close, copy them into
- * the flows map, where the agent finds them at the next flush.
+ * the flows map, where the agent finds them at the next flush. @syn_sent:
+ * the connection closes from SYN_SENT (never established).
  */
-static __always_inline void save_sk_flow(struct sock *sk)
+static __always_inline void save_sk_flow(struct sock *sk, int syn_sent)
 {
 	struct pf_sk_flow *f = bpf_sk_storage_get(&sk_flows, sk, 0, 0);
 	struct pf_flow_key key = {};
 	struct pf_flow_val val = {};
+	struct pf_sk_flow r;
 
 	if (!f || !f->cookie || f->skip)
 		return;
+	if (cfg_tcp_sock_counts) {
+		if (tcp_sock_counts(sk, f, syn_sent, &r))
+			return;
+		__builtin_memcpy(key.laddr, r.laddr, 16);
+		__builtin_memcpy(key.raddr, r.raddr, 16);
+		key.lport = r.lport;
+		key.rport = r.rport;
+		val.bytes_in = r.bytes_in;
+		val.bytes_out = r.bytes_out;
+		val.pkts_in = r.pkts_in;
+		val.pkts_out = r.pkts_out;
+	} else {
+		__builtin_memcpy(key.laddr, f->laddr, 16);
+		__builtin_memcpy(key.raddr, f->raddr, 16);
+		key.lport = f->lport;
+		key.rport = f->rport;
+		val.bytes_in = f->bytes_in;
+		val.bytes_out = f->bytes_out;
+		val.pkts_in = f->pkts_in;
+		val.pkts_out = f->pkts_out;
+	}
 	key.cookie = f->cookie;
-	__builtin_memcpy(key.laddr, f->laddr, 16);
-	__builtin_memcpy(key.raddr, f->raddr, 16);
-	key.lport = f->lport;
-	key.rport = f->rport;
 	key.proto = f->proto;
-	val.bytes_in = f->bytes_in;
-	val.bytes_out = f->bytes_out;
-	val.pkts_in = f->pkts_in;
-	val.pkts_out = f->pkts_out;
 	val.first_ns = f->first_ns;
 	val.last_ns = bpf_ktime_get_boot_ns();
 	val.role = f->role;
@@ -582,11 +780,21 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 	 * tracepoint's socket is a typed pointer: direct loads, no
 	 * probe-read helper call. */
 	cookie = sk->__sk_common.skc_cookie.counter;
+	/* A socket made before the agent started has none yet, and on some
+	 * kernels (6.1) a child's birth in SYN_RECV does not pass this
+	 * tracepoint: make it at the two transitions that start a connection,
+	 * which its storage entry and the accept claims need. */
+	if (!cookie && cfg_tp_cookie &&
+	    ((newstate == TCP_SYN_SENT && cfg_tcp_sock_counts) ||
+	     (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)))
+		cookie = bpf_get_socket_cookie((void *)sk);
 	if (!cookie)
 		return 0;
 	netns = pf_net_cookie_btf(sk->__sk_common.skc_net.net);
 
 	if (newstate == TCP_SYN_SENT) {
+		if (cfg_sk_storage && cfg_tcp_sock_counts)
+			sk_flow_start(sk, cookie, PF_ROLE_SRC);
 		if (cfg_tcp_state_claims)
 			claim(cookie, netns, PF_CLAIM_CONNECT);
 		v = bpf_map_lookup_elem(&socks, &cookie);
@@ -602,12 +810,14 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 			v->lport = sk->__sk_common.skc_num;
 		}
 	} else if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
+		if (cfg_sk_storage && cfg_tcp_sock_counts)
+			sk_flow_start(sk, cookie, PF_ROLE_DST);
 		v = sock_entry(cookie, netns);
 		if (v)
 			v->role = PF_ROLE_DST;
 	} else if (newstate == TCP_CLOSE) {
 		if (cfg_sk_storage)
-			save_sk_flow((struct sock *)sk);
+			save_sk_flow((struct sock *)sk, oldstate == TCP_SYN_SENT);
 		v = bpf_map_lookup_elem(&socks, &cookie);
 		if (!v)
 			return 0;
@@ -625,6 +835,52 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 		v->lost_out = tp->lost_out;
 	}
 	return 0;
+}
+
+/*
+ * A TCP connection older than the agent (tcpCounting: socket) has no
+ * storage entry, so neither the iterator nor its close would see it: make
+ * one whose baseline is its counters now, so that it is counted from here
+ * on, as a per-packet counter would. Returns @cookie, generated if it was
+ * still 0 (a tracing program may, since v5.12).
+ */
+static __always_inline __u64 sk_flow_adopt(struct file *file, __u64 cookie)
+{
+	struct socket *sock = bpf_sock_from_file(file);
+	struct pf_sk_flow *f, r = {};
+	struct sock *sk;
+	int state;
+
+	if (!sock)
+		return cookie;
+	sk = sock->sk;
+	if (!sk)
+		return cookie;
+	/* Connected, not yet closed; SYN_SENT and accepted-but-not-yet
+	 * established sockets get their entry from the state tracepoint. */
+	state = sk->__sk_common.skc_state;
+	if (state != TCP_ESTABLISHED && state != TCP_FIN_WAIT1 && state != TCP_FIN_WAIT2 &&
+	    state != TCP_CLOSE_WAIT && state != TCP_CLOSING && state != TCP_LAST_ACK)
+		return cookie;
+	if (!cookie && cfg_tp_cookie)
+		cookie = bpf_get_socket_cookie(sk);
+	if (!cookie || bpf_sk_storage_get(&sk_flows, sk, 0, 0))
+		return cookie;
+	f = bpf_sk_storage_get(&sk_flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!f)
+		return cookie;
+	f->adopted = 1;
+	if (tcp_sock_counts(sk, f, 0, &r))
+		return cookie;
+	f->bytes_in = r.bytes_in;
+	f->bytes_out = r.bytes_out;
+	f->pkts_in = r.pkts_in;
+	f->pkts_out = r.pkts_out;
+	f->proto = IPPROTO_TCP;
+	f->first_ns = bpf_ktime_get_boot_ns();
+	f->skip = !cfg_include_loopback && (is_loopback(r.laddr) || is_loopback(r.raddr));
+	f->cookie = cookie;
+	return cookie;
 }
 
 /*
@@ -663,6 +919,8 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
 		return 0;
 	cookie = pf_sock_cookie(sk);
+	if (proto == IPPROTO_TCP && cfg_sk_storage && cfg_tcp_sock_counts)
+		cookie = sk_flow_adopt(file, cookie);
 	if (!cookie)
 		return 0;
 	v = bpf_map_lookup_elem(&socks, &cookie);
@@ -697,36 +955,30 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 SEC("iter/bpf_sk_storage_map")
 int pf_iter_sk_flows(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
-	struct pf_sk_flow *f = ctx->value;
+	struct pf_sk_flow *f = ctx->value, r;
+	struct sock *sk = ctx->sk;
 
-	if (!ctx->sk || !f || !f->cookie || f->skip)
+	if (!sk || !f || !f->cookie || f->skip)
 		return 0;
-	bpf_seq_write(ctx->meta->seq, f, sizeof(*f));
+	if (!cfg_tcp_sock_counts) {
+		bpf_seq_write(ctx->meta->seq, f, sizeof(*f));
+		return 0;
+	}
+	/* Still in SYN_SENT: the local port and (for an IPv6 socket to an
+	 * IPv4-mapped peer) address may not be set yet. Reported from the
+	 * next read on, or at close. */
+	if (sk->__sk_common.skc_state == TCP_SYN_SENT)
+		return 0;
+	__builtin_memcpy(&r, f, sizeof(r));
+	if (tcp_sock_counts(sk, f, 0, &r))
+		return 0;
+	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }
 
 #include "sock_tiers.bpf.h"
 
 /* ---- flow counters ---------------------------------------------------------- */
-
-static __always_inline int is_loopback(const __u8 a[16])
-{
-	/* ::ffff:127.0.0.0/104 or ::1 */
-	if (a[10] == 0xff && a[11] == 0xff && a[12] == 127)
-		return 1;
-	for (int i = 0; i < 15; i++)
-		if (a[i])
-			return 0;
-	return a[15] == 1;
-}
-
-static __always_inline void map_v4(__u8 out[16], __u32 addr)
-{
-	__builtin_memset(out, 0, 10);
-	out[10] = 0xff;
-	out[11] = 0xff;
-	__builtin_memcpy(out + 12, &addr, 4);
-}
 
 struct pf_pkt {
 	__u8 laddr[16];
@@ -903,6 +1155,9 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 		return 1;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
+		return 1;
+	/* tcpCounting "socket": TCP is counted from the socket's own counters. */
+	if (cfg_sk_storage && cfg_tcp_sock_counts && sk->protocol == IPPROTO_TCP)
 		return 1;
 	if (cfg_sk_storage && sk->protocol == IPPROTO_TCP && sk->state != TCP_LISTEN) {
 		if (!count_tcp(skb, sk, egress))

@@ -127,14 +127,22 @@ struct pf_flow_val {
 
 /*
  * Per-socket counters for a TCP connection, kept in socket-local storage:
- * a TCP socket has one 4-tuple, so after its first packet no header needs
- * parsing and no hash lookup is needed. The tuple is filled from the first
- * packet. When the connection closes, the counters are copied into the
- * flows map (PF_FLOW_CLOSED), since the storage dies with the socket. The
- * agent reads live entries with an iterator.
+ * a TCP socket has one 4-tuple, so no header needs parsing and no hash
+ * lookup is needed. When the connection closes, the counters are copied
+ * into the flows map (PF_FLOW_CLOSED), since the storage dies with the
+ * socket. The agent reads live entries with an iterator, whose records
+ * have this layout too.
+ *
+ * Two ways to fill it (tcpCounting). "socket": the state tracepoint makes
+ * the entry when the connection starts (connect(): SYN_SENT; accepted:
+ * SYN_RECV->ESTABLISHED), and the counters are computed from the kernel's
+ * own per-socket counters whenever they are read; the stored counters are
+ * then the baseline of a connection older than the agent (0 otherwise).
+ * "packet": cgroup_skb adds every packet, and the tuple comes from the
+ * first packet.
  */
 struct pf_sk_flow {
-	__u64 cookie; /* 0 until the first packet filled the entry */
+	__u64 cookie; /* 0 until the entry is filled */
 	__u64 bytes_in;
 	__u64 bytes_out;
 	__u64 pkts_in;
@@ -147,6 +155,11 @@ struct pf_sk_flow {
 	__u8 proto;
 	__u8 skip; /* 1: loopback, left out; 2: closed, counters saved */
 	__u16 role;
+	/* "socket" counting, accepted side: SYN-ACKs the request socket sent
+	 * (1 + retransmissions), which are not in the child's own counters. */
+	__u32 synacks;
+	__u8 adopted; /* "socket" counting: older than the agent, handshake not counted */
+	__u8 pad[3];
 };
 
 /* Where an owner claim came from, most trusted last. */
