@@ -433,17 +433,12 @@ static struct bpf_link *attach_iter(struct procflow_bpf *skel, struct bpf_progra
 	return bpf_program__attach_iter(p, &opts);
 }
 
-/*
- * Run iterator @p to its end, handing each whole record of @rec_size bytes
- * to @cb (a read can end in the middle of one). With @rec_size 0 the
- * output is discarded: reading only drives the program.
- */
-static int run_iter(struct pf_loader *l, struct bpf_program *p, size_t rec_size,
-		    int (*cb)(const void *rec, void *ctx), void *ctx)
+/* Run iterator @p to its end; its output is discarded: reading only
+ * drives the program. */
+static int run_iter(struct pf_loader *l, struct bpf_program *p)
 {
-	char buf[64 * sizeof(struct pf_sk_flow)];
+	char buf[4096];
 	struct bpf_link *link;
-	size_t have = 0;
 	int fd, err = 0;
 
 	link = attach_iter(l->skel, p);
@@ -455,28 +450,14 @@ static int run_iter(struct pf_loader *l, struct bpf_program *p, size_t rec_size,
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = read(fd, buf + have, sizeof(buf) - have);
-		size_t whole;
+		ssize_t n = read(fd, buf, sizeof(buf));
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (n < 0) {
+		if (n < 0)
 			err = -errno;
+		if (n <= 0)
 			break;
-		}
-		if (n == 0 || !rec_size) {
-			if (n == 0)
-				break;
-			continue;
-		}
-		have += (size_t)n;
-		whole = have / rec_size;
-		for (size_t i = 0; i < whole && !err; i++)
-			err = cb(buf + i * rec_size, ctx);
-		if (err)
-			break;
-		have -= whole * rec_size;
-		memmove(buf, buf + whole * rec_size, have);
 	}
 	close(fd);
 out:
@@ -484,14 +465,103 @@ out:
 	return err;
 }
 
+/* Records per batch lookup of sk_reads: 96 KiB of buffer. */
+#define PF_SK_READS_BATCH 1024
+
+/* Hand sk_reads[0..@n) to @cb, a batch at a time (key by key where the
+ * kernel has no batch operations). */
+static int take_sk_reads(int fd, struct pf_sk_flow *buf, __u32 n,
+			 int (*cb)(const void *f, void *ctx), void *ctx)
+{
+	__u32 keys[PF_SK_READS_BATCH], cursor = 0, done = 0;
+	bool batch = true;
+	int err;
+
+	while (done < n) {
+		__u32 count = n - done > PF_SK_READS_BATCH ? PF_SK_READS_BATCH : n - done;
+
+		if (batch) {
+			err = bpf_map_lookup_batch(fd, done ? &cursor : NULL, &cursor, keys, buf,
+						   &count, NULL);
+			if (err && errno != ENOENT) {
+				batch = false; /* the kernel has none: key by key */
+				continue;
+			}
+		} else {
+			count = 0;
+			if (bpf_map_lookup_elem(fd, &done, buf))
+				return -errno;
+			count = 1;
+		}
+		for (__u32 i = 0; i < count; i++) {
+			err = cb(&buf[i], ctx);
+			if (err)
+				return err;
+		}
+		done += count;
+		if (!count)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * The live TCP connections. Each read() of the iterator walks until
+ * sk_reads is full (then the next record comes through the read() itself,
+ * which ends it) or the walk ends (read() returns 0); after each, hand
+ * over sk_reads[0..sk_reads_n) and the record read, and start sk_reads
+ * over.
+ */
 int pf_loader__read_sk_flows(struct pf_loader *l, int (*cb)(const void *f, void *ctx), void *ctx)
 {
-	return run_iter(l, l->skel->progs.pf_iter_sk_flows, sizeof(struct pf_sk_flow), cb, ctx);
+	int reads_fd = bpf_map__fd(l->skel->maps.sk_reads);
+	struct pf_sk_flow rec, *buf;
+	struct bpf_link *link;
+	int fd, err = 0;
+
+	buf = malloc(PF_SK_READS_BATCH * sizeof(*buf));
+	if (!buf)
+		return -ENOMEM;
+	link = attach_iter(l->skel, l->skel->progs.pf_iter_sk_flows);
+	if (!link) {
+		err = -errno;
+		goto out_free;
+	}
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+
+		l->skel->bss->sk_reads_n = 0;
+		n = read(fd, &rec, sizeof(rec));
+		/* EAGAIN: a million sockets visited in one read(); the walk
+		 * goes on at the next. */
+		if (n < 0 && errno != EINTR && errno != EAGAIN) {
+			err = -errno;
+			break;
+		}
+		err = take_sk_reads(reads_fd, buf, l->skel->bss->sk_reads_n, cb, ctx);
+		if (!err && n == sizeof(rec))
+			err = cb(&rec, ctx);
+		else if (!err && n > 0)
+			err = -EIO; /* records are written whole, one per read() */
+		if (err || n == 0)
+			break;
+	}
+	close(fd);
+out:
+	bpf_link__destroy(link);
+out_free:
+	free(buf);
+	return err;
 }
 
 int pf_loader__scan_sockets(struct pf_loader *l)
 {
-	return run_iter(l, l->skel->progs.pf_iter_sockets, 0, NULL, NULL);
+	return run_iter(l, l->skel->progs.pf_iter_sockets);
 }
 
 int pf_loader__host_pidns(struct pf_loader *l)

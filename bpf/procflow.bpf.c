@@ -111,6 +111,26 @@ struct {
 	__type(value, struct pf_sk_flow);
 } sk_flows SEC(".maps");
 
+/*
+ * The storage iterator's output: the kernel's socket-storage iterator walks
+ * its bucket (one per CPU) from the head again at every read() of the
+ * iterator, to skip what earlier reads saw. Records written to the
+ * seq_file would end a read() every 32 KiB (341 connections) and make the
+ * walk quadratic in the connections; written here, one read() walks
+ * PF_SK_READS_MAX of them. The agent resets sk_reads_n before each read()
+ * and reads sk_reads[0..sk_reads_n) after it. Only the agent's reading
+ * thread runs the iterator (one read() at a time, under the seq_file's
+ * lock), so the index needs no atomics.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PF_SK_READS_MAX);
+	__type(key, __u32);
+	__type(value, struct pf_sk_flow);
+} sk_reads SEC(".maps");
+
+volatile __u32 sk_reads_n = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PF_STAT_MAX);
@@ -950,8 +970,29 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 	return 0;
 }
 
+/*
+ * One live connection's record: into sk_reads while it has room, else into
+ * the seq_file, which ends the agent's read() (it reads one record's size)
+ * so that it empties sk_reads before the walk goes on.
+ */
+static __always_inline void sk_read_out(struct seq_file *seq, const struct pf_sk_flow *r)
+{
+	__u32 i = sk_reads_n;
+	struct pf_sk_flow *slot;
+
+	if (i < PF_SK_READS_MAX) {
+		slot = bpf_map_lookup_elem(&sk_reads, &i);
+		if (slot) {
+			__builtin_memcpy(slot, r, sizeof(*r));
+			sk_reads_n = i + 1;
+			return;
+		}
+	}
+	bpf_seq_write(seq, r, sizeof(*r));
+}
+
 /* The agent reads the live TCP counters through this iterator: one
- * fixed-size record per socket, in the seq_file the agent reads. */
+ * fixed-size record per socket (see sk_reads). */
 SEC("iter/bpf_sk_storage_map")
 int pf_iter_sk_flows(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
@@ -961,7 +1002,7 @@ int pf_iter_sk_flows(struct bpf_iter__bpf_sk_storage_map *ctx)
 	if (!sk || !f || !f->cookie || f->skip)
 		return 0;
 	if (!cfg_tcp_sock_counts) {
-		bpf_seq_write(ctx->meta->seq, f, sizeof(*f));
+		sk_read_out(ctx->meta->seq, f);
 		return 0;
 	}
 	/* Still in SYN_SENT: the local port and (for an IPv6 socket to an
@@ -972,7 +1013,7 @@ int pf_iter_sk_flows(struct bpf_iter__bpf_sk_storage_map *ctx)
 	__builtin_memcpy(&r, f, sizeof(r));
 	if (tcp_sock_counts(sk, f, 0, &r))
 		return 0;
-	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
+	sk_read_out(ctx->meta->seq, &r);
 	return 0;
 }
 

@@ -36,6 +36,11 @@
 #define PF_FLOWS_MAX 262144 /* flow counters (per socket and peer) */
 #define PF_SOCKS_MAX 262144 /* socket owners */
 #define PF_RINGBUF_BYTES (8u << 20)
+/* Live TCP connections one iterator read() hands over through the sk_reads
+ * array (96 B each, 1.5 MiB): the iterator goes back to the start of its
+ * bucket at every read(), so each read() walks this many sockets, not the
+ * 341 a 32 KiB seq_file page holds. */
+#define PF_SK_READS_MAX 16384
 
 enum pf_event_type {
 	PF_EV_EXEC = 1,

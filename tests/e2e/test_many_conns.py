@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
+"""End-to-end: 18,000 live TCP connections, every one reported while open, with
+its own bytes.
+
+    python3 tests/e2e/test_many_conns.py --agent build/procflow --bindir build/e2e   (as root)
+
+A live TCP connection's counters are read once per interval by the socket-storage
+iterator, whose records reach the agent through the sk_reads array: 16,384 per
+read() of the iterator, the rest in further reads (PF_SK_READS_MAX). 18,000
+connections with both ends on this host are 36,000 sockets, so every collection
+takes three reads and hands the array over twice in the middle of the walk.
+
+Set-up, in netns.TestNet's namespaces: a server that holds every connection and
+reads what comes; one client process that opens 18,000 connections and sends
+1 + (i mod 200) bytes on the i-th, then holds them until the agent's collector
+follows all 36,000 flows, then closes them. Checks, per connection, from both
+reporters: the client's (or server's) PID, lines written while it was open
+(num_flows_completed 0) whose counters differ between connections only by the
+payload (bytes_out - payload on the client's, bytes_in - payload on the server's,
+the same for all 18,000, and so are the packet counts), and one completion."""
+
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import netns  # noqa: E402
+from common import Agent, workdir  # noqa: E402
+
+# 36,000 sockets: more than twice PF_SK_READS_MAX, and under the 20,000 open
+# files a process may have here (one process holds every connection's end).
+N = 18000
+
+SERVER = r"""
+import resource, selectors, socket, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+s = socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(4096)
+s.setblocking(False)
+sel = selectors.DefaultSelector()
+sel.register(s, selectors.EVENT_READ)
+print("up", flush=True)
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is s:
+            try:
+                c, _ = s.accept()
+            except BlockingIOError:
+                continue
+            c.setblocking(False)
+            sel.register(c, selectors.EVENT_READ)
+        elif not key.fileobj.recv(65536):
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+"""
+
+# Prints one "PORT SIZE" line per connection, then "open"; closes all at a line
+# on stdin, then prints "closed".
+CLIENT = r"""
+import resource, socket, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+cs = []
+for i in range(int(sys.argv[3])):
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+    size = 1 + i % 200
+    c.sendall(b"x" * size)
+    cs.append(c)
+    print(c.getsockname()[1], size)
+print("open", flush=True)
+sys.stdin.readline()
+for c in cs:
+    c.close()
+print("closed", flush=True)
+"""
+
+
+def collector_flows(agent):
+    """"collector flows" of the agent's last occupancy line, 0 before one."""
+    for line in reversed(agent.stderr_lines):
+        m = re.search(r"occupancy: .*collector flows (\d+)", line)
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def per_flow(outdir, want):
+    """{(reporter, pid): {source port: [live lines, completed, bytes_in, bytes_out,
+    packets_in, packets_out]}} over every file of @outdir, for the TCP lines whose
+    (reporter, process_id, dest_port) are in @want. Counters are summed over the
+    lines written while the connection was open (num_flows_completed 0): its
+    close, which both ends go through at their own pace, is left out."""
+    out = {w[:2]: {} for w in want}
+    problems = []
+    for name in sorted(os.listdir(outdir)):
+        if not name.startswith("flows.log"):
+            continue
+        recs, p = common.load_flows(os.path.join(outdir, name))
+        problems += p
+        for r in recs:
+            key = (r["reporter"], r["process_id"], r["dest_port"])
+            if key not in want or r["proto"] != "tcp":
+                continue
+            s = out[key[:2]].setdefault(r["source_port"], [0, 0, 0, 0, 0, 0])
+            s[1] += r["num_flows_completed"]
+            if r["num_flows_completed"]:
+                continue
+            s[0] += 1
+            for i, f in enumerate(("bytes_in", "bytes_out", "packets_in", "packets_out"), 2):
+                s[i] += r[f]
+    return out, problems
+
+
+def check_side(res, name, flows, sizes, payload_field):
+    """Every connection in @flows, each reported live, with counters that differ
+    from the others' by its payload only."""
+    res.check("%s: every connection has lines" % name, set(flows) == set(sizes),
+              "%d of %d ports; e.g. missing %s" % (
+                  len(set(flows) & set(sizes)), len(sizes), sorted(set(sizes) - set(flows))[:5]))
+    live = [p for p in sizes if flows.get(p, [0])[0] == 0]
+    res.check("%s: every connection reported while open" % name, not live,
+              "%d without a live line, e.g. %s" % (len(live), live[:5]))
+    done = [p for p in sizes if flows.get(p, [0, 0])[1] != 1]
+    res.check("%s: every connection completed once" % name, not done,
+              "%d not, e.g. %s" % (len(done), [(p, flows.get(p)) for p in done[:3]]))
+    overhead = {}
+    for p, s in flows.items():
+        if p in sizes:
+            key = (s[payload_field] - sizes[p], s[4], s[5])
+            overhead.setdefault(key, []).append(p)
+    res.check("%s: bytes minus payload and packets the same on every connection" % name,
+              len(overhead) == 1,
+              "(bytes - payload, packets_in, packets_out) -> connections: %s" % {
+                  k: (len(v), v[:3]) for k, v in overhead.items()})
+
+
+def body(res, args):
+    port = 23000 + os.getpid() % 3000
+    with workdir(args, "pf-many-") as d, netns.TestNet("many") as net:
+        srv = net.spawn(net.server_ns, [sys.executable, "-c", SERVER, net.server_v4, str(port)],
+                        stdout=subprocess.PIPE, text=True)
+        if not res.check("server up", srv.stdout.readline().strip() == "up"):
+            return
+        outdir = os.path.join(d, "out")
+        agent = Agent(args.agent, ["run", "--output-dir", outdir, "--flush-interval", "2",
+                                   "--aggregation", "0", "--max-file-size", "1024", "-v"],
+                      owner=net)
+        if not agent.start_ready(res):
+            return
+        cli = net.spawn(net.client_ns, [sys.executable, "-c", CLIENT, net.server_v4, str(port),
+                                         str(N)],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        sizes = {}
+        for line in cli.stdout:
+            if line.strip() == "open":
+                break
+            p, size = line.split()
+            sizes[int(p)] = int(size)
+        if not res.check("%d connections open" % N, len(sizes) == N, "%d open" % len(sizes)):
+            return
+        ok = common.wait_for(lambda: collector_flows(agent) >= 2 * N, 60, step=0.5)
+        res.check("collector follows all %d flows" % (2 * N), ok,
+                  "collector flows %d" % collector_flows(agent))
+        # One more collection: the last connections' delayed ACKs (40 ms) are
+        # then in the counters of every connection's last live line.
+        n_occ = sum("occupancy: " in l for l in agent.stderr_lines)
+        common.wait_for(lambda: sum("occupancy: " in l for l in agent.stderr_lines) > n_occ, 10)
+        cli.stdin.write("\n")
+        cli.stdin.flush()
+        res.check("connections closed", cli.stdout.readline().strip() == "closed")
+        ok = common.wait_for(lambda: collector_flows(agent) < N, 30, step=0.5)
+        res.check("collector completes the closed flows", ok,
+                  "collector flows %d" % collector_flows(agent))
+        rc, _ = agent.stop()
+        res.check("agent exits 0", rc == 0, "rc %s" % rc)
+
+        flows, problems = per_flow(outdir, {("src", str(cli.pid), port),
+                                            ("dst", str(srv.pid), port)})
+        res.check("every line follows the spec", not problems, "; ".join(problems[:3]))
+        check_side(res, "client (src)", flows[("src", str(cli.pid))], sizes, 3)
+        check_side(res, "server (dst)", flows[("dst", str(srv.pid))], sizes, 2)
+
+
+if __name__ == "__main__":
+    sys.exit(common.run_main(body, __doc__))
