@@ -249,6 +249,7 @@ struct pf_collector {
 	struct pf_flow_dels dels;    /* what the last reconcile said to delete */
 	bool batch;		     /* read and delete with batch map operations */
 	void *bkeys, *bvals;	     /* one batch of keys and values */
+	struct pf_flow_ent *live;    /* one batch of live connections */
 	/* Drains the event ring buffer; called once the maps have been read,
 	 * so that every exec that preceded a socket claim is in the cache. */
 	void (*drain)(void *ctx);
@@ -256,7 +257,7 @@ struct pf_collector {
 	/* what the last flush did, for the log */
 	uint64_t n_entries, n_completed, n_unowned, n_iter_runs;
 	uint64_t n_dropped; /* flows not reported: the collector's bound (cumulative) */
-	uint64_t n_read_dropped; /* of those, left out of the read itself (cumulative) */
+	uint64_t n_unowned_live; /* live connections without an owner in the last flush */
 	uint64_t n_agg_nomem; /* observations the aggregator had no memory for (cumulative) */
 	uint64_t n_expired; /* flows forgotten without final counters (cumulative) */
 	uint64_t n_hs_dropped; /* handshakes the stash had no room for (cumulative) */
@@ -264,7 +265,7 @@ struct pf_collector {
 	 * collection makes anyway (no extra reads): entries of the flows and
 	 * socks maps, and live TCP connections in socket storage. */
 	uint64_t n_flows_map, n_socks_map, n_sk_flows;
-	bool read_incomplete; /* the last read left flows out (collector bound) */
+	bool read_incomplete; /* the last read left live connections out */
 };
 
 /* Identities the process cache holds (lib/proc_cache.h). */

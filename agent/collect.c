@@ -8,13 +8,15 @@
  * peer) in the flows map, live TCP connections' counters in socket storage
  * (read with an iterator), and the owner of each socket in the socks map.
  * Here we:
- *   1. read every flows map entry, then every live TCP connection;
+ *   1. read every flows map entry;
  *   2. read every socks map entry (running the task_file iterator first
- *      when a flow's socket has no owner yet: it predates the agent, and
- *      the iterator claims it);
+ *      when a flow's socket had no owner: it predates the agent, and the
+ *      iterator claims it);
  *   3. drain the event ring buffer, so that every claim read is
  *      resolvable in the process cache;
- *   4. reconcile (lib/);
+ *   4. reconcile (lib/) the flows map's entries, then the live TCP
+ *      connections a batch at a time as the iterator reads them: a node
+ *      with 100,000 connections never holds all their counters at once;
  *   5. delete completed flows and closed sockets.
  * Both maps are read and deleted from a chunk at a time with the batch
  * operations of the bpf() call, key by key where the kernel has none.
@@ -37,6 +39,9 @@
 /* Entries per batch lookup: one system call for this many entries rather
  * than two per entry. 1,024 flows map entries are 104 KiB of buffer. */
 #define PF_MAP_BATCH 1024
+
+/* Live connections handed to the reconcile at once (104 KiB). */
+#define PF_LIVE_BATCH 1024
 
 /* The kernel's "operation not supported" inside the kernel (ENOTSUPP),
  * which older kernels return to user space for a map without batch
@@ -73,7 +78,8 @@ int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_pr
 	c->bkeys = malloc(PF_MAP_BATCH * PF_MAX_SIZE(sizeof(struct pf_flow_key), sizeof(uint64_t)));
 	c->bvals = malloc(PF_MAP_BATCH *
 			  PF_MAX_SIZE(sizeof(struct pf_flow_val), sizeof(struct pf_sock_val)));
-	if (!c->rc || !c->bkeys || !c->bvals) {
+	c->live = malloc(PF_LIVE_BATCH * sizeof(*c->live));
+	if (!c->rc || !c->bkeys || !c->bvals || !c->live) {
 		pf_collector__fini(c);
 		return -ENOMEM;
 	}
@@ -86,8 +92,10 @@ void pf_collector__fini(struct pf_collector *c)
 	pf_flow_dels__free(&c->dels);
 	free(c->bkeys);
 	free(c->bvals);
+	free(c->live);
 	c->rc = NULL;
 	c->bkeys = c->bvals = NULL;
+	c->live = NULL;
 }
 
 /* ---- reading a hash map ---- */
@@ -209,139 +217,102 @@ static size_t delete_keys(struct pf_collector *c, int fd, const void *keys, size
 	return done;
 }
 
-/* ---- the flows ---- */
+/* ---- the flows map ---- */
 
 struct flow_list {
 	struct pf_flow_ent *ents;
 	size_t n, cap;
-	uint64_t dropped;      /* flows beyond PF_COLLECTOR_FLOWS_MAX */
-	struct pf_hmap *index; /* flow key -> position + 1 */
 };
 
-static struct pf_flow_ent *flow_list_add(struct flow_list *l)
+/* A flows map entry. */
+static int add_map_flow(void *ctx, const void *key, const void *val)
 {
+	struct flow_list *l = ctx;
+
 	if (l->n == l->cap) {
 		size_t ncap = l->cap ? l->cap * 2 : 1024;
 		struct pf_flow_ent *ne = realloc(l->ents, ncap * sizeof(*ne));
 
 		if (!ne)
-			return NULL;
+			return -ENOMEM;
 		l->ents = ne;
 		l->cap = ncap;
 	}
-	return &l->ents[l->n];
+	memcpy(&l->ents[l->n].k, key, sizeof(struct pf_flow_key));
+	memcpy(&l->ents[l->n].v, val, sizeof(struct pf_flow_val));
+	l->n++;
+	return 0;
 }
 
-static uint64_t max_u64(uint64_t a, uint64_t b)
+static void flow_list_reset(void *ctx)
 {
-	return a > b ? a : b;
+	((struct flow_list *)ctx)->n = 0;
 }
 
-/* A live TCP connection's counters. If the connection closed meanwhile,
- * its final copy is in the list already: keep the larger counts. */
-static int add_sk_flow(const void *rec, void *ctx)
+/* Every flows map entry: UDP flows, handshakes, closed TCP connections. */
+static int read_map_flows(struct pf_collector *c, struct flow_list *l)
+{
+	return walk_map(c, c->flows_fd, sizeof(struct pf_flow_key), sizeof(struct pf_flow_val),
+			add_map_flow, flow_list_reset, l);
+}
+
+/* ---- the live TCP connections ---- */
+
+/* One walk of the socket-storage iterator, a batch at a time into the
+ * reconcile: to learn the local ends (@learn), or to report. */
+struct live_walk {
+	struct pf_collector *c;
+	bool learn;
+	size_t n;	/* records in c->live */
+	uint64_t total; /* records read */
+};
+
+static int live_flush(struct live_walk *w)
+{
+	int err = 0;
+
+	if (w->learn)
+		pf_flow_rc__learn(w->c->rc, w->c->live, w->n);
+	else
+		err = pf_flow_rc__report_live(w->c->rc, w->c->live, w->n);
+	w->n = 0;
+	return err;
+}
+
+static int add_live(const void *rec, void *ctx)
 {
 	const struct pf_sk_flow *f = rec;
-	struct flow_list *l = ctx;
-	struct pf_flow_key k;
-	struct pf_flow_ent *e;
-	size_t *pos;
-	int created;
+	struct live_walk *w = ctx;
+	struct pf_flow_ent *e = &w->c->live[w->n++];
 
-	memset(&k, 0, sizeof(k));
-	k.cookie = f->cookie;
-	memcpy(k.laddr, f->laddr, 16);
-	memcpy(k.raddr, f->raddr, 16);
-	k.lport = f->lport;
-	k.rport = f->rport;
-	k.proto = f->proto;
-	pos = pf_hmap__upsert(l->index, &k, &created);
-	if (!pos) {
-		l->dropped++;
-		return 0;
-	}
-	if (!created) {
-		e = &l->ents[*pos - 1];
-		e->v.bytes_in = max_u64(e->v.bytes_in, f->bytes_in);
-		e->v.bytes_out = max_u64(e->v.bytes_out, f->bytes_out);
-		e->v.pkts_in = max_u64(e->v.pkts_in, f->pkts_in);
-		e->v.pkts_out = max_u64(e->v.pkts_out, f->pkts_out);
-		return 0;
-	}
-	e = flow_list_add(l);
-	if (!e) {
-		pf_hmap__remove(l->index, &k);
-		return -ENOMEM;
-	}
 	memset(e, 0, sizeof(*e));
-	e->k = k;
+	e->k.cookie = f->cookie;
+	memcpy(e->k.laddr, f->laddr, 16);
+	memcpy(e->k.raddr, f->raddr, 16);
+	e->k.lport = f->lport;
+	e->k.rport = f->rport;
+	e->k.proto = f->proto;
 	e->v.bytes_in = f->bytes_in;
 	e->v.bytes_out = f->bytes_out;
 	e->v.pkts_in = f->pkts_in;
 	e->v.pkts_out = f->pkts_out;
 	e->v.first_ns = f->first_ns;
 	e->v.role = f->role;
-	l->n++;
-	*pos = l->n;
-	return 0;
+	w->total++;
+	return w->n == PF_LIVE_BATCH ? live_flush(w) : 0;
 }
 
-/* A flows map entry. */
-static int add_map_flow(void *ctx, const void *key, const void *val)
+/* Every live TCP connection through the reconcile. */
+static int walk_live(struct pf_collector *c, bool learn, uint64_t *total)
 {
-	struct flow_list *l = ctx;
-	struct pf_flow_ent *e = flow_list_add(l);
-	size_t *pos;
+	struct live_walk w = {.c = c, .learn = learn};
+	int err = pf_loader__read_sk_flows(c->loader, add_live, &w);
 
-	if (!e)
-		return -ENOMEM;
-	memcpy(&e->k, key, sizeof(e->k));
-	memcpy(&e->v, val, sizeof(e->v));
-	l->n++;
-	pos = pf_hmap__upsert(l->index, &e->k, NULL);
-	if (pos)
-		*pos = l->n;
-	return 0;
-}
-
-static void flow_list_reset(void *ctx)
-{
-	struct flow_list *l = ctx;
-	struct pf_hmap_iter it = {0};
-	const void *k;
-	void *v;
-
-	while (pf_hmap__next(l->index, &it, &k, &v))
-		pf_hmap__remove(l->index, k);
-	l->n = 0;
-}
-
-/* Every flow the kernel counts: the flows map (UDP, handshakes, closed TCP
- * connections), then the socket storage of live TCP connections. */
-static int read_flows(struct pf_collector *c, struct pf_flow_ent **out, size_t *n)
-{
-	struct flow_list l = {0};
-	int err;
-
-	l.index = pf_hmap__new(sizeof(struct pf_flow_key), sizeof(size_t), PF_COLLECTOR_FLOWS_MAX);
-	if (!l.index)
-		return -ENOMEM;
-	err = walk_map(c, c->flows_fd, sizeof(struct pf_flow_key), sizeof(struct pf_flow_val),
-		       add_map_flow, flow_list_reset, &l);
-	c->n_flows_map = l.n;
-	if (!err && c->loader)
-		err = pf_loader__read_sk_flows(c->loader, add_sk_flow, &l);
-	c->n_sk_flows = l.n - c->n_flows_map;
-	pf_hmap__free(l.index);
-	c->n_read_dropped += l.dropped;
-	c->read_incomplete = l.dropped > 0;
-	if (err) {
-		free(l.ents);
-		return err;
-	}
-	*out = l.ents;
-	*n = l.n;
-	return 0;
+	if (!err)
+		err = live_flush(&w);
+	if (total)
+		*total = w.total;
+	return err;
 }
 
 /* ---- the sockets ---- */
@@ -442,28 +413,31 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	    .tcp_stats = c->cfg->tcp_stats,
 	};
 	struct pf_flow_read rd = {.now_ns = now_ns};
-	struct pf_flow_ent *ents = NULL;
+	struct flow_list flows = {0};
 	struct sock_list socks = {0};
 	struct pf_flow_rc_stats st;
-	size_t n = 0, deleted;
-	uint64_t t0 = mono_ns();
+	size_t n, deleted;
+	uint64_t t0 = mono_ns(), n_live = 0;
+	bool incomplete = false;
 	long unowned;
-	int err;
+	int err, live_err = 0;
 
 	c->n_completed = 0;
-	err = read_flows(c, &ents, &n);
+	err = read_map_flows(c, &flows);
 	if (err)
-		return err;
-	c->n_entries = n;
+		goto out;
+	n = flows.n;
+	c->n_flows_map = n;
 	err = read_socks(c, &socks);
 	if (err)
 		goto out;
 
 	/* Sockets the kernel saw traffic on but no owner for were opened
 	 * before the agent started: ask the iterator, once per flush, and
-	 * read the sockets again. */
-	unowned = pf_flow_rc__index_socks(c->rc, socks.ents, socks.n, ents, n);
-	if (unowned > 0 && c->loader) {
+	 * read the sockets again. Live connections are read after the
+	 * sockets: one without an owner in the last collection asks too. */
+	unowned = pf_flow_rc__index_socks(c->rc, socks.ents, socks.n, flows.ents, n);
+	if ((unowned > 0 || c->n_unowned_live) && c->loader) {
 		c->n_iter_runs++;
 		if (!pf_loader__scan_sockets(c->loader)) {
 			err = read_socks(c, &socks);
@@ -477,21 +451,35 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	if (c->drain)
 		c->drain(c->drain_ctx);
 
-	rd.flows = ents;
-	rd.n_flows = n;
-	rd.n_map = c->n_flows_map;
+	rd.flows = flows.ents;
+	rd.n_flows = rd.n_map = n;
 	rd.socks = socks.ents;
 	rd.n_socks = socks.n;
-	rd.incomplete = c->read_incomplete;
-	err = pf_flow_rc__reconcile(c->rc, &rd, &opts, c->procs, &eps, c->agg, &c->dels);
+	err = pf_flow_rc__begin(c->rc, &rd, &opts, c->procs, &eps, c->agg, &c->dels);
 	if (err)
 		goto out;
+	/* A flow between two containers of this node names both ends: the
+	 * local ends of live connections are learnt first, in a walk of
+	 * their own (only where containers are known). */
+	if (c->loader && eps_any(c->ctrs) && walk_live(c, true, NULL))
+		pf_log("the live TCP connections' local ends could not be read: a connection "
+		       "between two containers may name only one of them this interval");
+	pf_flow_rc__report_read(c->rc);
+	if (c->loader) {
+		live_err = walk_live(c, false, &n_live);
+		incomplete = live_err != 0;
+	}
+	pf_flow_rc__end(c->rc, incomplete);
+	c->n_sk_flows = n_live;
+	c->n_entries = n + n_live;
+	c->read_incomplete = incomplete;
 	pf_flow_rc__stats(c->rc, &st);
 	c->n_completed = st.completed;
 	c->n_unowned = st.unowned;
 	c->n_expired = st.expired_total;
 	c->n_agg_nomem = st.agg_nomem_total;
-	c->n_dropped = c->n_read_dropped + st.dropped;
+	c->n_dropped = st.dropped;
+	c->n_unowned_live = st.unowned_live;
 	if (st.expired)
 		pf_log("%llu flows ended without their final counters (flow map full when their "
 		       "socket closed): their last bytes are not reported",
@@ -516,10 +504,16 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	deleted = delete_keys(c, c->socks_fd, c->dels.socks, sizeof(uint64_t), c->dels.n_socks);
 	c->n_socks_map = socks.n - (deleted < socks.n ? deleted : socks.n);
 	pf_debug("collection: %zu flows and %zu sockets read, %zu and %zu deleted, in %.3f ms (%s)",
-		 n, socks.n, c->dels.n_flows, c->dels.n_socks, (double)(mono_ns() - t0) / 1e6,
-		 c->batch ? "batch" : "key by key");
+		 n + (size_t)n_live, socks.n, c->dels.n_flows, c->dels.n_socks,
+		 (double)(mono_ns() - t0) / 1e6, c->batch ? "batch" : "key by key");
+	/* The live connections that were read are reported and the rest
+	 * stay counted in the kernel for the next read: say why. */
+	if (live_err)
+		pf_log("live TCP connections not all read this interval (%s): the rest are "
+		       "reported at the next",
+		       strerror(-live_err));
 out:
 	free(socks.ents);
-	free(ents);
+	free(flows.ents);
 	return err;
 }

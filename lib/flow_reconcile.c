@@ -20,8 +20,8 @@
 /* What was already reported of a flow that is still open. */
 struct prev_val {
 	uint64_t bytes_in, bytes_out, pkts_in, pkts_out;
-	uint64_t flow_id;
-	uint64_t seen; /* the last reconcile (gen) that read the flow */
+	uint64_t flow_id; /* 0: completed in the read of gen `seen`, forgotten at its end */
+	uint64_t seen;	  /* the last reconcile (gen) that read the flow */
 };
 
 /* A flow as the log knows it: 5-tuple and network namespace. */
@@ -47,6 +47,16 @@ struct listen_key {
 	uint32_t pad;
 };
 
+/* What a reconcile is given, in one place for the helpers. */
+struct rc_call {
+	struct pf_flow_rc *rc;
+	const struct pf_flow_read *rd;
+	const struct pf_flow_rc_opts *opts;
+	struct pf_proc_cache *procs;
+	const struct pf_flow_rc_eps *eps;
+	struct pf_agg *agg;
+};
+
 struct pf_flow_rc {
 	struct pf_hmap *prev;	    /* flow key -> struct prev_val */
 	struct pf_hmap *handshakes; /* struct user_key -> struct hs_val */
@@ -59,6 +69,11 @@ struct pf_flow_rc {
 	uint64_t next_flow_id;
 	uint64_t gen; /* reconciles so far */
 	struct pf_flow_rc_stats st;
+	/* The reconcile under way, from pf_flow_rc__begin() to _end(). */
+	struct pf_flow_read rd;
+	struct rc_call call;
+	struct pf_flow_dels *dels;
+	size_t n_live; /* live connections reported so far */
 };
 
 struct pf_flow_rc *pf_flow_rc__new(size_t flows_max, size_t handshakes_max, size_t socks_max)
@@ -189,16 +204,6 @@ static void user_key_of(struct user_key *uk, const struct pf_flow_key *k,
 	uk->proto = k->proto;
 }
 
-/* What a reconcile is given, in one place for the helpers. */
-struct rc_call {
-	struct pf_flow_rc *rc;
-	const struct pf_flow_read *rd;
-	const struct pf_flow_rc_opts *opts;
-	struct pf_proc_cache *procs;
-	const struct pf_flow_rc_eps *eps;
-	struct pf_agg *agg;
-};
-
 static const struct pf_flow_ep *book_find(const struct rc_call *c, const struct pf_flow_obs *o)
 {
 	if (!c->eps || !c->eps->book_find)
@@ -294,18 +299,20 @@ static void agg_add(const struct rc_call *c, const struct pf_flow_obs *o)
 		c->rc->st.agg_nomem_total++; /* -ENOSPC is counted in pf_agg__dropped() */
 }
 
-/* Which container holds the local end of each flow read, so that a flow
- * between two containers of this node names its remote end too. */
-static void learn_endpoints(const struct rc_call *c)
+static bool book_wanted(const struct rc_call *c)
 {
 	const struct pf_flow_rc_eps *eps = c->eps;
 
-	if (!eps || !eps->book_reset || !eps->book_add || !eps->any)
-		return;
-	eps->book_reset(eps->ctx);
+	return eps && eps->book_reset && eps->book_add && eps->any && eps->any(eps->ctx);
+}
+
+/* Which container holds the local end of each flow read, so that a flow
+ * between two containers of this node names its remote end too. */
+static void learn_endpoints(const struct rc_call *c, const struct pf_flow_ent *flows, size_t n)
+{
 	/* A host without containers pays nothing for this pass. */
-	for (size_t i = 0; eps->any(eps->ctx) && i < c->rd->n_flows; i++) {
-		const struct pf_flow_ent *e = &c->rd->flows[i];
+	for (size_t i = 0; book_wanted(c) && i < n; i++) {
+		const struct pf_flow_ent *e = &flows[i];
 		const struct pf_sock_val *s = sock_get(c->rc, e->k.cookie);
 		struct pf_flow_obs o = {.proto = e->k.proto, .lport = e->k.lport};
 
@@ -314,7 +321,8 @@ static void learn_endpoints(const struct rc_call *c)
 		o.reporter = reporter_of(&e->k, &e->v, s);
 		resolve_process(c, s, &o, 0);
 		if (o.local_ep)
-			eps->book_add(eps->ctx, e->k.laddr, e->k.lport, e->k.proto, o.local_ep);
+			c->eps->book_add(c->eps->ctx, e->k.laddr, e->k.lport, e->k.proto,
+					 o.local_ep);
 	}
 }
 
@@ -380,7 +388,7 @@ static void stash_handshakes(const struct rc_call *c, struct pf_flow_dels *d)
 /* Completed: its socket closed before this read began; or, for a socket
  * the kernel side has no entry for, it went quiet. */
 static bool completed(const struct rc_call *c, const struct pf_flow_ent *e,
-		      const struct pf_sock_val *s)
+		      const struct pf_sock_val *s, bool live)
 {
 	const uint64_t now_ns = c->rd->now_ns;
 
@@ -388,6 +396,10 @@ static bool completed(const struct rc_call *c, const struct pf_flow_ent *e,
 		return true; /* the final copy of a closed TCP connection */
 	if (s && s->closed_ns && s->closed_ns <= now_ns)
 		return true;
+	/* Live counters come from a socket's storage: the socket is open,
+	 * whether or not its owner is known (its close makes a final copy). */
+	if (live)
+		return false;
 	if (e->k.proto == IPPROTO_UDP && e->v.last_ns + c->opts->udp_idle_ns < now_ns)
 		return true;
 	if (!s && (e->v.flags & PF_FLOW_FIN) && e->v.last_ns + c->opts->interval_ns < now_ns)
@@ -402,13 +414,13 @@ static bool went_backwards(const struct pf_flow_val *v, const struct prev_val *p
 }
 
 /*
- * One flow read: its increase since the last report. Returns whether it is
- * to be deleted in the kernel (it completed).
+ * One flow read (@live: a live connection's counters from socket storage,
+ * else a flows map entry): its increase since the last report. Returns
+ * whether it is to be deleted in the kernel (it completed).
  */
-static bool report_flow(const struct rc_call *c, size_t i)
+static bool report_flow(const struct rc_call *c, const struct pf_flow_ent *e, bool live)
 {
 	struct pf_flow_rc *rc = c->rc;
-	const struct pf_flow_ent *e = &c->rd->flows[i];
 	const struct pf_sock_val *s = sock_get(rc, e->k.cookie);
 	uint64_t old_id = 0, active_ns;
 	struct pf_flow_obs o;
@@ -422,11 +434,19 @@ static bool report_flow(const struct rc_call *c, size_t i)
 		rc->st.dropped++; /* more live flows than the bound */
 		return false;
 	}
-	/* Counters below what was reported: not this flow any more but a new
-	 * one under the same key (a socket that disconnected and connected
-	 * again to the same peer, counters started over). The old flow ended
-	 * unseen since the last read; the new one has all its counters. */
-	if (!created && went_backwards(&e->v, p)) {
+	/* Read twice in this collection: a connection that closed during the
+	 * read (its live counters, then its final copy) or a socket the
+	 * iterator visited twice. Only what the second read adds counts; a
+	 * flow completed by the first is done. */
+	if (!created && p->seen == rc->gen) {
+		if (!p->flow_id || went_backwards(&e->v, p))
+			return false;
+	} else if (!created && (went_backwards(&e->v, p) || !p->flow_id)) {
+		/* Counters below what was reported: not this flow any more
+		 * but a new one under the same key (a socket that disconnected
+		 * and connected again to the same peer, counters started
+		 * over). The old flow ended unseen since the last read; the
+		 * new one has all its counters. */
 		old_id = p->flow_id;
 		memset(p, 0, sizeof(*p));
 		created = 1;
@@ -464,10 +484,12 @@ static bool report_flow(const struct rc_call *c, size_t i)
 		o.packets_out += h->pkts_out;
 		pf_hmap__remove(rc->handshakes, &uk);
 	}
-	o.completed = completed(c, e, s);
+	o.completed = completed(c, e, s, live);
 
-	if (!s || !s->tgid)
+	if (!s || !s->tgid) {
 		rc->st.unowned++;
+		rc->st.unowned_live += live;
+	}
 	/* When the flow last carried traffic, as far as known: the last packet
 	 * of a flows map entry; for a live TCP connection that carried bytes
 	 * since the last read (socket storage keeps no time), this read:
@@ -475,7 +497,7 @@ static bool report_flow(const struct rc_call *c, size_t i)
 	if (!o.bytes_in && !o.bytes_out)
 		active_ns = 0;
 	else
-		active_ns = i < c->rd->n_map ? e->v.last_ns : c->rd->now_ns;
+		active_ns = live ? c->rd->now_ns : e->v.last_ns;
 	resolve_process(c, s, &o, active_ns);
 	o.remote_ep = book_find(c, &o);
 	tcp_sample(c, s, &o);
@@ -491,7 +513,7 @@ static bool report_flow(const struct rc_call *c, size_t i)
 	}
 	agg_add(c, &o);
 	if (o.completed) {
-		pf_hmap__remove(rc->prev, &e->k);
+		p->flow_id = 0; /* forgotten at the end of this read */
 		rc->st.completed++;
 	}
 	return o.completed;
@@ -512,13 +534,15 @@ static void expire_unseen(const struct rc_call *c)
 	const void *k;
 	void *v;
 
-	/* A read that left flows out saw less than what exists. */
-	if (c->rd->incomplete)
-		return;
 	while (pf_hmap__next(rc->prev, &it, &k, &v)) {
 		const struct prev_val *p = v;
 
-		if (p->seen + PF_UNSEEN_EXPIRY > rc->gen)
+		if (!p->flow_id) { /* completed in this read */
+			pf_hmap__remove(rc->prev, k);
+			continue;
+		}
+		/* A read that left flows out saw less than what exists. */
+		if (c->rd->incomplete || p->seen + PF_UNSEEN_EXPIRY > rc->gen)
 			continue;
 		pf_hmap__remove(rc->prev, k);
 		rc->st.expired++;
@@ -564,13 +588,29 @@ static void report_lone_handshakes(const struct rc_call *c)
 	}
 }
 
-int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
-			  const struct pf_flow_rc_opts *opts, struct pf_proc_cache *procs,
-			  const struct pf_flow_rc_eps *eps, struct pf_agg *agg,
-			  struct pf_flow_dels *dels)
+/* Room in @d for @n more flow keys, for a batch of live connections. */
+static int dels_grow(struct pf_flow_dels *d, size_t n)
 {
-	const struct rc_call c = {rc, rd, opts, procs, eps, agg};
-	size_t live_tail;
+	size_t want = d->n_flows + n, ncap = d->cap_flows ? d->cap_flows : 1024;
+	struct pf_flow_key *nf;
+
+	if (want <= d->cap_flows)
+		return 0;
+	while (ncap < want)
+		ncap *= 2;
+	nf = realloc(d->flows, ncap * sizeof(*nf));
+	if (!nf)
+		return -ENOMEM;
+	d->flows = nf;
+	d->cap_flows = ncap;
+	return 0;
+}
+
+int pf_flow_rc__begin(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
+		      const struct pf_flow_rc_opts *opts, struct pf_proc_cache *procs,
+		      const struct pf_flow_rc_eps *eps, struct pf_agg *agg,
+		      struct pf_flow_dels *dels)
+{
 	int err;
 
 	err = dels_reserve(dels, rd->n_flows, rd->n_socks);
@@ -586,31 +626,86 @@ int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 	rc->indexed = false;
 	rc->gen++;
 	rc->st.completed = rc->st.unowned = rc->st.restarted = rc->st.expired = 0;
+	rc->st.unowned_live = 0;
+	rc->rd = *rd;
+	rc->call = (struct rc_call){rc, &rc->rd, opts, procs, eps, agg};
+	rc->dels = dels;
+	rc->n_live = 0;
 
-	stash_handshakes(&c, dels);
-	learn_endpoints(&c);
-	/* Flows map keys to delete from the front of dels->flows, live
-	 * connections' keys from the back, so that the agent can tell how
-	 * many deletions shrink the flows map. A live connection's key is
-	 * deleted too: its final copy may have reached the flows map after
-	 * the map was read, and must not be read again as a new flow. */
-	live_tail = dels->cap_flows;
-	for (size_t i = 0; i < rd->n_flows; i++) {
-		if (rd->flows[i].v.flags & PF_FLOW_LISTENER)
+	stash_handshakes(&rc->call, dels);
+	if (book_wanted(&rc->call))
+		eps->book_reset(eps->ctx);
+	learn_endpoints(&rc->call, rd->flows, rd->n_flows);
+	return 0;
+}
+
+void pf_flow_rc__learn(struct pf_flow_rc *rc, const struct pf_flow_ent *live, size_t n)
+{
+	learn_endpoints(&rc->call, live, n);
+}
+
+/* Report flows @e[0..@n); completed ones go to the deletions. */
+static void report_flows(struct pf_flow_rc *rc, const struct pf_flow_ent *e, size_t n, bool live)
+{
+	struct pf_flow_dels *d = rc->dels;
+
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].v.flags & PF_FLOW_LISTENER)
 			continue;
-		if (!report_flow(&c, i))
+		if (!report_flow(&rc->call, &e[i], live))
 			continue;
-		if (i < rd->n_map) {
-			dels->flows[dels->n_flows++] = rd->flows[i].k;
-			dels->n_flows_map++;
-		} else {
-			dels->flows[--live_tail] = rd->flows[i].k;
-		}
+		d->flows[d->n_flows++] = e[i].k;
+		if (!live)
+			d->n_flows_map++;
 	}
-	for (size_t i = live_tail; i < dels->cap_flows; i++)
-		dels->flows[dels->n_flows++] = dels->flows[i];
-	expire_unseen(&c);
-	report_lone_handshakes(&c);
+}
+
+void pf_flow_rc__report_read(struct pf_flow_rc *rc)
+{
+	const struct pf_flow_read *rd = &rc->rd;
+
+	report_flows(rc, rd->flows, rd->n_map, false);
+	report_flows(rc, rd->flows + rd->n_map, rd->n_flows - rd->n_map, true);
+}
+
+int pf_flow_rc__report_live(struct pf_flow_rc *rc, const struct pf_flow_ent *live, size_t n)
+{
+	/* Room first: a completed connection's key must reach the deletions
+	 * (its final copy may be in the flows map, and must not be read
+	 * again as a new flow). Without room the batch is not reported and
+	 * this read is incomplete: the counters stay in the kernel. */
+	if (dels_grow(rc->dels, n)) {
+		rc->rd.incomplete = true;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* The sockets were read before the live connections: one that
+		 * started after the read began, or whose socket has no entry
+		 * yet (an accepted connection the server has not accepted:
+		 * the claim comes at accept(), and its handshake waits in the
+		 * stash under the socket's namespace), is left for a later
+		 * read, which has both; the counters (cumulative) lose
+		 * nothing by waiting. Not beyond an interval: a socket whose
+		 * owner never comes (the socks map full) is reported without. */
+		if (live[i].v.first_ns > rc->rd.now_ns ||
+		    (!sock_get(rc, live[i].k.cookie) &&
+		     live[i].v.first_ns + rc->call.opts->interval_ns > rc->rd.now_ns))
+			continue;
+		report_flows(rc, &live[i], 1, true);
+		rc->n_live++;
+	}
+	return 0;
+}
+
+void pf_flow_rc__end(struct pf_flow_rc *rc, bool incomplete)
+{
+	const struct pf_flow_read *rd = &rc->rd;
+	struct pf_flow_dels *d = rc->dels;
+
+	if (incomplete)
+		rc->rd.incomplete = true;
+	expire_unseen(&rc->call);
+	report_lone_handshakes(&rc->call);
 
 	/* Closed sockets: every flow of theirs was read after they closed
 	 * and has completed above. */
@@ -618,7 +713,20 @@ int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 		const struct pf_sock_val *v = &rd->socks[i].v;
 
 		if (v->closed_ns && v->closed_ns <= rd->now_ns)
-			dels->socks[dels->n_socks++] = rd->socks[i].cookie;
+			d->socks[d->n_socks++] = rd->socks[i].cookie;
 	}
+}
+
+int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
+			  const struct pf_flow_rc_opts *opts, struct pf_proc_cache *procs,
+			  const struct pf_flow_rc_eps *eps, struct pf_agg *agg,
+			  struct pf_flow_dels *dels)
+{
+	int err = pf_flow_rc__begin(rc, rd, opts, procs, eps, agg, dels);
+
+	if (err)
+		return err;
+	pf_flow_rc__report_read(rc);
+	pf_flow_rc__end(rc, false);
 	return 0;
 }

@@ -103,10 +103,11 @@ struct pf_flow_dels {
 
 /* What the last reconcile did, and cumulative losses. */
 struct pf_flow_rc_stats {
-	uint64_t completed; /* flows completed in the last call */
-	uint64_t unowned;   /* flows with no owner known in the last call */
-	uint64_t restarted; /* flows whose counters went backwards in the last call */
-	uint64_t expired;   /* flows forgotten unseen in the last call */
+	uint64_t completed;    /* flows completed in the last call */
+	uint64_t unowned;      /* flows with no owner known in the last call */
+	uint64_t unowned_live; /* of those, live TCP connections (read after the sockets) */
+	uint64_t restarted;    /* flows whose counters went backwards in the last call */
+	uint64_t expired;      /* flows forgotten unseen in the last call */
 	/* cumulative */
 	uint64_t dropped;	   /* flows not reported: the bound of the per-flow state */
 	uint64_t expired_total;	   /* flows forgotten without their final counters */
@@ -148,6 +149,38 @@ int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 			  const struct pf_flow_rc_opts *opts, struct pf_proc_cache *procs,
 			  const struct pf_flow_rc_eps *eps, struct pf_agg *agg,
 			  struct pf_flow_dels *dels);
+
+/*
+ * The same in steps, so that live connections can be read and reported a
+ * batch at a time instead of all held at once (@rd then holds the flows
+ * map's entries, and the live connections come through the calls):
+ *   pf_flow_rc__begin(rd)      index the sockets, stash handshakes, learn
+ *                              the local ends of @rd's flows;
+ *   pf_flow_rc__learn(batch)*  learn the local ends of live connections
+ *                              (only needed when containers are known:
+ *                              a flow between two of them names both);
+ *   pf_flow_rc__report_read()  report @rd's flows;
+ *   pf_flow_rc__report_live(batch)*  report live connections;
+ *   pf_flow_rc__end()          forget unseen flows, report handshakes
+ *                              left alone, list closed sockets.
+ * @rd, its arrays, @opts, @eps and @dels must stay valid until _end().
+ * A flow read twice in one collection (its live counters, then its final
+ * copy) counts only what the second read adds. A live connection that
+ * started after @rd->now_ns, or whose socket is not among @rd's and that
+ * started less than an interval before, is left for a later read.
+ * _begin() returns 0 or -ENOMEM (nothing changed); _report_live() returns
+ * -ENOMEM when the deletions have no room for the batch (nothing of it is
+ * reported, and the read counts as incomplete).
+ */
+int pf_flow_rc__begin(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
+		      const struct pf_flow_rc_opts *opts, struct pf_proc_cache *procs,
+		      const struct pf_flow_rc_eps *eps, struct pf_agg *agg,
+		      struct pf_flow_dels *dels);
+void pf_flow_rc__learn(struct pf_flow_rc *rc, const struct pf_flow_ent *live, size_t n);
+void pf_flow_rc__report_read(struct pf_flow_rc *rc);
+int pf_flow_rc__report_live(struct pf_flow_rc *rc, const struct pf_flow_ent *live, size_t n);
+/* @incomplete: the reads left flows out (absence means nothing). */
+void pf_flow_rc__end(struct pf_flow_rc *rc, bool incomplete);
 
 /* Counters of what the reconcile did (see struct pf_flow_rc_stats). */
 void pf_flow_rc__stats(const struct pf_flow_rc *rc, struct pf_flow_rc_stats *st);

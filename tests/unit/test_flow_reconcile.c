@@ -316,6 +316,157 @@ static void test_flow_seen_only_at_close(void **state)
 	assert_int_equal(rs.n, 0);
 }
 
+/* ---- one flow read twice in one collection ------------------------------------------------- */
+
+/*
+ * A connection that closed while the collection read it: its final copy
+ * in the flows map (read first) and its live counters from socket storage
+ * (a little lower, read just before its close) are the same flow. One
+ * flow with the final counters, started and completed once; never the
+ * live counters again as a second flow.
+ */
+static void test_final_copy_and_live_counters_are_one_flow(void **state)
+{
+	struct world *w = *state;
+	struct pf_flow_ent f[2] = {flow(7010, IPPROTO_TCP, 40010, 443, PF_ROLE_SRC),
+				   flow(7010, IPPROTO_TCP, 40010, 443, PF_ROLE_SRC)};
+	struct pf_sock_ent s = sock(7010, CLIENT);
+	struct recs rs;
+
+	counts(&f[0], 5000, 7, 800, 6, w->now_ns - SEC);
+	f[0].v.flags = PF_FLOW_FIN | PF_FLOW_CLOSED;
+	counts(&f[1], 4000, 5, 700, 5, 0);
+	collect(w, f, 2, 1, &s, 1, &rs);
+	assert_int_equal(rs.n, 1);
+	expect_rec(&rs.r[0], 5000, 7, 800, 6, 1, 1, 1);
+	assert_int_equal(pf_flow_rc__flows(w->rc), 0);
+	assert_int_equal(w->dels.n_flows, 1);
+	assert_int_equal(w->dels.n_flows_map, 1);
+}
+
+/* ---- live connections a batch at a time ----------------------------------------------------- */
+
+/* One collection in steps: the flows map's entries @map, then the live
+ * connections in batches @b1 and @b2 (learnt first, as with containers). */
+static void collect_steps(struct world *w, const struct pf_flow_ent *map, size_t n_map,
+			  const struct pf_flow_ent *b1, size_t n1, const struct pf_flow_ent *b2,
+			  size_t n2, const struct pf_sock_ent *socks, size_t n_socks,
+			  struct recs *out)
+{
+	struct pf_flow_read rd = {
+	    .flows = map,
+	    .n_flows = n_map,
+	    .n_map = n_map,
+	    .socks = socks,
+	    .n_socks = n_socks,
+	    .now_ns = w->now_ns,
+	};
+
+	assert_int_equal(pf_flow_rc__begin(w->rc, &rd, &w->opts, w->procs, NULL, w->agg, &w->dels),
+			 0);
+	pf_flow_rc__learn(w->rc, b1, n1);
+	pf_flow_rc__learn(w->rc, b2, n2);
+	pf_flow_rc__report_read(w->rc);
+	assert_int_equal(pf_flow_rc__report_live(w->rc, b1, n1), 0);
+	assert_int_equal(pf_flow_rc__report_live(w->rc, b2, n2), 0);
+	pf_flow_rc__end(w->rc, false);
+	memset(out, 0, sizeof(*out));
+	assert_int_equal(
+	    pf_agg__flush_records(w->agg, w->now_ns / SEC - 15, w->now_ns / SEC, take_rec, out), 0);
+	w->now_ns += INTERVAL;
+}
+
+static const struct rec *rec_of(const struct recs *rs, int32_t sport)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		if (rs->r[i].sport == sport)
+			return &rs->r[i];
+	fail_msg("no record for source port %d", sport);
+	return NULL;
+}
+
+/*
+ * Live connections handed over in two batches, beside a UDP flow from the
+ * flows map: each reported with its own counters and process. A socket the
+ * iterator visits twice in one walk (the second time with a few more
+ * bytes) adds only those bytes. A connection that started after the read
+ * began is left for the next read, which reports all its counters, once
+ * started.
+ */
+static void test_live_in_batches(void **state)
+{
+	struct world *w = *state;
+	struct pf_flow_ent udp = flow(7020, IPPROTO_UDP, 40020, 53, PF_ROLE_SRC);
+	struct pf_flow_ent b1[2] = {flow(7021, IPPROTO_TCP, 40021, 80, PF_ROLE_SRC),
+				    flow(7022, IPPROTO_TCP, 40022, 80, PF_ROLE_SRC)};
+	struct pf_flow_ent b2[2] = {flow(7021, IPPROTO_TCP, 40021, 80, PF_ROLE_SRC),
+				    flow(7023, IPPROTO_TCP, 40023, 80, PF_ROLE_SRC)};
+	struct pf_sock_ent s[4] = {sock(7020, CLIENT), sock(7021, CLIENT), sock(7022, SERVER),
+				   sock(7023, CLIENT)};
+	struct recs rs;
+
+	counts(&udp, 100, 1, 60, 1, w->now_ns - SEC);
+	counts(&b1[0], 1000, 10, 500, 5, 0);
+	counts(&b1[1], 2000, 20, 900, 9, 0);
+	counts(&b2[0], 1000, 10, 540, 6, 0); /* visited again: 40 bytes more */
+	counts(&b2[1], 3000, 30, 100, 1, 0);
+	b2[1].v.first_ns = w->now_ns + 1; /* after the read began */
+	collect_steps(w, &udp, 1, b1, 2, b2, 2, s, 4, &rs);
+	assert_int_equal(rs.n, 3);
+	expect_rec(rec_of(&rs, 40020), 100, 1, 60, 1, 1, 1, 0);
+	expect_rec(rec_of(&rs, 40021), 1000, 10, 540, 6, 1, 1, 0);
+	expect_rec(rec_of(&rs, 40022), 2000, 20, 900, 9, 1, 1, 0);
+	assert_string_equal(rec_of(&rs, 40022)->pid, "4343");
+	assert_string_equal(rec_of(&rs, 40021)->process, "/usr/bin/client");
+
+	/* The next read: the late one with all its counters, started now. */
+	b2[1].v.first_ns = 90 * SEC;
+	counts(&b2[1], 3500, 35, 150, 2, 0);
+	collect_steps(w, NULL, 0, &b2[1], 1, NULL, 0, s, 4, &rs);
+	assert_int_equal(rs.n, 1);
+	expect_rec(rec_of(&rs, 40023), 3500, 35, 150, 2, 1, 1, 0);
+}
+
+/*
+ * An accepted connection whose socket has no entry among the sockets read
+ * (its owner's claim comes at accept(), which the server has not called
+ * yet) waits for a read that has it, and is then named. One whose socket
+ * never appears is reported without an owner once it is an interval old,
+ * not held back for ever.
+ */
+static void test_live_without_socket_waits_an_interval(void **state)
+{
+	struct world *w = *state;
+	struct pf_flow_ent a = flow(7030, IPPROTO_TCP, 8080, 40030, PF_ROLE_DST);
+	struct pf_flow_ent b = flow(7031, IPPROTO_TCP, 8080, 40031, PF_ROLE_DST);
+	struct pf_flow_ent both[2];
+	struct pf_sock_ent s = sock(7030, SERVER);
+	struct recs rs;
+
+	a.v.first_ns = b.v.first_ns = w->now_ns - SEC;
+	counts(&a, 700, 7, 300, 3, 0);
+	counts(&b, 800, 8, 400, 4, 0);
+	both[0] = a;
+	both[1] = b;
+	collect_steps(w, NULL, 0, both, 2, NULL, 0, NULL, 0, &rs);
+	assert_int_equal(rs.n, 0);
+
+	/* a's owner claimed it; b's socket never gets an entry. */
+	collect_steps(w, NULL, 0, both, 2, NULL, 0, &s, 1, &rs);
+	assert_int_equal(rs.n, 2);
+	expect_rec(rec_of(&rs, 40030), 700, 7, 300, 3, 1, 1, 0);
+	assert_string_equal(rec_of(&rs, 40030)->process, "/usr/sbin/server");
+	assert_string_equal(rec_of(&rs, 40030)->pid, "4343");
+	expect_rec(rec_of(&rs, 40031), 800, 8, 400, 4, 1, 1, 0);
+	assert_string_equal(rec_of(&rs, 40031)->process, "-");
+
+	/* b is still open without an owner: its next bytes, not all again. */
+	counts(&both[1], 900, 9, 400, 4, 0);
+	collect_steps(w, NULL, 0, both, 2, NULL, 0, &s, 1, &rs);
+	assert_int_equal(rs.n, 2);
+	expect_rec(rec_of(&rs, 40031), 100, 1, 0, 0, 1, 0, 0);
+}
+
 /* ---- owners that arrive after their flow ---------------------------------------------------- */
 
 /*
@@ -617,6 +768,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_started_and_completed, world_setup,
 					    world_teardown),
 	    cmocka_unit_test_setup_teardown(test_unseen_expiry, world_setup, world_teardown),
+	    cmocka_unit_test_setup_teardown(test_final_copy_and_live_counters_are_one_flow,
+					    world_setup, world_teardown),
+	    cmocka_unit_test_setup_teardown(test_live_in_batches, world_setup, world_teardown),
+	    cmocka_unit_test_setup_teardown(test_live_without_socket_waits_an_interval, world_setup,
+					    world_teardown),
 	    cmocka_unit_test_setup_teardown(test_incomplete_read_expires_nothing, world_setup,
 					    world_teardown),
 	};
