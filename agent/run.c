@@ -100,6 +100,7 @@ struct pf_agent {
 	struct pf_loop *loop;	      /* the event loop */
 	uint64_t kstats[PF_STAT_MAX]; /* kernel-side loss counters already logged */
 	uint64_t coll_dropped;	      /* collector drops already logged */
+	uint64_t procs_grow_failed;   /* process cache growth failures already logged */
 	uint64_t events;
 };
 
@@ -399,6 +400,15 @@ static void log_user_losses(struct pf_agent *a)
 	for (size_t i = 0; i < sizeof(losses) / sizeof(losses[0]); i++)
 		if (pf_loss__report(losses[i], &pf_registry, msg, sizeof(msg)))
 			pf_log("%s", msg);
+	/* Not a loss in itself: the cache kept every identity, but until a
+	 * growth works it evicts and refuses at this size, below its bound. */
+	if (st.grow_failed > a->procs_grow_failed) {
+		pf_log("process cache: could not grow (out of memory) %llu times; it holds at "
+		       "most %llu of its %u identities until it can",
+		       (unsigned long long)(st.grow_failed - a->procs_grow_failed),
+		       (unsigned long long)st.capacity, PF_PROC_CACHE_MAX);
+		a->procs_grow_failed = st.grow_failed;
+	}
 }
 
 static void losses_init(struct pf_agent *a)

@@ -4,12 +4,16 @@
  *
  * Layout:
  * - An open-addressing hash table (linear probing) maps a PID to the head
- *   of that PID's history. Its size is fixed at creation, a power of two at
- *   least twice max_entries: there are never more PIDs than identities, so
- *   the load stays at or below 1/2, probes stay short and the table never
- *   needs to grow. Deletions shift the following entries back rather than
- *   leaving tombstones, so lookups do not slow down as processes come and
- *   go. lookup() is on the agent's hot path (every flow at every flush).
+ *   of that PID's history. Its size is a power of two at least twice the
+ *   identities it holds: there are never more PIDs than identities, so the
+ *   load stays at or below 1/2 and probes stay short. It starts small and
+ *   doubles when the cache fills it (grow()), up to the size max_entries
+ *   needs: sized for max_entries from the start it would take 8 MiB at the
+ *   agent's bound, and since PIDs hash to random slots a few thousand
+ *   processes would touch most of its pages. Deletions shift the following
+ *   entries back rather than leaving tombstones, so lookups do not slow
+ *   down as processes come and go. lookup() is on the agent's hot path
+ *   (every flow at every flush).
  * - Each history is a singly linked list sorted newest first by
  *   (start_ns, since_ns). It is sorted on insert rather than kept in
  *   arrival order so that events delivered out of order still leave the
@@ -19,7 +23,8 @@
  * - Every identity that has ended (until_ns != 0) is in a binary min-heap
  *   keyed by until_ns. The heap top is the identity to evict when the
  *   cache is full, and gc() pops from it until the top is still in its
- *   grace period, so neither has to scan the whole cache.
+ *   grace period, so neither has to scan the whole cache. It has room for
+ *   every identity the table holds at its present size, and grows with it.
  */
 #include "proc_cache.h"
 
@@ -30,6 +35,10 @@
 #include <unistd.h>
 
 #define PF_NOT_IN_HEAP SIZE_MAX
+
+/* The slot table's first size: 16 KiB, room for 512 identities. It doubles
+ * from there as the cache fills, so memory follows the processes there are. */
+#define PF_PROC_CACHE_FIRST_SLOTS 1024
 
 struct pf_proc_node {
 	struct pf_proc p;
@@ -48,6 +57,9 @@ struct pf_proc_cache {
 	unsigned shift;
 	struct pf_proc_node **heap; /* ended identities, min until_ns on top */
 	size_t heap_len;
+	/* Identities the tables hold at their present size (the heap has room
+	 * for as many): half the slots, at most max_entries. */
+	size_t cap;
 	size_t max_entries;
 	uint64_t grace_ns;
 	uint64_t tick_ns; /* the precision of a start time read from /proc */
@@ -118,6 +130,57 @@ static void remove_slot(struct pf_proc_cache *c, struct pf_proc_slot *s)
 	c->slots[i].pid = 0;
 }
 
+/* Identities a table of @nslots slots holds: at most half of them, so that
+ * probe runs stay short and always end at a free slot. */
+static size_t cap_of(const struct pf_proc_cache *c, size_t nslots)
+{
+	return nslots / 2 < c->max_entries ? nslots / 2 : c->max_entries;
+}
+
+/*
+ * Double the slot table (every PID moves to its slot in the new one) and
+ * give the heap room for what the new size holds. Both allocations are made
+ * before anything moves: when either fails the cache is left exactly as it
+ * was and goes on at its present size, where insert() evicts or refuses as
+ * at max_entries. The failure is counted (stats.grow_failed), and the next
+ * insert that finds the cache at this size tries again.
+ */
+static int grow(struct pf_proc_cache *c)
+{
+	size_t old_n = c->mask + 1, n = 2 * old_n, cap = cap_of(c, n);
+	struct pf_proc_slot *old = c->slots, *slots = calloc(n, sizeof(*slots));
+	struct pf_proc_node **heap;
+
+	if (!slots) {
+		c->st.grow_failed++;
+		return -ENOMEM;
+	}
+	/* The heap's first c->heap_len entries are kept by realloc(). */
+	heap = realloc(c->heap, cap * sizeof(*heap));
+	if (!heap) {
+		free(slots);
+		c->st.grow_failed++;
+		return -ENOMEM;
+	}
+	c->heap = heap;
+	c->slots = slots;
+	c->mask = n - 1;
+	c->shift--;
+	for (size_t i = 0; i < old_n; i++) {
+		size_t j;
+
+		if (!old[i].head)
+			continue;
+		/* PIDs are unique: the first free slot of the run is its own. */
+		for (j = home_slot(c, old[i].pid); c->slots[j].head; j = (j + 1) & c->mask)
+			;
+		c->slots[j] = old[i];
+	}
+	free(old);
+	c->cap = cap;
+	return 0;
+}
+
 /* ---- ended heap --------------------------------------------------------- */
 
 static void heap_set(struct pf_proc_cache *c, size_t i, struct pf_proc_node *n)
@@ -184,7 +247,9 @@ static void set_until(struct pf_proc_cache *c, struct pf_proc_node *n, uint64_t 
 	if (until_ns == 0) {
 		heap_remove(c, n);
 	} else if (n->heap_idx == PF_NOT_IN_HEAP) {
-		/* Cannot overflow: the heap has room for every identity. */
+		/* Cannot overflow: the heap has room for every identity the
+		 * table holds (c->cap). insert() goes one over only when
+		 * nothing had ended, and then ends at most one. */
 		heap_set(c, c->heap_len++, n);
 		heap_up(c, n->heap_idx);
 	} else {
@@ -354,9 +419,11 @@ static void link_windows(struct pf_proc_cache *c, struct pf_proc_node *n, struct
 }
 
 /*
- * Add @n (owned by the cache from here on, freed on failure). When full,
- * the identity that ended first goes; an identity still current is never
- * evicted, since it may be the only name a running process has.
+ * Add @n (owned by the cache from here on, freed on failure). The tables
+ * grow first while below max_entries. When full (at max_entries, or at the
+ * present size when a growth failed), the identity that ended first goes;
+ * an identity still current is never evicted, since it may be the only
+ * name a running process has.
  */
 static int insert(struct pf_proc_cache *c, struct pf_proc_node *n)
 {
@@ -364,7 +431,10 @@ static int insert(struct pf_proc_cache *c, struct pf_proc_node *n)
 	struct pf_proc_slot *s;
 	bool replaces = false;
 
-	if (c->st.entries >= c->max_entries) {
+	/* A failure is counted in grow(); c->cap is then the bound for now. */
+	if (c->st.entries >= c->cap && c->cap < c->max_entries)
+		grow(c);
+	if (c->st.entries >= c->cap) {
 		if (c->heap_len > 0) {
 			remove_node(c, c->heap[0]);
 			c->st.evicted++;
@@ -423,15 +493,19 @@ struct pf_proc_cache *pf_proc_cache__new(size_t max_entries, uint64_t grace_ns)
 		errno = EINVAL;
 		return NULL;
 	}
-	while (nslots < 2 * max_entries) {
+	/* The first size: what max_entries needs, if that is smaller. grow()
+	 * doubles it up to that as the cache fills. */
+	while (nslots < 2 * max_entries && nslots < PF_PROC_CACHE_FIRST_SLOTS) {
 		nslots <<= 1;
 		bits++;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	c->max_entries = max_entries;
+	c->cap = cap_of(c, nslots);
 	c->slots = calloc(nslots, sizeof(*c->slots));
-	c->heap = calloc(max_entries, sizeof(*c->heap));
+	c->heap = calloc(c->cap, sizeof(*c->heap));
 	if (!c->slots || !c->heap) {
 		pf_proc_cache__free(c);
 		errno = ENOMEM;
@@ -439,7 +513,6 @@ struct pf_proc_cache *pf_proc_cache__new(size_t max_entries, uint64_t grace_ns)
 	}
 	c->mask = nslots - 1;
 	c->shift = 64 - bits;
-	c->max_entries = max_entries;
 	c->grace_ns = grace_ns;
 	c->tick_ns = pf_proc_cache__tick_ns();
 	return c;
@@ -669,4 +742,5 @@ void pf_proc_cache__stats(const struct pf_proc_cache *c, struct pf_proc_cache_st
 		return;
 	}
 	*st = c->st;
+	st->capacity = c->cap;
 }

@@ -19,7 +19,10 @@
  *
  * The cache is bounded: when it holds max_entries identities, the oldest
  * exited one is evicted; if none has exited, the insert fails with
- * -ENOSPC and is counted in stats.dropped.
+ * -ENOSPC and is counted in stats.dropped. Its memory grows with use up to
+ * what max_entries needs; when a growth fails (out of memory) the cache
+ * keeps every identity, treats its present size as the bound in the same
+ * way, and counts the failure in stats.grow_failed.
  */
 #ifndef PF_PROC_CACHE_H
 #define PF_PROC_CACHE_H
@@ -59,6 +62,12 @@ struct pf_proc_cache_stats {
 	uint64_t dropped; /* inserts refused because the cache was full */
 	uint64_t evicted; /* exited identities evicted early to make room */
 	uint64_t reaped;  /* ended by pf_proc_cache__reap(): their exit was never seen */
+	/* Identities the tables hold at their present size; grows up to
+	 * max_entries as the cache fills. */
+	uint64_t capacity;
+	/* Growths of the tables that failed (out of memory): the cache kept
+	 * its size, which bounds it as max_entries would until a growth works. */
+	uint64_t grow_failed;
 };
 
 struct pf_proc_cache;
