@@ -219,6 +219,17 @@ static size_t delete_keys(struct pf_collector *c, int fd, const void *keys, size
 
 /* ---- the flows map ---- */
 
+/*
+ * Room for a read of a map that held @last entries at the last read, with
+ * an eighth to spare: an array doubled as it fills holds up to twice what
+ * it needs, and while realloc() copies it, both copies (at 200,000 socket
+ * entries: 27 MiB of array, and 41 MiB while it moves).
+ */
+static size_t presize(uint64_t last)
+{
+	return last < 1024 ? 1024 : (size_t)(last + last / 8);
+}
+
 struct flow_list {
 	struct pf_flow_ent *ents;
 	size_t n, cap;
@@ -252,6 +263,13 @@ static void flow_list_reset(void *ctx)
 /* Every flows map entry: UDP flows, handshakes, closed TCP connections. */
 static int read_map_flows(struct pf_collector *c, struct flow_list *l)
 {
+	size_t want = presize(c->n_flows_map);
+	struct pf_flow_ent *e = malloc(want * sizeof(*e));
+
+	if (e) {
+		l->ents = e;
+		l->cap = want;
+	}
 	return walk_map(c, c->flows_fd, sizeof(struct pf_flow_key), sizeof(struct pf_flow_val),
 			add_map_flow, flow_list_reset, l);
 }
@@ -314,7 +332,6 @@ static int walk_live(struct pf_collector *c, bool learn, uint64_t *total)
 		*total = w.total;
 	return err;
 }
-
 /* ---- the sockets ---- */
 
 struct sock_list {
@@ -350,6 +367,13 @@ static void sock_list_reset(void *ctx)
 
 static int read_socks(struct pf_collector *c, struct sock_list *l)
 {
+	size_t want = presize(c->n_socks_map);
+	struct pf_sock_ent *e = l->cap < want ? realloc(l->ents, want * sizeof(*e)) : NULL;
+
+	if (e) {
+		l->ents = e;
+		l->cap = want;
+	}
 	l->n = 0;
 	l->max = PF_SOCKS_READ_MAX(c);
 	return walk_map(c, c->socks_fd, sizeof(uint64_t), sizeof(struct pf_sock_val), add_sock,

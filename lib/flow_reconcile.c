@@ -519,6 +519,14 @@ static bool report_flow(const struct rc_call *c, const struct pf_flow_ent *e, bo
 	return o.completed;
 }
 
+static bool still_open(const struct pf_flow_rc *rc, const void *key)
+{
+	const struct pf_flow_key *k = key;
+	const struct pf_sock_val *s = sock_get(rc, k->cookie);
+
+	return s && (!s->closed_ns || s->closed_ns > rc->rd.now_ns);
+}
+
 /*
  * Forget flows whose counters the kernel no longer has. A TCP connection's
  * live counters are in its socket storage, and its final ones are copied
@@ -543,6 +551,14 @@ static void expire_unseen(const struct rc_call *c)
 		}
 		/* A read that left flows out saw less than what exists. */
 		if (c->rd->incomplete || p->seen + PF_UNSEEN_EXPIRY > rc->gen)
+			continue;
+		/* Its socket still open (or closed only since this read
+		 * began): the storage iterator skipped the connection, as it
+		 * can when sockets are freed while it walks (it resumes each
+		 * read() at a count of entries into its bucket); its counters
+		 * are still in the kernel. A socket that closed before the
+		 * read began had its final copy in the flows map, if any. */
+		if (still_open(rc, k) && p->seen + PF_UNSEEN_OPEN_EXPIRY > rc->gen)
 			continue;
 		pf_hmap__remove(rc->prev, k);
 		rc->st.expired++;

@@ -35,6 +35,12 @@ struct pf_proc_cache;
  * missed by both the flows map walk and the storage iterator once. */
 #define PF_UNSEEN_EXPIRY 2
 
+/* The same for a flow whose socket is still open: the storage iterator
+ * may skip a live connection when sockets are freed during its walk, but
+ * not this many times in a row; past it the flow is forgotten all the
+ * same (a bound on what a socket that lost its final copy can hold). */
+#define PF_UNSEEN_OPEN_EXPIRY 8
+
 /* One flow as read: a flows map entry or a live TCP connection's storage. */
 struct pf_flow_ent {
 	struct pf_flow_key k;

@@ -723,6 +723,54 @@ static void test_unseen_expiry(void **state)
 	assert_int_equal(pf_flow_rc__flows(w->rc), 0);
 }
 
+/*
+ * A live connection the storage iterator skipped (sockets freed during its
+ * walk shift the entries it resumes at) while its socket is open: not
+ * forgotten after two reads, so its next counters are its next bytes, not
+ * a second flow with all of them. Forgotten only after
+ * PF_UNSEEN_OPEN_EXPIRY reads in a row, as a bound; a socket that closed
+ * before the read began goes after PF_UNSEEN_EXPIRY.
+ */
+static void test_skipped_while_open_is_kept(void **state)
+{
+	struct world *w = *state;
+	struct pf_flow_ent f = flow(9201, IPPROTO_TCP, 42101, 80, PF_ROLE_SRC);
+	struct pf_sock_ent s = sock(9201, CLIENT);
+	struct pf_flow_rc_stats st;
+	struct recs rs;
+
+	counts(&f, 100, 1, 100, 1, 0);
+	collect(w, &f, 1, 0, &s, 1, &rs);
+	expect_rec(&rs.r[0], 100, 1, 100, 1, 1, 1, 0);
+	for (unsigned i = 0; i < PF_UNSEEN_EXPIRY + 1; i++)
+		collect(w, NULL, 0, 0, &s, 1, &rs);
+	pf_flow_rc__stats(w->rc, &st);
+	assert_int_equal(st.expired_total, 0);
+	counts(&f, 400, 4, 100, 1, 0);
+	collect(w, &f, 1, 0, &s, 1, &rs);
+	assert_int_equal(rs.n, 1);
+	expect_rec(&rs.r[0], 300, 3, 0, 0, 1, 0, 0);
+
+	/* Open but never read again: forgotten at the bound. */
+	for (unsigned i = 1; i < PF_UNSEEN_OPEN_EXPIRY; i++)
+		collect(w, NULL, 0, 0, &s, 1, &rs);
+	pf_flow_rc__stats(w->rc, &st);
+	assert_int_equal(st.expired_total, 0);
+	collect(w, NULL, 0, 0, &s, 1, &rs);
+	pf_flow_rc__stats(w->rc, &st);
+	assert_int_equal(st.expired_total, 1);
+
+	/* Closed before the read began, its final copy lost: two reads. */
+	f.k.cookie = s.cookie = 9202;
+	s.v.closed_ns = 0;
+	collect(w, &f, 1, 0, &s, 1, &rs);
+	s.v.closed_ns = w->now_ns - SEC;
+	collect(w, NULL, 0, 0, &s, 1, &rs);
+	collect(w, NULL, 0, 0, &s, 1, &rs);
+	pf_flow_rc__stats(w->rc, &st);
+	assert_int_equal(st.expired_total, 2);
+}
+
 /* A read that left flows out (the collector's bound) tells nothing about
  * absence: nothing expires on it. */
 static void test_incomplete_read_expires_nothing(void **state)
@@ -772,6 +820,8 @@ int main(void)
 					    world_setup, world_teardown),
 	    cmocka_unit_test_setup_teardown(test_live_in_batches, world_setup, world_teardown),
 	    cmocka_unit_test_setup_teardown(test_live_without_socket_waits_an_interval, world_setup,
+					    world_teardown),
+	    cmocka_unit_test_setup_teardown(test_skipped_while_open_is_kept, world_setup,
 					    world_teardown),
 	    cmocka_unit_test_setup_teardown(test_incomplete_read_expires_nothing, world_setup,
 					    world_teardown),
