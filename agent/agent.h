@@ -55,11 +55,11 @@ struct pf_config {
 	const char *tcp_counting;	   /* "socket" or "packet" */
 	char runtime_dir[PF_CFG_PATH_MAX]; /* PID file */
 	bool verbose;
-	struct pf_ch_config ch; /* the ClickHouse sink (off unless ch.url) */
+	struct pf_ch_config ch;	  /* the ClickHouse sink (off unless ch.url) */
 	char metrics_listen[128]; /* [ADDR:]PORT of /metrics; "": no endpoint */
-	unsigned ringbuf_kib;	/* size of the event ring buffer */
-	unsigned max_sockets;	/* entries of the socks map (socket owners) */
-	unsigned max_flows;	/* entries of the flows map (UDP, handshakes, closed TCP) */
+	unsigned ringbuf_kib;	  /* size of the event ring buffer */
+	unsigned max_sockets;	  /* entries of the socks map (socket owners) */
+	unsigned max_flows;	  /* entries of the flows map (UDP, handshakes, closed TCP) */
 	/* Redaction of secrets in arguments (lib/redact.h): on unless
 	 * !redact; rules from redact_rules (a file, "" for none) on top of the
 	 * built-in set. redactor is built from these by pf_config_redaction()
@@ -243,24 +243,26 @@ struct pf_collector {
 	struct pf_loader *loader; /* for the socket iterators */
 	struct pf_proc_cache *procs;
 	struct pf_agg *agg;
-	struct pf_containers *ctrs;  /* container identities; NULL: none */
-	const struct pf_config *cfg; /* the running one: a reload changes it in place */
-	struct pf_flow_rc *rc;	     /* the reconcile's state (lib/flow_reconcile.c) */
-	struct pf_flow_dels dels;    /* what the last reconcile said to delete */
-	bool batch;		     /* read and delete with batch map operations */
-	void *bkeys, *bvals;	     /* one batch of keys and values */
-	struct pf_flow_ent *live;    /* one batch of live connections */
+	struct pf_containers *ctrs;	/* container identities; NULL: none */
+	const struct pf_config *cfg;	/* the running one: a reload changes it in place */
+	struct pf_flow_rc *rc;		/* the reconcile's state (lib/flow_reconcile.c) */
+	struct pf_flow_dels dels;	/* what the last reconcile said to delete */
+	bool batch;			/* read and delete with batch map operations */
+	void *bkeys, *bvals;		/* one batch of keys and values */
+	struct pf_flow_ent *live;	/* one batch of flows map entries or live connections */
+	size_t dels_mark;		/* deletions kept for the end of the collection */
+	uint64_t n_map_deleted, n_dels; /* flows map entries deleted, keys deleted */
 	/* Drains the event ring buffer; called once the maps have been read,
 	 * so that every exec that preceded a socket claim is in the cache. */
 	void (*drain)(void *ctx);
 	void *drain_ctx;
 	/* what the last flush did, for the log */
 	uint64_t n_entries, n_completed, n_unowned, n_iter_runs;
-	uint64_t n_dropped; /* flows not reported: the collector's bound (cumulative) */
+	uint64_t n_dropped;	 /* flows not reported: the collector's bound (cumulative) */
 	uint64_t n_unowned_live; /* live connections without an owner in the last flush */
-	uint64_t n_agg_nomem; /* observations the aggregator had no memory for (cumulative) */
-	uint64_t n_expired; /* flows forgotten without final counters (cumulative) */
-	uint64_t n_hs_dropped; /* handshakes the stash had no room for (cumulative) */
+	uint64_t n_agg_nomem;	 /* observations the aggregator had no memory for (cumulative) */
+	uint64_t n_expired;	 /* flows forgotten without final counters (cumulative) */
+	uint64_t n_hs_dropped;	 /* handshakes the stash had no room for (cumulative) */
 	/* Map occupancy after the last flush, counted by the reads the
 	 * collection makes anyway (no extra reads): entries of the flows and
 	 * socks maps, and live TCP connections in socket storage. */

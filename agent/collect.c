@@ -217,7 +217,29 @@ static size_t delete_keys(struct pf_collector *c, int fd, const void *keys, size
 	return done;
 }
 
-/* ---- the flows map ---- */
+/* ---- the flows map, a batch at a time ---- */
+
+/*
+ * Delete in the kernel what the last batch of reports completed (the
+ * handshake entries of the first pass, before c->dels_mark, wait for the
+ * end), so that the deletions of a close burst are never all held at once.
+ */
+static void drop_completed(struct pf_collector *c)
+{
+	struct pf_flow_dels *d = &c->dels;
+	size_t from = c->dels_mark, n, deleted;
+	bool map;
+
+	if (d->n_flows <= from)
+		return;
+	n = d->n_flows - from;
+	map = d->n_flows_map > from; /* a batch is all flows map entries or all live */
+	deleted = delete_keys(c, c->flows_fd, d->flows + from, sizeof(struct pf_flow_key), n);
+	if (map)
+		c->n_map_deleted += deleted;
+	c->n_dels += n;
+	d->n_flows = d->n_flows_map = from;
+}
 
 /*
  * Room for a read of a map that held @last entries at the last read, with
@@ -230,48 +252,73 @@ static size_t presize(uint64_t last)
 	return last < 1024 ? 1024 : (size_t)(last + last / 8);
 }
 
-struct flow_list {
-	struct pf_flow_ent *ents;
-	size_t n, cap;
+/* One walk of the flows map into the reconcile, PF_LIVE_BATCH entries at
+ * a time: first to stash handshakes and learn local ends (@report false),
+ * then to report. */
+struct map_walk {
+	struct pf_collector *c;
+	bool report;
+	size_t n;	/* entries in c->live */
+	uint64_t total; /* entries read */
+	long unowned;	/* first walk: entries whose socket has no owner */
+	bool broken;	/* started over after entries were taken */
 };
 
-/* A flows map entry. */
-static int add_map_flow(void *ctx, const void *key, const void *val)
+static int map_flush(struct map_walk *w)
 {
-	struct flow_list *l = ctx;
+	long r = 0;
 
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 1024;
-		struct pf_flow_ent *ne = realloc(l->ents, ncap * sizeof(*ne));
-
-		if (!ne)
-			return -ENOMEM;
-		l->ents = ne;
-		l->cap = ncap;
+	if (w->n && w->report) {
+		r = pf_flow_rc__report_map(w->c->rc, w->c->live, w->n);
+		drop_completed(w->c);
+	} else if (w->n) {
+		r = pf_flow_rc__prepare(w->c->rc, w->c->live, w->n);
 	}
-	memcpy(&l->ents[l->n].k, key, sizeof(struct pf_flow_key));
-	memcpy(&l->ents[l->n].v, val, sizeof(struct pf_flow_val));
-	l->n++;
+	w->n = 0;
+	if (r < 0)
+		return (int)r;
+	w->unowned += r;
 	return 0;
 }
 
-static void flow_list_reset(void *ctx)
+static int add_map_flow(void *ctx, const void *key, const void *val)
 {
-	((struct flow_list *)ctx)->n = 0;
+	struct map_walk *w = ctx;
+	struct pf_flow_ent *e;
+
+	if (w->broken)
+		return -EIO;
+	e = &w->c->live[w->n++];
+	memcpy(&e->k, key, sizeof(e->k));
+	memcpy(&e->v, val, sizeof(e->v));
+	w->total++;
+	return w->n == PF_LIVE_BATCH ? map_flush(w) : 0;
 }
 
-/* Every flows map entry: UDP flows, handshakes, closed TCP connections. */
-static int read_map_flows(struct pf_collector *c, struct flow_list *l)
+/* A batch walk the kernel refused part-way starts over key by key: what
+ * was handed over (handshakes stashed, flows reported) cannot be taken
+ * back, so such a walk stops there; the rest waits for the next read. */
+static void map_walk_reset(void *ctx)
 {
-	size_t want = presize(c->n_flows_map);
-	struct pf_flow_ent *e = malloc(want * sizeof(*e));
+	struct map_walk *w = ctx;
 
-	if (e) {
-		l->ents = e;
-		l->cap = want;
-	}
-	return walk_map(c, c->flows_fd, sizeof(struct pf_flow_key), sizeof(struct pf_flow_val),
-			add_map_flow, flow_list_reset, l);
+	if (w->total)
+		w->broken = true;
+	w->n = 0;
+}
+
+static int walk_flows_map(struct pf_collector *c, bool report, struct map_walk *w)
+{
+	int err;
+
+	memset(w, 0, sizeof(*w));
+	w->c = c;
+	w->report = report;
+	err = walk_map(c, c->flows_fd, sizeof(struct pf_flow_key), sizeof(struct pf_flow_val),
+		       add_map_flow, map_walk_reset, w);
+	if (!err)
+		err = map_flush(w);
+	return err;
 }
 
 /* ---- the live TCP connections ---- */
@@ -289,10 +336,12 @@ static int live_flush(struct live_walk *w)
 {
 	int err = 0;
 
-	if (w->learn)
+	if (w->learn) {
 		pf_flow_rc__learn(w->c->rc, w->c->live, w->n);
-	else
+	} else {
 		err = pf_flow_rc__report_live(w->c->rc, w->c->live, w->n);
+		drop_completed(w->c);
+	}
 	w->n = 0;
 	return err;
 }
@@ -437,65 +486,66 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	    .tcp_stats = c->cfg->tcp_stats,
 	};
 	struct pf_flow_read rd = {.now_ns = now_ns};
-	struct flow_list flows = {0};
 	struct sock_list socks = {0};
+	struct map_walk mw;
 	struct pf_flow_rc_stats st;
-	size_t n, deleted;
+	size_t deleted;
 	uint64_t t0 = mono_ns(), n_live = 0;
 	bool incomplete = false;
-	long unowned;
-	int err, live_err = 0;
+	int err, step_err;
 
 	c->n_completed = 0;
-	err = read_map_flows(c, &flows);
-	if (err)
-		goto out;
-	n = flows.n;
-	c->n_flows_map = n;
 	err = read_socks(c, &socks);
 	if (err)
 		goto out;
-
-	/* Sockets the kernel saw traffic on but no owner for were opened
-	 * before the agent started: ask the iterator, once per flush, and
-	 * read the sockets again. Live connections are read after the
-	 * sockets: one without an owner in the last collection asks too. */
-	unowned = pf_flow_rc__index_socks(c->rc, socks.ents, socks.n, flows.ents, n);
-	if ((unowned > 0 || c->n_unowned_live) && c->loader) {
-		c->n_iter_runs++;
-		if (!pf_loader__scan_sockets(c->loader)) {
-			err = read_socks(c, &socks);
-			if (err)
-				goto out;
-			pf_flow_rc__index_socks(c->rc, socks.ents, socks.n, NULL, 0);
-		}
-	}
 	/* An exec event is in the ring buffer before the process can touch
-	 * a socket: draining after the reads makes every claim resolvable. */
+	 * a socket: draining after the read makes every claim resolvable. */
 	if (c->drain)
 		c->drain(c->drain_ctx);
-
-	rd.flows = flows.ents;
-	rd.n_flows = rd.n_map = n;
 	rd.socks = socks.ents;
 	rd.n_socks = socks.n;
 	err = pf_flow_rc__begin(c->rc, &rd, &opts, c->procs, &eps, c->agg, &c->dels);
 	if (err)
 		goto out;
+
+	/* The flows map, first pass: handshakes and local ends. */
+	step_err = walk_flows_map(c, false, &mw);
+	incomplete |= step_err != 0;
+	c->dels_mark = c->dels.n_flows;
+	c->n_map_deleted = c->n_dels = 0;
+	/* Sockets the kernel saw traffic on but no owner for were opened
+	 * before the agent started: ask the iterator, once per flush, and
+	 * read the sockets again. Live connections are read last: one
+	 * without an owner in the last collection asks too. */
+	if ((mw.unowned > 0 || c->n_unowned_live) && c->loader) {
+		c->n_iter_runs++;
+		if (!pf_loader__scan_sockets(c->loader)) {
+			step_err = read_socks(c, &socks);
+			incomplete |= step_err != 0;
+			if (pf_flow_rc__resocks(c->rc, socks.ents, socks.n))
+				incomplete = true;
+			if (c->drain)
+				c->drain(c->drain_ctx);
+		}
+	}
 	/* A flow between two containers of this node names both ends: the
-	 * local ends of live connections are learnt first, in a walk of
-	 * their own (only where containers are known). */
+	 * local ends of live connections are learnt before any report, in a
+	 * walk of their own (only where containers are known). */
 	if (c->loader && eps_any(c->ctrs) && walk_live(c, true, NULL))
 		pf_log("the live TCP connections' local ends could not be read: a connection "
 		       "between two containers may name only one of them this interval");
-	pf_flow_rc__report_read(c->rc);
-	if (c->loader) {
-		live_err = walk_live(c, false, &n_live);
-		incomplete = live_err != 0;
+	/* Second pass: the reports, the flows map's entries, then the live
+	 * connections. */
+	step_err = walk_flows_map(c, true, &mw);
+	incomplete |= step_err != 0;
+	c->n_flows_map = mw.total;
+	if (!step_err && c->loader) {
+		step_err = walk_live(c, false, &n_live);
+		incomplete |= step_err != 0;
 	}
 	pf_flow_rc__end(c->rc, incomplete);
 	c->n_sk_flows = n_live;
-	c->n_entries = n + n_live;
+	c->n_entries = mw.total + n_live;
 	c->read_incomplete = incomplete;
 	pf_flow_rc__stats(c->rc, &st);
 	c->n_completed = st.completed;
@@ -517,27 +567,26 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		pf_debug("%llu flows counted again from zero under a key already known: "
 			 "reported as new flows",
 			 (unsigned long long)st.restarted);
+	/* What was read is reported and the rest stays counted in the kernel
+	 * for the next read: say why. */
+	if (step_err)
+		pf_log("the kernel's flows not all read this interval (%s): the rest are reported "
+		       "at the next",
+		       strerror(-step_err));
 
-	/* What ended: its counters and sockets go from the kernel maps. */
-	deleted = delete_keys(c, c->flows_fd, c->dels.flows, sizeof(struct pf_flow_key),
-			      c->dels.n_flows_map);
-	c->n_flows_map -= deleted < c->n_flows_map ? deleted : c->n_flows_map;
-	if (c->dels.n_flows > c->dels.n_flows_map) /* (no array at all before the first flow) */
-		delete_keys(c, c->flows_fd, c->dels.flows + c->dels.n_flows_map,
-			    sizeof(struct pf_flow_key), c->dels.n_flows - c->dels.n_flows_map);
+	/* What ended and is not deleted yet (the handshake entries, what
+	 * the last batch completed) and the closed sockets go from the kernel
+	 * maps. */
+	c->dels_mark = 0;
+	drop_completed(c);
+	c->n_flows_map -= c->n_map_deleted < c->n_flows_map ? c->n_map_deleted : c->n_flows_map;
 	deleted = delete_keys(c, c->socks_fd, c->dels.socks, sizeof(uint64_t), c->dels.n_socks);
 	c->n_socks_map = socks.n - (deleted < socks.n ? deleted : socks.n);
-	pf_debug("collection: %zu flows and %zu sockets read, %zu and %zu deleted, in %.3f ms (%s)",
-		 n + (size_t)n_live, socks.n, c->dels.n_flows, c->dels.n_socks,
-		 (double)(mono_ns() - t0) / 1e6, c->batch ? "batch" : "key by key");
-	/* The live connections that were read are reported and the rest
-	 * stay counted in the kernel for the next read: say why. */
-	if (live_err)
-		pf_log("live TCP connections not all read this interval (%s): the rest are "
-		       "reported at the next",
-		       strerror(-live_err));
+	pf_debug(
+	    "collection: %llu flows and %zu sockets read, %llu and %zu deleted, in %.3f ms (%s)",
+	    (unsigned long long)c->n_entries, socks.n, (unsigned long long)c->n_dels,
+	    c->dels.n_socks, (double)(mono_ns() - t0) / 1e6, c->batch ? "batch" : "key by key");
 out:
 	free(socks.ents);
-	free(flows.ents);
 	return err;
 }

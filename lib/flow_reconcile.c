@@ -65,7 +65,6 @@ struct pf_flow_rc {
 	size_t socks_max;
 	const struct pf_sock_ent *socks;
 	size_t n_socks;
-	bool indexed; /* the index is of socks[0..n_socks) as given, not yet used */
 	uint64_t next_flow_id;
 	uint64_t gen; /* reconciles so far */
 	struct pf_flow_rc_stats st;
@@ -149,7 +148,6 @@ static int index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, s
 	pf_hmap__free(rc->listeners);
 	rc->socks = socks;
 	rc->n_socks = n;
-	rc->indexed = false;
 	rc->sock_idx = pf_hmap__new(sizeof(uint64_t), sizeof(size_t), rc->socks_max);
 	rc->listeners = pf_hmap__new(sizeof(struct listen_key), sizeof(size_t), rc->socks_max);
 	if (!rc->sock_idx || !rc->listeners)
@@ -171,25 +169,7 @@ static int index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, s
 		if (pos)
 			*pos = i + 1;
 	}
-	rc->indexed = true;
 	return 0;
-}
-
-long pf_flow_rc__index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, size_t n,
-			     const struct pf_flow_ent *flows, size_t n_flows)
-{
-	long unowned = 0;
-	int err = index_socks(rc, socks, n);
-
-	if (err)
-		return err;
-	for (size_t i = 0; i < n_flows; i++) {
-		const struct pf_sock_val *s = sock_get(rc, flows[i].k.cookie);
-
-		if (!s || !s->tgid)
-			unowned++;
-	}
-	return unowned;
 }
 
 static void user_key_of(struct user_key *uk, const struct pf_flow_key *k,
@@ -355,10 +335,11 @@ static int dels_reserve(struct pf_flow_dels *d, size_t n_flows, size_t n_socks)
  * connection's 5-tuple (the accepted connection's flow takes them) and
  * delete them in the kernel.
  */
-static void stash_handshakes(const struct rc_call *c, struct pf_flow_dels *d)
+static void stash_handshakes(const struct rc_call *c, const struct pf_flow_ent *flows, size_t n,
+			     struct pf_flow_dels *d)
 {
-	for (size_t i = 0; i < c->rd->n_flows; i++) {
-		const struct pf_flow_ent *e = &c->rd->flows[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct pf_flow_ent *e = &flows[i];
 		struct user_key uk;
 		struct hs_val *h;
 		int created;
@@ -632,14 +613,9 @@ int pf_flow_rc__begin(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 	err = dels_reserve(dels, rd->n_flows, rd->n_socks);
 	if (err)
 		return err;
-	/* The index pf_flow_rc__index_socks() made of these very sockets
-	 * serves; any other is made again. */
-	if (!rc->indexed || rc->socks != rd->socks || rc->n_socks != rd->n_socks) {
-		err = index_socks(rc, rd->socks, rd->n_socks);
-		if (err)
-			return err;
-	}
-	rc->indexed = false;
+	err = index_socks(rc, rd->socks, rd->n_socks);
+	if (err)
+		return err;
 	rc->gen++;
 	rc->st.completed = rc->st.unowned = rc->st.restarted = rc->st.expired = 0;
 	rc->st.unowned_live = 0;
@@ -648,10 +624,51 @@ int pf_flow_rc__begin(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 	rc->dels = dels;
 	rc->n_live = 0;
 
-	stash_handshakes(&rc->call, dels);
+	stash_handshakes(&rc->call, rd->flows, rd->n_flows, dels);
 	if (book_wanted(&rc->call))
 		eps->book_reset(eps->ctx);
 	learn_endpoints(&rc->call, rd->flows, rd->n_flows);
+	return 0;
+}
+
+long pf_flow_rc__prepare(struct pf_flow_rc *rc, const struct pf_flow_ent *map, size_t n)
+{
+	long unowned = 0;
+
+	/* Room first: a stashed handshake's entry must reach the deletions
+	 * (else it would be stashed again at the next read). */
+	if (dels_grow(rc->dels, n))
+		return -ENOMEM;
+	stash_handshakes(&rc->call, map, n, rc->dels);
+	learn_endpoints(&rc->call, map, n);
+	for (size_t i = 0; i < n; i++) {
+		const struct pf_sock_val *s = sock_get(rc, map[i].k.cookie);
+
+		if (!s || !s->tgid)
+			unowned++;
+	}
+	return unowned;
+}
+
+int pf_flow_rc__resocks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, size_t n)
+{
+	struct pf_flow_dels *d = rc->dels;
+	int err = index_socks(rc, socks, n);
+
+	rc->rd.socks = socks;
+	rc->rd.n_socks = err ? 0 : n;
+	if (err)
+		return err;
+	if (n > d->cap_socks) {
+		uint64_t *ns = realloc(d->socks, n * sizeof(*ns));
+
+		if (!ns) {
+			rc->rd.n_socks = 0; /* no closed socket deleted this time */
+			return -ENOMEM;
+		}
+		d->socks = ns;
+		d->cap_socks = n;
+	}
 	return 0;
 }
 
@@ -676,10 +693,13 @@ static void report_flows(struct pf_flow_rc *rc, const struct pf_flow_ent *e, siz
 	}
 }
 
-void pf_flow_rc__report_read(struct pf_flow_rc *rc)
+/* The flows of @rc->rd itself (pf_flow_rc__reconcile()). */
+static void report_read(struct pf_flow_rc *rc)
 {
 	const struct pf_flow_read *rd = &rc->rd;
 
+	if (!rd->flows)
+		return; /* (the flows come in batches) */
 	report_flows(rc, rd->flows, rd->n_map, false);
 	report_flows(rc, rd->flows + rd->n_map, rd->n_flows - rd->n_map, true);
 }
@@ -713,6 +733,23 @@ int pf_flow_rc__report_live(struct pf_flow_rc *rc, const struct pf_flow_ent *liv
 	return 0;
 }
 
+int pf_flow_rc__report_map(struct pf_flow_rc *rc, const struct pf_flow_ent *map, size_t n)
+{
+	if (dels_grow(rc->dels, n)) {
+		rc->rd.incomplete = true;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* Read after the sockets: a flow that started after the read
+		 * began may have a socket newer than them. Left in the kernel
+		 * for the next read, which has both. */
+		if (map[i].v.first_ns > rc->rd.now_ns)
+			continue;
+		report_flows(rc, &map[i], 1, false);
+	}
+	return 0;
+}
+
 void pf_flow_rc__end(struct pf_flow_rc *rc, bool incomplete)
 {
 	const struct pf_flow_read *rd = &rc->rd;
@@ -742,7 +779,7 @@ int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 
 	if (err)
 		return err;
-	pf_flow_rc__report_read(rc);
+	report_read(rc);
 	pf_flow_rc__end(rc, false);
 	return 0;
 }

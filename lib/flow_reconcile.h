@@ -133,21 +133,8 @@ struct pf_flow_rc *pf_flow_rc__new(size_t flows_max, size_t handshakes_max, size
 void pf_flow_rc__free(struct pf_flow_rc *rc); /* accepts NULL */
 
 /*
- * Index the sockets of one read (@socks, @n, kept by reference: not to be
- * changed until pf_flow_rc__reconcile() returns) and return how many of
- * the @n_flows flows have no owner among them: sockets opened before the
- * agent started, which the kernel's socket iterator can claim before the
- * socks map is read again. The next pf_flow_rc__reconcile() with these
- * same sockets uses the index instead of making it again. Returns the
- * count, or a negative errno (the index could not be made).
- */
-long pf_flow_rc__index_socks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, size_t n,
-			     const struct pf_flow_ent *flows, size_t n_flows);
-
-/*
  * Turn one read into observations for @agg, resolving owners in @procs
- * and workloads through @eps (may be NULL), and fill @dels. Indexes
- * @rd->socks unless the last pf_flow_rc__index_socks() did.
+ * and workloads through @eps (may be NULL), and fill @dels.
  * Returns 0 or -ENOMEM (the index or @dels could not be made: nothing was
  * reported and the per-flow state is unchanged).
  */
@@ -157,35 +144,42 @@ int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 			  struct pf_flow_dels *dels);
 
 /*
- * The same in steps, so that live connections can be read and reported a
- * batch at a time instead of all held at once (@rd then holds the flows
- * map's entries, and the live connections come through the calls):
- *   pf_flow_rc__begin(rd)      index the sockets, stash handshakes, learn
- *                              the local ends of @rd's flows;
- *   pf_flow_rc__learn(batch)*  learn the local ends of live connections
- *                              (only needed when containers are known:
- *                              a flow between two of them names both);
- *   pf_flow_rc__report_read()  report @rd's flows;
- *   pf_flow_rc__report_live(batch)*  report live connections;
- *   pf_flow_rc__end()          forget unseen flows, report handshakes
- *                              left alone, list closed sockets.
- * @rd, its arrays, @opts, @eps and @dels must stay valid until _end().
- * A flow read twice in one collection (its live counters, then its final
- * copy) counts only what the second read adds. A live connection that
- * started after @rd->now_ns, or whose socket is not among @rd's and that
- * started less than an interval before, is left for a later read.
- * _begin() returns 0 or -ENOMEM (nothing changed); _report_live() returns
- * -ENOMEM when the deletions have no room for the batch (nothing of it is
- * reported, and the read counts as incomplete).
+ * The same in steps, so that the kernel's flows can be read and reported
+ * a batch at a time instead of all held at once (agent/collect.c; @rd then
+ * has sockets but no flows):
+ *   pf_flow_rc__begin(rd)            index the sockets (and stash and learn
+ *                                    @rd's own flows, if any);
+ *   pf_flow_rc__prepare(batch)*      flows map entries, first pass: stash
+ *                                    handshakes, learn local ends; returns
+ *                                    how many have no owner among the
+ *                                    sockets, or -ENOMEM;
+ *   pf_flow_rc__resocks(socks)       optional: the sockets read again (the
+ *                                    iterator claimed some);
+ *   pf_flow_rc__learn(batch)*        local ends of live connections (only
+ *                                    needed when containers are known: a
+ *                                    flow between two of them names both);
+ *   pf_flow_rc__report_map(batch)*   flows map entries, second pass: report;
+ *   pf_flow_rc__report_live(batch)*  live connections: report;
+ *   pf_flow_rc__end(incomplete)      forget unseen flows, report handshakes
+ *                                    left alone, list closed sockets.
+ * @rd, the sockets, @opts, @eps and @dels must stay valid until _end().
+ * The report calls return 0, or -ENOMEM when @dels has no room for the
+ * batch (nothing of it is reported, and the read counts as incomplete).
+ * A flow read twice in one collection (a connection's live counters and
+ * its final copy) counts only what the second read adds. A flow that
+ * started after @rd->now_ns, or a live connection whose socket is not among
+ * the sockets and that started less than an interval before, is left for a
+ * later read (its socket may be newer than the sockets read).
  */
 int pf_flow_rc__begin(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 		      const struct pf_flow_rc_opts *opts, struct pf_proc_cache *procs,
 		      const struct pf_flow_rc_eps *eps, struct pf_agg *agg,
 		      struct pf_flow_dels *dels);
+long pf_flow_rc__prepare(struct pf_flow_rc *rc, const struct pf_flow_ent *map, size_t n);
+int pf_flow_rc__resocks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, size_t n);
 void pf_flow_rc__learn(struct pf_flow_rc *rc, const struct pf_flow_ent *live, size_t n);
-void pf_flow_rc__report_read(struct pf_flow_rc *rc);
+int pf_flow_rc__report_map(struct pf_flow_rc *rc, const struct pf_flow_ent *map, size_t n);
 int pf_flow_rc__report_live(struct pf_flow_rc *rc, const struct pf_flow_ent *live, size_t n);
-/* @incomplete: the reads left flows out (absence means nothing). */
 void pf_flow_rc__end(struct pf_flow_rc *rc, bool incomplete);
 
 /* Counters of what the reconcile did (see struct pf_flow_rc_stats). */

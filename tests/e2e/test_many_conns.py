@@ -37,6 +37,8 @@ from common import Agent, workdir  # noqa: E402
 # files a process may have here (one process holds every connection's end).
 N = 18000
 
+# Prints "up" once it listens, and "all closed" once it has closed as many
+# connections as argv[3].
 SERVER = r"""
 import resource, selectors, socket, sys
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -46,6 +48,7 @@ s.setblocking(False)
 sel = selectors.DefaultSelector()
 sel.register(s, selectors.EVENT_READ)
 print("up", flush=True)
+closed = 0
 while True:
     for key, _ in sel.select():
         if key.fileobj is s:
@@ -58,6 +61,9 @@ while True:
         elif not key.fileobj.recv(65536):
             sel.unregister(key.fileobj)
             key.fileobj.close()
+            closed += 1
+            if closed == int(sys.argv[3]):
+                print("all closed", flush=True)
 """
 
 # Prints one "PORT SIZE" line per connection, then "open"; closes all at a line
@@ -147,7 +153,8 @@ def check_side(res, name, flows, sizes, payload_field):
 def body(res, args):
     port = 23000 + os.getpid() % 3000
     with workdir(args, "pf-many-") as d, netns.TestNet("many") as net:
-        srv = net.spawn(net.server_ns, [sys.executable, "-c", SERVER, net.server_v4, str(port)],
+        srv = net.spawn(net.server_ns, [sys.executable, "-c", SERVER, net.server_v4, str(port),
+                                         str(N)],
                         stdout=subprocess.PIPE, text=True)
         if not res.check("server up", srv.stdout.readline().strip() == "up"):
             return
@@ -178,6 +185,11 @@ def body(res, args):
         cli.stdin.write("\n")
         cli.stdin.flush()
         res.check("connections closed", cli.stdout.readline().strip() == "closed")
+        # Both ends closed (the server's FIN reaches the client at once), then
+        # one more collection: every close is in the kernel's flows map and read.
+        res.check("the server closed every connection", srv.stdout.readline().strip() == "all closed")
+        n_occ = sum("occupancy: " in l for l in agent.stderr_lines)
+        common.wait_for(lambda: sum("occupancy: " in l for l in agent.stderr_lines) > n_occ + 1, 20)
         ok = common.wait_for(lambda: collector_flows(agent) < N, 30, step=0.5)
         res.check("collector completes the closed flows", ok,
                   "collector flows %d" % collector_flows(agent))
