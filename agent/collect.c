@@ -241,17 +241,6 @@ static void drop_completed(struct pf_collector *c)
 	d->n_flows = d->n_flows_map = from;
 }
 
-/*
- * Room for a read of a map that held @last entries at the last read, with
- * an eighth to spare: an array doubled as it fills holds up to twice what
- * it needs, and while realloc() copies it, both copies (at 200,000 socket
- * entries: 27 MiB of array, and 41 MiB while it moves).
- */
-static size_t presize(uint64_t last)
-{
-	return last < 1024 ? 1024 : (size_t)(last + last / 8);
-}
-
 /* One walk of the flows map into the reconcile, PF_LIVE_BATCH entries at
  * a time: first to stash handshakes and learn local ends (@report false),
  * then to report. */
@@ -383,50 +372,79 @@ static int walk_live(struct pf_collector *c, bool learn, uint64_t *total)
 }
 /* ---- the sockets ---- */
 
+/*
+ * One walk of the socks map: the listening sockets are kept (the owners of
+ * last resort for accepted connections, few), the sockets closed before
+ * the collection began are listed for deletion (every flow of theirs is
+ * read after their close), and the rest are only counted: the reconcile
+ * asks the kernel for a flow's socket as it needs it, so that a node with
+ * 200,000 sockets does not hold a copy of each.
+ */
 struct sock_list {
-	struct pf_sock_ent *ents;
-	size_t n, cap, max;
+	struct pf_sock_ent *ents; /* the listening sockets */
+	size_t n, cap;
+	uint64_t *closed; /* sockets to delete */
+	size_t n_closed, cap_closed;
+	uint64_t now_ns;
+	uint64_t total; /* entries walked */
 };
+
+static int push(void **arr, size_t *n, size_t *cap, size_t size, const void *item)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		void *na = realloc(*arr, ncap * size);
+
+		if (!na)
+			return -ENOMEM;
+		*arr = na;
+		*cap = ncap;
+	}
+	memcpy((char *)*arr + *n * size, item, size);
+	(*n)++;
+	return 0;
+}
 
 static int add_sock(void *ctx, const void *key, const void *val)
 {
 	struct sock_list *l = ctx;
+	const struct pf_sock_val *v = val;
+	struct pf_sock_ent e;
 
-	if (l->n == l->max)
-		return 0; /* see PF_SOCKS_READ_MAX */
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 1024;
-		struct pf_sock_ent *ne = realloc(l->ents, ncap * sizeof(*ne));
-
-		if (!ne)
-			return -ENOMEM;
-		l->ents = ne;
-		l->cap = ncap;
+	l->total++;
+	if (v->listener) {
+		memcpy(&e.cookie, key, sizeof(e.cookie));
+		e.v = *v;
+		return push((void **)&l->ents, &l->n, &l->cap, sizeof(e), &e);
 	}
-	memcpy(&l->ents[l->n].cookie, key, sizeof(uint64_t));
-	memcpy(&l->ents[l->n].v, val, sizeof(struct pf_sock_val));
-	l->n++;
+	if (v->closed_ns && v->closed_ns <= l->now_ns)
+		return push((void **)&l->closed, &l->n_closed, &l->cap_closed, sizeof(uint64_t),
+			    key);
 	return 0;
 }
 
 static void sock_list_reset(void *ctx)
 {
-	((struct sock_list *)ctx)->n = 0;
+	struct sock_list *l = ctx;
+
+	l->n = l->n_closed = 0;
+	l->total = 0;
 }
 
-static int read_socks(struct pf_collector *c, struct sock_list *l)
+static int read_socks(struct pf_collector *c, struct sock_list *l, uint64_t now_ns)
 {
-	size_t want = presize(c->n_socks_map);
-	struct pf_sock_ent *e = l->cap < want ? realloc(l->ents, want * sizeof(*e)) : NULL;
-
-	if (e) {
-		l->ents = e;
-		l->cap = want;
-	}
-	l->n = 0;
-	l->max = PF_SOCKS_READ_MAX(c);
+	sock_list_reset(l);
+	l->now_ns = now_ns;
 	return walk_map(c, c->socks_fd, sizeof(uint64_t), sizeof(struct pf_sock_val), add_sock,
 			sock_list_reset, l);
+}
+
+/* A flow's socket, from the kernel (struct pf_flow_read's sock_lookup). */
+static int sock_lookup(void *ctx, uint64_t cookie, struct pf_sock_val *out)
+{
+	const struct pf_collector *c = ctx;
+
+	return bpf_map_lookup_elem(c->socks_fd, &cookie, out) ? -ENOENT : 0;
 }
 
 /* ---- the container identities, for the reconcile ---- */
@@ -495,7 +513,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	int err, step_err;
 
 	c->n_completed = 0;
-	err = read_socks(c, &socks);
+	err = read_socks(c, &socks, now_ns);
 	if (err)
 		goto out;
 	/* An exec event is in the ring buffer before the process can touch
@@ -504,6 +522,8 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		c->drain(c->drain_ctx);
 	rd.socks = socks.ents;
 	rd.n_socks = socks.n;
+	rd.sock_lookup = sock_lookup;
+	rd.sock_ctx = c;
 	err = pf_flow_rc__begin(c->rc, &rd, &opts, c->procs, &eps, c->agg, &c->dels);
 	if (err)
 		goto out;
@@ -520,7 +540,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	if ((mw.unowned > 0 || c->n_unowned_live) && c->loader) {
 		c->n_iter_runs++;
 		if (!pf_loader__scan_sockets(c->loader)) {
-			step_err = read_socks(c, &socks);
+			step_err = read_socks(c, &socks, now_ns);
 			incomplete |= step_err != 0;
 			if (pf_flow_rc__resocks(c->rc, socks.ents, socks.n))
 				incomplete = true;
@@ -581,12 +601,15 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	drop_completed(c);
 	c->n_flows_map -= c->n_map_deleted < c->n_flows_map ? c->n_map_deleted : c->n_flows_map;
 	deleted = delete_keys(c, c->socks_fd, c->dels.socks, sizeof(uint64_t), c->dels.n_socks);
-	c->n_socks_map = socks.n - (deleted < socks.n ? deleted : socks.n);
+	deleted += delete_keys(c, c->socks_fd, socks.closed, sizeof(uint64_t), socks.n_closed);
+	c->n_socks_map = socks.total - (deleted < socks.total ? deleted : socks.total);
 	pf_debug(
 	    "collection: %llu flows and %zu sockets read, %llu and %zu deleted, in %.3f ms (%s)",
-	    (unsigned long long)c->n_entries, socks.n, (unsigned long long)c->n_dels,
-	    c->dels.n_socks, (double)(mono_ns() - t0) / 1e6, c->batch ? "batch" : "key by key");
+	    (unsigned long long)c->n_entries, (size_t)socks.total, (unsigned long long)c->n_dels,
+	    c->dels.n_socks + socks.n_closed, (double)(mono_ns() - t0) / 1e6,
+	    c->batch ? "batch" : "key by key");
 out:
 	free(socks.ents);
+	free(socks.closed);
 	return err;
 }

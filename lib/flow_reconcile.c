@@ -73,6 +73,10 @@ struct pf_flow_rc {
 	struct rc_call call;
 	struct pf_flow_dels *dels;
 	size_t n_live; /* live connections reported so far */
+	/* The last socket asked through rd.sock_lookup (see sock_get()). */
+	struct pf_sock_val slot;
+	uint64_t slot_cookie;
+	bool slot_asked, slot_found;
 };
 
 struct pf_flow_rc *pf_flow_rc__new(size_t flows_max, size_t handshakes_max, size_t socks_max)
@@ -127,12 +131,27 @@ size_t pf_flow_rc__handshakes(const struct pf_flow_rc *rc)
 	return pf_hmap__count(rc->handshakes);
 }
 
-/* The socket behind @cookie as read, or NULL. */
-static const struct pf_sock_val *sock_get(const struct pf_flow_rc *rc, uint64_t cookie)
+/*
+ * The socket behind @cookie, or NULL: among the sockets read, else asked
+ * through the read's sock_lookup. The answer stays valid until the next
+ * call for another cookie (one slot: every caller is done with a socket
+ * before it asks for the next, and the same one is often asked twice in a
+ * row).
+ */
+static const struct pf_sock_val *sock_get(struct pf_flow_rc *rc, uint64_t cookie)
 {
 	const size_t *pos = rc->sock_idx ? pf_hmap__find(rc->sock_idx, &cookie) : NULL;
 
-	return pos ? &rc->socks[*pos - 1].v : NULL;
+	if (pos)
+		return &rc->socks[*pos - 1].v;
+	if (!rc->rd.sock_lookup || !cookie)
+		return NULL;
+	if (!rc->slot_asked || rc->slot_cookie != cookie) {
+		rc->slot_cookie = cookie;
+		rc->slot_asked = true;
+		rc->slot_found = !rc->rd.sock_lookup(rc->rd.sock_ctx, cookie, &rc->slot);
+	}
+	return rc->slot_found ? &rc->slot : NULL;
 }
 
 /*
@@ -500,7 +519,7 @@ static bool report_flow(const struct rc_call *c, const struct pf_flow_ent *e, bo
 	return o.completed;
 }
 
-static bool still_open(const struct pf_flow_rc *rc, const void *key)
+static bool still_open(struct pf_flow_rc *rc, const void *key)
 {
 	const struct pf_flow_key *k = key;
 	const struct pf_sock_val *s = sock_get(rc, k->cookie);
@@ -620,6 +639,7 @@ int pf_flow_rc__begin(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 	rc->st.completed = rc->st.unowned = rc->st.restarted = rc->st.expired = 0;
 	rc->st.unowned_live = 0;
 	rc->rd = *rd;
+	rc->slot_asked = false;
 	rc->call = (struct rc_call){rc, &rc->rd, opts, procs, eps, agg};
 	rc->dels = dels;
 	rc->n_live = 0;

@@ -61,6 +61,12 @@ struct pf_flow_read {
 	size_t n_map; /* flows[0..n_map) came from the flows map, the rest from socket storage */
 	const struct pf_sock_ent *socks;
 	size_t n_socks;
+	/* A socket not among @socks, asked as it is needed (NULL: unknown):
+	 * fills *@out and returns 0, or returns -ENOENT. The agent reads only
+	 * listening sockets into @socks and looks the others up in the
+	 * kernel, rather than hold a copy of every socket. */
+	int (*sock_lookup)(void *ctx, uint64_t cookie, struct pf_sock_val *out);
+	void *sock_ctx;
 	uint64_t now_ns; /* boot-clock time the read began */
 	bool incomplete; /* the read left flows out: absence means nothing */
 };
