@@ -250,6 +250,7 @@ struct pf_collector {
 	bool batch;			/* read and delete with batch map operations */
 	void *bkeys, *bvals;		/* one batch of keys and values */
 	struct pf_flow_ent *live;	/* one batch of flows map entries or live connections */
+	struct pf_sock_ent *live_socks; /* the live connections' sockets, read with them */
 	size_t dels_mark;		/* deletions kept for the end of the collection */
 	uint64_t n_map_deleted, n_dels; /* flows map entries deleted, keys deleted */
 	/* Drains the event ring buffer; called once the maps have been read,

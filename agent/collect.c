@@ -79,7 +79,8 @@ int pf_collector__init(struct pf_collector *c, struct pf_loader *l, struct pf_pr
 	c->bvals = malloc(PF_MAP_BATCH *
 			  PF_MAX_SIZE(sizeof(struct pf_flow_val), sizeof(struct pf_sock_val)));
 	c->live = malloc(PF_LIVE_BATCH * sizeof(*c->live));
-	if (!c->rc || !c->bkeys || !c->bvals || !c->live) {
+	c->live_socks = malloc(PF_LIVE_BATCH * sizeof(*c->live_socks));
+	if (!c->rc || !c->bkeys || !c->bvals || !c->live || !c->live_socks) {
 		pf_collector__fini(c);
 		return -ENOMEM;
 	}
@@ -93,9 +94,11 @@ void pf_collector__fini(struct pf_collector *c)
 	free(c->bkeys);
 	free(c->bvals);
 	free(c->live);
+	free(c->live_socks);
 	c->rc = NULL;
 	c->bkeys = c->bvals = NULL;
 	c->live = NULL;
+	c->live_socks = NULL;
 }
 
 /* ---- reading a hash map ---- */
@@ -326,9 +329,9 @@ static int live_flush(struct live_walk *w)
 	int err = 0;
 
 	if (w->learn) {
-		pf_flow_rc__learn(w->c->rc, w->c->live, w->n);
+		pf_flow_rc__learn(w->c->rc, w->c->live, w->c->live_socks, w->n);
 	} else {
-		err = pf_flow_rc__report_live(w->c->rc, w->c->live, w->n);
+		err = pf_flow_rc__report_live(w->c->rc, w->c->live, w->c->live_socks, w->n);
 		drop_completed(w->c);
 	}
 	w->n = 0;
@@ -337,9 +340,15 @@ static int live_flush(struct live_walk *w)
 
 static int add_live(const void *rec, void *ctx)
 {
-	const struct pf_sk_flow *f = rec;
+	const struct pf_sk_read *r = rec;
+	const struct pf_sk_flow *f = &r->f;
 	struct live_walk *w = ctx;
+	struct pf_sock_ent *se = &w->c->live_socks[w->n];
 	struct pf_flow_ent *e = &w->c->live[w->n++];
+
+	se->cookie = r->has_sock ? f->cookie : 0;
+	if (r->has_sock)
+		se->v = r->s;
 
 	memset(e, 0, sizeof(*e));
 	e->k.cookie = f->cookie;

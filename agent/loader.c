@@ -465,12 +465,12 @@ out:
 	return err;
 }
 
-/* Records per batch lookup of sk_reads: 96 KiB of buffer. */
+/* Records per batch lookup of sk_reads: 200 KiB of buffer. */
 #define PF_SK_READS_BATCH 1024
 
 /* Hand sk_reads[0..@n) to @cb, a batch at a time (key by key where the
  * kernel has no batch operations). */
-static int take_sk_reads(int fd, struct pf_sk_flow *buf, __u32 n,
+static int take_sk_reads(int fd, struct pf_sk_read *buf, __u32 n,
 			 int (*cb)(const void *f, void *ctx), void *ctx)
 {
 	__u32 keys[PF_SK_READS_BATCH], cursor = 0, done = 0;
@@ -515,7 +515,7 @@ static int take_sk_reads(int fd, struct pf_sk_flow *buf, __u32 n,
 int pf_loader__read_sk_flows(struct pf_loader *l, int (*cb)(const void *f, void *ctx), void *ctx)
 {
 	int reads_fd = bpf_map__fd(l->skel->maps.sk_reads);
-	struct pf_sk_flow rec, *buf;
+	struct pf_sk_read rec, *buf;
 	struct bpf_link *link;
 	int fd, err = 0;
 

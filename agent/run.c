@@ -32,9 +32,9 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "containers.h"
 #include "config.h"
 #include "config_check.h"
+#include "containers.h"
 #include "flow_agg.h"
 #include "identity.h"
 #include "jsonw.h"
@@ -73,7 +73,7 @@ static const struct pf_sink_ops *const sink_types[] = {
 #define PF_OUT_CHUNK ((size_t)256 << 10)
 
 struct pf_agent {
-	struct pf_config *cfg; /* the running configuration; a reload changes it */
+	struct pf_config *cfg;	    /* the running configuration; a reload changes it */
 	struct pf_containers *ctrs; /* container identities (agent/containers.c) */
 	const struct pf_config_args *args;
 	int tfd;    /* the flush timer, re-armed when the interval changes */
@@ -344,12 +344,15 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 	    [PF_STAT_FLOWS_FULL] = PF_M_KERNEL_PACKETS_UNCOUNTED,
 	    [PF_STAT_SOCKS_FULL] = PF_M_KERNEL_OWNERS_LOST,
 	    [PF_STAT_ACCEPT_MISS] = PF_M_KERNEL_ACCEPT_MISSES,
+	    [PF_STAT_FINAL_LOST] = PF_M_KERNEL_FINALS_LOST,
 	};
 	static const char *const what[PF_STAT_MAX] = {
 	    [PF_STAT_RB_DROPS] = "process events lost (ring buffer full)",
 	    [PF_STAT_FLOWS_FULL] = "packets not counted (flow map full)",
 	    [PF_STAT_SOCKS_FULL] = "socket owners not recorded (socket map full)",
 	    [PF_STAT_ACCEPT_MISS] = "accepted sockets without a cookie",
+	    [PF_STAT_FINAL_LOST] = "closed connections' final counters not saved (flows map full "
+				   "or busy)",
 	};
 	int ncpu = libbpf_num_possible_cpus();
 	int fd = bpf_map__fd(a->loader.skel->maps.stats);

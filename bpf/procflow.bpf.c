@@ -126,7 +126,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, PF_SK_READS_MAX);
 	__type(key, __u32);
-	__type(value, struct pf_sk_flow);
+	__type(value, struct pf_sk_read);
 } sk_reads SEC(".maps");
 
 volatile __u32 sk_reads_n = 0;
@@ -729,8 +729,11 @@ static __always_inline void save_sk_flow(struct sock *sk, int syn_sent)
 	val.last_ns = bpf_ktime_get_boot_ns();
 	val.role = f->role;
 	val.flags = PF_FLOW_CLOSED;
-	if (bpf_map_update_elem(&flows, &key, &val, BPF_ANY) == -7)
-		stat_inc(PF_STAT_FLOWS_FULL);
+	/* Full (E2BIG), or its bucket's lock busy on this CPU (EBUSY: the
+	 * close came from softirq while this CPU was inside an operation
+	 * on the map): the final counters are lost either way. */
+	if (bpf_map_update_elem(&flows, &key, &val, BPF_ANY))
+		stat_inc(PF_STAT_FINAL_LOST);
 	/* The socket may outlive the connection (its fd still open): the
 	 * iterator must not report these counters again, also when the copy
 	 * failed (the agent would take them for a new flow and count them
@@ -971,24 +974,36 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 }
 
 /*
- * One live connection's record: into sk_reads while it has room, else into
- * the seq_file, which ends the agent's read() (it reads one record's size)
- * so that it empties sk_reads before the walk goes on.
+ * One live connection's record, with its socket's socks entry (one hash
+ * lookup here instead of a system call per connection in the agent): into
+ * sk_reads while it has room, else into the seq_file, which ends the
+ * agent's read() (it reads one record's size) so that it empties sk_reads
+ * before the walk goes on.
  */
 static __always_inline void sk_read_out(struct seq_file *seq, const struct pf_sk_flow *r)
 {
+	__u64 cookie = r->cookie;
+	struct pf_sock_val *v = bpf_map_lookup_elem(&socks, &cookie);
 	__u32 i = sk_reads_n;
-	struct pf_sk_flow *slot;
+	struct pf_sk_read *slot, rec;
 
 	if (i < PF_SK_READS_MAX) {
 		slot = bpf_map_lookup_elem(&sk_reads, &i);
 		if (slot) {
-			__builtin_memcpy(slot, r, sizeof(*r));
+			__builtin_memcpy(&slot->f, r, sizeof(*r));
+			slot->has_sock = v != NULL;
+			if (v)
+				__builtin_memcpy(&slot->s, v, sizeof(*v));
 			sk_reads_n = i + 1;
 			return;
 		}
 	}
-	bpf_seq_write(seq, r, sizeof(*r));
+	__builtin_memset(&rec, 0, sizeof(rec));
+	__builtin_memcpy(&rec.f, r, sizeof(*r));
+	rec.has_sock = v != NULL;
+	if (v)
+		__builtin_memcpy(&rec.s, v, sizeof(*v));
+	bpf_seq_write(seq, &rec, sizeof(rec));
 }
 
 /* The agent reads the live TCP counters through this iterator: one

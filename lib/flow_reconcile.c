@@ -144,9 +144,11 @@ static const struct pf_sock_val *sock_get(struct pf_flow_rc *rc, uint64_t cookie
 
 	if (pos)
 		return &rc->socks[*pos - 1].v;
-	if (!rc->rd.sock_lookup || !cookie)
+	if (!cookie)
 		return NULL;
 	if (!rc->slot_asked || rc->slot_cookie != cookie) {
+		if (!rc->rd.sock_lookup)
+			return NULL;
 		rc->slot_cookie = cookie;
 		rc->slot_asked = true;
 		rc->slot_found = !rc->rd.sock_lookup(rc->rd.sock_ctx, cookie, &rc->slot);
@@ -305,14 +307,35 @@ static bool book_wanted(const struct rc_call *c)
 	return eps && eps->book_reset && eps->book_add && eps->any && eps->any(eps->ctx);
 }
 
+/*
+ * The socket of the flow with @cookie is @se (read with it), or none if
+ * @se's cookie differs: put it where sock_get() looks first. Nothing when
+ * @se is NULL (then sock_get() asks).
+ */
+static void sock_known(struct pf_flow_rc *rc, const struct pf_sock_ent *se, uint64_t cookie)
+{
+	if (!se)
+		return;
+	rc->slot_cookie = cookie;
+	rc->slot_asked = true;
+	rc->slot_found = se->cookie == cookie;
+	if (rc->slot_found)
+		rc->slot = se->v;
+}
+
 /* Which container holds the local end of each flow read, so that a flow
- * between two containers of this node names its remote end too. */
-static void learn_endpoints(const struct rc_call *c, const struct pf_flow_ent *flows, size_t n)
+ * between two containers of this node names its remote end too. @socks:
+ * the flows' sockets, read with them, or NULL. */
+static void learn_endpoints(const struct rc_call *c, const struct pf_flow_ent *flows,
+			    const struct pf_sock_ent *socks, size_t n)
 {
 	/* A host without containers pays nothing for this pass. */
 	for (size_t i = 0; book_wanted(c) && i < n; i++) {
 		const struct pf_flow_ent *e = &flows[i];
-		const struct pf_sock_val *s = sock_get(c->rc, e->k.cookie);
+		const struct pf_sock_val *s;
+
+		sock_known(c->rc, socks ? &socks[i] : NULL, e->k.cookie);
+		s = sock_get(c->rc, e->k.cookie);
 		struct pf_flow_obs o = {.proto = e->k.proto, .lport = e->k.lport};
 
 		if (e->v.flags & PF_FLOW_LISTENER)
@@ -647,7 +670,7 @@ int pf_flow_rc__begin(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 	stash_handshakes(&rc->call, rd->flows, rd->n_flows, dels);
 	if (book_wanted(&rc->call))
 		eps->book_reset(eps->ctx);
-	learn_endpoints(&rc->call, rd->flows, rd->n_flows);
+	learn_endpoints(&rc->call, rd->flows, NULL, rd->n_flows);
 	return 0;
 }
 
@@ -660,7 +683,7 @@ long pf_flow_rc__prepare(struct pf_flow_rc *rc, const struct pf_flow_ent *map, s
 	if (dels_grow(rc->dels, n))
 		return -ENOMEM;
 	stash_handshakes(&rc->call, map, n, rc->dels);
-	learn_endpoints(&rc->call, map, n);
+	learn_endpoints(&rc->call, map, NULL, n);
 	for (size_t i = 0; i < n; i++) {
 		const struct pf_sock_val *s = sock_get(rc, map[i].k.cookie);
 
@@ -692,9 +715,10 @@ int pf_flow_rc__resocks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, 
 	return 0;
 }
 
-void pf_flow_rc__learn(struct pf_flow_rc *rc, const struct pf_flow_ent *live, size_t n)
+void pf_flow_rc__learn(struct pf_flow_rc *rc, const struct pf_flow_ent *live,
+		       const struct pf_sock_ent *socks, size_t n)
 {
-	learn_endpoints(&rc->call, live, n);
+	learn_endpoints(&rc->call, live, socks, n);
 }
 
 /* Report flows @e[0..@n); completed ones go to the deletions. */
@@ -724,7 +748,8 @@ static void report_read(struct pf_flow_rc *rc)
 	report_flows(rc, rd->flows + rd->n_map, rd->n_flows - rd->n_map, true);
 }
 
-int pf_flow_rc__report_live(struct pf_flow_rc *rc, const struct pf_flow_ent *live, size_t n)
+int pf_flow_rc__report_live(struct pf_flow_rc *rc, const struct pf_flow_ent *live,
+			    const struct pf_sock_ent *socks, size_t n)
 {
 	/* Room first: a completed connection's key must reach the deletions
 	 * (its final copy may be in the flows map, and must not be read
@@ -735,14 +760,13 @@ int pf_flow_rc__report_live(struct pf_flow_rc *rc, const struct pf_flow_ent *liv
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
-		/* The sockets were read before the live connections: one that
-		 * started after the read began, or whose socket has no entry
-		 * yet (an accepted connection the server has not accepted:
-		 * the claim comes at accept(), and its handshake waits in the
-		 * stash under the socket's namespace), is left for a later
-		 * read, which has both; the counters (cumulative) lose
+		/* A connection that started after the read began is the next
+		 * interval's; one whose socket has no entry yet (accepted, and
+		 * the server has not called accept(), where the claim comes)
+		 * waits for a read that has it: the counters (cumulative) lose
 		 * nothing by waiting. Not beyond an interval: a socket whose
 		 * owner never comes (the socks map full) is reported without. */
+		sock_known(rc, socks ? &socks[i] : NULL, live[i].k.cookie);
 		if (live[i].v.first_ns > rc->rd.now_ns ||
 		    (!sock_get(rc, live[i].k.cookie) &&
 		     live[i].v.first_ns + rc->call.opts->interval_ns > rc->rd.now_ns))

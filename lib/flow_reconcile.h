@@ -164,8 +164,11 @@ int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
  *   pf_flow_rc__learn(batch)*        local ends of live connections (only
  *                                    needed when containers are known: a
  *                                    flow between two of them names both);
+ *                                    @socks[i]: live[i]'s socket, read with
+ *                                    it (cookie 0: it has none), or NULL;
  *   pf_flow_rc__report_map(batch)*   flows map entries, second pass: report;
- *   pf_flow_rc__report_live(batch)*  live connections: report;
+ *   pf_flow_rc__report_live(batch)*  live connections: report (@socks as
+ *                                    for _learn());
  *   pf_flow_rc__end(incomplete)      forget unseen flows, report handshakes
  *                                    left alone, list closed sockets.
  * @rd, the sockets, @opts, @eps and @dels must stay valid until _end().
@@ -183,9 +186,11 @@ int pf_flow_rc__begin(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 		      struct pf_flow_dels *dels);
 long pf_flow_rc__prepare(struct pf_flow_rc *rc, const struct pf_flow_ent *map, size_t n);
 int pf_flow_rc__resocks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, size_t n);
-void pf_flow_rc__learn(struct pf_flow_rc *rc, const struct pf_flow_ent *live, size_t n);
+void pf_flow_rc__learn(struct pf_flow_rc *rc, const struct pf_flow_ent *live,
+		       const struct pf_sock_ent *socks, size_t n);
 int pf_flow_rc__report_map(struct pf_flow_rc *rc, const struct pf_flow_ent *map, size_t n);
-int pf_flow_rc__report_live(struct pf_flow_rc *rc, const struct pf_flow_ent *live, size_t n);
+int pf_flow_rc__report_live(struct pf_flow_rc *rc, const struct pf_flow_ent *live,
+			    const struct pf_sock_ent *socks, size_t n);
 void pf_flow_rc__end(struct pf_flow_rc *rc, bool incomplete);
 
 /* Counters of what the reconcile did (see struct pf_flow_rc_stats). */

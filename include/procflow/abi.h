@@ -37,7 +37,7 @@
 #define PF_SOCKS_MAX 262144 /* socket owners */
 #define PF_RINGBUF_BYTES (8u << 20)
 /* Live TCP connections one iterator read() hands over through the sk_reads
- * array (96 B each, 1.5 MiB): the iterator goes back to the start of its
+ * array (200 B each, 3.1 MiB): the iterator goes back to the start of its
  * bucket at every read(), so each read() walks this many sockets, not the
  * 341 a 32 KiB seq_file page holds. */
 #define PF_SK_READS_MAX 16384
@@ -208,6 +208,17 @@ struct pf_sock_val {
 	char comm[PF_COMM_LEN];
 };
 
+/* One live connection as the storage iterator hands it over (the sk_reads
+ * array): its counters and, looked up in the kernel at the same moment,
+ * its socket's socks entry (has_sock 0: none), so that the agent need not
+ * ask for it with a system call per connection. */
+struct pf_sk_read {
+	struct pf_sk_flow f;
+	struct pf_sock_val s;
+	__u32 has_sock;
+	__u32 pad;
+};
+
 /* Socket entry flags: together they tell, at release, whether anything
  * can still refer to the entry. */
 #define PF_SOCK_BORN  (1u << 0) /* the entry was made at socket(): no flow predates it */
@@ -220,6 +231,7 @@ enum pf_stat {
 	PF_STAT_FLOWS_FULL = 1,	  /* flow map full: packet not counted */
 	PF_STAT_SOCKS_FULL = 2,	  /* socket map full: owner not recorded */
 	PF_STAT_ACCEPT_MISS = 3,  /* accept() returned a socket we could not read */
+	PF_STAT_FINAL_LOST = 4,	  /* a closed connection's final counters not saved */
 	PF_STAT_MAX = 8,
 };
 

@@ -87,6 +87,14 @@ print("closed", flush=True)
 """
 
 
+def open_sockets(ns):
+    """The TCP sockets of namespace @ns that have not closed yet (any state but
+    LISTEN, TIME-WAIT)."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-tanH"], capture_output=True,
+                         text=True).stdout
+    return [l for l in out.splitlines() if l.split()[0] not in ("LISTEN", "TIME-WAIT")]
+
+
 def collector_flows(agent):
     """"collector flows" of the agent's last occupancy line, 0 before one."""
     for line in reversed(agent.stderr_lines):
@@ -124,7 +132,7 @@ def per_flow(outdir, want):
     return out, problems
 
 
-def check_side(res, name, flows, sizes, payload_field):
+def check_side(res, name, flows, sizes, payload_field, log=()):
     """Every connection in @flows, each reported live, with counters that differ
     from the others' by its payload only."""
     res.check("%s: every connection has lines" % name, set(flows) == set(sizes),
@@ -135,7 +143,9 @@ def check_side(res, name, flows, sizes, payload_field):
               "%d without a live line, e.g. %s" % (len(live), live[:5]))
     done = [p for p in sizes if flows.get(p, [0, 0])[1] != 1]
     res.check("%s: every connection completed once" % name, not done,
-              "%d not, e.g. %s" % (len(done), [(p, flows.get(p)) for p in done[:3]]))
+              "%d not, e.g. %s; the agent's last collections: %s" % (
+                  len(done), [(p, flows.get(p)) for p in done[:3]],
+                  [l for l in log if "flush:" in l or "not all" in l or "ended" in l][-6:]))
     started = [p for p in sizes if flows.get(p, [0] * 7)[6] != 1]
     res.check("%s: every connection started once" % name, not started,
               "%d not, e.g. %s" % (len(started), [(p, flows.get(p)) for p in started[:3]]))
@@ -185,9 +195,14 @@ def body(res, args):
         cli.stdin.write("\n")
         cli.stdin.flush()
         res.check("connections closed", cli.stdout.readline().strip() == "closed")
-        # Both ends closed (the server's FIN reaches the client at once), then
-        # one more collection: every close is in the kernel's flows map and read.
+        # Both ends closed: the server has closed every connection and the
+        # client's sockets have all left the states before CLOSE (only
+        # TIME-WAIT is left, whose full socket has gone through CLOSE), then
+        # two more collections: every final copy is in the flows map and read.
         res.check("the server closed every connection", srv.stdout.readline().strip() == "all closed")
+        ok = common.wait_for(lambda: not open_sockets(net.client_ns), 30, step=0.5)
+        res.check("the client's sockets all closed", ok,
+                  "still open: %d" % len(open_sockets(net.client_ns)))
         n_occ = sum("occupancy: " in l for l in agent.stderr_lines)
         common.wait_for(lambda: sum("occupancy: " in l for l in agent.stderr_lines) > n_occ + 1, 20)
         ok = common.wait_for(lambda: collector_flows(agent) < N, 30, step=0.5)
@@ -199,8 +214,8 @@ def body(res, args):
         flows, problems = per_flow(outdir, {("src", str(cli.pid), port),
                                             ("dst", str(srv.pid), port)})
         res.check("every line follows the spec", not problems, "; ".join(problems[:3]))
-        check_side(res, "client (src)", flows[("src", str(cli.pid))], sizes, 3)
-        check_side(res, "server (dst)", flows[("dst", str(srv.pid))], sizes, 2)
+        check_side(res, "client (src)", flows[("src", str(cli.pid))], sizes, 3, agent.stderr_lines)
+        check_side(res, "server (dst)", flows[("dst", str(srv.pid))], sizes, 2, agent.stderr_lines)
 
 
 if __name__ == "__main__":
