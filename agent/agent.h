@@ -165,6 +165,14 @@ struct pf_loader {
 int pf_loader__start(struct pf_loader *l, const struct pf_config *cfg);
 void pf_loader__stop(struct pf_loader *l);
 
+/*
+ * Runs of the agent's programs the kernel skipped (kernel 5.12+, else 0):
+ * a tracing program is not run again on a CPU where it is already running,
+ * so a hook that fires inside it (a softirq's TCP close while the state
+ * tracepoint runs for a process's connect()) is lost. Cumulative.
+ */
+uint64_t pf_loader__missed_runs(struct pf_loader *l);
+
 /* Run the socket iterator: owners for sockets that have none yet. */
 int pf_loader__scan_sockets(struct pf_loader *l);
 

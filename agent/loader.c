@@ -559,6 +559,24 @@ out_free:
 	return err;
 }
 
+uint64_t pf_loader__missed_runs(struct pf_loader *l)
+{
+	struct bpf_program *p;
+	uint64_t sum = 0;
+
+	bpf_object__for_each_program(p, l->skel->obj)
+	{
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(p);
+
+		memset(&info, 0, sizeof(info));
+		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
+			sum += info.recursion_misses;
+	}
+	return sum;
+}
+
 int pf_loader__scan_sockets(struct pf_loader *l)
 {
 	return run_iter(l, l->skel->progs.pf_iter_sockets);

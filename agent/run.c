@@ -99,6 +99,7 @@ struct pf_agent {
 	struct pf_loss loss_agg, loss_nomem, loss_procs;
 	struct pf_loop *loop;	      /* the event loop */
 	uint64_t kstats[PF_STAT_MAX]; /* kernel-side loss counters already logged */
+	uint64_t missed_runs;	      /* program runs the kernel skipped, already logged */
 	uint64_t coll_dropped;	      /* collector drops already logged */
 	uint64_t procs_grow_failed;   /* process cache growth failures already logged */
 	uint64_t events;
@@ -380,6 +381,18 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 		a->kstats[k] = sum;
 	}
 	free(vals);
+	/* Runs the kernel skipped: whatever the hook would have recorded (a
+	 * connection's close and final counters, a claim) is lost. */
+	{
+		uint64_t missed = pf_loader__missed_runs(&a->loader);
+
+		pf_metrics__follow(&pf_registry, PF_M_KERNEL_RUNS_MISSED, missed);
+		if (missed > a->missed_runs)
+			pf_log("%llu hook runs skipped by the kernel (a hook fired inside itself on "
+			       "one CPU): what they would have recorded is lost",
+			       (unsigned long long)(missed - a->missed_runs));
+		a->missed_runs = missed;
+	}
 	return rb_lost;
 }
 

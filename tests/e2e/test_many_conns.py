@@ -18,15 +18,19 @@ follows all 36,000 flows, then closes them. Checks, per connection, from both
 reporters: the client's (or server's) PID, lines written while it was open
 (num_flows_completed 0) whose counters differ between connections only by the
 payload (bytes_out - payload on the client's, bytes_in - payload on the server's,
-the same for all 18,000, and so are the packet counts), one start and one
-completion (the close of all 18,000 at once frees socket storage while the
-iterator walks it: a connection the walk skips must not be forgotten and counted
-again as a new flow)."""
+the same for all 18,000, and so are the packet counts), one start (the close of
+all 18,000 at once frees socket storage while the iterator walks it: a
+connection the walk skips must not be forgotten and counted again as a new
+flow), and one completion, or its close among the losses the agent logged (the
+kernel skips the state tracepoint's run for a softirq's close that comes while
+the program runs on that CPU for a process's own close(): a dozen or so of the
+36,000 here, each counted and logged)."""
 
 import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -104,12 +108,12 @@ def collector_flows(agent):
     return 0
 
 
-def per_flow(outdir, want):
+def per_flow(outdir, want, before):
     """{(reporter, pid): {source port: [live lines, completed, bytes_in, bytes_out,
     packets_in, packets_out, started]}} over every file of @outdir, for the TCP lines whose
     (reporter, process_id, dest_port) are in @want. Counters are summed over the
-    lines written while the connection was open (num_flows_completed 0): its
-    close, which both ends go through at their own pace, is left out."""
+    lines of intervals that ended by @before (epoch seconds), before the close
+    began: a line read while the peer's FIN was in would hold part of it."""
     out = {w[:2]: {} for w in want}
     problems = []
     for name in sorted(os.listdir(outdir)):
@@ -124,7 +128,7 @@ def per_flow(outdir, want):
             s = out[key[:2]].setdefault(r["source_port"], [0, 0, 0, 0, 0, 0, 0])
             s[1] += r["num_flows_completed"]
             s[6] += r["num_flows_started"]
-            if r["num_flows_completed"]:
+            if r["num_flows_completed"] or r["end_time"] > before:
                 continue
             s[0] += 1
             for i, f in enumerate(("bytes_in", "bytes_out", "packets_in", "packets_out"), 2):
@@ -132,20 +136,42 @@ def per_flow(outdir, want):
     return out, problems
 
 
+def said_lost(log):
+    """What the agent said it lost in the kernel: final counters not saved, hook
+    runs skipped (each may be one connection's close)."""
+    n = 0
+    for line in log:
+        m = re.match(r"procflow: (\d+) (hook runs skipped|closed connections' final counters not saved)",
+                     line)
+        if m:
+            n += int(m.group(1))
+    return n
+
+
 def check_side(res, name, flows, sizes, payload_field, log=()):
     """Every connection in @flows, each reported live, with counters that differ
-    from the others' by its payload only."""
+    from the others' by its payload only, completed once, or its close among
+    what the agent said it lost."""
     res.check("%s: every connection has lines" % name, set(flows) == set(sizes),
               "%d of %d ports; e.g. missing %s" % (
                   len(set(flows) & set(sizes)), len(sizes), sorted(set(sizes) - set(flows))[:5]))
     live = [p for p in sizes if flows.get(p, [0])[0] == 0]
     res.check("%s: every connection reported while open" % name, not live,
               "%d without a live line, e.g. %s" % (len(live), live[:5]))
-    done = [p for p in sizes if flows.get(p, [0, 0])[1] != 1]
-    res.check("%s: every connection completed once" % name, not done,
-              "%d not, e.g. %s; the agent's last collections: %s" % (
-                  len(done), [(p, flows.get(p)) for p in done[:3]],
-                  [l for l in log if "flush:" in l or "not all" in l or "ended" in l][-6:]))
+    twice = [p for p in sizes if flows.get(p, [0, 0])[1] > 1]
+    res.check("%s: no connection completed twice" % name, not twice,
+              "%d, e.g. %s" % (len(twice), [(p, flows.get(p)) for p in twice[:3]]))
+    # The kernel skips a tracing program's run on a CPU where it already runs
+    # (a softirq's close inside its run for a process's close()): such a close
+    # is lost, but said.
+    never = [p for p in sizes if flows.get(p, [0, 0])[1] == 0]
+    res.check("%s: every connection completed, or its loss said" % name,
+              len(never) <= said_lost(log),
+              "%d never completed, %d said lost; e.g. %s; the agent's last collections: %s" % (
+                  len(never), said_lost(log), [(p, flows.get(p)) for p in never[:3]],
+                  [l for l in log if "flush:" in l or "lost" in l or "skipped" in l][-6:]))
+    if never:
+        print("%s: %d closes lost and said" % (name, len(never)), flush=True)
     started = [p for p in sizes if flows.get(p, [0] * 7)[6] != 1]
     res.check("%s: every connection started once" % name, not started,
               "%d not, e.g. %s" % (len(started), [(p, flows.get(p)) for p in started[:3]]))
@@ -188,10 +214,13 @@ def body(res, args):
         ok = common.wait_for(lambda: collector_flows(agent) >= 2 * N, 60, step=0.5)
         res.check("collector follows all %d flows" % (2 * N), ok,
                   "collector flows %d" % collector_flows(agent))
-        # One more collection: the last connections' delayed ACKs (40 ms) are
-        # then in the counters of every connection's last live line.
+        # Two more collections: the last connections' delayed ACKs (40 ms) are
+        # in the counters of every connection's lines of intervals that ended
+        # at least one interval before the close.
         n_occ = sum("occupancy: " in l for l in agent.stderr_lines)
-        common.wait_for(lambda: sum("occupancy: " in l for l in agent.stderr_lines) > n_occ, 10)
+        common.wait_for(lambda: sum("occupancy: " in l for l in agent.stderr_lines) > n_occ + 1,
+                        20)
+        t_close = int(time.time())
         cli.stdin.write("\n")
         cli.stdin.flush()
         res.check("connections closed", cli.stdout.readline().strip() == "closed")
@@ -212,7 +241,7 @@ def body(res, args):
         res.check("agent exits 0", rc == 0, "rc %s" % rc)
 
         flows, problems = per_flow(outdir, {("src", str(cli.pid), port),
-                                            ("dst", str(srv.pid), port)})
+                                            ("dst", str(srv.pid), port)}, t_close - 3)
         res.check("every line follows the spec", not problems, "; ".join(problems[:3]))
         check_side(res, "client (src)", flows[("src", str(cli.pid))], sizes, 3, agent.stderr_lines)
         check_side(res, "server (dst)", flows[("dst", str(srv.pid))], sizes, 2, agent.stderr_lines)
