@@ -352,8 +352,7 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 	    [PF_STAT_FLOWS_FULL] = "packets not counted (flow map full)",
 	    [PF_STAT_SOCKS_FULL] = "socket owners not recorded (socket map full)",
 	    [PF_STAT_ACCEPT_MISS] = "accepted sockets without a cookie",
-	    [PF_STAT_FINAL_LOST] = "closed connections' final counters not saved (flows map full "
-				   "or busy)",
+	    [PF_STAT_FINAL_LOST] = "final counters not saved (flows map full or busy)",
 	};
 	int ncpu = libbpf_num_possible_cpus();
 	int fd = bpf_map__fd(a->loader.skel->maps.stats);

@@ -141,7 +141,7 @@ def said_lost(log):
     runs skipped (each may be one connection's close)."""
     n = 0
     for line in log:
-        m = re.match(r"procflow: (\d+) (hook runs skipped|closed connections' final counters not saved)",
+        m = re.match(r"procflow: (\d+) (hook runs skipped|final counters not saved)",
                      line)
         if m:
             n += int(m.group(1))
