@@ -276,7 +276,6 @@ struct pf_collector {
 	 * collection makes anyway (no extra reads): entries of the flows and
 	 * socks maps, and live TCP connections in socket storage. */
 	uint64_t n_flows_map, n_socks_map, n_sk_flows;
-	bool read_incomplete; /* the last read left live connections out */
 };
 
 /* Identities the process cache holds (lib/proc_cache.h). */

@@ -575,7 +575,6 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	pf_flow_rc__end(c->rc, incomplete);
 	c->n_sk_flows = n_live;
 	c->n_entries = mw.total + n_live;
-	c->read_incomplete = incomplete;
 	pf_flow_rc__stats(c->rc, &st);
 	c->n_completed = st.completed;
 	c->n_unowned = st.unowned;

@@ -72,7 +72,6 @@ struct pf_flow_rc {
 	struct pf_flow_read rd;
 	struct rc_call call;
 	struct pf_flow_dels *dels;
-	size_t n_live; /* live connections reported so far */
 	/* The last socket asked through rd.sock_lookup (see sock_get()). */
 	struct pf_sock_val slot;
 	uint64_t slot_cookie;
@@ -665,7 +664,6 @@ int pf_flow_rc__begin(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
 	rc->slot_asked = false;
 	rc->call = (struct rc_call){rc, &rc->rd, opts, procs, eps, agg};
 	rc->dels = dels;
-	rc->n_live = 0;
 
 	stash_handshakes(&rc->call, rd->flows, rd->n_flows, dels);
 	if (book_wanted(&rc->call))
@@ -772,7 +770,6 @@ int pf_flow_rc__report_live(struct pf_flow_rc *rc, const struct pf_flow_ent *liv
 		     live[i].v.first_ns + rc->call.opts->interval_ns > rc->rd.now_ns))
 			continue;
 		report_flows(rc, &live[i], 1, true);
-		rc->n_live++;
 	}
 	return 0;
 }

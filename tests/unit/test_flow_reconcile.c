@@ -41,6 +41,8 @@ struct world {
 	struct pf_flow_dels dels;
 	struct pf_flow_rc_opts opts;
 	uint64_t now_ns;
+	/* collect_steps(): the first live batch's sockets, read with it (NULL: asked) */
+	const struct pf_sock_ent *live_socks;
 };
 
 /* One record as a user reads it from a line. */
@@ -368,10 +370,10 @@ static long collect_steps(struct world *w, const struct pf_flow_ent *map, size_t
 	unowned = pf_flow_rc__prepare(w->rc, map, n_map);
 	assert_true(unowned >= 0);
 	assert_int_equal(pf_flow_rc__resocks(w->rc, socks, n_socks), 0);
-	pf_flow_rc__learn(w->rc, b1, NULL, n1);
+	pf_flow_rc__learn(w->rc, b1, w->live_socks, n1);
 	pf_flow_rc__learn(w->rc, b2, NULL, n2);
 	assert_int_equal(pf_flow_rc__report_map(w->rc, map, n_map), 0);
-	assert_int_equal(pf_flow_rc__report_live(w->rc, b1, NULL, n1), 0);
+	assert_int_equal(pf_flow_rc__report_live(w->rc, b1, w->live_socks, n1), 0);
 	assert_int_equal(pf_flow_rc__report_live(w->rc, b2, NULL, n2), 0);
 	pf_flow_rc__end(w->rc, false);
 	memset(out, 0, sizeof(*out));
@@ -444,20 +446,13 @@ static void test_live_with_their_sockets(void **state)
 	struct pf_flow_ent live[2] = {flow(7050, IPPROTO_TCP, 40050, 80, PF_ROLE_SRC),
 				      flow(7051, IPPROTO_TCP, 40051, 80, PF_ROLE_SRC)};
 	struct pf_sock_ent socks[2] = {sock(7050, CLIENT), {0}};
-	struct pf_flow_read rd = {.now_ns = w->now_ns};
 	struct recs rs;
 
 	live[1].v.first_ns = w->now_ns - SEC;
 	counts(&live[0], 500, 5, 200, 2, 0);
 	counts(&live[1], 600, 6, 300, 3, 0);
-	assert_int_equal(pf_flow_rc__begin(w->rc, &rd, &w->opts, w->procs, NULL, w->agg, &w->dels),
-			 0);
-	pf_flow_rc__learn(w->rc, live, socks, 2);
-	assert_int_equal(pf_flow_rc__report_live(w->rc, live, socks, 2), 0);
-	pf_flow_rc__end(w->rc, false);
-	memset(&rs, 0, sizeof(rs));
-	assert_int_equal(
-	    pf_agg__flush_records(w->agg, w->now_ns / SEC - 15, w->now_ns / SEC, take_rec, &rs), 0);
+	w->live_socks = socks;
+	collect_steps(w, NULL, 0, live, 2, NULL, 0, NULL, 0, &rs);
 	assert_int_equal(rs.n, 1);
 	expect_rec(rec_of(&rs, 40050), 500, 5, 200, 2, 1, 1, 0);
 	assert_string_equal(rec_of(&rs, 40050)->process, "/usr/bin/client");
