@@ -691,6 +691,74 @@ long pf_flow_rc__prepare(struct pf_flow_rc *rc, const struct pf_flow_ent *map, s
 	return unowned;
 }
 
+/*
+ * Handshakes stashed while their listener had no socket entry (a listener
+ * older than the agent, before the scan the first pass asked for) are
+ * keyed without its namespace, so the accepted connection, whose socket
+ * names one, would not find them: key them again now that the scan may
+ * have found the listener. Returns 0 or -ENOMEM (those left as they were
+ * are reported on their own after two intervals).
+ */
+static int rekey_handshakes(struct pf_flow_rc *rc)
+{
+	struct pf_hmap_iter it = {0};
+	struct hs_moved {
+		struct user_key uk;
+		struct hs_val h;
+	} *mv = NULL;
+	size_t n = 0, cap = 0;
+	const void *k;
+	void *v;
+	int err = 0;
+
+	/* Moved out first: inserting while iterating is not allowed. */
+	while (pf_hmap__next(rc->handshakes, &it, &k, &v)) {
+		const struct user_key *uk = k;
+		const struct hs_val *h = v;
+		const struct pf_sock_val *s;
+
+		if (uk->netns || !(s = sock_get(rc, h->cookie)) || !s->netns)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? 2 * cap : 64;
+			struct hs_moved *nm = realloc(mv, ncap * sizeof(*nm));
+
+			if (!nm) {
+				err = -ENOMEM;
+				break;
+			}
+			mv = nm;
+			cap = ncap;
+		}
+		mv[n].uk = *uk;
+		mv[n].uk.netns = s->netns;
+		mv[n].h = *h;
+		n++;
+		pf_hmap__remove(rc->handshakes, k);
+	}
+	for (size_t i = 0; i < n; i++) {
+		int created;
+		struct hs_val *h = pf_hmap__upsert(rc->handshakes, &mv[i].uk, &created);
+
+		if (!h) { /* (room: one was just removed for it) */
+			rc->st.hs_dropped_total++;
+			continue;
+		}
+		if (created) {
+			*h = mv[i].h;
+			continue;
+		}
+		h->bytes_in += mv[i].h.bytes_in;
+		h->bytes_out += mv[i].h.bytes_out;
+		h->pkts_in += mv[i].h.pkts_in;
+		h->pkts_out += mv[i].h.pkts_out;
+		if (mv[i].h.first_ns < h->first_ns)
+			h->first_ns = mv[i].h.first_ns;
+	}
+	free(mv);
+	return err;
+}
+
 int pf_flow_rc__resocks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, size_t n)
 {
 	struct pf_flow_dels *d = rc->dels;
@@ -700,6 +768,7 @@ int pf_flow_rc__resocks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, 
 	rc->rd.n_socks = err ? 0 : n;
 	if (err)
 		return err;
+	rc->slot_asked = false; /* the scan may have made the socket asked last */
 	if (n > d->cap_socks) {
 		uint64_t *ns = realloc(d->socks, n * sizeof(*ns));
 
@@ -710,7 +779,7 @@ int pf_flow_rc__resocks(struct pf_flow_rc *rc, const struct pf_sock_ent *socks, 
 		d->socks = ns;
 		d->cap_socks = n;
 	}
-	return 0;
+	return rekey_handshakes(rc);
 }
 
 void pf_flow_rc__learn(struct pf_flow_rc *rc, const struct pf_flow_ent *live,

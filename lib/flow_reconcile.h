@@ -160,7 +160,9 @@ int pf_flow_rc__reconcile(struct pf_flow_rc *rc, const struct pf_flow_read *rd,
  *                                    how many have no owner among the
  *                                    sockets, or -ENOMEM;
  *   pf_flow_rc__resocks(socks)       optional: the sockets read again (the
- *                                    iterator claimed some);
+ *                                    iterator claimed some); handshakes
+ *                                    stashed before their listener was
+ *                                    known move to its namespace;
  *   pf_flow_rc__learn(batch)*        local ends of live connections (only
  *                                    needed when containers are known: a
  *                                    flow between two of them names both);

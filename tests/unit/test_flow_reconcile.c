@@ -43,6 +43,10 @@ struct world {
 	uint64_t now_ns;
 	/* collect_steps(): the first live batch's sockets, read with it (NULL: asked) */
 	const struct pf_sock_ent *live_socks;
+	/* collect_steps(): the sockets read again after the first pass, as after
+	 * the task_file scan (NULL: the same as before) */
+	const struct pf_sock_ent *scan_socks;
+	size_t n_scan_socks;
 };
 
 /* One record as a user reads it from a line. */
@@ -369,7 +373,10 @@ static long collect_steps(struct world *w, const struct pf_flow_ent *map, size_t
 			 0);
 	unowned = pf_flow_rc__prepare(w->rc, map, n_map);
 	assert_true(unowned >= 0);
-	assert_int_equal(pf_flow_rc__resocks(w->rc, socks, n_socks), 0);
+	if (w->scan_socks)
+		assert_int_equal(pf_flow_rc__resocks(w->rc, w->scan_socks, w->n_scan_socks), 0);
+	else
+		assert_int_equal(pf_flow_rc__resocks(w->rc, socks, n_socks), 0);
 	pf_flow_rc__learn(w->rc, b1, w->live_socks, n1);
 	pf_flow_rc__learn(w->rc, b2, NULL, n2);
 	assert_int_equal(pf_flow_rc__report_map(w->rc, map, n_map), 0);
@@ -626,6 +633,37 @@ static void test_handshake_folded_into_accepted_flow(void **state)
 }
 
 /*
+ * A listener older than the agent has no socket entry until the scan that
+ * the first pass asks for (its handshake entry has no owner): the
+ * handshake stashed before the scan still goes to the accepted
+ * connection's line, the one line of the connection.
+ */
+static void test_handshake_of_listener_found_by_scan(void **state)
+{
+	struct world *w = *state;
+	struct pf_flow_ent f[2] = {server_flow(8001, PF_FLOW_LISTENER),
+				   server_flow(8002, PF_FLOW_CLOSED)};
+	struct pf_sock_ent s[2] = {sock(8002, SERVER), listener(8001)};
+	struct recs rs;
+
+	s[0].v.claim = PF_CLAIM_ACCEPT;
+	s[0].v.closed_ns = w->now_ns - SEC / 2;
+	counts(&f[0], 120, 2, 60, 1, w->now_ns - SEC);
+	counts(&f[1], 1000, 5, 4000, 4, w->now_ns - SEC / 2);
+	w->scan_socks = s;
+	w->n_scan_socks = 2;
+	assert_int_equal(collect_steps(w, f, 2, NULL, 0, NULL, 0, s, 1, &rs), 1);
+	assert_int_equal(rs.n, 1);
+	expect_rec(&rs.r[0], 1120, 7, 4060, 5, 1, 1, 1);
+	assert_string_equal(rs.r[0].process, "/usr/sbin/server");
+	assert_int_equal(pf_flow_rc__handshakes(w->rc), 0);
+	/* Nothing left for a later line. */
+	collect_steps(w, NULL, 0, NULL, 0, NULL, 0, s, 2, &rs);
+	collect_steps(w, NULL, 0, NULL, 0, NULL, 0, s, 2, &rs);
+	assert_int_equal(rs.n, 0);
+}
+
+/*
  * A handshake whose connection is never accepted (a SYN flood, a client
  * that gave up): kept two intervals for the connection, then written on
  * the listener's process as a flow that started and completed.
@@ -875,6 +913,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_owner_known_a_collection_later, world_setup,
 					    world_teardown),
 	    cmocka_unit_test_setup_teardown(test_handshake_folded_into_accepted_flow, world_setup,
+					    world_teardown),
+	    cmocka_unit_test_setup_teardown(test_handshake_of_listener_found_by_scan, world_setup,
 					    world_teardown),
 	    cmocka_unit_test_setup_teardown(test_handshake_never_accepted, world_setup,
 					    world_teardown),
