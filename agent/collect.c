@@ -583,8 +583,9 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	c->n_dropped = st.dropped;
 	c->n_unowned_live = st.unowned_live;
 	if (st.expired)
-		pf_log("%llu flows ended without their final counters (flow map full when their "
-		       "socket closed): their last bytes are not reported",
+		pf_log("%llu flows ended without their final counters (the flow map full when "
+		       "their socket closed, or the kernel ran no hook at the close): completed "
+		       "with the counters last read, their last bytes are not reported",
 		       (unsigned long long)st.expired);
 	if (st.hs_dropped_total > c->n_hs_dropped)
 		pf_log("%llu handshakes not reported: more than %u waiting for their connection",

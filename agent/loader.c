@@ -55,6 +55,8 @@ static const struct pf_hook hooks[] = {
     {"pf_sock_create", "cgroup/sock_create", NULL, true, false},
     {"pf_sockops", "sockops (accepted sockets' cookies, before v5.12)", NULL, true, false},
     {"pf_tcp_state", "tp_btf/inet_sock_set_state", NULL, false, false},
+    {"pf_tcp_destroy", "tp_btf/tcp_destroy_sock (closes the state hook missed)", NULL, false,
+     false},
     {"pf_iter_sockets", "iter/task_file", NULL, false, true},
     {"pf_sock_release", "cgroup/sock_release", "tracepoint", true, false},
     {"pf_connect4", "cgroup/connect4", "tracepoint", true, false},

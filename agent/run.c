@@ -346,6 +346,7 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 	    [PF_STAT_SOCKS_FULL] = PF_M_KERNEL_OWNERS_LOST,
 	    [PF_STAT_ACCEPT_MISS] = PF_M_KERNEL_ACCEPT_MISSES,
 	    [PF_STAT_FINAL_LOST] = PF_M_KERNEL_FINALS_LOST,
+	    [PF_STAT_CLOSE_RESCUED] = PF_M_KERNEL_CLOSES_RESCUED,
 	};
 	static const char *const what[PF_STAT_MAX] = {
 	    [PF_STAT_RB_DROPS] = "process events lost (ring buffer full)",
@@ -353,6 +354,8 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 	    [PF_STAT_SOCKS_FULL] = "socket owners not recorded (socket map full)",
 	    [PF_STAT_ACCEPT_MISS] = "accepted sockets without a cookie",
 	    [PF_STAT_FINAL_LOST] = "final counters not saved (flows map full or busy)",
+	    [PF_STAT_CLOSE_RESCUED] = "TCP closes the state hook missed, saved when their socket "
+				      "was destroyed (not a loss)",
 	};
 	int ncpu = libbpf_num_possible_cpus();
 	int fd = bpf_map__fd(a->loader.skel->maps.stats);
@@ -381,14 +384,16 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 	}
 	free(vals);
 	/* Runs the kernel skipped: whatever the hook would have recorded (a
-	 * connection's close and final counters, a claim) is lost. */
+	 * claim; a connection's close and final counters, unless the destroy
+	 * hook saved them, told above) is lost. */
 	{
 		uint64_t missed = pf_loader__missed_runs(&a->loader);
 
 		pf_metrics__follow(&pf_registry, PF_M_KERNEL_RUNS_MISSED, missed);
 		if (missed > a->missed_runs)
 			pf_log("%llu hook runs skipped by the kernel (a hook fired inside itself on "
-			       "one CPU): what they would have recorded is lost",
+			       "one CPU): what they would have recorded is lost, but for TCP closes "
+			       "saved at their socket's destruction",
 			       (unsigned long long)(missed - a->missed_runs));
 		a->missed_runs = missed;
 	}

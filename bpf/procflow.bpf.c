@@ -150,8 +150,10 @@ static __always_inline void stat_inc(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &which);
 
+	/* Per-CPU slot, but a softirq's run (a hook in another program) may
+	 * interrupt a process's on this CPU between the load and the store. */
 	if (v)
-		*v += 1; /* per-CPU slot: no other writer */
+		__sync_fetch_and_add(v, 1);
 }
 
 static __always_inline int is_loopback(const __u8 a[16])
@@ -759,6 +761,27 @@ int pf_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+/* A TCP connection closed: when, and its TCP health at the end, in true
+ * units (one helper call for a typed tcp_sock, then direct loads). */
+static __always_inline void sock_closed(const struct sock *sk, __u64 cookie)
+{
+	struct pf_sock_val *v = bpf_map_lookup_elem(&socks, &cookie);
+	struct tcp_sock *tp;
+
+	if (!v)
+		return;
+	v->closed_ns = bpf_ktime_get_boot_ns();
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return;
+	v->srtt_us = tp->srtt_us >> 3;
+	v->min_rtt_us = tp->rtt_min.s[0].v;
+	v->snd_cwnd = tp->snd_cwnd;
+	v->mss = tp->mss_cache;
+	v->total_retrans = tp->total_retrans;
+	v->lost_out = tp->lost_out;
+}
+
 /*
  * The TCP state machine: the side that sends the SYN is the source. Two
  * transitions run in the process that caused them (CLOSE->SYN_SENT in
@@ -769,7 +792,6 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int newstate)
 {
 	struct pf_sock_val *v;
-	struct tcp_sock *tp;
 	__u64 cookie, netns;
 
 	/* A connection makes ten transitions (five per side); four need work.
@@ -841,22 +863,33 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 	} else if (newstate == TCP_CLOSE) {
 		if (cfg_sk_storage)
 			save_sk_flow((struct sock *)sk, oldstate == TCP_SYN_SENT);
-		v = bpf_map_lookup_elem(&socks, &cookie);
-		if (!v)
-			return 0;
-		v->closed_ns = bpf_ktime_get_boot_ns();
-		/* TCP health at the end of the connection, in true units: one
-		 * helper call for a typed tcp_sock, then direct loads. */
-		tp = bpf_skc_to_tcp_sock((void *)sk);
-		if (!tp)
-			return 0;
-		v->srtt_us = tp->srtt_us >> 3;
-		v->min_rtt_us = tp->rtt_min.s[0].v;
-		v->snd_cwnd = tp->snd_cwnd;
-		v->mss = tp->mss_cache;
-		v->total_retrans = tp->total_retrans;
-		v->lost_out = tp->lost_out;
+		sock_closed(sk, cookie);
 	}
+	return 0;
+}
+
+/*
+ * The kernel skips a tracing program's run on a CPU where the program is
+ * already running: a softirq's TCP close that comes while this CPU runs
+ * the state tracepoint for a process's own close() (a close burst), and
+ * with it the connection's final counters. Another program has its own
+ * guard: at the socket's destruction, which follows its close, save what
+ * the state tracepoint did not (counted: PF_STAT_CLOSE_RESCUED). Leaves
+ * at once for every socket whose close was seen.
+ */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(pf_tcp_destroy, struct sock *sk)
+{
+	struct pf_sk_flow *f;
+
+	if (!cfg_sk_storage)
+		return 0;
+	f = bpf_sk_storage_get(&sk_flows, sk, 0, 0);
+	if (!f || !f->cookie || f->skip)
+		return 0;
+	save_sk_flow(sk, sk->__sk_common.skc_state == TCP_SYN_SENT);
+	sock_closed(sk, f->cookie);
+	stat_inc(PF_STAT_CLOSE_RESCUED);
 	return 0;
 }
 

@@ -549,13 +549,62 @@ static bool still_open(struct pf_flow_rc *rc, const void *key)
 	return s && (!s->closed_ns || s->closed_ns > rc->rd.now_ns);
 }
 
+/* A socket entry to delete in the kernel; one that finds no room stays
+ * there (a later read deletes it). */
+static void dels_push_sock(struct pf_flow_dels *d, uint64_t cookie)
+{
+	if (d->n_socks == d->cap_socks) {
+		size_t ncap = d->cap_socks ? 2 * d->cap_socks : 64;
+		uint64_t *ns = realloc(d->socks, ncap * sizeof(*ns));
+
+		if (!ns)
+			return;
+		d->socks = ns;
+		d->cap_socks = ncap;
+	}
+	d->socks[d->n_socks++] = cookie;
+}
+
 /*
- * Forget flows whose counters the kernel no longer has. A TCP connection's
- * live counters are in its socket storage, and its final ones are copied
- * into the flows map when it closes; when that map is full the copy fails
- * (counted in the kernel as PF_STAT_FLOWS_FULL) and the flow is never read
- * again. Without this its state here would stay forever. Its bytes since
- * the last read are lost, and counted.
+ * A flow forgotten unseen ends in the log: a completion that carries no
+ * counters (what it carried since its last read is not known), on the
+ * process that owned its socket. A TCP socket whose close the kernel never
+ * saw has an entry without a close time, which nothing else would delete:
+ * it goes too.
+ */
+static void end_unseen(const struct rc_call *c, const struct pf_flow_key *k,
+		       const struct prev_val *p)
+{
+	const struct pf_sock_val *s = sock_get(c->rc, k->cookie);
+	const struct pf_flow_val none = {.role = PF_ROLE_UNKNOWN};
+	struct pf_flow_obs o;
+
+	memset(&o, 0, sizeof(o));
+	o.flow_id = p->flow_id;
+	o.completed = 1;
+	o.netns = s ? s->netns : 0;
+	memcpy(o.laddr, k->laddr, 16);
+	memcpy(o.raddr, k->raddr, 16);
+	o.lport = k->lport;
+	o.rport = k->rport;
+	o.proto = k->proto;
+	o.reporter = reporter_of(k, &none, s);
+	resolve_process(c, s, &o, 0);
+	o.remote_ep = book_find(c, &o);
+	agg_add(c, &o);
+	if (s && !s->closed_ns && k->proto == IPPROTO_TCP)
+		dels_push_sock(c->rc->dels, k->cookie);
+}
+
+/*
+ * Forget flows whose counters the kernel no longer has, and end them in the
+ * log. A TCP connection's live counters are in its socket storage, and its
+ * final ones are copied into the flows map when it closes. The copy is
+ * missing when that map was full (counted in the kernel) or when the kernel
+ * ran none of the agent's programs at the close (a burst of closes in
+ * softirq, seen as neither a skipped run nor a refused update): the flow
+ * is never read again. Without this its state here would stay forever. Its
+ * bytes since the last read are lost, and counted.
  */
 static void expire_unseen(const struct rc_call *c)
 {
@@ -582,6 +631,7 @@ static void expire_unseen(const struct rc_call *c)
 		 * read began had its final copy in the flows map, if any. */
 		if (still_open(rc, k) && p->seen + PF_UNSEEN_OPEN_EXPIRY > rc->gen)
 			continue;
+		end_unseen(c, k, p);
 		pf_hmap__remove(rc->prev, k);
 		rc->st.expired++;
 	}
@@ -876,7 +926,7 @@ void pf_flow_rc__end(struct pf_flow_rc *rc, bool incomplete)
 		const struct pf_sock_val *v = &rd->socks[i].v;
 
 		if (v->closed_ns && v->closed_ns <= rd->now_ns)
-			d->socks[d->n_socks++] = rd->socks[i].cookie;
+			dels_push_sock(d, rd->socks[i].cookie);
 	}
 }
 

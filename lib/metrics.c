@@ -45,6 +45,8 @@ const struct pf_metric_def pf_metric_defs[PF_M_MAX] = {
       "Closed TCP connections whose final counters the kernel could not save in the flows map."),
     C(PF_M_KERNEL_RUNS_MISSED, "procflow_kernel_hook_runs_missed_total", "",
       "Runs of the agent's BPF programs the kernel skipped (a hook fired inside itself on one CPU)."),
+    C(PF_M_KERNEL_CLOSES_RESCUED, "procflow_kernel_closes_rescued_total", "",
+      "TCP closes whose state-hook run the kernel skipped, saved when the socket was destroyed."),
     G(PF_M_ENTRIES_SOCKS, "procflow_table_entries", "table=\"socks\"", ENTRIES_HELP),
     G(PF_M_ENTRIES_FLOWS, "procflow_table_entries", "table=\"flows\"", ENTRIES_HELP),
     G(PF_M_ENTRIES_TCP, "procflow_table_entries", "table=\"tcp\"", ENTRIES_HELP),

@@ -26,6 +26,7 @@ enum pf_metric {
 	PF_M_KERNEL_ACCEPT_MISSES,
 	PF_M_KERNEL_FINALS_LOST,
 	PF_M_KERNEL_RUNS_MISSED,
+	PF_M_KERNEL_CLOSES_RESCUED,
 	/* bounded tables: entries, then capacity */
 	PF_M_ENTRIES_SOCKS,
 	PF_M_ENTRIES_FLOWS,

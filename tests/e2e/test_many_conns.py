@@ -21,10 +21,14 @@ payload (bytes_out - payload on the client's, bytes_in - payload on the server's
 the same for all 18,000, and so are the packet counts), one start (the close of
 all 18,000 at once frees socket storage while the iterator walks it: a
 connection the walk skips must not be forgotten and counted again as a new
-flow), and one completion, or its close among the losses the agent logged (the
-kernel skips the state tracepoint's run for a softirq's close that comes while
-the program runs on that CPU for a process's own close(): a dozen or so of the
-36,000 here, each counted and logged)."""
+flow), and one completion. The kernel may run none of the agent's programs for
+some of the clients' closes in the burst (a softirq's close while the state
+tracepoint runs on that CPU for a process's own close(): saved at the socket's
+destruction by another program; and, under load, closes seen by no program at
+all): a connection whose final counters never came is completed all the same
+once it has gone unseen for PF_UNSEEN_OPEN_EXPIRY reads, with a completion that
+carries no counters, and the agent says how many ("flows ended without their
+final counters"): there may be no more such completions than it said."""
 
 import json
 import os
@@ -42,7 +46,8 @@ from common import Agent, workdir  # noqa: E402
 # files a process may have here (one process holds every connection's end).
 N = 18000
 SPEC_SAMPLE = 2000
-UNEXPLAINED_MAX = N // 50
+# Flows the collector follows beside this test's (the host's other traffic).
+OTHER_FLOWS_MAX = 20
 
 # Prints "up" once it listens, and "all closed" once it has closed as many
 # connections as argv[3].
@@ -113,7 +118,8 @@ def collector_flows(agent):
 
 def per_flow(outdir, want, before):
     """{(reporter, pid): {source port: [live lines, completed, bytes_in, bytes_out,
-    packets_in, packets_out, started]}} over every file of @outdir, for the TCP lines whose
+    packets_in, packets_out, started, completions without counters]}} over every file
+    of @outdir, for the TCP lines whose
     (reporter, process_id, dest_port) are in @want. Counters are summed over the
     lines of intervals that ended by @before (epoch seconds), before the close
     began: a line read while the peer's FIN was in would hold part of it.
@@ -140,9 +146,12 @@ def per_flow(outdir, want, before):
                 key = (r["reporter"], r["process_id"], r["dest_port"])
                 if key not in want or r["proto"] != "tcp":
                     continue
-                s = out[key[:2]].setdefault(r["source_port"], [0, 0, 0, 0, 0, 0, 0])
+                s = out[key[:2]].setdefault(r["source_port"], [0, 0, 0, 0, 0, 0, 0, 0])
                 s[1] += r["num_flows_completed"]
                 s[6] += r["num_flows_started"]
+                if r["num_flows_completed"] and not any(
+                        r[f_] for f_ in ("bytes_in", "bytes_out", "packets_in", "packets_out")):
+                    s[7] += 1
                 if r["num_flows_completed"] or r["end_time"] > before:
                     continue
                 s[0] += 1
@@ -152,14 +161,17 @@ def per_flow(outdir, want, before):
 
 
 def said_lost(log):
-    """What the agent said it lost in the kernel: final counters not saved, hook
-    runs skipped (each may be one connection's close)."""
-    n = 0
+    """What the agent said it lost in the kernel, by kind: flows that ended
+    without their final counters (completed with none), closes saved at their
+    socket's destruction (not a loss), hook runs skipped."""
+    n = {"ended without": 0, "saved": 0, "skipped": 0}
     for line in log:
-        m = re.match(r"procflow: (\d+) (hook runs skipped|final counters not saved)",
-                     line)
-        if m:
-            n += int(m.group(1))
+        for kind, pat in (("ended without", r"procflow: (\d+) flows ended without their final"),
+                          ("saved", r"procflow: (\d+) TCP closes the state hook missed"),
+                          ("skipped", r"procflow: (\d+) hook runs skipped")):
+            m = re.match(pat, line)
+            if m:
+                n[kind] += int(m.group(1))
     return n
 
 
@@ -176,23 +188,21 @@ def check_side(res, name, flows, sizes, payload_field, log=()):
     twice = [p for p in sizes if flows.get(p, [0, 0])[1] > 1]
     res.check("%s: no connection completed twice" % name, not twice,
               "%d, e.g. %s" % (len(twice), [(p, flows.get(p)) for p in twice[:3]]))
-    # The kernel skips a tracing program's run on a CPU where it already runs
-    # (a softirq's close inside its run for a process's close()): such a close
-    # is lost, but said.
     never = [p for p in sizes if flows.get(p, [0, 0])[1] == 0]
-    # Under load up to ~1.5 % of the clients' closes in this burst are neither
-    # reported nor counted (their final copy never reaches the flows map, with
-    # no refused update and no skipped run counted): an open defect (README,
-    # "Limits"), bounded here so that a larger loss still fails.
-    res.check("%s: every connection completed, or its loss said (up to %d unexplained)"
-              % (name, UNEXPLAINED_MAX),
-              len(never) <= said_lost(log) + UNEXPLAINED_MAX,
-              "%d never completed, %d said lost; e.g. %s; the agent's last collections: %s" % (
-                  len(never), said_lost(log), [(p, flows.get(p)) for p in never[:3]],
+    said = said_lost(log)
+    res.check("%s: every connection completed" % name, not never,
+              "%d never completed; e.g. %s; the agent said %s; its last collections: %s" % (
+                  len(never), [(p, flows.get(p)) for p in never[:3]], said,
                   [l for l in log if "flush:" in l or "lost" in l or "skipped" in l][-6:]))
-    if never:
-        print("%s: %d closes never reported, %d losses said" % (name, len(never), said_lost(log)),
-              flush=True)
+    # A close whose final counters never came completes with none, and is said.
+    bare = [p for p in sizes if flows.get(p, [0] * 8)[7]]
+    res.check("%s: completions without final counters, no more than said" % name,
+              len(bare) <= said["ended without"],
+              "%d completed without counters, %d said; e.g. %s" % (
+                  len(bare), said["ended without"], bare[:3]))
+    if bare or said["saved"] or said["skipped"]:
+        print("%s: %d completed without final counters; the agent said %s" % (
+            name, len(bare), said), flush=True)
     started = [p for p in sizes if flows.get(p, [0] * 7)[6] != 1]
     res.check("%s: every connection started once" % name, not started,
               "%d not, e.g. %s" % (len(started), [(p, flows.get(p)) for p in started[:3]]))
@@ -221,6 +231,10 @@ def body(res, args):
                       owner=net)
         if not agent.start_ready(res):
             return
+        # The host's other flows, as the collector follows them before ours.
+        n_occ = sum("occupancy: " in l for l in agent.stderr_lines)
+        common.wait_for(lambda: sum("occupancy: " in l for l in agent.stderr_lines) > n_occ, 20)
+        others = collector_flows(agent)
         cli = net.spawn(net.client_ns, [sys.executable, "-c", CLIENT, net.server_v4, str(port),
                                          str(N)],
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -255,9 +269,12 @@ def body(res, args):
                   "still open: %d" % len(open_sockets(net.client_ns)))
         n_occ = sum("occupancy: " in l for l in agent.stderr_lines)
         common.wait_for(lambda: sum("occupancy: " in l for l in agent.stderr_lines) > n_occ + 1, 20)
-        ok = common.wait_for(lambda: collector_flows(agent) < N, 30, step=0.5)
+        # Every flow of ours completed: by its final counters, or (those the
+        # kernel never saved) unseen for PF_UNSEEN_OPEN_EXPIRY reads (16 s).
+        ok = common.wait_for(lambda: collector_flows(agent) <= others + OTHER_FLOWS_MAX, 60,
+                             step=0.5)
         res.check("collector completes the closed flows", ok,
-                  "collector flows %d" % collector_flows(agent))
+                  "collector flows %d (%d before the test's)" % (collector_flows(agent), others))
         rc, _ = agent.stop()
         res.check("agent exits 0", rc == 0, "rc %s" % rc)
 

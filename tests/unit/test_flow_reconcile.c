@@ -820,8 +820,13 @@ static void test_unseen_expiry(void **state)
 		assert_int_equal(st.expired, 0);
 		assert_int_equal(pf_flow_rc__flows(w->rc), 1);
 	}
+	/* It ends in the log: completed, with no counters (its last bytes
+	 * are not known); its socket's entry went with the close, so on no
+	 * known process. */
 	collect(w, NULL, 0, 0, NULL, 0, &rs);
-	assert_int_equal(rs.n, 0);
+	assert_int_equal(rs.n, 1);
+	expect_rec(&rs.r[0], 0, 0, 0, 0, 1, 0, 1);
+	assert_string_equal(rs.r[0].process, "-");
 	pf_flow_rc__stats(w->rc, &st);
 	assert_int_equal(st.expired, 1);
 	assert_int_equal(st.expired_total, 1);
@@ -856,14 +861,22 @@ static void test_skipped_while_open_is_kept(void **state)
 	assert_int_equal(rs.n, 1);
 	expect_rec(&rs.r[0], 300, 3, 0, 0, 1, 0, 0);
 
-	/* Open but never read again: forgotten at the bound. */
+	/* Open but never read again (the kernel ran no hook at its close, so
+	 * its socket entry never got a close time): forgotten at the bound,
+	 * completed in the log, and its socket entry deleted. */
 	for (unsigned i = 1; i < PF_UNSEEN_OPEN_EXPIRY; i++)
 		collect(w, NULL, 0, 0, &s, 1, &rs);
 	pf_flow_rc__stats(w->rc, &st);
 	assert_int_equal(st.expired_total, 0);
+	assert_int_equal(w->dels.n_socks, 0);
 	collect(w, NULL, 0, 0, &s, 1, &rs);
 	pf_flow_rc__stats(w->rc, &st);
 	assert_int_equal(st.expired_total, 1);
+	assert_int_equal(rs.n, 1);
+	expect_rec(&rs.r[0], 0, 0, 0, 0, 1, 0, 1);
+	assert_string_equal(rs.r[0].process, "/usr/bin/client");
+	assert_int_equal(w->dels.n_socks, 1);
+	assert_int_equal(w->dels.socks[0], 9201);
 
 	/* Closed before the read began, its final copy lost: two reads. */
 	f.k.cookie = s.cookie = 9202;
