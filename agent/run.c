@@ -354,8 +354,8 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 	    [PF_STAT_SOCKS_FULL] = "socket owners not recorded (socket map full)",
 	    [PF_STAT_ACCEPT_MISS] = "accepted sockets without a cookie",
 	    [PF_STAT_FINAL_LOST] = "final counters not saved (flows map full or busy)",
-	    [PF_STAT_CLOSE_RESCUED] = "TCP closes the state hook missed, saved when their socket "
-				      "was destroyed (not a loss)",
+	    [PF_STAT_CLOSE_RESCUED] = ("TCP closes the state hook missed, saved when their "
+				       "socket was destroyed (not a loss)"),
 	};
 	int ncpu = libbpf_num_possible_cpus();
 	int fd = bpf_map__fd(a->loader.skel->maps.stats);
@@ -391,10 +391,11 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 
 		pf_metrics__follow(&pf_registry, PF_M_KERNEL_RUNS_MISSED, missed);
 		if (missed > a->missed_runs)
-			pf_log("%llu hook runs skipped by the kernel (a hook fired inside itself on "
-			       "one CPU): what they would have recorded is lost, but for TCP closes "
-			       "saved at their socket's destruction",
-			       (unsigned long long)(missed - a->missed_runs));
+			pf_log(
+			    "%llu hook runs skipped by the kernel (a hook fired inside itself on "
+			    "one CPU): what they would have recorded is lost, but for TCP closes "
+			    "saved at their socket's destruction",
+			    (unsigned long long)(missed - a->missed_runs));
 		a->missed_runs = missed;
 	}
 	return rb_lost;

@@ -44,7 +44,8 @@ const struct pf_metric_def pf_metric_defs[PF_M_MAX] = {
     C(PF_M_KERNEL_FINALS_LOST, "procflow_kernel_final_counters_lost_total", "",
       "Closed TCP connections whose final counters the kernel could not save in the flows map."),
     C(PF_M_KERNEL_RUNS_MISSED, "procflow_kernel_hook_runs_missed_total", "",
-      "Runs of the agent's BPF programs the kernel skipped (a hook fired inside itself on one CPU)."),
+      "Runs of the agent's BPF programs the kernel skipped (a hook fired inside itself on one "
+      "CPU)."),
     C(PF_M_KERNEL_CLOSES_RESCUED, "procflow_kernel_closes_rescued_total", "",
       "TCP closes whose state-hook run the kernel skipped, saved when the socket was destroyed."),
     G(PF_M_ENTRIES_SOCKS, "procflow_table_entries", "table=\"socks\"", ENTRIES_HELP),
