@@ -887,7 +887,9 @@ int BPF_PROG(pf_tcp_destroy, struct sock *sk)
 	f = bpf_sk_storage_get(&sk_flows, sk, 0, 0);
 	if (!f || !f->cookie || f->skip)
 		return 0;
-	save_sk_flow(sk, sk->__sk_common.skc_state == TCP_SYN_SENT);
+	/* The state is CLOSE here, whatever it was: a connection that never
+	 * left SYN_SENT counts its SYNs with the established header size. */
+	save_sk_flow(sk, 0);
 	sock_closed(sk, f->cookie);
 	stat_inc(PF_STAT_CLOSE_RESCUED);
 	return 0;
