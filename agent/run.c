@@ -350,8 +350,8 @@ static uint64_t log_kernel_losses(struct pf_agent *a)
 	};
 	static const char *const what[PF_STAT_MAX] = {
 	    [PF_STAT_RB_DROPS] = "process events lost (ring buffer full)",
-	    [PF_STAT_FLOWS_FULL] = "packets not counted (flow map full)",
-	    [PF_STAT_SOCKS_FULL] = "socket owners not recorded (socket map full)",
+	    [PF_STAT_FLOWS_FULL] = "packets not counted (flow map full or busy)",
+	    [PF_STAT_SOCKS_FULL] = "socket owners not recorded (socket map full or busy)",
 	    [PF_STAT_ACCEPT_MISS] = "accepted sockets without a cookie",
 	    [PF_STAT_FINAL_LOST] = "final counters not saved (flows map full or busy)",
 	    [PF_STAT_CLOSE_RESCUED] = ("TCP closes the state hook missed, saved when their "

@@ -156,6 +156,15 @@ static __always_inline void stat_inc(__u32 which)
 		__sync_fetch_and_add(v, 1);
 }
 
+/* A BPF_NOEXIST insert that lost what it was to record: the map full
+ * (E2BIG), or the key's bucket busy on this CPU (EBUSY: a hook that
+ * interrupted another's operation on the map), not an entry another CPU
+ * made first (EEXIST), which the caller then finds. */
+static __always_inline int insert_failed(long err)
+{
+	return err && err != -17 /* EEXIST */;
+}
+
 static __always_inline int is_loopback(const __u8 a[16])
 {
 	/* ::ffff:127.0.0.0/104 or ::1 */
@@ -401,7 +410,7 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 	 * PF_SOCK_FLOWS on it says whether any flow refers to the socket. */
 	nv.flags = how == PF_CLAIM_CREATE ? PF_SOCK_BORN : 0;
 	bpf_get_current_comm(nv.comm, sizeof(nv.comm));
-	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7 /* E2BIG */)
+	if (insert_failed(bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST)))
 		stat_inc(PF_STAT_SOCKS_FULL);
 }
 
@@ -533,7 +542,7 @@ static __always_inline struct pf_sock_val *sock_entry(__u64 cookie, __u64 netns)
 	if (v)
 		return v;
 	nv.netns = netns;
-	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7)
+	if (insert_failed(bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST)))
 		stat_inc(PF_STAT_SOCKS_FULL);
 	return bpf_map_lookup_elem(&socks, &cookie);
 }
@@ -1003,7 +1012,7 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 		nv.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	}
 	BPF_CORE_READ_STR_INTO(&nv.comm, task, comm);
-	if (bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST) == -7)
+	if (insert_failed(bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST)))
 		stat_inc(PF_STAT_SOCKS_FULL);
 	return 0;
 }
@@ -1298,7 +1307,7 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 			/* UDP: whoever sent the first datagram started it. */
 			nv.role = egress ? PF_ROLE_SRC : PF_ROLE_DST;
 		}
-		if (bpf_map_update_elem(&flows, &key, &nv, BPF_NOEXIST) == -7) {
+		if (insert_failed(bpf_map_update_elem(&flows, &key, &nv, BPF_NOEXIST))) {
 			stat_inc(PF_STAT_FLOWS_FULL);
 			return 1;
 		}

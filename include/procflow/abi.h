@@ -228,8 +228,8 @@ struct pf_sk_read {
  * per-CPU array. */
 enum pf_stat {
 	PF_STAT_RB_DROPS = 0,	   /* ring buffer full: event lost */
-	PF_STAT_FLOWS_FULL = 1,	   /* flow map full: packet not counted */
-	PF_STAT_SOCKS_FULL = 2,	   /* socket map full: owner not recorded */
+	PF_STAT_FLOWS_FULL = 1,	   /* flow map full or busy: packet not counted */
+	PF_STAT_SOCKS_FULL = 2,	   /* socket map full or busy: owner not recorded */
 	PF_STAT_ACCEPT_MISS = 3,   /* accept() returned a socket we could not read */
 	PF_STAT_FINAL_LOST = 4,	   /* a closed connection's final counters not saved */
 	PF_STAT_CLOSE_RESCUED = 5, /* a close the state hook missed, saved at destruction */
