@@ -495,6 +495,15 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Keep the first error of a collection's steps in *@first: the one the log
+ * names. Returns whether @err is one. */
+static bool keep_err(int *first, int err)
+{
+	if (err && !*first)
+		*first = err;
+	return err != 0;
+}
+
 int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 {
 	const struct pf_flow_rc_eps eps = {
@@ -519,7 +528,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	size_t deleted;
 	uint64_t t0 = mono_ns(), n_live = 0;
 	bool incomplete = false;
-	int err, step_err;
+	int err, step_err, read_err = 0;
 
 	c->n_completed = 0;
 	err = read_socks(c, &socks, now_ns);
@@ -539,7 +548,7 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 
 	/* The flows map, first pass: handshakes and local ends. */
 	step_err = walk_flows_map(c, false, &mw);
-	incomplete |= step_err != 0;
+	incomplete |= keep_err(&read_err, step_err);
 	c->dels_mark = c->dels.n_flows;
 	c->n_map_deleted = c->n_dels = 0;
 	/* Sockets the kernel saw traffic on but no owner for were opened
@@ -550,9 +559,9 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 		c->n_iter_runs++;
 		if (!pf_loader__scan_sockets(c->loader)) {
 			step_err = read_socks(c, &socks, now_ns);
-			incomplete |= step_err != 0;
-			if (pf_flow_rc__resocks(c->rc, socks.ents, socks.n))
-				incomplete = true;
+			incomplete |= keep_err(&read_err, step_err);
+			step_err = pf_flow_rc__resocks(c->rc, socks.ents, socks.n);
+			incomplete |= keep_err(&read_err, step_err);
 			if (c->drain)
 				c->drain(c->drain_ctx);
 		}
@@ -566,11 +575,11 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 	/* Second pass: the reports, the flows map's entries, then the live
 	 * connections. */
 	step_err = walk_flows_map(c, true, &mw);
-	incomplete |= step_err != 0;
+	incomplete |= keep_err(&read_err, step_err);
 	c->n_flows_map = mw.total;
 	if (!step_err && c->loader) {
 		step_err = walk_live(c, false, &n_live);
-		incomplete |= step_err != 0;
+		incomplete |= keep_err(&read_err, step_err);
 	}
 	pf_flow_rc__end(c->rc, incomplete);
 	c->n_sk_flows = n_live;
@@ -598,10 +607,10 @@ int pf_collector__collect(struct pf_collector *c, uint64_t now_ns)
 			 (unsigned long long)st.restarted);
 	/* What was read is reported and the rest stays counted in the kernel
 	 * for the next read: say why. */
-	if (step_err)
+	if (read_err)
 		pf_log("the kernel's flows not all read this interval (%s): the rest are reported "
 		       "at the next",
-		       strerror(-step_err));
+		       strerror(-read_err));
 
 	/* What ended and is not deleted yet (the handshake entries, what
 	 * the last batch completed) and the closed sockets go from the kernel
