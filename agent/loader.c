@@ -245,6 +245,35 @@ static bool sockops_unused(const struct pf_hook *h, const struct pf_variant *var
 	return var->tp_cookie && h && !strcmp(h->prog, "pf_sockops");
 }
 
+/* bpf_get_current_task_btf() is allowed in every program type that claims
+ * sockets (cgroup programs: recent kernels only). Asked once. Tracing
+ * programs cannot be probed this way (they need an attach target); they
+ * have it since v5.11, before any cgroup program had it. */
+static bool task_btf_everywhere(void)
+{
+	static const enum bpf_prog_type types[] = {
+	    BPF_PROG_TYPE_CGROUP_SOCK, BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_PROG_TYPE_KPROBE};
+	static int known = -1;
+
+	if (known < 0) {
+		known = 1;
+		for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+			if (libbpf_probe_bpf_helper(types[i], BPF_FUNC_get_current_task_btf,
+						    NULL) != 1)
+				known = 0;
+	}
+	return known;
+}
+
+/* The features the loader asks the kernel about instead of trying them. */
+static void set_asked_features(struct procflow_bpf *skel, const struct pf_variant *var)
+{
+	skel->rodata->cfg_task_btf = task_btf_everywhere();
+	skel->rodata->cfg_owner_storage =
+	    var->sk_storage && libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+							BPF_FUNC_sk_storage_get, NULL) == 1;
+}
+
 static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const char *tier,
 		       const struct pf_variant *var, const char **failed, bool *load_failed)
 {
@@ -266,6 +295,7 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 	l->skel->rodata->cfg_path_walk = var->path_walk;
 	l->skel->rodata->cfg_sk_storage = var->sk_storage;
 	l->skel->rodata->cfg_tp_cookie = var->tp_cookie;
+	set_asked_features(l->skel, var);
 	/* Counting from the socket needs its storage (v5.11). */
 	l->skel->rodata->cfg_tcp_sock_counts =
 	    var->sk_storage && cfg->tcp_counting && !strcmp(cfg->tcp_counting, "socket");
@@ -724,6 +754,7 @@ int pf_check(const struct pf_config *cfg)
 			skel->rodata->cfg_path_walk = variants[v].path_walk;
 			skel->rodata->cfg_sk_storage = variants[v].sk_storage;
 			skel->rodata->cfg_tp_cookie = variants[v].tp_cookie;
+			set_asked_features(skel, &variants[v]);
 			skel->rodata->cfg_tcp_sock_counts =
 			    variants[v].sk_storage && !strcmp(cfg->tcp_counting, "socket");
 			bpf_object__for_each_program(p, skel->obj)

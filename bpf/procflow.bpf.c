@@ -80,6 +80,15 @@ const volatile __u8 cfg_tp_cookie = 1;
  * counts every TCP packet.
  */
 const volatile __u8 cfg_tcp_sock_counts = 1;
+/*
+ * bpf_get_current_task_btf() allowed in cgroup programs (the loader asks
+ * the kernel): the claim hooks read the caller's exec counter with one
+ * load instead of a probe-read helper call.
+ */
+const volatile __u8 cfg_task_btf = 0;
+/* bpf_sk_storage_get() in cgroup/sendmsg and recvmsg (the loader asks the
+ * kernel): the claim hooks keep a UDP socket's last owner with it. */
+const volatile __u8 cfg_owner_storage = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -110,6 +119,28 @@ struct {
 	__type(key, int);
 	__type(value, struct pf_sk_flow);
 } sk_flows SEC(".maps");
+
+/*
+ * The owner the tracepoint tier's claim hooks last confirmed for a UDP
+ * socket, kept with the socket: a sendto/recvfrom by the same program then
+ * costs a storage lookup instead of a lookup in socks (a hash of up to
+ * maxSockets entries, out of cache). Written only after socks says so.
+ * Every other claim of a UDP socket in that tier goes through the same
+ * hooks or finds the socket unowned (release, iterator), so an entry here
+ * never hides an owner change. Freed with the socket; an allocation that
+ * fails only means the slow path.
+ */
+struct pf_sk_owner {
+	__u32 tgid;
+	__u32 exec_id;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pf_sk_owner);
+} sk_owners SEC(".maps");
 
 /*
  * The storage iterator's output: the kernel's socket-storage iterator walks
@@ -375,6 +406,24 @@ int BPF_PROG(pf_exit, struct task_struct *p)
  * process that made the call (never from softirq paths, where "current"
  * is whatever task was interrupted).
  */
+static __always_inline __u32 current_exec_id(void)
+{
+	if (cfg_task_btf)
+		return (__u32)bpf_get_current_task_btf()->self_exec_id;
+	return pf_task_exec_id((struct task_struct *)bpf_get_current_task());
+}
+
+/* @cookie already belongs to the calling program: what a claim hook finds
+ * on nearly every call (each sendto/recvfrom of a UDP server), answered
+ * with one lookup, before the netns cookie or the task name is read. */
+static __always_inline int owned_by_current(__u64 cookie)
+{
+	struct pf_sock_val *v = bpf_map_lookup_elem(&socks, &cookie);
+
+	return v && v->tgid == bpf_get_current_pid_tgid() >> 32 &&
+	       v->exec_id == current_exec_id();
+}
+
 static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 {
 	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -383,7 +432,7 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 
 	if (!cookie || !tgid)
 		return;
-	exec_id = pf_task_exec_id((struct task_struct *)bpf_get_current_task());
+	exec_id = current_exec_id();
 	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (v) {
 		if (v->tgid == tgid && v->exec_id == exec_id)
@@ -459,13 +508,41 @@ int pf_sock_create(struct bpf_sock *sk)
 	return 1;
 }
 
+/* A claim from a socket-address hook (see sk_owners for UDP sockets). */
+static __always_inline void claim_addr(struct bpf_sock_addr *ctx, __u32 how)
+{
+	struct pf_sk_owner *o = NULL;
+	struct pf_sock_val *v;
+	__u32 tgid = 0, exec_id = 0;
+	__u64 cookie;
+
+	if (cfg_owner_storage && ctx->protocol == IPPROTO_UDP && ctx->sk) {
+		o = bpf_sk_storage_get(&sk_owners, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		tgid = bpf_get_current_pid_tgid() >> 32;
+		exec_id = current_exec_id();
+		if (o && o->tgid == tgid && o->exec_id == exec_id)
+			return;
+	}
+	cookie = bpf_get_socket_cookie(ctx);
+	if (!o && owned_by_current(cookie))
+		return;
+	claim(cookie, bpf_get_netns_cookie(ctx), how);
+	if (!o)
+		return;
+	v = bpf_map_lookup_elem(&socks, &cookie);
+	if (v && v->tgid == tgid && v->exec_id == exec_id) {
+		o->tgid = tgid;
+		o->exec_id = exec_id;
+	}
+}
+
 /* connect() and UDP sendmsg/recvmsg: all in the calling process. The hooks
  * never change the address; they return 1 (allow). */
 #define PF_SOCK_ADDR_HOOK(name, sec, how)                                                          \
 	SEC(sec)                                                                                   \
 	int name(struct bpf_sock_addr *ctx)                                                        \
 	{                                                                                          \
-		claim(bpf_get_socket_cookie(ctx), bpf_get_netns_cookie(ctx), how);                 \
+		claim_addr(ctx, how);                                                              \
 		return 1;                                                                          \
 	}
 
@@ -479,7 +556,7 @@ int pf_sock_create(struct bpf_sock *sk)
 	{                                                                                          \
 		if (ctx->protocol == IPPROTO_TCP)                                                  \
 			return 1;                                                                  \
-		claim(bpf_get_socket_cookie(ctx), bpf_get_netns_cookie(ctx), PF_CLAIM_CONNECT);    \
+		claim_addr(ctx, PF_CLAIM_CONNECT);                                                 \
 		return 1;                                                                          \
 	}
 
@@ -1080,15 +1157,53 @@ int pf_iter_sk_flows(struct bpf_iter__bpf_sk_storage_map *ctx)
 
 /* ---- flow counters ---------------------------------------------------------- */
 
+/* A packet's flow key (cookie left to the caller) and what else counting
+ * needs from its headers. */
 struct pf_pkt {
-	__u8 laddr[16];
-	__u8 raddr[16];
-	__u16 lport;
-	__u16 rport;
+	struct pf_flow_key k;
 	__u32 hdrlen; /* IP + transport header */
-	__u8 l4;
 	__u8 tcpflags;
 };
+
+/* The 4 bytes at @off of @skb's headers into @w: a direct read of the
+ * linear data, where the stack keeps the headers it built or pulled, else
+ * (paged headers) the helper call that costs as much again. */
+static __always_inline int pkt_word(struct __sk_buff *skb, __u32 off, __u32 *w)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	off &= 0xff;
+	if (data + off + 4 <= end) {
+		*w = *(__u32 *)(data + off);
+		return 0;
+	}
+	return bpf_skb_load_bytes(skb, off, w, 4);
+}
+
+/* An IPv4 address, mapped into IPv6, into a key's 4-byte aligned field:
+ * four word stores, not sixteen byte stores. */
+static __always_inline void key_v4(__u8 out[16], __u32 addr)
+{
+	__u32 *w = (__u32 *)out;
+
+	w[0] = 0;
+	w[1] = 0;
+	w[2] = bpf_htonl(0xffff);
+	w[3] = addr;
+}
+
+/* Loopback (::ffff:127.0.0.0/104 or ::1) in a key's aligned field. */
+static __always_inline int key_loopback(const __u8 a[16])
+{
+	const __u32 *w = (const __u32 *)a;
+
+	if (w[0] || w[1])
+		return 0;
+	if (w[2] == bpf_htonl(0xffff))
+		return a[12] == 127;
+	return !w[2] && w[3] == bpf_htonl(1);
+}
 
 /*
  * Parse the IP and TCP/UDP headers of @skb into @p, local side first.
@@ -1098,62 +1213,64 @@ struct pf_pkt {
 static __always_inline int parse(struct __sk_buff *skb, struct bpf_sock *sk, int egress,
 				 struct pf_pkt *p)
 {
-	__u8 saddr[16], daddr[16];
-	__u16 ports[2];
-	__u32 hdrlen;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u8 *src = egress ? p->k.laddr : p->k.raddr;
+	__u8 *dst = egress ? p->k.raddr : p->k.laddr;
+	__u32 hdrlen, w;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+		if (data + sizeof(ip) <= end)
+			ip = *(struct iphdr *)data;
+		else if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
 			return -1;
 		/* A non-first fragment has no ports: nothing to key it by. */
 		if (ip.frag_off & bpf_htons(0x1fff))
 			return -1;
-		p->l4 = ip.protocol;
+		p->k.proto = ip.protocol;
 		hdrlen = ip.ihl * 4;
-		map_v4(saddr, ip.saddr);
-		map_v4(daddr, ip.daddr);
+		key_v4(src, ip.saddr);
+		key_v4(dst, ip.daddr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+		if (data + sizeof(ip6) <= end)
+			ip6 = *(struct ipv6hdr *)data;
+		else if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
 			return -1;
-		p->l4 = ip6.nexthdr; /* extension headers: not counted (rare on sockets) */
+		p->k.proto = ip6.nexthdr; /* extension headers: not counted (rare on sockets) */
 		hdrlen = sizeof(ip6);
-		__builtin_memcpy(saddr, &ip6.saddr, 16);
-		__builtin_memcpy(daddr, &ip6.daddr, 16);
+		__builtin_memcpy(src, &ip6.saddr, 16);
+		__builtin_memcpy(dst, &ip6.daddr, 16);
 	} else {
 		return -1;
 	}
 	/* ICMP errors are delivered to the socket too; they are not the flow. */
-	if (p->l4 != sk->protocol)
+	if (p->k.proto != sk->protocol)
 		return -1;
-	if (bpf_skb_load_bytes(skb, hdrlen & 0x3f, ports, sizeof(ports)))
+	/* Source port, then destination port, in network order. */
+	if (pkt_word(skb, hdrlen & 0x3f, &w))
 		return -1;
+	if (egress) {
+		p->k.lport = bpf_ntohs((__u16)w);
+		p->k.rport = bpf_ntohs((__u16)(w >> 16));
+	} else {
+		p->k.lport = bpf_ntohs((__u16)(w >> 16));
+		p->k.rport = bpf_ntohs((__u16)w);
+	}
 	p->tcpflags = 0;
-	if (p->l4 == IPPROTO_TCP) {
-		__u8 doff_flags[2];
-
-		if (bpf_skb_load_bytes(skb, (hdrlen & 0x3f) + 12, doff_flags, 2))
+	if (p->k.proto == IPPROTO_TCP) {
+		/* Data offset and flags: the first two of these bytes. */
+		if (pkt_word(skb, (hdrlen & 0x3f) + 12, &w))
 			return -1;
-		p->tcpflags = doff_flags[1];
-		hdrlen += (doff_flags[0] >> 4) * 4;
+		p->tcpflags = ((__u8 *)&w)[1];
+		hdrlen += (((__u8 *)&w)[0] >> 4) * 4;
 	} else {
 		hdrlen += 8;
 	}
 	p->hdrlen = hdrlen;
-	if (egress) {
-		__builtin_memcpy(p->laddr, saddr, 16);
-		__builtin_memcpy(p->raddr, daddr, 16);
-		p->lport = bpf_ntohs(ports[0]);
-		p->rport = bpf_ntohs(ports[1]);
-	} else {
-		__builtin_memcpy(p->laddr, daddr, 16);
-		__builtin_memcpy(p->raddr, saddr, 16);
-		p->lport = bpf_ntohs(ports[1]);
-		p->rport = bpf_ntohs(ports[0]);
-	}
 	return 0;
 }
 
@@ -1196,12 +1313,12 @@ static __always_inline int count_tcp(struct __sk_buff *skb, struct bpf_sock *sk,
 		/* The first packet: fill the tuple and the role once. */
 		if (parse(skb, sk, egress, &p))
 			return 0;
-		__builtin_memcpy(f->laddr, p.laddr, 16);
-		__builtin_memcpy(f->raddr, p.raddr, 16);
-		f->lport = p.lport;
-		f->rport = p.rport;
+		__builtin_memcpy(f->laddr, p.k.laddr, 16);
+		__builtin_memcpy(f->raddr, p.k.raddr, 16);
+		f->lport = p.k.lport;
+		f->rport = p.k.rport;
 		f->proto = IPPROTO_TCP;
-		f->skip = !cfg_include_loopback && (is_loopback(p.laddr) || is_loopback(p.raddr));
+		f->skip = !cfg_include_loopback && (key_loopback(p.k.laddr) || key_loopback(p.k.raddr));
 		f->first_ns = bpf_ktime_get_boot_ns();
 		cookie = bpf_get_socket_cookie(skb);
 		if ((p.tcpflags & (PF_TCP_SYN | PF_TCP_ACK)) == PF_TCP_SYN) {
@@ -1245,11 +1362,10 @@ static __always_inline int count_tcp(struct __sk_buff *skb, struct bpf_sock *sk,
 static __always_inline int count(struct __sk_buff *skb, int egress)
 {
 	struct bpf_sock *sk = skb->sk;
-	struct pf_flow_key key = {};
+	struct pf_pkt p = {}; /* the key's padding is hashed too */
 	struct pf_flow_val *v;
-	struct pf_pkt p;
 	__u32 segs;
-	__u64 bytes, now;
+	__u64 bytes, jiffy;
 
 	if (!sk)
 		return 1;
@@ -1267,51 +1383,48 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 	}
 	if (parse(skb, sk, egress, &p))
 		return 1;
-	__builtin_memcpy(key.laddr, p.laddr, 16);
-	__builtin_memcpy(key.raddr, p.raddr, 16);
-	key.lport = p.lport;
-	key.rport = p.rport;
-	if (!cfg_include_loopback && (is_loopback(key.laddr) || is_loopback(key.raddr)))
+	if (!cfg_include_loopback && (key_loopback(p.k.laddr) || key_loopback(p.k.raddr)))
 		return 1;
-	key.cookie = bpf_get_socket_cookie(skb);
-	key.proto = p.l4;
+	p.k.cookie = bpf_get_socket_cookie(skb);
 
 	segs = skb->gso_segs;
 	if (!segs)
 		segs = 1;
 	bytes = skb->len + (__u64)(segs - 1) * p.hdrlen;
-	now = bpf_ktime_get_boot_ns();
+	jiffy = bpf_jiffies64();
 
-	v = bpf_map_lookup_elem(&flows, &key);
+	v = bpf_map_lookup_elem(&flows, &p.k);
 	if (!v) {
 		struct pf_flow_val nv = {};
-		struct pf_sock_val *s = bpf_map_lookup_elem(&socks, &key.cookie);
+		struct pf_sock_val *s = bpf_map_lookup_elem(&socks, &p.k.cookie);
 
 		/* Before the flow exists: a release that sees no flag finds
 		 * no flow referring to the socket (see sock_released). Only
 		 * ever set, so a plain store is enough. */
 		if (s && !(s->flags & PF_SOCK_FLOWS))
 			s->flags |= PF_SOCK_FLOWS;
-		nv.first_ns = now;
-		if (p.l4 == IPPROTO_TCP && sk->state == TCP_LISTEN) {
+		nv.first_ns = bpf_ktime_get_boot_ns();
+		nv.last_ns = nv.first_ns;
+		nv.last_jiffy = jiffy;
+		if (p.k.proto == IPPROTO_TCP && sk->state == TCP_LISTEN) {
 			/* Handshake packets are delivered to the listener; the
 			 * agent folds them into the accepted connection. */
 			nv.flags = PF_FLOW_LISTENER;
 			nv.role = PF_ROLE_DST;
-		} else if (p.l4 == IPPROTO_TCP &&
+		} else if (p.k.proto == IPPROTO_TCP &&
 			   (p.tcpflags & (PF_TCP_SYN | PF_TCP_ACK)) == PF_TCP_SYN) {
 			nv.role = egress ? PF_ROLE_SRC : PF_ROLE_DST;
-		} else if (p.l4 == IPPROTO_TCP) {
+		} else if (p.k.proto == IPPROTO_TCP) {
 			nv.role = s ? s->role : PF_ROLE_UNKNOWN;
 		} else {
 			/* UDP: whoever sent the first datagram started it. */
 			nv.role = egress ? PF_ROLE_SRC : PF_ROLE_DST;
 		}
-		if (insert_failed(bpf_map_update_elem(&flows, &key, &nv, BPF_NOEXIST))) {
+		if (insert_failed(bpf_map_update_elem(&flows, &p.k, &nv, BPF_NOEXIST))) {
 			stat_inc(PF_STAT_FLOWS_FULL);
 			return 1;
 		}
-		v = bpf_map_lookup_elem(&flows, &key);
+		v = bpf_map_lookup_elem(&flows, &p.k);
 		if (!v)
 			return 1;
 	}
@@ -1322,7 +1435,14 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 		__sync_fetch_and_add(&v->bytes_in, bytes);
 		__sync_fetch_and_add(&v->pkts_in, segs);
 	}
-	v->last_ns = now;
+	/* The clock was a quarter of this program's time on a busy flow (a
+	 * request/response): read it once per flow per tick. The packets
+	 * after it in the same tick leave last_ns at most a tick (1-10 ms)
+	 * early, against idle timeouts of seconds. */
+	if (v->last_jiffy != (__u32)jiffy) {
+		v->last_jiffy = jiffy;
+		v->last_ns = bpf_ktime_get_boot_ns();
+	}
 	if (p.tcpflags & (PF_TCP_FIN | PF_TCP_RST))
 		v->flags |= PF_FLOW_FIN;
 	return 1;

@@ -125,9 +125,13 @@ struct pf_flow_val {
 	__u64 pkts_in;
 	__u64 pkts_out;
 	__u64 first_ns;
+	/* A packet's time in the flow's latest jiffy (the kernel's tick), not
+	 * always the last packet's: one clock read per flow per tick, not per
+	 * packet (last_jiffy, its low 32 bits, tells when to read again). */
 	__u64 last_ns;
-	__u32 role;  /* enum pf_role, decided when the entry is created */
-	__u32 flags; /* PF_FLOW_* */
+	__u16 role;  /* enum pf_role, decided when the entry is created */
+	__u16 flags; /* PF_FLOW_* */
+	__u32 last_jiffy;
 };
 
 /*
