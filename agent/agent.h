@@ -153,6 +153,7 @@ struct pf_loader {
 	bool path_walk;	      /* exec events resolve relative paths in the kernel */
 	bool sk_storage;      /* TCP counters in socket storage */
 	bool tcp_sock_counts; /* TCP counted from tcp_sock, not per packet */
+	bool udp_fentry;      /* UDP counted by fentry, no cgroup_skb program */
 	int cgroup_fd;	      /* cgroup v2 root the cgroup hooks are attached to */
 	char cgroup_path[256];
 };

@@ -14,6 +14,7 @@
  * is torn down before the next is tried (never half-attached).
  */
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,43 +37,44 @@ struct pf_hook {
 	const char *tier; /* NULL: used by every tier */
 	bool cgroup;	  /* attached to the cgroup v2 root */
 	bool iter;	  /* an iterator: attached on demand */
+	bool udp;	  /* UDP counters replacing the cgroup_skb pair where they attach */
 };
 
 #define PF_TWINS(fn, what)                                                                         \
-	{"pf_fe_" #fn, "fentry/" what, "fentry", false, false},                                    \
+	{"pf_fe_" #fn, "fentry/" what, "fentry", false, false, false},                             \
 	{                                                                                          \
-		"pf_kp_" #fn, "kprobe/" what, "kprobe", false, false                               \
+		"pf_kp_" #fn, "kprobe/" what, "kprobe", false, false, false                        \
 	}
 
 static const struct pf_hook hooks[] = {
-    {"pf_exec", "tp_btf/sched_process_exec", NULL, false, false},
-    {"pf_fork", "tp_btf/sched_process_fork", NULL, false, false},
-    {"pf_exit", "tp_btf/sched_process_exit", NULL, false, false},
-    {"pf_skb_egress", "cgroup_skb/egress", NULL, true, false},
-    {"pf_skb_ingress", "cgroup_skb/ingress", NULL, true, false},
+    {"pf_exec", "tp_btf/sched_process_exec", NULL, false, false, false},
+    {"pf_fork", "tp_btf/sched_process_fork", NULL, false, false, false},
+    {"pf_exit", "tp_btf/sched_process_exit", NULL, false, false, false},
+    {"pf_skb_egress", "cgroup_skb/egress", NULL, true, false, false},
+    {"pf_skb_ingress", "cgroup_skb/ingress", NULL, true, false, false},
     /* Shared: they generate socket cookies (kprobes cannot; tracing
      * programs cannot before v5.12), for socket() and accepted sockets. */
-    {"pf_sock_create", "cgroup/sock_create", NULL, true, false},
-    {"pf_sockops", "sockops (accepted sockets' cookies, before v5.12)", NULL, true, false},
-    {"pf_tcp_state", "tp_btf/inet_sock_set_state", NULL, false, false},
-    {"pf_tcp_destroy", "tp_btf/tcp_destroy_sock (closes the state hook missed)", NULL, false,
+    {"pf_sock_create", "cgroup/sock_create", NULL, true, false, false},
+    {"pf_sockops", "sockops (accepted sockets' cookies, before v5.12)", NULL, true, false, false},
+    {"pf_tcp_state", "tp_btf/inet_sock_set_state", NULL, false, false, false},
+    {"pf_tcp_destroy", "tp_btf/tcp_destroy_sock (closes the state hook missed)", NULL, false, false,
      false},
-    {"pf_iter_sockets", "iter/task_file", NULL, false, true},
-    {"pf_sock_release", "cgroup/sock_release", "tracepoint", true, false},
-    {"pf_connect4", "cgroup/connect4", "tracepoint", true, false},
-    {"pf_connect6", "cgroup/connect6", "tracepoint", true, false},
-    {"pf_sendmsg4", "cgroup/sendmsg4", "tracepoint", true, false},
-    {"pf_sendmsg6", "cgroup/sendmsg6", "tracepoint", true, false},
-    {"pf_recvmsg4", "cgroup/recvmsg4", "tracepoint", true, false},
-    {"pf_recvmsg6", "cgroup/recvmsg6", "tracepoint", true, false},
-    {"pf_getpeername4", "cgroup/getpeername4 (accept)", "tracepoint", true, false},
-    {"pf_getpeername6", "cgroup/getpeername6 (accept)", "tracepoint", true, false},
-    {"pf_iter_sk_flows", "iter/bpf_sk_storage_map", NULL, false, true},
+    {"pf_iter_sockets", "iter/task_file", NULL, false, true, false},
+    {"pf_sock_release", "cgroup/sock_release", "tracepoint", true, false, false},
+    {"pf_connect4", "cgroup/connect4", "tracepoint", true, false, false},
+    {"pf_connect6", "cgroup/connect6", "tracepoint", true, false, false},
+    {"pf_sendmsg4", "cgroup/sendmsg4", "tracepoint", true, false, false},
+    {"pf_sendmsg6", "cgroup/sendmsg6", "tracepoint", true, false, false},
+    {"pf_recvmsg4", "cgroup/recvmsg4", "tracepoint", true, false, false},
+    {"pf_recvmsg6", "cgroup/recvmsg6", "tracepoint", true, false, false},
+    {"pf_getpeername4", "cgroup/getpeername4 (accept)", "tracepoint", true, false, false},
+    {"pf_getpeername6", "cgroup/getpeername6 (accept)", "tracepoint", true, false, false},
+    {"pf_iter_sk_flows", "iter/bpf_sk_storage_map", NULL, false, true, false},
     PF_TWINS(tcp_v4_connect, "tcp_v4_connect"),
     PF_TWINS(tcp_v6_connect, "tcp_v6_connect"),
     PF_TWINS(inet_listen, "inet_listen"),
-    {"pf_fe_inet_csk_accept", "fexit/inet_csk_accept", "fentry", false, false},
-    {"pf_kp_inet_csk_accept", "kretprobe/inet_csk_accept", "kprobe", false, false},
+    {"pf_fe_inet_csk_accept", "fexit/inet_csk_accept", "fentry", false, false, false},
+    {"pf_kp_inet_csk_accept", "kretprobe/inet_csk_accept", "kprobe", false, false, false},
     PF_TWINS(tcp_sendmsg, "tcp_sendmsg"),
     PF_TWINS(tcp_cleanup_rbuf, "tcp_cleanup_rbuf"),
     PF_TWINS(udp_sendmsg, "udp_sendmsg"),
@@ -80,6 +82,11 @@ static const struct pf_hook hooks[] = {
     PF_TWINS(udpv6_sendmsg, "udpv6_sendmsg"),
     PF_TWINS(udpv6_recvmsg, "udpv6_recvmsg"),
     PF_TWINS(inet_release, "inet_release"),
+    {"pf_fe_udp_send_skb", "fentry/udp_send_skb (UDP counters)", "fentry", false, false, true},
+    {"pf_fe_udp_v6_send_skb", "fentry/udp_v6_send_skb (UDP counters)", "fentry", false, false,
+     true},
+    {"pf_fe_udp_enqueue", "fentry/__udp_enqueue_schedule_skb (UDP counters)", "fentry", false,
+     false, true},
 };
 #define PF_NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
 
@@ -265,19 +272,59 @@ static bool task_btf_everywhere(void)
 	return known;
 }
 
+static bool is_skb_hook(const struct pf_hook *h)
+{
+	return !strncmp(h->prog, "pf_skb_", 7);
+}
+
+/* The kernel has the functions the UDP counters attach to (static ones
+ * may be inlined away). Asked once. */
+static bool udp_functions_exist(void)
+{
+	static const char *const fns[] = {"udp_send_skb", "udp_v6_send_skb",
+					  "__udp_enqueue_schedule_skb"};
+	static int known = -1;
+	struct btf *btf;
+
+	if (known >= 0)
+		return known;
+	known = 0;
+	btf = btf__load_vmlinux_btf();
+	if (!btf)
+		return false;
+	known = 1;
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
+		if (btf__find_by_name_kind(btf, fns[i], BTF_KIND_FUNC) < 0)
+			known = 0;
+	btf__free(btf);
+	return known;
+}
+
+/* UDP counted by fentry at the socket layer, no cgroup_skb program: the
+ * fentry tier, with socket cookies from tracing programs (v5.12: every
+ * socket has one to key its flows by) and TCP counted from the socket
+ * (per-packet TCP counting needs the cgroup_skb pair anyway). */
+static bool udp_fentry_wanted(const struct pf_config *cfg, const char *tier,
+			      const struct pf_variant *var)
+{
+	return !strcmp(tier, "fentry") && var->tp_cookie && var->sk_storage && cfg->tcp_counting &&
+	       !strcmp(cfg->tcp_counting, "socket") && udp_functions_exist();
+}
+
 /* The features the loader asks the kernel about instead of trying them. */
 static void set_asked_features(struct procflow_bpf *skel, const struct pf_variant *var)
 {
 	skel->rodata->cfg_task_btf = task_btf_everywhere();
 	skel->rodata->cfg_owner_storage =
 	    var->sk_storage && libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
-							BPF_FUNC_sk_storage_get, NULL) == 1;
+						       BPF_FUNC_sk_storage_get, NULL) == 1;
 }
 
 static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const char *tier,
 		       const struct pf_variant *var, const char **failed, bool *load_failed)
 {
 	struct bpf_program *p;
+	bool udp = udp_fentry_wanted(cfg, tier, var);
 	int err;
 
 	static char why[160];
@@ -309,7 +356,8 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 		for (size_t i = 0; i < PF_NHOOKS; i++)
 			if (!strcmp(hooks[i].prog, bpf_program__name(p)))
 				h = &hooks[i];
-		bpf_program__set_autoload(p, h && hook_in_tier(h, tier) && !sockops_unused(h, var));
+		bpf_program__set_autoload(p, h && hook_in_tier(h, tier) &&
+						 !sockops_unused(h, var) && (!h->udp || udp));
 	}
 	failed_prog[0] = 0;
 	err = procflow_bpf__load(l->skel);
@@ -321,7 +369,8 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 		goto fail;
 	}
 	for (size_t i = 0; i < PF_NHOOKS; i++) {
-		if (!hook_in_tier(&hooks[i], tier) || sockops_unused(&hooks[i], var))
+		if (!hook_in_tier(&hooks[i], tier) || sockops_unused(&hooks[i], var) ||
+		    hooks[i].udp || (udp && is_skb_hook(&hooks[i])))
 			continue;
 		err = attach_one(l, &hooks[i]);
 		if (err) {
@@ -330,6 +379,36 @@ static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const c
 			goto fail;
 		}
 	}
+	/* The UDP counters, all or none; none: the cgroup_skb pair counts UDP. */
+	if (udp) {
+		int mark = l->nlinks;
+
+		for (size_t i = 0; i < PF_NHOOKS && udp; i++) {
+			if (!hooks[i].udp)
+				continue;
+			err = attach_one(l, &hooks[i]);
+			if (err) {
+				pf_log(
+				    "%s does not attach (%s): UDP counted per packet (cgroup_skb)",
+				    hooks[i].hook, errmsg(err));
+				while (l->nlinks > mark)
+					bpf_link__destroy(l->links[--l->nlinks]);
+				udp = false;
+			}
+		}
+		for (size_t i = 0; i < PF_NHOOKS && !udp; i++) {
+			if (!is_skb_hook(&hooks[i]))
+				continue;
+			err = attach_one(l, &hooks[i]);
+			if (err) {
+				snprintf(why, sizeof(why), "%s does not attach", hooks[i].hook);
+				*failed = why;
+				goto fail;
+			}
+		}
+	}
+	l->skel->bss->cfg_udp_fentry = udp;
+	l->udp_fentry = udp;
 	l->tier = tier;
 	l->path_walk = var->path_walk;
 	l->sk_storage = var->sk_storage;
@@ -426,6 +505,9 @@ int pf_loader__start(struct pf_loader *l, const struct pf_config *cfg)
 			       : l->sk_storage	  ? "packet (a program on every packet)"
 						  : "packet (no socket storage for tracing "
 						    "programs: before v5.11)");
+			pf_log("UDP counting: %s",
+			       l->udp_fentry ? "at the socket layer (fentry): no per-packet program"
+					     : "per packet (cgroup_skb)");
 			return 0;
 		}
 		if (forced)
@@ -820,8 +902,10 @@ int pf_check(const struct pf_config *cfg)
 	for (size_t t = 0; t < PF_NTIERS; t++) {
 		const char *missing = NULL;
 
+		/* The UDP counters are optional: without them the cgroup_skb
+		 * pair counts UDP. */
 		for (size_t i = 0; i < PF_NHOOKS && !missing; i++)
-			if (hook_in_tier(&hooks[i], tiers[t]) && !ok[i])
+			if (hook_in_tier(&hooks[i], tiers[t]) && !ok[i] && !hooks[i].udp)
 				missing = hooks[i].hook;
 		if (!missing) {
 			/* A configured tier is the only one run would take. */

@@ -33,6 +33,13 @@
  *                                                 HOST PORT after" with the socket open
  *   pf_odd udpfd    FD HOST PORT [extra...]       one UDP exchange on the inherited
  *                                                 socket FD, print "pf_odd: sent"
+ *   pf_odd udpfork  HOST PORT [extra...]          one UDP exchange, print "pf_odd: sent",
+ *                                                 read a line on stdin; fork a child that
+ *                                                 makes one exchange on the same socket,
+ *                                                 prints "pf_odd: sent", then "child PID
+ *                                                 sent" and exits; read
+ *                                                 a line; one more exchange in the parent,
+ *                                                 print "pf_odd: sent"
  *   pf_odd tcpexec  NEXT HOST PORT [extra...]    the same over TCP: connect, send NBYTES,
  *                                                 print "pf_odd: sent", read a line on
  *                                                 stdin, exec NEXT as "tcpfd FD HOST PORT
@@ -180,6 +187,42 @@ static int udpexec(const char *next, const char *host, const char *port)
 	snprintf(fdstr, sizeof(fdstr), "%d", fd);
 	execl(next, next, "udpfd", fdstr, host, port, "after", (char *)NULL);
 	return die("exec");
+}
+
+/* One UDP socket used in turn by a process, its child, and the process
+ * again: each exchange belongs to whoever sent it. */
+static int udpfork(const char *host, const char *port)
+{
+	char line[64];
+	struct in6_addr probe;
+	pid_t child;
+	int fd, st;
+
+	fd = socket(inet_pton(AF_INET6, host, &probe) == 1 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0)
+		die("socket");
+	if (udp_exchange(fd, host, port))
+		die("udp exchange");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		return 1;
+	child = fork();
+	if (child < 0)
+		die("fork");
+	if (!child) {
+		if (udp_exchange(fd, host, port))
+			_exit(1);
+		printf("child %d sent\n", (int)getpid());
+		fflush(stdout);
+		_exit(0);
+	}
+	if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st))
+		die("the child's exchange");
+	if (!fgets(line, sizeof(line), stdin))
+		return 1;
+	if (udp_exchange(fd, host, port))
+		die("udp exchange after the child");
+	return 0;
 }
 
 static int tcpexec(const char *next, const char *host, const char *port)
@@ -563,6 +606,8 @@ int main(int argc, char **argv)
 			die("udp exchange on the inherited socket");
 		return 0;
 	}
+	if (!strcmp(m, "udpfork") && argc >= 4)
+		return udpfork(argv[2], argv[3]);
 	if (!strcmp(m, "tcpexec") && argc >= 5)
 		return tcpexec(argv[2], argv[3], argv[4]);
 	if (!strcmp(m, "tcpfd") && argc >= 5)

@@ -11,7 +11,9 @@ pf_odd under another name) with the socket left open; NEXT sends again on it. Th
 same PID, the same socket, the same flow: the line of the interval after the exec
 must name NEXT, with its own arguments. UDP is claimed again at its next send; TCP in
 the tracepoint tier has no per-message hook, so the agent names the program the
-owner runs when the traffic was read. Aggregation 0 and a 1 s interval, so each
+owner runs when the traffic was read. `pf_odd udpfork` uses one UDP socket in
+turn in a process, its forked child and the process again: each line names the one
+that sent. Aggregation 0 and a 1 s interval, so each
 interval's traffic is its own line."""
 
 import os
@@ -69,6 +71,59 @@ def one_case(res, net, d, odd, nxt, proto, port):
                                 "; ".join(common.compact(r) for r in after) or "no line"))
 
 
+def fork_case(res, net, d, odd, port):
+    """One UDP socket used by a process, then its child, then the process again:
+    each interval's line names the one that sent (the claim hooks see the owner
+    change both ways, past the owner they keep with the socket)."""
+    flows = os.path.join(d, "out", "flows.log")
+    tag = "forksock-%d" % os.getpid()
+    p = net.spawn(net.client_ns, [odd, "udpfork", net.server_v4, str(port), tag],
+                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                  text=True)
+    if not res.check("fork: first exchange", p.stdout.readline().strip() == "pf_odd: sent",
+                     "pf_odd exited %s" % p.poll()):
+        return
+    recs = []
+
+    def lines_of(pid):
+        if os.path.exists(flows):
+            recs[:] = common.load_flows(flows)[0]
+        return [r for r in recs if r["reporter"] == "src" and r["proto"] == "udp"
+                and r["dest_port"] == port and r["process_id"] == str(pid)
+                and (r["bytes_out"] or r["bytes_in"])]
+
+    want_args = ["udpfork %s %d %s" % (net.server_v4, port, tag)]
+    ok = common.wait_for(lambda: lines_of(p.pid), 10, step=0.2)
+    res.check("fork: the parent's exchange names the parent", ok and all(
+        r["process_name"] == odd and r["process_args"] == want_args for r in lines_of(p.pid)),
+        "; ".join(common.compact(r) for r in recs) or "no line")
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    words = p.stdout.readline().split()
+    if words == ["pf_odd:", "sent"]:  # the child's exchange, then its PID
+        words = p.stdout.readline().split()
+    if not res.check("fork: the child's exchange", len(words) == 3 and words[0] == "child",
+                     "got %s" % words):
+        p.kill()
+        p.wait()
+        return
+    child = int(words[1])
+    ok = common.wait_for(lambda: lines_of(child), 10, step=0.2)
+    res.check("fork: the child's exchange names the child", ok and all(
+        r["process_name"] == odd and r["process_args"] == want_args for r in lines_of(child)),
+        "; ".join(common.compact(r) for r in recs) or "no line")
+    parent_before, child_before = len(lines_of(p.pid)), len(lines_of(child))
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    res.check("fork: the parent's second exchange",
+              p.stdout.readline().strip() == "pf_odd: sent" and p.wait(10) == 0,
+              "pf_odd exited %s" % p.poll())
+    ok = common.wait_for(lambda: len(lines_of(p.pid)) > parent_before, 10, step=0.2)
+    res.check("fork: the parent's exchange after the child's names the parent again",
+              ok and len(lines_of(child)) == child_before,
+              "; ".join(common.compact(r) for r in recs) or "no line")
+
+
 def body(res, args):
     port = 24000 + os.getpid() % 3000
     with workdir(args, "pf-execsock-") as d:
@@ -90,6 +145,7 @@ def body(res, args):
             if not agent.start_ready(res):
                 return
             one_case(res, net, d, odd, nxt, "udp", port)
+            fork_case(res, net, d, odd, port)
             one_case(res, net, d, odd, nxt, "tcp", port + 1)
             rc, _ = agent.stop()
             res.check("agent exits 0", rc == 0, "rc %s" % rc)

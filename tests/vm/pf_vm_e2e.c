@@ -328,6 +328,17 @@ static void show_file(const char *path)
 	free(s);
 }
 
+/* The first line of @path that starts with @prefix, on stdout. */
+static void show_line(const char *path, const char *prefix)
+{
+	char *s = slurp(path), *p;
+
+	p = s ? strstr(s, prefix) : NULL;
+	if (p)
+		printf("%.*s\n", (int)strcspn(p, "\n"), p);
+	free(s);
+}
+
 /* ---- the flow log ------------------------------------------------------- */
 
 /*
@@ -494,6 +505,7 @@ static int e2e(const char *agent, const char *tier, const char *outdir, int port
 		show_file(errpath);
 		return 1;
 	}
+	show_line(errpath, "procflow: UDP counting:"); /* which counters the records compare */
 	/* The server starts after the agent: its listen() and accept() are
 	 * the tier's hooks at work, not the start-up scan. */
 	snprintf(srvpath, sizeof(srvpath), "%s/server.out", outdir);
