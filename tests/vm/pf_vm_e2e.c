@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <limits.h>
@@ -484,6 +485,25 @@ static void check_server(const char *tier, char *log, const struct tcase *c, pid
 		lines, name[0] ? name : "(none)", in, c->bytes);
 }
 
+/* From v5.12 (socket cookies from tracing programs) the fentry tier counts
+ * UDP at the socket layer, with no cgroup_skb program: the cases' records
+ * then compare those counters with the other tiers' cgroup_skb ones. */
+static void check_udp_counting(const char *errpath, const char *tier)
+{
+	struct utsname u;
+	int maj = 0, min = 0;
+	char *s = slurp(errpath);
+	bool socket_layer = s && strstr(s, "UDP counting: at the socket layer");
+
+	free(s);
+	if (strcmp(tier, "fentry") || uname(&u) || sscanf(u.release, "%d.%d", &maj, &min) != 2)
+		return;
+	if (maj > 5 || (maj == 5 && min >= 12))
+		verdict(socket_layer, tier, "UDP counting", "%s",
+			socket_layer ? "at the socket layer (fentry), no cgroup_skb program"
+				     : "per packet: the fentry UDP counters did not attach");
+}
+
 static int e2e(const char *agent, const char *tier, const char *outdir, int port)
 {
 	struct tcase cases[] = {
@@ -506,6 +526,7 @@ static int e2e(const char *agent, const char *tier, const char *outdir, int port
 		return 1;
 	}
 	show_line(errpath, "procflow: UDP counting:"); /* which counters the records compare */
+	check_udp_counting(errpath, tier);
 	/* The server starts after the agent: its listen() and accept() are
 	 * the tier's hooks at work, not the start-up scan. */
 	snprintf(srvpath, sizeof(srvpath), "%s/server.out", outdir);
