@@ -85,6 +85,13 @@ if any(k[0] == "ovh" for k in res):
       "on the TCP rows.".format(meta.get("pin"), meta.get("runs"), meta.get("secs"),
                                  meta.get("ovh_flush")))
     p("")
+    stats_before = one("setup", "bpf_stats_before", "-", 0)
+    p("Every measured run has `kernel.bpf_stats_enabled=0` (it times every BPF program "
+      "run with two clock reads){}.".format(
+          "; it was {:.0f} before this run, left on by something else, and was turned off "
+          "for the runs and restored at the end".format(stats_before) if stats_before else
+          ""))
+    p("")
     p("| row | unit | no agent | procflow | ratio | tcplife | ratio | procflow / tcplife | spread of no-agent runs | targets |")
     p("|---|---|---|---|---|---|---|---|---|---|")
     for key, label, unit, tcp in ROWS:
