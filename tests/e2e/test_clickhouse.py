@@ -296,7 +296,7 @@ def case_steady(agent, res, tmp):
                                       "--clickhouse-password-file", pwfile,
                                       "--clickhouse-batch", "20",
                                       "--clickhouse-batch-interval", "1"])
-        traffic.run(8, "steady")
+        traffic.run(5, "steady")
         rc, _ = ag.stop(60)
         res.check("agent exits 0", rc == 0, ag.log_text())
         lines = file_lines(out)
@@ -342,16 +342,16 @@ def case_outage(agent, res, tmp):
                                       "--clickhouse-password-file", pwfile,
                                       "--clickhouse-batch", "20", "--clickhouse-batch-interval", "1",
                                       "--clickhouse-spool-dir", spool, "--clickhouse-timeout", "3"])
-        traffic.run(5, "before")
+        traffic.run(3, "before")
         ch.stop()
-        traffic.run(8, "during")
+        traffic.run(5, "during")
         spooled = [n for n in os.listdir(spool) if n.endswith(".batch")]
         res.check("while the server is down, batches wait in the spool (%d)" % len(spooled),
                   len(spooled) > 0)
         res.check("the agent says inserts fail and batches wait",
                   "insert failed" in ag.log_text(), ag.log_text()[-400:])
         ch.start()
-        traffic.run(5, "after")
+        traffic.run(3, "after")
         # Wait until the spool has drained (the backoff is at most 60 s).
         deadline = time.time() + 90
         while time.time() < deadline and [n for n in os.listdir(spool) if n.endswith(".batch")]:
@@ -388,7 +388,7 @@ def case_restart(agent, res, tmp):
                 "--clickhouse-timeout", "2"]
         # Run 1: the server is not there at all.
         ag = start_agent(agent, out1, opts)
-        traffic.run(4, "first")
+        traffic.run(3, "first")
         rc, _ = ag.stop(60)
         left = [n for n in os.listdir(spool) if n.endswith(".batch")]
         res.check("run 1 exits 0 with its batches left in the spool (%d)" % len(left),
@@ -399,7 +399,7 @@ def case_restart(agent, res, tmp):
         ag = start_agent(agent, out2, opts)
         res.check("run 2 says batches from an earlier run wait",
                   "from an earlier run" in ag.log_text(), ag.log_text()[-300:])
-        traffic.run(4, "second")
+        traffic.run(3, "second")
         rc, _ = ag.stop(60)
         res.check("run 2 exits 0", rc == 0)
         lines = file_lines(out1) + file_lines(out2)
