@@ -312,12 +312,21 @@ static bool udp_fentry_wanted(const struct pf_config *cfg, const char *tier,
 }
 
 /* The features the loader asks the kernel about instead of trying them. */
+/* Socket-address hooks may call bpf_sk_storage_get() on this kernel: asked once. */
+static bool addr_hooks_have_sk_storage(void)
+{
+	static int known = -1;
+
+	if (known < 0)
+		known = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+						BPF_FUNC_sk_storage_get, NULL) == 1;
+	return known;
+}
+
 static void set_asked_features(struct procflow_bpf *skel, const struct pf_variant *var)
 {
 	skel->rodata->cfg_task_btf = task_btf_everywhere();
-	skel->rodata->cfg_owner_storage =
-	    var->sk_storage && libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
-						       BPF_FUNC_sk_storage_get, NULL) == 1;
+	skel->rodata->cfg_owner_storage = var->sk_storage && addr_hooks_have_sk_storage();
 }
 
 static int try_variant(struct pf_loader *l, const struct pf_config *cfg, const char *tier,

@@ -208,23 +208,31 @@ static __always_inline int insert_failed(long err)
 	return err && err != -17 /* EEXIST */;
 }
 
-static __always_inline int is_loopback(const __u8 a[16])
+/*
+ * Addresses are 16 bytes, IPv4 mapped into IPv6, in 4-byte aligned fields
+ * (the flow key, a socket's flow, a __u32[4] on the stack): word loads and
+ * stores, not sixteen byte ones.
+ */
+static __always_inline void addr_v4(__u8 out[16], __u32 addr)
 {
-	/* ::ffff:127.0.0.0/104 or ::1 */
-	if (a[10] == 0xff && a[11] == 0xff && a[12] == 127)
-		return 1;
-	for (int i = 0; i < 15; i++)
-		if (a[i])
-			return 0;
-	return a[15] == 1;
+	__u32 *w = (__u32 *)out;
+
+	w[0] = 0;
+	w[1] = 0;
+	w[2] = bpf_htonl(0xffff);
+	w[3] = addr;
 }
 
-static __always_inline void map_v4(__u8 out[16], __u32 addr)
+/* Loopback: ::ffff:127.0.0.0/104 or ::1. */
+static __always_inline int addr_loopback(const __u8 a[16])
 {
-	__builtin_memset(out, 0, 10);
-	out[10] = 0xff;
-	out[11] = 0xff;
-	__builtin_memcpy(out + 12, &addr, 4);
+	const __u32 *w = (const __u32 *)a;
+
+	if (w[0] || w[1])
+		return 0;
+	if (w[2] == bpf_htonl(0xffff))
+		return a[12] == 127;
+	return !w[2] && w[3] == bpf_htonl(1);
 }
 
 /* ---- process identity ------------------------------------------------- */
@@ -650,8 +658,8 @@ static __always_inline void sk_tuple(const struct sock *sk, const struct tcp_soc
 		__builtin_memcpy(r->laddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
 		__builtin_memcpy(r->raddr, &sk->__sk_common.skc_v6_daddr, 16);
 	} else {
-		map_v4(r->laddr, sk->__sk_common.skc_rcv_saddr);
-		map_v4(r->raddr, sk->__sk_common.skc_daddr);
+		addr_v4(r->laddr, sk->__sk_common.skc_rcv_saddr);
+		addr_v4(r->raddr, sk->__sk_common.skc_daddr);
 	}
 	r->lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 	r->rport = bpf_ntohs(sk->__sk_common.skc_dport);
@@ -761,7 +769,7 @@ static __always_inline void sk_flow_start(const struct sock *sk, __u64 cookie, _
 	struct pf_sk_flow *f =
 	    bpf_sk_storage_get(&sk_flows, (void *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	struct tcp_sock *tp;
-	__u8 raddr[16];
+	__u32 raddr[4];
 
 	if (!f)
 		return;
@@ -772,13 +780,13 @@ static __always_inline void sk_flow_start(const struct sock *sk, __u64 cookie, _
 	if (sk->__sk_common.skc_family == AF_INET6)
 		__builtin_memcpy(raddr, &sk->__sk_common.skc_v6_daddr, 16);
 	else
-		map_v4(raddr, sk->__sk_common.skc_daddr);
+		addr_v4((__u8 *)raddr, sk->__sk_common.skc_daddr);
 	__builtin_memset(f, 0, sizeof(*f));
 	f->proto = IPPROTO_TCP;
 	f->role = role;
 	f->first_ns = bpf_ktime_get_boot_ns();
 	/* Loopback traffic has a loopback peer (both ends are on lo). */
-	f->skip = !cfg_include_loopback && is_loopback(raddr);
+	f->skip = !cfg_include_loopback && addr_loopback((__u8 *)raddr);
 	if (role == PF_ROLE_DST) {
 		/* The child starts with the SYN-ACK retransmissions
 		 * (tcp_create_openreq_child: total_retrans = num_retrans). */
@@ -1034,7 +1042,7 @@ static __always_inline __u64 sk_flow_adopt(struct file *file, __u64 cookie)
 	f->pkts_out = r.pkts_out;
 	f->proto = IPPROTO_TCP;
 	f->first_ns = bpf_ktime_get_boot_ns();
-	f->skip = !cfg_include_loopback && (is_loopback(r.laddr) || is_loopback(r.raddr));
+	f->skip = !cfg_include_loopback && (addr_loopback(r.laddr) || addr_loopback(r.raddr));
 	f->cookie = cookie;
 	return cookie;
 }
@@ -1193,30 +1201,6 @@ static __always_inline int pkt_word(struct __sk_buff *skb, __u32 off, __u32 *w)
 	return bpf_skb_load_bytes(skb, off, w, 4);
 }
 
-/* An IPv4 address, mapped into IPv6, into a key's 4-byte aligned field:
- * four word stores, not sixteen byte stores. */
-static __always_inline void key_v4(__u8 out[16], __u32 addr)
-{
-	__u32 *w = (__u32 *)out;
-
-	w[0] = 0;
-	w[1] = 0;
-	w[2] = bpf_htonl(0xffff);
-	w[3] = addr;
-}
-
-/* Loopback (::ffff:127.0.0.0/104 or ::1) in a key's aligned field. */
-static __always_inline int key_loopback(const __u8 a[16])
-{
-	const __u32 *w = (const __u32 *)a;
-
-	if (w[0] || w[1])
-		return 0;
-	if (w[2] == bpf_htonl(0xffff))
-		return a[12] == 127;
-	return !w[2] && w[3] == bpf_htonl(1);
-}
-
 /*
  * Parse the IP and TCP/UDP headers of @skb into @p, local side first.
  * Returns 0, or -1 for a packet that is not the socket's own protocol (an
@@ -1243,8 +1227,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct bpf_sock *sk, int
 			return -1;
 		p->k.proto = ip.protocol;
 		hdrlen = ip.ihl * 4;
-		key_v4(src, ip.saddr);
-		key_v4(dst, ip.daddr);
+		addr_v4(src, ip.saddr);
+		addr_v4(dst, ip.daddr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 
@@ -1330,7 +1314,7 @@ static __always_inline int count_tcp(struct __sk_buff *skb, struct bpf_sock *sk,
 		f->lport = p.k.lport;
 		f->rport = p.k.rport;
 		f->proto = IPPROTO_TCP;
-		f->skip = !cfg_include_loopback && (key_loopback(p.k.laddr) || key_loopback(p.k.raddr));
+		f->skip = !cfg_include_loopback && (addr_loopback(p.k.laddr) || addr_loopback(p.k.raddr));
 		f->first_ns = bpf_ktime_get_boot_ns();
 		cookie = bpf_get_socket_cookie(skb);
 		if ((p.tcpflags & (PF_TCP_SYN | PF_TCP_ACK)) == PF_TCP_SYN) {
@@ -1456,12 +1440,9 @@ static __always_inline int count(struct __sk_buff *skb, int egress)
 	} else if (sk->protocol != IPPROTO_UDP && sk->protocol != IPPROTO_TCP) {
 		return 1;
 	}
-	/* Never attached together; a guard against counting UDP twice. */
-	if (cfg_udp_fentry && sk->protocol == IPPROTO_UDP)
-		return 1;
 	if (parse(skb, sk, egress, &p))
 		return 1;
-	if (!cfg_include_loopback && (key_loopback(p.k.laddr) || key_loopback(p.k.raddr)))
+	if (!cfg_include_loopback && (addr_loopback(p.k.laddr) || addr_loopback(p.k.raddr)))
 		return 1;
 	p.k.cookie = bpf_get_socket_cookie(skb);
 	segs = skb->gso_segs;
@@ -1489,7 +1470,7 @@ int pf_skb_ingress(struct __sk_buff *skb)
 static __always_inline void udp_add(struct sock *sk, struct pf_pkt *p, __u64 bytes, __u32 segs,
 				    int egress)
 {
-	if (!cfg_include_loopback && (key_loopback(p->k.laddr) || key_loopback(p->k.raddr)))
+	if (!cfg_include_loopback && (addr_loopback(p->k.laddr) || addr_loopback(p->k.raddr)))
 		return;
 	p->k.cookie = bpf_get_socket_cookie(sk);
 	p->k.proto = IPPROTO_UDP;
@@ -1521,8 +1502,8 @@ int BPF_PROG(pf_fe_udp_send_skb, struct sk_buff *skb, struct flowi4 *fl4, struct
 
 	if (!cfg_udp_fentry)
 		return 0;
-	key_v4(p.k.laddr, fl4->saddr);
-	key_v4(p.k.raddr, fl4->daddr);
+	addr_v4(p.k.laddr, fl4->saddr);
+	addr_v4(p.k.raddr, fl4->daddr);
 	p.k.lport = bpf_ntohs(fl4->uli.ports.sport);
 	p.k.rport = bpf_ntohs(fl4->uli.ports.dport);
 	udp_sent(skb, cork, &p);
@@ -1573,8 +1554,8 @@ int BPF_PROG(pf_fe_udp_enqueue, struct sock *sk, struct sk_buff *skb)
 
 		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
 			return 0;
-		key_v4(p.k.raddr, ip.saddr);
-		key_v4(p.k.laddr, ip.daddr);
+		addr_v4(p.k.raddr, ip.saddr);
+		addr_v4(p.k.laddr, ip.daddr);
 		bytes = bpf_ntohs(ip.tot_len);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
