@@ -19,6 +19,7 @@
 #include "config.h"
 #include "config_check.h"
 #include "help.h"
+#include "memtune.h"
 #include "procflow/abi.h"
 #include "query_cmd.h"
 #include "redact.h"
@@ -169,6 +170,10 @@ int main(int argc, char **argv)
 	const struct pf_cmd *cmd;
 	int ret;
 
+	/* Before any thread: fixed allocator thresholds, so a large buffer
+	 * freed is unmapped, not kept (memtune.h). A sanitizer's allocator
+	 * has none to fix. */
+	(void)pf_memtune__init();
 	if (argc < 2) {
 		pf_help(stderr, NULL);
 		return PF_EXIT_USAGE;
