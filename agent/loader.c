@@ -793,7 +793,7 @@ static void check_line(const char *what, const char *result)
 
 int pf_check(const struct pf_config *cfg)
 {
-	char cg[256], buf[160], name[96], mapdesc[256];
+	char cg[256], buf[256], name[96], mapdesc[256];
 	bool can_run = true;
 	int cgfd = -1, fd;
 
@@ -878,8 +878,12 @@ int pf_check(const struct pf_config *cfg)
 			check_line(h->hook, "no (cannot open the BPF object)");
 			continue;
 		}
+		/* The UDP counters need fentry and, for a socket cookie in a
+		 * tracing program, v5.12: elsewhere the pair counts UDP. */
+		const char *opt = h->udp ? " (optional: the cgroup_skb pair counts UDP)" : "";
+
 		if (err) {
-			snprintf(buf, sizeof(buf), "no: does not load (%s)", errmsg(err));
+			snprintf(buf, sizeof(buf), "no%s: does not load (%s)", opt, errmsg(err));
 			res = buf;
 		} else {
 			if (h->iter)
@@ -893,7 +897,7 @@ int pf_check(const struct pf_config *cfg)
 				res = buf;
 				ok[i] = true;
 			} else {
-				snprintf(buf, sizeof(buf), "no: loads, does not attach (%s)",
+				snprintf(buf, sizeof(buf), "no%s: loads, does not attach (%s)", opt,
 					 errmsg(-errno));
 				res = buf;
 			}
