@@ -213,21 +213,36 @@ static int client(int argc, char **argv)
 
 /* ---- processes --------------------------------------------------------- */
 
-/* fork+exec @argv with stdout and stderr to @out (NULL: inherited). */
+/* fork+exec @argv with stdout and stderr to @out (NULL: inherited). @out
+ * is truncated before the fork: the caller waits for a word in it ("ready",
+ * "listening"), and a file left by an earlier run in the same directory
+ * must not answer before the new process has written anything. */
 static pid_t spawn(char *const argv[], const char *out)
 {
-	pid_t pid = fork();
+	int fd = -1;
+	pid_t pid;
 
-	if (pid == 0) {
-		if (out) {
-			int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-			if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-				_exit(127);
+	if (out) {
+		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			printf("FAIL cannot open %s: %s\n", out, strerror(errno));
+			exit(1);
 		}
+	}
+	pid = fork();
+	/* Never -1 to a caller: kill(-1, ...) would signal every process. */
+	if (pid < 0) {
+		printf("FAIL fork: %s\n", strerror(errno));
+		exit(1);
+	}
+	if (pid == 0) {
+		if (fd >= 0 && (dup2(fd, 1) < 0 || dup2(fd, 2) < 0))
+			_exit(127);
 		execv(argv[0], argv);
 		_exit(127);
 	}
+	if (fd >= 0)
+		close(fd);
 	return pid;
 }
 
