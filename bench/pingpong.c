@@ -29,6 +29,10 @@
  *       UDP echo and UDP request/response on one connected socket (a lost
  *       datagram is resent after 200 ms; none are lost on a veth).
  *
+ *   pingpong udpquery ADDR PORT SECONDS MSGSIZE
+ *       DNS-style against udpserver: a new socket per query (sendto, recv,
+ *       close); prints "roundtrips_per_s <rate>".
+ *
  *   pingpong hold ADDR PORT NPORTS COUNT SECONDS
  *       COUNT concurrent connections spread over ports PORT..PORT+NPORTS-1
  *       (one source port range holds ~64k per destination), each sends one
@@ -94,6 +98,7 @@ static void usage(void)
 			"       pingpong multi ADDR PORT SECONDS MSGSIZE NCONN\n"
 			"       pingpong udpserver ADDR PORT\n"
 			"       pingpong udpclient ADDR PORT SECONDS MSGSIZE\n"
+			"       pingpong udpquery ADDR PORT SECONDS MSGSIZE\n"
 			"       pingpong hold ADDR PORT NPORTS COUNT SECONDS\n"
 			"       pingpong once ADDR PORT TAG\n"
 			"       pingpong spawn ADDR PORT RATE SECONDS\n"
@@ -531,6 +536,47 @@ static int run_udp_client(const struct sockaddr_storage *ss, socklen_t len, long
 	return 0;
 }
 
+/* DNS-style: every query a new unconnected socket, one sendto() and one
+ * recv(), then close(): the per-socket cost of UDP (creation, the claim of
+ * its first and only message, its release). */
+static int run_udp_query(const struct sockaddr_storage *ss, socklen_t len, long seconds,
+			 long msgsize)
+{
+	struct timeval tv = { .tv_usec = 200000 };
+	char *buf = malloc((size_t)msgsize);
+	long long trips = 0, resent = 0, c0;
+	double t0, t = 0, end;
+
+	if (!buf)
+		die("malloc");
+	memset(buf, 'q', (size_t)msgsize);
+	c0 = cpu_ns(0);
+	t0 = now();
+	end = t0 + (double)seconds;
+	do {
+		int fd = socket(ss->ss_family, SOCK_DGRAM, 0);
+
+		if (fd < 0)
+			die("udp socket");
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (sendto(fd, buf, (size_t)msgsize, 0, (const struct sockaddr *)ss, len) < 0)
+			die("sendto");
+		if (recv(fd, buf, (size_t)msgsize, 0) < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				die("recv");
+			resent++;
+		} else {
+			trips++;
+		}
+		close(fd);
+	} while ((trips & 63) || (t = now()) < end);
+	printf("roundtrips_per_s %.1f\n", (double)trips / (t - t0));
+	printf("roundtrips %lld seconds %.3f msgsize %ld unanswered %lld\n", trips, t - t0,
+	       msgsize, resent);
+	print_cpu(c0, trips);
+	return 0;
+}
+
 static volatile sig_atomic_t hold_release;
 static void on_usr1(int sig)
 {
@@ -704,6 +750,9 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "udpclient") == 0 && argc == 6)
 		return run_udp_client(&ss, len, parse_num(argv[4], 1, PP_MAX_SECONDS, "SECONDS"),
 				      parse_num(argv[5], 1, PP_MAX_MSG, "MSGSIZE"));
+	if (strcmp(argv[1], "udpquery") == 0 && argc == 6)
+		return run_udp_query(&ss, len, parse_num(argv[4], 1, PP_MAX_SECONDS, "SECONDS"),
+				     parse_num(argv[5], 1, PP_MAX_MSG, "MSGSIZE"));
 	if (strcmp(argv[1], "hold") == 0 && argc == 7)
 		return run_hold(&ss, len, parse_num(argv[4], 1, PP_MAX_PORTS, "NPORTS"),
 				parse_num(argv[5], 1, PP_MAX_CONNS, "COUNT"),

@@ -72,6 +72,7 @@ ROWS = [
     ("tcp_crr", "TCP connect-request-close", "connections/s", True),
     ("tcp_bulk_iperf3", "TCP bulk (iperf3, 1 stream)", "Mbit/s", True),
     ("udp_rr_1B", "UDP request/response, 1 B", "round trips/s", False),
+    ("udp_query_1B", "UDP query, a new socket each (DNS-style), 1 B", "queries/s", False),
 ]
 if any(k[0] == "ovh" for k in res):
     p("## 1. Overhead on real traffic")

@@ -337,6 +337,7 @@ run_row() { # ROW
 		python3 -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))'
 		return ;;
 	udp_rr_1B) "${cli[@]}" "$PP" udpclient "$SRV" $P_UDP "$SECS" 1 >"$o" ;;
+	udp_query_1B) "${cli[@]}" "$PP" udpquery "$SRV" $P_UDP "$SECS" 1 >"$o" ;;
 	esac
 	awk '/^(roundtrips|connections)_per_s/ { print $2 }' "$o"
 }
@@ -345,7 +346,7 @@ row_server() { # ROW
 	case $1 in
 	tcp_rr_*) echo "${SERVER_PID[rr]}" ;;
 	tcp_crr) echo "${SERVER_PID[crr]}" ;;
-	udp_rr_*) echo "${SERVER_PID[udp]}" ;;
+	udp_*) echo "${SERVER_PID[udp]}" ;;
 	esac
 }
 # Other jobs on a shared machine may run BPF agents of their own (procflow's e2e
@@ -356,7 +357,7 @@ foreign_skb() {
 	[ -n "$CGROOT" ] || { echo 0; return; }
 	bpftool cgroup show "$CGROOT" 2>/dev/null | awk '$2 ~ /^cgroup_inet_(ingress|egress)$/ { n++ } END { print n + 0 }'
 }
-ROWS=${PF_BENCH_ROWS:-"tcp_rr_1B_1conn tcp_rr_1KiB_1conn tcp_rr_1B_32conn tcp_rr_1KiB_32conn tcp_crr tcp_bulk_iperf3 udp_rr_1B"}
+ROWS=${PF_BENCH_ROWS:-"tcp_rr_1B_1conn tcp_rr_1KiB_1conn tcp_rr_1B_32conn tcp_rr_1KiB_32conn tcp_crr tcp_bulk_iperf3 udp_rr_1B udp_query_1B"}
 MODES=${PF_BENCH_MODES:-"none procflow tcplife"}
 
 # One bpf_stats run of ROW with agent MODE: ns per program run, per operation, and
@@ -449,7 +450,7 @@ if has overhead; then
 	# With mode base, the older agent is measured too; its rows say "(base)".
 	smodes=procflow
 	[[ " $MODES " == *" base "* ]] && smodes="base procflow"
-	for row in tcp_rr_1B_1conn tcp_crr udp_rr_1B; do
+	for row in tcp_rr_1B_1conn tcp_crr udp_rr_1B udp_query_1B; do
 		for smode in $smodes; do
 			stats_run "$row" "$smode"
 		done

@@ -210,6 +210,10 @@ struct pf_sock_val {
 	__u32 exec_id;
 	__u32 flags; /* PF_SOCK_* */
 	char comm[PF_COMM_LEN];
+	/* UDP, tracepoint tier: 1 once a sendmsg/recvmsg hook confirmed the
+	 * owner (the next one keeps the owner in socket storage). Kernel
+	 * side only; it fills what was the struct's tail padding. */
+	__u32 msg_claims;
 };
 
 /* One live connection as the storage iterator hands it over (the sk_reads
