@@ -311,7 +311,6 @@ static bool udp_fentry_wanted(const struct pf_config *cfg, const char *tier,
 	       !strcmp(cfg->tcp_counting, "socket") && udp_functions_exist();
 }
 
-/* The features the loader asks the kernel about instead of trying them. */
 /* Socket-address hooks may call bpf_sk_storage_get() on this kernel: asked once. */
 static bool addr_hooks_have_sk_storage(void)
 {
@@ -323,6 +322,7 @@ static bool addr_hooks_have_sk_storage(void)
 	return known;
 }
 
+/* The features the loader asks the kernel about instead of trying them. */
 static void set_asked_features(struct procflow_bpf *skel, const struct pf_variant *var)
 {
 	skel->rodata->cfg_task_btf = task_btf_everywhere();

@@ -500,6 +500,17 @@ static _Noreturn void run_udp_server(const struct sockaddr_storage *ss, socklen_
 	}
 }
 
+/* A UDP client's result: @missed counts the requests that timed out
+ * (@what names them as the client treats them). */
+static void print_udp_result(long long trips, double secs, long msgsize, const char *what,
+			     long long missed, long long c0)
+{
+	printf("roundtrips_per_s %.1f\n", (double)trips / secs);
+	printf("roundtrips %lld seconds %.3f msgsize %ld %s %lld\n", trips, secs, msgsize, what,
+	       missed);
+	print_cpu(c0, trips);
+}
+
 static int run_udp_client(const struct sockaddr_storage *ss, socklen_t len, long seconds,
 			  long msgsize)
 {
@@ -529,10 +540,7 @@ static int run_udp_client(const struct sockaddr_storage *ss, socklen_t len, long
 		}
 		trips++;
 	} while ((trips & 63) || (t = now()) < end);
-	printf("roundtrips_per_s %.1f\n", (double)trips / (t - t0));
-	printf("roundtrips %lld seconds %.3f msgsize %ld resent %lld\n", trips, t - t0, msgsize,
-	       resent);
-	print_cpu(c0, trips);
+	print_udp_result(trips, t - t0, msgsize, "resent", resent, c0);
 	return 0;
 }
 
@@ -570,10 +578,7 @@ static int run_udp_query(const struct sockaddr_storage *ss, socklen_t len, long 
 		}
 		close(fd);
 	} while ((trips & 63) || (t = now()) < end);
-	printf("roundtrips_per_s %.1f\n", (double)trips / (t - t0));
-	printf("roundtrips %lld seconds %.3f msgsize %ld unanswered %lld\n", trips, t - t0,
-	       msgsize, resent);
-	print_cpu(c0, trips);
+	print_udp_result(trips, t - t0, msgsize, "unanswered", resent, c0);
 	return 0;
 }
 

@@ -14,8 +14,6 @@
 #ifndef PF_MEMTUNE_H
 #define PF_MEMTUNE_H
 
-#include <stddef.h>
-
 /* Blocks of this size and larger get a mapping of their own. */
 #define PF_MEMTUNE_MMAP_BYTES (128u * 1024)
 
