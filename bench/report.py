@@ -70,6 +70,7 @@ ROWS = [
     ("tcp_rr_1B_32conn", "TCP request/response, 1 B, 32 connections", "round trips/s", True),
     ("tcp_rr_1KiB_32conn", "TCP request/response, 1 KiB, 32 connections", "round trips/s", True),
     ("tcp_crr", "TCP connect-request-close", "connections/s", True),
+    ("tcp_crr_lo", "TCP connect-request-close on loopback (left out of the log)", "connections/s", True),
     ("tcp_bulk_iperf3", "TCP bulk (iperf3, 1 stream)", "Mbit/s", True),
     ("udp_rr_1B", "UDP request/response, 1 B", "round trips/s", False),
     ("udp_query_1B", "UDP query, a new socket each (DNS-style), 1 B", "queries/s", False),

@@ -231,9 +231,11 @@ done
 
 declare -A SERVER_PID
 start_server() { # NAME CMD...: background in the server namespace, wait for "listening"
-	local name=$1
+	local name=$1 ns=$NS_S
 	shift
-	ip netns exec "$NS_S" "$@" >"$TMP/server-$name.out" 2>&1 &
+	# The loopback row's server shares the client's namespace (its lo).
+	[ "$name" = crrlo ] && ns=$NS_C
+	ip netns exec "$ns" "$@" >"$TMP/server-$name.out" 2>&1 &
 	PIDS+=($!)
 	SERVER_PID[$name]=$! # ip netns exec and taskset exec: this is the server
 	for _ in $(seq 200); do
@@ -333,6 +335,7 @@ run_row() { # ROW
 	tcp_rr_1B_32conn) "${cli[@]}" "$PP" multi "$SRV" $P_RR "$SECS" 1 32 >"$o" ;;
 	tcp_rr_1KiB_32conn) "${cli[@]}" "$PP" multi "$SRV" $P_RR "$SECS" 1024 32 >"$o" ;;
 	tcp_crr) "${cli[@]}" "$PP" connect "$SRV" $P_CRR 1000000 "$SECS" >"$o" ;;
+	tcp_crr_lo) "${cli[@]}" "$PP" connect 127.0.0.1 $P_CRR 1000000 "$SECS" >"$o" ;;
 	tcp_bulk_iperf3) "${cli[@]}" iperf3 -c "$SRV" -p $P_IPERF -t "$SECS" -J |
 		python3 -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))'
 		return ;;
@@ -346,6 +349,7 @@ row_server() { # ROW
 	case $1 in
 	tcp_rr_*) echo "${SERVER_PID[rr]}" ;;
 	tcp_crr) echo "${SERVER_PID[crr]}" ;;
+	tcp_crr_lo) echo "${SERVER_PID[crrlo]}" ;;
 	udp_*) echo "${SERVER_PID[udp]}" ;;
 	esac
 }
@@ -357,7 +361,7 @@ foreign_skb() {
 	[ -n "$CGROOT" ] || { echo 0; return; }
 	bpftool cgroup show "$CGROOT" 2>/dev/null | awk '$2 ~ /^cgroup_inet_(ingress|egress)$/ { n++ } END { print n + 0 }'
 }
-ROWS=${PF_BENCH_ROWS:-"tcp_rr_1B_1conn tcp_rr_1KiB_1conn tcp_rr_1B_32conn tcp_rr_1KiB_32conn tcp_crr tcp_bulk_iperf3 udp_rr_1B udp_query_1B"}
+ROWS=${PF_BENCH_ROWS:-"tcp_rr_1B_1conn tcp_rr_1KiB_1conn tcp_rr_1B_32conn tcp_rr_1KiB_32conn tcp_crr tcp_crr_lo tcp_bulk_iperf3 udp_rr_1B udp_query_1B"}
 MODES=${PF_BENCH_MODES:-"none procflow tcplife"}
 
 # One bpf_stats run of ROW with agent MODE: ns per program run, per operation, and
@@ -400,6 +404,7 @@ EOF
 if has overhead; then
 	start_server rr "${PIN[@]}" "$PP" server "$SRV" $P_RR
 	start_server crr "${PIN[@]}" "$PP" server "$SRV" $P_CRR
+	start_server crrlo "${PIN[@]}" "$PP" server 127.0.0.1 $P_CRR
 	start_server udp "${PIN[@]}" "$PP" udpserver "$SRV" $P_UDP
 	start_server iperf "${PIN[@]}" iperf3 -s -B "$SRV" -p $P_IPERF --forceflush
 	log "overhead: $RUNS rounds x rows ($ROWS) x modes ($MODES) x ${SECS}s (interleaved)"
@@ -450,7 +455,7 @@ if has overhead; then
 	# With mode base, the older agent is measured too; its rows say "(base)".
 	smodes=procflow
 	[[ " $MODES " == *" base "* ]] && smodes="base procflow"
-	for row in tcp_rr_1B_1conn tcp_crr udp_rr_1B udp_query_1B; do
+	for row in tcp_rr_1B_1conn tcp_crr tcp_crr_lo udp_rr_1B udp_query_1B; do
 		for smode in $smodes; do
 			stats_run "$row" "$smode"
 		done

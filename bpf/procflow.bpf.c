@@ -488,13 +488,8 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
  * without closed_ns never left CLOSE (the tracepoint sets closed_ns on the
  * way back to it), so it never carried a packet.
  */
-static __always_inline void sock_released(__u64 cookie, __u32 proto, __u32 state)
+static __always_inline void sock_entry_released(__u64 cookie, struct pf_sock_val *v)
 {
-	struct pf_sock_val *v;
-
-	if (proto == IPPROTO_TCP && state != TCP_CLOSE)
-		return;
-	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (!v || v->closed_ns)
 		return;
 	if ((v->flags & (PF_SOCK_BORN | PF_SOCK_FLOWS)) == PF_SOCK_BORN) {
@@ -504,17 +499,47 @@ static __always_inline void sock_released(__u64 cookie, __u32 proto, __u32 state
 	v->closed_ns = bpf_ktime_get_boot_ns();
 }
 
+/* The same, from the socket's protocol and state (the entry not yet looked up). */
+static __always_inline void sock_released(__u64 cookie, __u32 proto, __u32 state)
+{
+	if (proto == IPPROTO_TCP && state != TCP_CLOSE)
+		return;
+	sock_entry_released(cookie, bpf_map_lookup_elem(&socks, &cookie));
+}
+
 static __always_inline int inet_l4(struct bpf_sock *sk)
 {
 	return (sk->family == AF_INET || sk->family == AF_INET6) &&
 	       (sk->protocol == IPPROTO_TCP || sk->protocol == IPPROTO_UDP);
 }
 
+/*
+ * The tracepoint tier with TCP counted from the socket: a TCP socket's owner
+ * is claimed where the socket is used, not at socket(). connect() passes
+ * CLOSE->SYN_SENT and listen() ->LISTEN in the calling process; an accepted
+ * socket gets its entry at SYN_RECV->ESTABLISHED and its owner at accept
+ * (getpeername) or close. A TCP socket that is never used has no flow, and a
+ * claim at socket() as well was a socks insert per connection (~1.3 us
+ * here) that the one at connect() made again redundant.
+ */
+static __always_inline int tcp_claimed_at_use(void)
+{
+	return cfg_tcp_state_claims && cfg_sk_storage && cfg_tcp_sock_counts;
+}
+
 SEC("cgroup/sock_create")
 int pf_sock_create(struct bpf_sock *sk)
 {
-	if (inet_l4(sk))
-		claim(bpf_get_socket_cookie(sk), bpf_get_netns_cookie(sk), PF_CLAIM_CREATE);
+	__u64 cookie;
+
+	if (!inet_l4(sk))
+		return 1;
+	/* Generated here for every socket: the kprobe tier and older
+	 * kernels' tracing programs can only read it. */
+	cookie = bpf_get_socket_cookie(sk);
+	if (sk->protocol == IPPROTO_TCP && tcp_claimed_at_use())
+		return 1;
+	claim(cookie, bpf_get_netns_cookie(sk), PF_CLAIM_CREATE);
 	return 1;
 }
 
@@ -623,11 +648,17 @@ int pf_sock_release(struct bpf_sock *sk)
 		return 1;
 	cookie = bpf_get_socket_cookie(sk);
 	v = bpf_map_lookup_elem(&socks, &cookie);
-	if (!v || !v->tgid) {
+	/* (A TCP socket claimed at use without an entry was never used, or
+	 * is a connection left out of the log: nothing to own.) */
+	if ((!v && !(sk->protocol == IPPROTO_TCP && tcp_claimed_at_use())) || (v && !v->tgid)) {
 		claim(cookie, bpf_get_netns_cookie(sk), PF_CLAIM_RELEASE);
-		v = bpf_map_lookup_elem(&socks, &cookie);
+		v = NULL; /* claim() may have made it: looked up again below */
 	}
-	sock_released(cookie, sk->protocol, sk->state);
+	if (sk->protocol == IPPROTO_TCP && sk->state != TCP_CLOSE)
+		return 1;
+	if (!v)
+		v = bpf_map_lookup_elem(&socks, &cookie);
+	sock_entry_released(cookie, v);
 	return 1;
 }
 
@@ -644,8 +675,38 @@ int pf_sock_release(struct bpf_sock *sk)
  * Syscall tracepoints would see every accept, but enabling any of them puts
  * every syscall of every process on the slow path (about 100 ns each here).
  */
-PF_SOCK_ADDR_HOOK(pf_getpeername4, "cgroup/getpeername4", PF_CLAIM_ACCEPT)
-PF_SOCK_ADDR_HOOK(pf_getpeername6, "cgroup/getpeername6", PF_CLAIM_ACCEPT)
+/* The peer getpeername() returns is loopback, on a TCP socket whose
+ * connection is left out of the log (see sk_left_out(): the state
+ * tracepoint made it no entry, and neither does its accept). @v6: the
+ * program's family, a constant (an IPv4 hook may not read user_ip6). */
+static __always_inline int peer_left_out(struct bpf_sock_addr *ctx, int v6)
+{
+	__u32 a[4];
+
+	if (cfg_include_loopback || ctx->protocol != IPPROTO_TCP || !tcp_claimed_at_use())
+		return 0;
+	if (v6) {
+		a[0] = ctx->user_ip6[0];
+		a[1] = ctx->user_ip6[1];
+		a[2] = ctx->user_ip6[2];
+		a[3] = ctx->user_ip6[3];
+	} else {
+		addr_v4((__u8 *)a, ctx->user_ip4);
+	}
+	return addr_loopback((__u8 *)a);
+}
+
+#define PF_GETPEERNAME_HOOK(name, sec, v6)                                                         \
+	SEC(sec)                                                                                   \
+	int name(struct bpf_sock_addr *ctx)                                                        \
+	{                                                                                          \
+		if (!peer_left_out(ctx, v6))                                                       \
+			claim_addr(ctx, PF_CLAIM_ACCEPT);                                          \
+		return 1;                                                                          \
+	}
+
+PF_GETPEERNAME_HOOK(pf_getpeername4, "cgroup/getpeername4", 0)
+PF_GETPEERNAME_HOOK(pf_getpeername6, "cgroup/getpeername6", 1)
 
 static __always_inline struct pf_sock_val *sock_entry(__u64 cookie, __u64 netns)
 {
@@ -771,6 +832,21 @@ static __always_inline int tcp_sock_counts(const struct sock *sk, const struct p
 	return 0;
 }
 
+/* @sk's connection is left out of the log: loopback traffic (a loopback
+ * peer: both ends are on lo) while flowLogsIncludeLoopback is off. */
+static __always_inline int sk_left_out(const struct sock *sk)
+{
+	__u32 raddr[4];
+
+	if (cfg_include_loopback)
+		return 0;
+	if (sk->__sk_common.skc_family == AF_INET6)
+		__builtin_memcpy(raddr, &sk->__sk_common.skc_v6_daddr, 16);
+	else
+		addr_v4((__u8 *)raddr, sk->__sk_common.skc_daddr);
+	return addr_loopback((__u8 *)raddr);
+}
+
 /*
  * A TCP connection starts (tcpCounting: socket): make its storage entry, so
  * that the iterator visits it and its close saves it. @role: who sent the
@@ -781,27 +857,26 @@ static __always_inline int tcp_sock_counts(const struct sock *sk, const struct p
  */
 static __always_inline void sk_flow_start(const struct sock *sk, __u64 cookie, __u16 role)
 {
-	struct pf_sk_flow *f =
-	    bpf_sk_storage_get(&sk_flows, (void *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	struct pf_sk_flow *f;
 	struct tcp_sock *tp;
-	__u32 raddr[4];
 
+	/* A connection left out of the log gets no entry at all: neither
+	 * the iterator nor its close looks for one, and the entry's
+	 * allocation and its free at the socket's end were most of what a
+	 * loopback connection cost (local proxies, a pod's sidecars). */
+	if (sk_left_out(sk))
+		return;
+	f = bpf_sk_storage_get(&sk_flows, (void *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!f)
 		return;
 	/* A simultaneous open passes SYN_SENT, then SYN_RECV->ESTABLISHED:
 	 * the entry made at SYN_SENT stands. */
 	if (role == PF_ROLE_DST && f->cookie)
 		return;
-	if (sk->__sk_common.skc_family == AF_INET6)
-		__builtin_memcpy(raddr, &sk->__sk_common.skc_v6_daddr, 16);
-	else
-		addr_v4((__u8 *)raddr, sk->__sk_common.skc_daddr);
 	__builtin_memset(f, 0, sizeof(*f));
 	f->proto = IPPROTO_TCP;
 	f->role = role;
 	f->first_ns = bpf_ktime_get_boot_ns();
-	/* Loopback traffic has a loopback peer (both ends are on lo). */
-	f->skip = !cfg_include_loopback && addr_loopback((__u8 *)raddr);
 	if (role == PF_ROLE_DST) {
 		/* The child starts with the SYN-ACK retransmissions
 		 * (tcp_create_openreq_child: total_retrans = num_retrans). */
@@ -939,6 +1014,12 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 		return 0;
 	}
 	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	/* A connection left out of the log starts without any entry (its
+	 * close then finds none); in the other tiers their own connect and
+	 * accept hooks claim it anyway, so only its storage is spared. */
+	if ((newstate == TCP_SYN_SENT || newstate == TCP_ESTABLISHED) && tcp_claimed_at_use() &&
+	    sk_left_out(sk))
 		return 0;
 	/* Read, not generated: cgroup/sock_create generated it for sockets
 	 * made by socket(), the SYN_RECV case above (or pf_sockops before
