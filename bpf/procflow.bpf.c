@@ -434,19 +434,23 @@ static __always_inline __u32 current_exec_id(void)
 	return pf_task_exec_id((struct task_struct *)bpf_get_current_task());
 }
 
-static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
+/* claim(), also setting the entry's @role (PF_ROLE_UNKNOWN: left as it
+ * is) in the same lookup or insert. Returns 1 when the entry has @role. */
+static __always_inline int claim_role(__u64 cookie, __u64 netns, __u32 how, __u16 role)
 {
 	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct pf_sock_val *v, nv = {};
 	__u32 exec_id;
 
 	if (!cookie || !tgid)
-		return;
+		return 0;
 	exec_id = current_exec_id();
 	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (v) {
+		if (role != PF_ROLE_UNKNOWN)
+			v->role = role;
 		if (v->tgid == tgid && v->exec_id == exec_id)
-			return;
+			return 1;
 		/* A socket passed to another process (fork, SCM_RIGHTS) now
 		 * belongs to the one using it; one kept across an exec, to the
 		 * new program (same PID, new exec counter: the claim time then
@@ -458,19 +462,28 @@ static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
 		if (!v->netns)
 			v->netns = netns;
 		bpf_get_current_comm(v->comm, sizeof(v->comm));
-		return;
+		return 1;
 	}
 	nv.tgid = tgid;
 	nv.ts_ns = bpf_ktime_get_boot_ns();
 	nv.netns = netns;
 	nv.claim = how;
 	nv.exec_id = exec_id;
+	nv.role = role;
 	/* Made at socket(): every flow of the socket comes after it, so
 	 * PF_SOCK_FLOWS on it says whether any flow refers to the socket. */
 	nv.flags = how == PF_CLAIM_CREATE ? PF_SOCK_BORN : 0;
 	bpf_get_current_comm(nv.comm, sizeof(nv.comm));
-	if (insert_failed(bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST)))
+	if (insert_failed(bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST))) {
 		stat_inc(PF_STAT_SOCKS_FULL);
+		return 0;
+	}
+	return 1;
+}
+
+static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
+{
+	claim_role(cookie, netns, how, PF_ROLE_UNKNOWN);
 }
 
 /*
@@ -1042,8 +1055,8 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 	if (newstate == TCP_SYN_SENT) {
 		if (cfg_sk_storage && cfg_tcp_sock_counts)
 			sk_flow_start(sk, cookie, PF_ROLE_SRC);
-		if (cfg_tcp_state_claims)
-			claim(cookie, netns, PF_CLAIM_CONNECT);
+		if (cfg_tcp_state_claims && claim_role(cookie, netns, PF_CLAIM_CONNECT, PF_ROLE_SRC))
+			return 0;
 		v = bpf_map_lookup_elem(&socks, &cookie);
 		if (v)
 			v->role = PF_ROLE_SRC;
