@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -271,6 +272,16 @@ class Agent:
     def stderr_text(self):
         """The last 40 lines of stderr, indented, for a failure's detail."""
         return "\n".join("    | " + l for l in self.stderr_lines[-40:]) or "    | (empty)"
+
+
+def occupancy(agent):
+    """The last "occupancy:" line of @agent's stderr (the agent runs with -v:
+    one per flush) as {table name: entries}; {} when there is none."""
+    for line in reversed(agent.stderr_lines):
+        if "occupancy: " in line:
+            return {m.group(1): int(m.group(2)) for m in
+                    re.finditer(r"([a-z][a-z ]*?) (\d+)(?:/\d+)? \(", line.split("occupancy: ", 1)[1])}
+    return {}
 
 
 @contextlib.contextmanager

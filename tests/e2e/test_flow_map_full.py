@@ -28,7 +28,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import netns  # noqa: E402
-from common import Agent, workdir  # noqa: E402
+from common import Agent, occupancy, workdir  # noqa: E402
 from traffic import DRAIN_SERVER  # noqa: E402
 
 N_UDP_PEERS, N_TCP, MAX_FLOWS = 1200, 1000, 1024
@@ -63,15 +63,6 @@ for c in cs:
     c.close()
 print("closed", flush=True)
 """
-
-
-def occupancy(agent):
-    """The last occupancy line as {name: entries}."""
-    for line in reversed(agent.stderr_lines):
-        if "occupancy: " in line:
-            return {m.group(1): int(m.group(2)) for m in
-                    re.finditer(r"([a-z][a-z ]*?) (\d+)(?:/\d+)? \(", line.split("occupancy: ", 1)[1])}
-    return {}
 
 
 def body(res, args):
