@@ -531,9 +531,10 @@ static __always_inline int inet_l4(struct bpf_sock *sk)
  * is claimed where the socket is used, not at socket(). connect() passes
  * CLOSE->SYN_SENT and listen() ->LISTEN in the calling process; an accepted
  * socket gets its entry at SYN_RECV->ESTABLISHED and its owner at accept
- * (getpeername) or close. A TCP socket that is never used has no flow, and a
- * claim at socket() as well was a socks insert per connection (~1.3 us
- * here) that the one at connect() made again redundant.
+ * (getpeername) or close. A connection then makes one socks entry per end
+ * (a claim at socket() as well was a second lookup and program run per
+ * connect()), a TCP socket never used none, and a connection left out of the
+ * log none (see sk_left_out()).
  */
 static __always_inline int tcp_claimed_at_use(void)
 {
@@ -661,9 +662,9 @@ int pf_sock_release(struct bpf_sock *sk)
 		return 1;
 	cookie = bpf_get_socket_cookie(sk);
 	v = bpf_map_lookup_elem(&socks, &cookie);
-	/* (A TCP socket claimed at use without an entry was never used, or
-	 * is a connection left out of the log: nothing to own.) */
-	if ((!v && !(sk->protocol == IPPROTO_TCP && tcp_claimed_at_use())) || (v && !v->tgid)) {
+	/* A TCP socket claimed at use without an entry was never used, or
+	 * is a connection left out of the log: nothing to own. */
+	if (v ? !v->tgid : !(sk->protocol == IPPROTO_TCP && tcp_claimed_at_use())) {
 		claim(cookie, bpf_get_netns_cookie(sk), PF_CLAIM_RELEASE);
 		v = NULL; /* claim() may have made it: looked up again below */
 	}
@@ -675,19 +676,6 @@ int pf_sock_release(struct bpf_sock *sk)
 	return 1;
 }
 
-/*
- * accept() returns a socket the kernel created in softirq context, where no
- * process is known; the process that accepts it is its owner. accept() with
- * an address buffer (what nearly every server passes) asks the new socket
- * for its peer's name before it returns, which runs the cgroup getpeername
- * hook in the accepting process, with the accepted socket. An accept
- * without an address buffer is found by the socket iterator at the next
- * flush while the socket is open, or by cgroup/sock_release when it is
- * closed.
- *
- * Syscall tracepoints would see every accept, but enabling any of them puts
- * every syscall of every process on the slow path (about 100 ns each here).
- */
 /* The peer getpeername() returns is loopback, on a TCP socket whose
  * connection is left out of the log (see sk_left_out(): the state
  * tracepoint made it no entry, and neither does its accept). @v6: the
@@ -709,6 +697,19 @@ static __always_inline int peer_left_out(struct bpf_sock_addr *ctx, int v6)
 	return addr_loopback((__u8 *)a);
 }
 
+/*
+ * accept() returns a socket the kernel created in softirq context, where no
+ * process is known; the process that accepts it is its owner. accept() with
+ * an address buffer (what nearly every server passes) asks the new socket
+ * for its peer's name before it returns, which runs the cgroup getpeername
+ * hook in the accepting process, with the accepted socket. An accept
+ * without an address buffer is found by the socket iterator at the next
+ * flush while the socket is open, or by cgroup/sock_release when it is
+ * closed.
+ *
+ * Syscall tracepoints would see every accept, but enabling any of them puts
+ * every syscall of every process on the slow path (about 100 ns each here).
+ */
 #define PF_GETPEERNAME_HOOK(name, sec, v6)                                                         \
 	SEC(sec)                                                                                   \
 	int name(struct bpf_sock_addr *ctx)                                                        \
