@@ -511,6 +511,17 @@ static void print_udp_result(long long trips, double secs, long msgsize, const c
 	print_cpu(c0, trips);
 }
 
+/* The answer to a UDP request: 1 when it came, 0 when the receive timeout
+ * (SO_RCVTIMEO) or a signal ended the wait; any other error ends the run. */
+static int udp_answered(int fd, char *buf, long msgsize)
+{
+	if (recv(fd, buf, (size_t)msgsize, 0) >= 0)
+		return 1;
+	if (errno != EAGAIN && errno != EINTR)
+		die("recv");
+	return 0;
+}
+
 static int run_udp_client(const struct sockaddr_storage *ss, socklen_t len, long seconds,
 			  long msgsize)
 {
@@ -532,13 +543,10 @@ static int run_udp_client(const struct sockaddr_storage *ss, socklen_t len, long
 	do {
 		if (send(fd, buf, (size_t)msgsize, 0) < 0)
 			die("send");
-		if (recv(fd, buf, (size_t)msgsize, 0) < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				die("recv");
+		if (udp_answered(fd, buf, msgsize))
+			trips++;
+		else
 			resent++;
-			continue;
-		}
-		trips++;
 	} while ((trips & 63) || (t = now()) < end);
 	print_udp_result(trips, t - t0, msgsize, "resent", resent, c0);
 	return 0;
@@ -569,13 +577,10 @@ static int run_udp_query(const struct sockaddr_storage *ss, socklen_t len, long 
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		if (sendto(fd, buf, (size_t)msgsize, 0, (const struct sockaddr *)ss, len) < 0)
 			die("sendto");
-		if (recv(fd, buf, (size_t)msgsize, 0) < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				die("recv");
-			resent++;
-		} else {
+		if (udp_answered(fd, buf, msgsize))
 			trips++;
-		}
+		else
+			resent++;
 		close(fd);
 	} while ((trips & 63) || (t = now()) < end);
 	print_udp_result(trips, t - t0, msgsize, "unanswered", resent, c0);

@@ -863,7 +863,8 @@ static __always_inline int sk_left_out(const struct sock *sk)
 
 /*
  * A TCP connection starts (tcpCounting: socket): make its storage entry, so
- * that the iterator visits it and its close saves it. @role: who sent the
+ * that the iterator visits it and its close saves it (the caller leaves out
+ * a connection left out of the log: sk_left_out()). @role: who sent the
  * SYN. Called at CLOSE->SYN_SENT (connect(): also again after a
  * connect(AF_UNSPEC), whose tcp_disconnect() zeroed the kernel's counters)
  * and at SYN_RECV->ESTABLISHED (accepted: the tuple is complete there, not
@@ -874,12 +875,6 @@ static __always_inline void sk_flow_start(const struct sock *sk, __u64 cookie, _
 	struct pf_sk_flow *f;
 	struct tcp_sock *tp;
 
-	/* A connection left out of the log gets no entry at all: neither
-	 * the iterator nor its close looks for one, and the entry's
-	 * allocation and its free at the socket's end were most of what a
-	 * loopback connection cost (local proxies, a pod's sidecars). */
-	if (sk_left_out(sk))
-		return;
 	f = bpf_sk_storage_get(&sk_flows, (void *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!f)
 		return;
@@ -1003,6 +998,7 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 {
 	struct pf_sock_val *v;
 	__u64 cookie, netns;
+	int left_out;
 
 	/* A connection makes ten transitions (five per side); four need work.
 	 * Decide on the states first, before any read of the socket: the six
@@ -1030,10 +1026,14 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	/* A connection left out of the log starts without any entry (its
-	 * close then finds none); in the other tiers their own connect and
-	 * accept hooks claim it anyway, so only its storage is spared. */
-	if ((newstate == TCP_SYN_SENT || newstate == TCP_ESTABLISHED) && tcp_claimed_at_use() &&
-	    sk_left_out(sk))
+	 * close then finds none): neither the iterator nor its close looks
+	 * for one, and the storage's allocation and free were most of what a
+	 * loopback connection cost (local proxies, a pod's sidecars). In the
+	 * other tiers their own connect and accept hooks claim it anyway, so
+	 * only its storage is spared. (The switch above let ESTABLISHED
+	 * through only from SYN_RECV.) */
+	left_out = (newstate == TCP_SYN_SENT || newstate == TCP_ESTABLISHED) && sk_left_out(sk);
+	if (left_out && tcp_claimed_at_use())
 		return 0;
 	/* Read, not generated: cgroup/sock_create generated it for sockets
 	 * made by socket(), the SYN_RECV case above (or pf_sockops before
@@ -1054,7 +1054,7 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 	netns = pf_net_cookie_btf(sk->__sk_common.skc_net.net);
 
 	if (newstate == TCP_SYN_SENT) {
-		if (cfg_sk_storage && cfg_tcp_sock_counts)
+		if (cfg_sk_storage && cfg_tcp_sock_counts && !left_out)
 			sk_flow_start(sk, cookie, PF_ROLE_SRC);
 		if (cfg_tcp_state_claims && claim_role(cookie, netns, PF_CLAIM_CONNECT, PF_ROLE_SRC))
 			return 0;
@@ -1071,7 +1071,7 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 			v->lport = sk->__sk_common.skc_num;
 		}
 	} else if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
-		if (cfg_sk_storage && cfg_tcp_sock_counts)
+		if (cfg_sk_storage && cfg_tcp_sock_counts && !left_out)
 			sk_flow_start(sk, cookie, PF_ROLE_DST);
 		v = sock_entry(cookie, netns);
 		if (v)
