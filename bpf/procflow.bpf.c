@@ -133,21 +133,18 @@ struct {
 } sk_flows SEC(".maps");
 
 /*
- * The owner the tracepoint tier's claim hooks last confirmed for a UDP
- * socket, kept with the socket: a sendto/recvfrom by the same program then
- * costs a storage lookup instead of a lookup in socks (a hash of up to
- * maxSockets entries, out of cache). Written only after socks says so.
- * Every other claim of a UDP socket in that tier goes through the same
- * hooks or finds the socket unowned (release, iterator), so an entry here
- * never hides an owner change. Made at a socket's second message claim
- * (see claim_addr()); freed with the socket; an allocation that fails only
- * means the slow path.
+ * The owner the message claim hooks (the tracepoint tier's socket-address
+ * hooks, the fentry tier's send and receive hooks) last confirmed for a
+ * UDP socket, kept with the socket: a sendto/recvfrom by the same program
+ * then costs a storage lookup instead of a lookup in socks (a hash of up
+ * to maxSockets entries, out of cache). Written only after socks says so.
+ * Every other claim of a UDP socket goes through the same hooks or finds
+ * the socket unowned (release, iterator), so an entry here never hides an
+ * owner change. Made at a socket's second message claim (see claim_addr()
+ * and own_sock()); freed with the socket; an allocation that fails only
+ * means the slow path. A TCP connection keeps the same in the storage it
+ * already has (pf_sk_flow.owner).
  */
-struct pf_sk_owner {
-	__u32 tgid;
-	__u32 exec_id;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -481,9 +478,9 @@ static __always_inline int claim_role(__u64 cookie, __u64 netns, __u32 how, __u1
 	return 1;
 }
 
-static __always_inline void claim(__u64 cookie, __u64 netns, __u32 how)
+static __always_inline int claim(__u64 cookie, __u64 netns, __u32 how)
 {
-	claim_role(cookie, netns, how, PF_ROLE_UNKNOWN);
+	return claim_role(cookie, netns, how, PF_ROLE_UNKNOWN);
 }
 
 /*

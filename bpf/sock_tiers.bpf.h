@@ -32,30 +32,86 @@
 #ifndef PF_SOCK_TIERS_BPF_H
 #define PF_SOCK_TIERS_BPF_H
 
-/* Claim @sk for the current thread group; @role and @listener are set when
- * the hook knows them (connect, listen, accept). */
-static __always_inline void own_sock(struct sock *sk, __u32 how, __u32 role)
+/*
+ * Where the fentry tier keeps the owner a claim confirmed, with the socket
+ * (see sk_owners): a TCP connection's storage entry, which it has from its
+ * start; a UDP socket's sk_owners entry, made only with @create (at its
+ * second message claim: a socket used once allocates nothing). NULL: none.
+ */
+static __always_inline struct pf_sk_owner *owner_slot(struct sock *sk, int create)
 {
+	struct pf_sk_flow *f;
+
+	if (sk->sk_protocol == IPPROTO_TCP) {
+		f = bpf_sk_storage_get(&sk_flows, sk, 0, 0);
+		return f && f->cookie ? &f->owner : NULL;
+	}
+	return bpf_sk_storage_get(&sk_owners, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+}
+
+/*
+ * Claim @sk for the current thread group; @role and @listener are set when
+ * the hook knows them (connect, listen, accept). Nearly every call is a
+ * send or receive by the socket's owner: with @btf (an fentry program
+ * whose @sk is a typed pointer, so socket storage may be asked) it is
+ * answered from the owner kept with the socket; otherwise by one lookup in
+ * socks, before the netns cookie (two probe reads) or the task name is
+ * read. An owner confirmed in socks is then kept with the socket.
+ */
+static __always_inline void own_sock(struct sock *sk, __u32 how, __u32 role, int btf)
+{
+	int msg = how == PF_CLAIM_TCP_MSG || how == PF_CLAIM_UDP_MSG;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, exec_id;
+	int keep = btf && cfg_sk_storage;
+	struct pf_sk_owner *o = NULL;
 	struct pf_sock_val *v;
 	__u64 cookie;
 
-	if (!sk)
+	if (!sk || !tgid)
 		return;
+	exec_id = current_exec_id();
+	if (keep) {
+		o = owner_slot(sk, 0);
+		if (msg && o && o->tgid == tgid && o->exec_id == exec_id)
+			return;
+	}
 	cookie = pf_sock_cookie(sk);
 	if (!cookie) {
 		if (how == PF_CLAIM_ACCEPT)
 			stat_inc(PF_STAT_ACCEPT_MISS);
 		return;
 	}
-	claim(cookie, pf_net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net)), how);
-	if (role == PF_ROLE_UNKNOWN)
-		return;
 	v = bpf_map_lookup_elem(&socks, &cookie);
-	if (!v)
+	if (!v || v->tgid != tgid || v->exec_id != exec_id) {
+		if (!claim(cookie, pf_net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net)), how))
+			return;
+		v = bpf_map_lookup_elem(&socks, &cookie);
+		if (!v)
+			return;
+	}
+	if (role != PF_ROLE_UNKNOWN) {
+		v->role = role;
+		if (how == PF_CLAIM_LISTEN)
+			v->listener = 1;
+	}
+	if (!keep)
 		return;
-	v->role = role;
-	if (how == PF_CLAIM_LISTEN)
-		v->listener = 1;
+	/* A connect() that changed the owner updates a slot the socket has;
+	 * only messages make one. Only these hooks write msg_claims, in
+	 * process context: a plain store. */
+	if (!o) {
+		if (!msg || sk->sk_protocol == IPPROTO_TCP)
+			return;
+		if (!v->msg_claims) {
+			v->msg_claims = 1;
+			return;
+		}
+		o = owner_slot(sk, 1);
+		if (!o)
+			return;
+	}
+	o->tgid = tgid;
+	o->exec_id = exec_id;
 }
 
 /* close(): see sock_released(). TCP connections that go on after it are
@@ -82,13 +138,13 @@ static __always_inline void release_sock_of(struct socket *sock)
 	SEC("fentry/" #fn)                                                                         \
 	int BPF_PROG(pf_fe_##fn, struct sock *sk)                                                  \
 	{                                                                                          \
-		own_sock(sk, how, role);                                                           \
+		own_sock(sk, how, role, 1);                                                        \
 		return 0;                                                                          \
 	}                                                                                          \
 	SEC("kprobe/" #fn)                                                                         \
 	int BPF_KPROBE(pf_kp_##fn, struct sock *sk)                                                \
 	{                                                                                          \
-		own_sock(sk, how, role);                                                           \
+		own_sock(sk, how, role, 0);                                                        \
 		return 0;                                                                          \
 	}
 
@@ -105,14 +161,14 @@ PF_SK_TWINS(udpv6_recvmsg, PF_CLAIM_UDP_MSG, PF_ROLE_UNKNOWN)
 SEC("fentry/inet_listen")
 int BPF_PROG(pf_fe_inet_listen, struct socket *sock)
 {
-	own_sock(BPF_CORE_READ(sock, sk), PF_CLAIM_LISTEN, PF_ROLE_DST);
+	own_sock(BPF_CORE_READ(sock, sk), PF_CLAIM_LISTEN, PF_ROLE_DST, 0);
 	return 0;
 }
 
 SEC("kprobe/inet_listen")
 int BPF_KPROBE(pf_kp_inet_listen, struct socket *sock)
 {
-	own_sock(BPF_CORE_READ(sock, sk), PF_CLAIM_LISTEN, PF_ROLE_DST);
+	own_sock(BPF_CORE_READ(sock, sk), PF_CLAIM_LISTEN, PF_ROLE_DST, 0);
 	return 0;
 }
 
@@ -135,14 +191,14 @@ int BPF_KPROBE(pf_kp_inet_release, struct socket *sock)
 SEC("fexit/inet_csk_accept")
 int BPF_PROG(pf_fe_inet_csk_accept)
 {
-	own_sock(pf_csk_accept_ret(ctx), PF_CLAIM_ACCEPT, PF_ROLE_DST);
+	own_sock(pf_csk_accept_ret(ctx), PF_CLAIM_ACCEPT, PF_ROLE_DST, 0);
 	return 0;
 }
 
 SEC("kretprobe/inet_csk_accept")
 int BPF_KRETPROBE(pf_kp_inet_csk_accept, struct sock *newsk)
 {
-	own_sock(newsk, PF_CLAIM_ACCEPT, PF_ROLE_DST);
+	own_sock(newsk, PF_CLAIM_ACCEPT, PF_ROLE_DST, 0);
 	return 0;
 }
 

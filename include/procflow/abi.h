@@ -134,6 +134,14 @@ struct pf_flow_val {
 	__u32 last_jiffy;
 };
 
+/* A socket's owner as a claim hook last confirmed it in the socks map
+ * (thread group, exec counter), kept with the socket so that the next
+ * message by the same program skips the socks lookup. Kernel side only. */
+struct pf_sk_owner {
+	__u32 tgid;
+	__u32 exec_id;
+};
+
 /*
  * Per-socket counters for a TCP connection, kept in socket-local storage:
  * a TCP socket has one 4-tuple, so no header needs parsing and no hash
@@ -169,6 +177,9 @@ struct pf_sk_flow {
 	__u32 synacks;
 	__u8 adopted; /* "socket" counting: older than the agent, handshake not counted */
 	__u8 pad[3];
+	/* fentry tier: the owner its message hooks last confirmed (see
+	 * own_sock()); zero from the connection's start until then. */
+	struct pf_sk_owner owner;
 };
 
 /* Where an owner claim came from, most trusted last. */
@@ -210,9 +221,10 @@ struct pf_sock_val {
 	__u32 exec_id;
 	__u32 flags; /* PF_SOCK_* */
 	char comm[PF_COMM_LEN];
-	/* UDP, tracepoint tier: 1 once a sendmsg/recvmsg hook confirmed the
-	 * owner (the next one keeps the owner in socket storage). Kernel
-	 * side only; it fills what was the struct's tail padding. */
+	/* UDP: 1 once a message hook (the tracepoint tier's sendmsg and
+	 * recvmsg, the fentry tier's send and receive) confirmed the owner:
+	 * the next one keeps the owner in socket storage. Kernel side only;
+	 * it fills what was the struct's tail padding. */
 	__u32 msg_claims;
 };
 

@@ -7,7 +7,7 @@
  * the churn is what the agent's CPU is measured against.
  *
  *   pf_pingpong server PORT              echo server on 127.0.0.1:PORT
- *   pf_pingpong pingpong ADDR PORT SECS  prints "pingpong <round trips/s>"
+ *   pf_pingpong pingpong ADDR PORT SECS  prints "pingpong <round trips/s> <round trips>"
  *   pf_pingpong conns ADDR PORT N        prints "conns <N> <seconds>"
  *
  * Loopback only: the guest has no other network. Every mode pins itself to
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 			t = now_s() - t0;
 		} while (t < secs);
 		close(fd);
-		printf("pingpong %.0f\n", n / t);
+		printf("pingpong %.0f %ld\n", n / t, n);
 		return 0;
 	}
 	if (argc == 5 && !strcmp(argv[1], "conns")) {

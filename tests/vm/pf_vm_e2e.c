@@ -10,22 +10,27 @@
  *   pf_vm_e2e e2e AGENT TIER OUTDIR PORT
  *       start the agent on TIER with --include-loopback, a TCP+UDP server
  *       on 127.0.0.1 and ::1, one short-lived client per case (TCP and UDP,
- *       IPv4 and IPv6) with distinctive arguments; stop the agent; check
+ *       IPv4 and IPv6, and a socket kept across an exec) with distinctive
+ *       arguments; stop the agent; check
  *       each client's "src" line (process_name, process_args, process_id,
  *       bytes_out) and the server's "dst" line (process_name, process_id,
  *       bytes_in). Prints one PASS or FAIL line per check and exits 1 on
  *       any failure.
  *   pf_vm_e2e bench AGENT TIER|none PINGPONG PORT SECS CONNS
- *       the ping-pong rate with the agent on TIER (or without it), and the
- *       agent's CPU time (utime+stime) for CONNS connections (0: skip).
+ *       the ping-pong rate with the agent on TIER (or without it), and, for
+ *       CONNS connections (0: skip), the agent's CPU time (utime+stime) and
+ *       the BPF time per round trip and per connection (kernel.bpf_stats,
+ *       in a second ping-pong run after the measured one: the statistics
+ *       cost every program run two clock reads).
  *   pf_server PORT
- *   pf_client PROTO ADDR PORT BYTES TAG...
+ *   pf_client MODE ADDR PORT BYTES TAG...   (see client())
  *
  * The guest has only loopback: every address here is 127.0.0.1 or ::1.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -36,6 +41,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -170,33 +176,22 @@ static int server(int port)
 	}
 }
 
-static int client(int argc, char **argv)
+/* The socket an exec case's second program finds open. */
+#define EXEC_FD 10
+
+static char payload[65536];
+
+/* @bytes to the server on @fd: one datagram, answered, or a stream. */
+static int send_part(int fd, bool udp, const struct sockaddr_storage *ss, socklen_t len, long bytes)
 {
-	struct sockaddr_storage ss;
-	struct timeval tv = {2, 0};
-	static char payload[65536];
-	socklen_t len;
-	long bytes;
-	int fam, fd, udp;
 	char buf[16];
 
-	if (argc < 5)
-		return 2;
-	udp = !strcmp(argv[1], "udp");
-	bytes = num(argv[4], 1, udp ? 1400 : (long)sizeof(payload));
-	fam = fill_addr(argv[2], (int)num(argv[3], 1, 65535), &ss, &len);
-	memset(payload, 'p', sizeof(payload));
-	fd = socket(fam, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (udp) {
-		if (sendto(fd, payload, (size_t)bytes, 0, (struct sockaddr *)&ss, len) != bytes)
+		if (sendto(fd, payload, (size_t)bytes, 0, (const struct sockaddr *)ss, len) !=
+		    bytes)
 			return 1;
 		return recv(fd, buf, sizeof(buf), 0) > 0 ? 0 : 1;
 	}
-	if (connect(fd, (struct sockaddr *)&ss, len))
-		return 1;
 	for (long off = 0; off < bytes;) {
 		ssize_t n = write(fd, payload, (size_t)(bytes - off));
 
@@ -204,11 +199,81 @@ static int client(int argc, char **argv)
 			return 1;
 		off += n;
 	}
+	return 0;
+}
+
+/* A TCP client's end: its FIN, then the server's answer up to its close. */
+static void finish_tcp(int fd)
+{
+	char buf[16];
+
 	shutdown(fd, SHUT_WR);
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
 	close(fd);
-	return 0;
+}
+
+/*
+ * pf_client MODE ADDR PORT BYTES TAG...: MODE tcp or udp sends BYTES (a
+ * stream, or one datagram) and waits for the answer. tcpexec and udpexec
+ * send half of it in two parts, then exec pf_client tcpexec2 or udpexec2
+ * (same arguments) with the socket left open as EXEC_FD, which sends the
+ * other half in two parts on it: one PID, one socket, two programs. The
+ * message hooks claim it again after the exec; the flow names the second
+ * program, whose arguments the test expects.
+ */
+static int client(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	struct timeval tv = {2, 0};
+	socklen_t len;
+	long bytes;
+	int fam, fd;
+	bool udp, exec1, exec2;
+
+	if (argc < 5)
+		return 2;
+	udp = !strncmp(argv[1], "udp", 3);
+	exec1 = !strcmp(argv[1] + 3, "exec");
+	exec2 = !strcmp(argv[1] + 3, "exec2");
+	bytes = num(argv[4], 4, udp ? 1400 : (long)sizeof(payload));
+	fam = fill_addr(argv[2], (int)num(argv[3], 1, 65535), &ss, &len);
+	memset(payload, 'p', sizeof(payload));
+	if (exec2) {
+		fd = EXEC_FD;
+		if (send_part(fd, udp, &ss, len, bytes / 4) ||
+		    send_part(fd, udp, &ss, len, bytes / 2 - bytes / 4))
+			return 1;
+		if (!udp)
+			finish_tcp(fd);
+		return 0;
+	}
+	fd = socket(fam, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (!udp && connect(fd, (struct sockaddr *)&ss, len))
+		return 1;
+	if (!exec1) {
+		if (send_part(fd, udp, &ss, len, bytes))
+			return 1;
+		if (!udp)
+			finish_tcp(fd);
+		return 0;
+	}
+	if (send_part(fd, udp, &ss, len, bytes / 4) ||
+	    send_part(fd, udp, &ss, len, bytes - bytes / 2 - bytes / 4))
+		return 1;
+	{
+		char mode[16];
+
+		snprintf(mode, sizeof(mode), "%s2", argv[1]);
+		argv[1] = mode;
+		if (dup2(fd, EXEC_FD) != EXEC_FD) /* dup2 clears close-on-exec */
+			return 1;
+		execv(argv[0], argv); /* the path it was run by */
+	}
+	return 1;
 }
 
 /* ---- processes --------------------------------------------------------- */
@@ -311,12 +376,24 @@ static bool wait_for_text(const char *path, const char *what, pid_t pid, long ms
 	return false;
 }
 
-/* Start the agent and wait for "ready" (loading is slow under TCG). */
+/* Start the agent and wait for "ready" (loading is slow under TCG).
+ * @agg: the aggregation level ("0": a line per 5-tuple, so that two
+ * clients of one server address keep lines of their own). */
 static pid_t start_agent(const char *agent, const char *tier, const char *outdir, const char *ivl,
-			 char *errpath, size_t errsz)
+			 const char *agg, char *errpath, size_t errsz)
 {
-	char *argv[] = {(char *)agent,	  "run",	 "-o",	 (char *)outdir, "--include-loopback",
-			"--hook-tier",	  (char *)tier, "-i",	 (char *)ivl,	 NULL};
+	char *argv[] = {(char *)agent,
+			"run",
+			"-o",
+			(char *)outdir,
+			"-a",
+			(char *)agg,
+			"--include-loopback",
+			"--hook-tier",
+			(char *)tier,
+			"-i",
+			(char *)ivl,
+			NULL};
 	pid_t pid;
 
 	char old[512];
@@ -409,8 +486,9 @@ struct tcase {
 	const char *addr;
 	long bytes;
 	pid_t pid;
-	char args[256]; /* argv[1..] joined */
+	char args[256]; /* argv[1..] joined, of the program the flow must name */
 	int rc;
+	const char *mode; /* pf_client's first argument: proto if NULL */
 };
 
 static int failures;
@@ -431,8 +509,8 @@ static void verdict(bool ok, const char *tier, const char *what, const char *fmt
 		failures++;
 }
 
-/* Every line of @log that @match accepts, folded: the first line's fields
- * and the sum of its bytes. */
+/* The client's src lines in @log: each must name its program (an exec
+ * case's, the second one) with its arguments; their bytes_out summed. */
 static void check_client(const char *tier, char *log, const struct tcase *c, int port)
 {
 	char what[64], pidstr[16], portstr[16], want_args[300], name[512], args[512];
@@ -452,11 +530,12 @@ static void check_client(const char *tier, char *log, const struct tcase *c, int
 		if (jis(line, "reporter", "src") && jis(line, "process_id", pidstr) &&
 		    jis(line, "proto", c->proto) && jis(line, "dest_ip", c->addr) &&
 		    jis(line, "dest_port", portstr)) {
-			lines++;
 			jget(line, "process_name", name, sizeof(name));
 			jget(line, "process_args", args, sizeof(args));
-			name_ok = !strcmp(name, CLIENT_PATH);
-			args_ok = !strcmp(args, want_args);
+			/* Every line: an exec case's flow names the second program. */
+			name_ok = (name_ok || !lines) && !strcmp(name, CLIENT_PATH);
+			args_ok = (args_ok || !lines) && !strcmp(args, want_args);
+			lines++;
 			out += jnum(line, "bytes_out");
 		}
 		if (nl)
@@ -519,27 +598,46 @@ static void check_udp_counting(const char *errpath, const char *tier)
 				     : "per packet: the fentry UDP counters did not attach");
 }
 
+/* The tier the agent runs, from its log ("hook tier: NAME (..."): for
+ * auto, the one it chose. @asked if the log does not say. */
+static void running_tier(const char *errpath, const char *asked, char *out, size_t n)
+{
+	char *s = slurp(errpath), *p = s ? strstr(s, "hook tier: ") : NULL;
+
+	if (p)
+		snprintf(out, n, "%.*s", (int)strcspn(p + 11, " \n"), p + 11);
+	else
+		snprintf(out, n, "%s", asked);
+	free(s);
+}
+
 static int e2e(const char *agent, const char *tier, const char *outdir, int port)
 {
 	struct tcase cases[] = {
-		{"tcp4", "tcp", "127.0.0.1", 3000, 0, "", 0},
-		{"tcp6", "tcp", "::1", 3000, 0, "", 0},
-		{"udp4", "udp", "127.0.0.1", 1000, 0, "", 0},
-		{"udp6", "udp", "::1", 1000, 0, "", 0},
+		{"tcp4", "tcp", "127.0.0.1", 3000, 0, "", 0, NULL},
+		{"tcp6", "tcp", "::1", 3000, 0, "", 0, NULL},
+		{"udp4", "udp", "127.0.0.1", 1000, 0, "", 0, NULL},
+		{"udp6", "udp", "::1", 1000, 0, "", 0, NULL},
+		/* A socket kept across an exec: claimed again by the next
+		 * message's hook, which TCP has only in the fentry and
+		 * kprobe tiers. */
+		{"udp4exec", "udp", "127.0.0.1", 1000, 0, "", 0, "udpexec"},
+		{"tcp4exec", "tcp", "127.0.0.1", 3000, 0, "", 0, "tcpexec"},
 	};
-	char errpath[512], logpath[512], srvpath[512], portstr[16], bytes[16], tag[64];
+	char errpath[512], logpath[512], srvpath[512], portstr[16], bytes[16], tag[64], running[32];
 	char *srv_argv[] = {SERVER_PATH, portstr, NULL};
 	pid_t apid, spid;
 	char *log;
 	int rc;
 
 	snprintf(portstr, sizeof(portstr), "%d", port);
-	apid = start_agent(agent, tier, outdir, "60", errpath, sizeof(errpath));
+	apid = start_agent(agent, tier, outdir, "60", "0", errpath, sizeof(errpath));
 	if (apid < 0) {
 		verdict(false, tier, "agent", "did not get ready:");
 		show_file(errpath);
 		return 1;
 	}
+	running_tier(errpath, tier, running, sizeof(running));
 	show_line(errpath, "procflow: UDP counting:"); /* which counters the records compare */
 	check_udp_counting(errpath, tier);
 	/* The server starts after the agent: its listen() and accept() are
@@ -558,16 +656,21 @@ static int e2e(const char *agent, const char *tier, const char *outdir, int port
 	}
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct tcase *c = &cases[i];
-		char *argv[] = {CLIENT_PATH, (char *)c->proto, (char *)c->addr, portstr, bytes,
+		const char *mode = c->mode ? c->mode : c->proto;
+		char *argv[] = {CLIENT_PATH, (char *)mode, (char *)c->addr, portstr, bytes,
 				tag, NULL, NULL};
 		char casearg[32];
 
+		if (!strcmp(c->name, "tcp4exec") && !strcmp(running, "tracepoint")) {
+			c->rc = -1; /* not run */
+			continue;
+		}
 		snprintf(bytes, sizeof(bytes), "%ld", c->bytes);
 		snprintf(tag, sizeof(tag), "run-%s-%d", tier, (int)getpid());
 		snprintf(casearg, sizeof(casearg), "case=%s", c->name);
 		argv[6] = casearg;
-		snprintf(c->args, sizeof(c->args), "%s %s %s %s %s %s", c->proto, c->addr, portstr,
-			 bytes, tag, casearg);
+		snprintf(c->args, sizeof(c->args), "%s%s %s %s %s %s %s", mode, c->mode ? "2" : "",
+			 c->addr, portstr, bytes, tag, casearg);
 		printf("case %s\n", c->name); /* progress for the host's log */
 		c->pid = spawn(argv, NULL);
 		c->rc = reap(c->pid, 20000);
@@ -588,6 +691,8 @@ static int e2e(const char *agent, const char *tier, const char *outdir, int port
 		return 1;
 	}
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].rc < 0 && !cases[i].pid)
+			continue;
 		check_client(tier, log, &cases[i], port);
 		check_server(tier, log, &cases[i], spid, port);
 	}
@@ -624,6 +729,113 @@ static long long cpu_ticks(pid_t pid)
 	return ut + st;
 }
 
+static int run_capture(char *const argv[], const char *tmp, char *out, size_t n);
+
+/* Run time and runs of every BPF program loaded (the guest loads none but
+ * the agent's), from the kernel's statistics (kernel.bpf_stats_enabled). */
+#define BPF_PROGS_MAX 64
+
+struct bpf_runs {
+	size_t n;
+	struct {
+		__u32 id;
+		char name[BPF_OBJ_NAME_LEN];
+		unsigned long long ns, cnt;
+	} p[BPF_PROGS_MAX];
+};
+
+static int bpf_call(int cmd, union bpf_attr *a)
+{
+	return (int)syscall(__NR_bpf, cmd, a, sizeof(*a));
+}
+
+static void bpf_runs(struct bpf_runs *r)
+{
+	union bpf_attr a;
+	__u32 id = 0;
+
+	r->n = 0;
+	while (r->n < BPF_PROGS_MAX) {
+		struct bpf_prog_info info;
+		int fd;
+
+		memset(&a, 0, sizeof(a));
+		a.start_id = id;
+		if (bpf_call(BPF_PROG_GET_NEXT_ID, &a))
+			return;
+		id = a.next_id;
+		memset(&a, 0, sizeof(a));
+		a.prog_id = id;
+		fd = bpf_call(BPF_PROG_GET_FD_BY_ID, &a);
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		memset(&a, 0, sizeof(a));
+		a.info.bpf_fd = (__u32)fd;
+		a.info.info_len = sizeof(info);
+		a.info.info = (__u64)(unsigned long)&info;
+		if (!bpf_call(BPF_OBJ_GET_INFO_BY_FD, &a)) {
+			r->p[r->n].id = id;
+			memcpy(r->p[r->n].name, info.name, sizeof(info.name));
+			r->p[r->n].name[BPF_OBJ_NAME_LEN - 1] = 0;
+			r->p[r->n].ns = info.run_time_ns;
+			r->p[r->n].cnt = info.run_cnt;
+			r->n++;
+		}
+		close(fd);
+	}
+}
+
+static bool bpf_stats(bool on)
+{
+	int fd = open("/proc/sys/kernel/bpf_stats_enabled", O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && write(fd, on ? "1" : "0", 1) == 1;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/*
+ * BPF nanoseconds per unit of work while @argv runs; its first output line
+ * in @line, which names the work done in its first number after the word
+ * ("conns N SECS") or, with @second, its second ("pingpong RATE TRIPS").
+ * Each program that ran gets a line of its own ("BPFPROG ..."): a ratio
+ * between two programs of one run is what emulation's speed leaves alone.
+ */
+static double bpf_ns_per(char *const argv[], bool second, const char *label, char *line, size_t n)
+{
+	static struct bpf_runs r0, r1;
+	double first = 0, work = 0;
+	unsigned long long ns = 0;
+
+	if (!bpf_stats(true))
+		return 0;
+	bpf_runs(&r0);
+	if (run_capture(argv, "/tmp/stats.out", line, n))
+		work = 0;
+	else if (second)
+		work = sscanf(line, "%*s %lf %lf", &first, &work) == 2 ? work : 0;
+	else
+		work = sscanf(line, "%*s %lf", &work) == 1 ? work : 0;
+	bpf_runs(&r1);
+	bpf_stats(false);
+	for (size_t i = 0; i < r1.n && work > 0; i++) {
+		unsigned long long dns = r1.p[i].ns, dcnt = r1.p[i].cnt;
+
+		for (size_t j = 0; j < r0.n; j++)
+			if (r0.p[j].id == r1.p[i].id) {
+				dns -= r0.p[j].ns;
+				dcnt -= r0.p[j].cnt;
+			}
+		ns += dns;
+		if ((double)dcnt / work >= 0.01) /* not the starts of the programs run */
+			printf("BPFPROG %s name=%s ns_per_run=%.0f runs_per_unit=%.2f\n", label,
+			       r1.p[i].name, (double)dns / (double)dcnt, (double)dcnt / work);
+	}
+	return work > 0 ? (double)ns / work : 0;
+}
+
 /* Run @argv, return the first line it printed in @out. */
 static int run_capture(char *const argv[], const char *tmp, char *out, size_t n)
 {
@@ -641,12 +853,12 @@ static int run_capture(char *const argv[], const char *tmp, char *out, size_t n)
 static int bench(const char *agent, const char *tier, const char *pp, int port, const char *secs,
 		 const char *conns)
 {
-	char portstr[16], errpath[512], line[256], outdir[128];
+	char portstr[16], errpath[512], line[256], outdir[128], label[64];
 	char *srv_argv[] = {(char *)pp, "server", portstr, NULL};
 	char *pp_argv[] = {(char *)pp, "pingpong", "127.0.0.1", portstr, (char *)secs, NULL};
 	char *cn_argv[] = {(char *)pp, "conns", "127.0.0.1", portstr, (char *)conns, NULL};
 	long long t0 = 0, t1 = 0;
-	double rate = 0, csecs = 0;
+	double rate = 0, csecs = 0, ns_rt = 0, ns_conn = 0;
 	long nconn = 0;
 	pid_t spid, apid = -1;
 	long tck = sysconf(_SC_CLK_TCK);
@@ -655,7 +867,7 @@ static int bench(const char *agent, const char *tier, const char *pp, int port, 
 	snprintf(outdir, sizeof(outdir), "/tmp/bench-%s", tier);
 	spid = spawn(srv_argv, NULL);
 	if (strcmp(tier, "none")) {
-		apid = start_agent(agent, tier, outdir, "2", errpath, sizeof(errpath));
+		apid = start_agent(agent, tier, outdir, "2", "1", errpath, sizeof(errpath));
 		if (apid < 0) {
 			printf("BENCH tier=%s FAIL agent did not start\n", tier);
 			show_file(errpath);
@@ -678,6 +890,10 @@ static int bench(const char *agent, const char *tier, const char *pp, int port, 
 		 * and forgotten within the figure. */
 		sleep_ms(4500);
 		t1 = cpu_ticks(apid);
+		snprintf(label, sizeof(label), "tier=%s rt", tier);
+		ns_rt = bpf_ns_per(pp_argv, true, label, line, sizeof(line));
+		snprintf(label, sizeof(label), "tier=%s conn", tier);
+		ns_conn = bpf_ns_per(cn_argv, false, label, line, sizeof(line));
 	}
 	if (apid > 0) {
 		kill(apid, SIGTERM);
@@ -686,9 +902,9 @@ static int bench(const char *agent, const char *tier, const char *pp, int port, 
 	kill(spid, SIGTERM);
 	reap(spid, 5000);
 	printf("BENCH tier=%s pingpong_rate=%.0f conns=%ld conns_secs=%.2f agent_cpu_ms=%.0f "
-	       "agent_cpu_ms_per_1000=%.1f\n",
+	       "agent_cpu_ms_per_1000=%.1f bpf_ns_per_rt=%.0f bpf_ns_per_conn=%.0f\n",
 	       tier, rate, nconn, csecs, apid > 0 && nconn ? (t1 - t0) * 1000.0 / tck : 0.0,
-	       apid > 0 && nconn ? (t1 - t0) * 1000.0 / tck * 1000.0 / nconn : 0.0);
+	       apid > 0 && nconn ? (t1 - t0) * 1000.0 / tck * 1000.0 / nconn : 0.0, ns_rt, ns_conn);
 	return 0;
 }
 

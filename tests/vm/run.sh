@@ -7,7 +7,8 @@
 #       the end-to-end test once per hook tier each kernel offers; a
 #       kernel-by-tier table; exit 1 if any cell fails.
 #   tests/vm/run.sh --bench BUILD_DIR    the measurements (make vm-bench, part of
-#       make bench): ping-pong ratios and agent CPU per tier; no verdict.
+#       make bench): ping-pong ratios, agent CPU and BPF time per tier (each
+#       program's time per run in the guest logs, BPFPROG lines); no verdict.
 #
 # Time limits come from the work, not one number for a whole guest: the
 # guest prints "PFVM step NAME" before each step, and each kind of step has
@@ -192,9 +193,10 @@ else
 	echo
 	echo "Ping-pong over loopback (round trips/s, both ends on one vCPU) with each tier, as a"
 	echo "ratio to the run without the agent just before it (median of $rounds pairs, min-max),"
-	echo "and agent CPU (utime+stime) per 1,000 TCP connections; TCG emulation, so compare"
-	echo "within a kernel"
-	printf '%-8s %-11s %10s %10s %7s %11s %13s\n' kernel tier "no agent" "agent" ratio "min-max" "cpu ms/1000"
+	echo "and, in the first round, agent CPU (utime+stime) per 1,000 TCP connections and the"
+	echo "BPF time (kernel.bpf_stats, every program) per round trip and per connection, in a"
+	echo "run of their own; TCG emulation, so compare within a kernel"
+	printf '%-8s %-11s %10s %10s %7s %11s %13s %10s %12s\n' kernel tier "no agent" "agent" ratio "min-max" "cpu ms/1000" "bpf ns/rt" "bpf us/conn"
 	for l in "${labels[@]}"; do
 		f=$work/$l.log.txt
 		[ -f "$f" ] || continue
@@ -213,7 +215,11 @@ else
 				n[t]++
 				if (base > 0) { ratio[t, n[t]] = v["pingpong_rate"] / base }
 				b[t, n[t]] = base; r[t, n[t]] = v["pingpong_rate"]
-				if (v["conns"] > 0) cpu[t] = v["agent_cpu_ms_per_1000"]
+				if (v["conns"] > 0) {
+					cpu[t] = v["agent_cpu_ms_per_1000"]
+					nsrt[t] = v["bpf_ns_per_rt"]
+					usconn[t] = sprintf("%.1f", v["bpf_ns_per_conn"] / 1000)
+				}
 			}
 			END {
 				for (i = 1; i <= nt; i++) {
@@ -223,7 +229,7 @@ else
 						if (x[j] < lo) lo = x[j]
 						if (x[j] > hi) hi = x[j]
 					}
-					printf "%-8s %-11s %10.0f %10.0f %7.2f %5.2f-%-5.2f %13s\n", k, t, med(y, n[t]), med(z, n[t]), med(x, n[t]), lo, hi, (t in cpu) ? cpu[t] : "?"
+					printf "%-8s %-11s %10.0f %10.0f %7.2f %5.2f-%-5.2f %13s %10s %12s\n", k, t, med(y, n[t]), med(z, n[t]), med(x, n[t]), lo, hi, (t in cpu) ? cpu[t] : "?", (t in nsrt) ? nsrt[t] : "?", (t in usconn) ? usconn[t] : "?"
 				}
 			}'
 	done
