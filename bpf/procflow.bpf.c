@@ -431,51 +431,72 @@ static __always_inline __u32 current_exec_id(void)
 	return pf_task_exec_id((struct task_struct *)bpf_get_current_task());
 }
 
-/* claim(), also setting the entry's @role (PF_ROLE_UNKNOWN: left as it
- * is) in the same lookup or insert. Returns 1 when the entry has @role. */
-static __always_inline int claim_role(__u64 cookie, __u64 netns, __u32 how, __u16 role)
+/*
+ * claim(), also setting the entry's @role (PF_ROLE_UNKNOWN: left as it is),
+ * into @v, the socket's entry as the caller found it, or into a new entry
+ * when @v is NULL: a caller that knows the socket has none (it was just
+ * made, or a lookup just missed) inserts without a lookup first; an entry
+ * made meanwhile makes the insert fail and is claimed instead. Returns 1
+ * when the entry names the caller as the owner.
+ */
+static __always_inline int claim_at(struct pf_sock_val *v, __u64 cookie, __u64 netns, __u32 how,
+				    __u16 role)
 {
 	__u64 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct pf_sock_val *v, nv = {};
+	struct pf_sock_val nv = {};
 	__u32 exec_id;
+	long err;
 
 	if (!cookie || !tgid)
 		return 0;
 	exec_id = current_exec_id();
-	v = bpf_map_lookup_elem(&socks, &cookie);
-	if (v) {
-		if (role != PF_ROLE_UNKNOWN)
-			v->role = role;
-		if (v->tgid == tgid && v->exec_id == exec_id)
+	if (!v) {
+		nv.tgid = tgid;
+		nv.ts_ns = bpf_ktime_get_boot_ns();
+		nv.netns = netns;
+		nv.claim = how;
+		nv.exec_id = exec_id;
+		nv.role = role;
+		/* Made at socket(): every flow of the socket comes after it,
+		 * so PF_SOCK_FLOWS on it says whether any flow refers to the
+		 * socket. */
+		nv.flags = how == PF_CLAIM_CREATE ? PF_SOCK_BORN : 0;
+		bpf_get_current_comm(nv.comm, sizeof(nv.comm));
+		err = bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST);
+		if (!err)
 			return 1;
-		/* A socket passed to another process (fork, SCM_RIGHTS) now
-		 * belongs to the one using it; one kept across an exec, to the
-		 * new program (same PID, new exec counter: the claim time then
-		 * falls in the new program's identity). */
-		v->tgid = tgid;
-		v->ts_ns = bpf_ktime_get_boot_ns();
-		v->claim = how;
-		v->exec_id = exec_id;
-		if (!v->netns)
-			v->netns = netns;
-		bpf_get_current_comm(v->comm, sizeof(v->comm));
+		if (insert_failed(err)) {
+			stat_inc(PF_STAT_SOCKS_FULL);
+			return 0;
+		}
+		v = bpf_map_lookup_elem(&socks, &cookie);
+		if (!v)
+			return 0;
+	}
+	if (role != PF_ROLE_UNKNOWN)
+		v->role = role;
+	if (v->tgid == tgid && v->exec_id == exec_id)
 		return 1;
-	}
-	nv.tgid = tgid;
-	nv.ts_ns = bpf_ktime_get_boot_ns();
-	nv.netns = netns;
-	nv.claim = how;
-	nv.exec_id = exec_id;
-	nv.role = role;
-	/* Made at socket(): every flow of the socket comes after it, so
-	 * PF_SOCK_FLOWS on it says whether any flow refers to the socket. */
-	nv.flags = how == PF_CLAIM_CREATE ? PF_SOCK_BORN : 0;
-	bpf_get_current_comm(nv.comm, sizeof(nv.comm));
-	if (insert_failed(bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST))) {
-		stat_inc(PF_STAT_SOCKS_FULL);
-		return 0;
-	}
+	/* A socket passed to another process (fork, SCM_RIGHTS) now belongs
+	 * to the one using it; one kept across an exec, to the new program
+	 * (same PID, new exec counter: the claim time then falls in the new
+	 * program's identity). */
+	v->tgid = tgid;
+	v->ts_ns = bpf_ktime_get_boot_ns();
+	v->claim = how;
+	v->exec_id = exec_id;
+	if (!v->netns)
+		v->netns = netns;
+	bpf_get_current_comm(v->comm, sizeof(v->comm));
 	return 1;
+}
+
+/* claim_at() the entry @cookie has, if any. */
+static __always_inline int claim_role(__u64 cookie, __u64 netns, __u32 how, __u16 role)
+{
+	if (!cookie)
+		return 0;
+	return claim_at(bpf_map_lookup_elem(&socks, &cookie), cookie, netns, how, role);
 }
 
 static __always_inline int claim(__u64 cookie, __u64 netns, __u32 how)
@@ -550,7 +571,8 @@ int pf_sock_create(struct bpf_sock *sk)
 	cookie = bpf_get_socket_cookie(sk);
 	if (sk->protocol == IPPROTO_TCP && tcp_claimed_at_use())
 		return 1;
-	claim(cookie, bpf_get_netns_cookie(sk), PF_CLAIM_CREATE);
+	/* A new socket has no entry: no lookup before the insert. */
+	claim_at(NULL, cookie, bpf_get_netns_cookie(sk), PF_CLAIM_CREATE, PF_ROLE_UNKNOWN);
 	return 1;
 }
 
@@ -582,11 +604,12 @@ static __always_inline void claim_addr(struct bpf_sock_addr *ctx, __u32 how)
 	cookie = bpf_get_socket_cookie(ctx);
 	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (!v || v->tgid != tgid || v->exec_id != exec_id) {
-		claim(cookie, bpf_get_netns_cookie(ctx), how);
-		if (!udp)
+		/* In place, or a new entry (looked up after it for UDP). */
+		if (!claim_at(v, cookie, bpf_get_netns_cookie(ctx), how, PF_ROLE_UNKNOWN) || !udp)
 			return;
-		v = bpf_map_lookup_elem(&socks, &cookie);
-		if (!v || v->tgid != tgid || v->exec_id != exec_id)
+		if (!v)
+			v = bpf_map_lookup_elem(&socks, &cookie);
+		if (!v)
 			return;
 	} else if (!udp) {
 		return;
@@ -662,8 +685,8 @@ int pf_sock_release(struct bpf_sock *sk)
 	/* A TCP socket claimed at use without an entry was never used, or
 	 * is a connection left out of the log: nothing to own. */
 	if (v ? !v->tgid : !(sk->protocol == IPPROTO_TCP && tcp_claimed_at_use())) {
-		claim(cookie, bpf_get_netns_cookie(sk), PF_CLAIM_RELEASE);
-		v = NULL; /* claim() may have made it: looked up again below */
+		/* In place, or a new entry, looked up below if needed. */
+		claim_at(v, cookie, bpf_get_netns_cookie(sk), PF_CLAIM_RELEASE, PF_ROLE_UNKNOWN);
 	}
 	if (sk->protocol == IPPROTO_TCP && sk->state != TCP_CLOSE)
 		return 1;
@@ -719,12 +742,12 @@ static __always_inline int peer_left_out(struct bpf_sock_addr *ctx, int v6)
 PF_GETPEERNAME_HOOK(pf_getpeername4, "cgroup/getpeername4", 0)
 PF_GETPEERNAME_HOOK(pf_getpeername6, "cgroup/getpeername6", 1)
 
+/* @cookie's entry, made (without an owner) if it has none: an accepted
+ * socket's, which nearly always has none yet, so the insert comes first. */
 static __always_inline struct pf_sock_val *sock_entry(__u64 cookie, __u64 netns)
 {
-	struct pf_sock_val *v = bpf_map_lookup_elem(&socks, &cookie), nv = {};
+	struct pf_sock_val nv = {};
 
-	if (v)
-		return v;
 	nv.netns = netns;
 	if (insert_failed(bpf_map_update_elem(&socks, &cookie, &nv, BPF_NOEXIST)))
 		stat_inc(PF_STAT_SOCKS_FULL);
@@ -1053,7 +1076,11 @@ int BPF_PROG(pf_tcp_state, const struct sock *sk, const int oldstate, const int 
 	if (newstate == TCP_SYN_SENT) {
 		if (cfg_sk_storage && cfg_tcp_sock_counts && !left_out)
 			sk_flow_start(sk, cookie, PF_ROLE_SRC);
-		if (cfg_tcp_state_claims && claim_role(cookie, netns, PF_CLAIM_CONNECT, PF_ROLE_SRC))
+		/* Claimed at use, a connecting socket nearly always has no
+		 * entry yet: the insert comes first. */
+		if (cfg_tcp_state_claims &&
+		    claim_at(tcp_claimed_at_use() ? NULL : bpf_map_lookup_elem(&socks, &cookie),
+			     cookie, netns, PF_CLAIM_CONNECT, PF_ROLE_SRC))
 			return 0;
 		v = bpf_map_lookup_elem(&socks, &cookie);
 		if (v)

@@ -83,9 +83,12 @@ static __always_inline void own_sock(struct sock *sk, __u32 how, __u32 role, int
 	}
 	v = bpf_map_lookup_elem(&socks, &cookie);
 	if (!v || v->tgid != tgid || v->exec_id != exec_id) {
-		if (!claim(cookie, pf_net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net)), how))
+		/* In place, or a new entry, looked up after it. */
+		if (!claim_at(v, cookie, pf_net_cookie(BPF_CORE_READ(sk, __sk_common.skc_net.net)),
+			      how, PF_ROLE_UNKNOWN))
 			return;
-		v = bpf_map_lookup_elem(&socks, &cookie);
+		if (!v)
+			v = bpf_map_lookup_elem(&socks, &cookie);
 		if (!v)
 			return;
 	}

@@ -118,18 +118,22 @@ static int bound(const char *addr, int port, int type)
 	return fd;
 }
 
-/* TCP: read to EOF, answer "ok", close. UDP: answer each datagram. */
+/* TCP: read to EOF, answer "ok", close. UDP: answer each datagram. On
+ * 127.0.0.1 and ::1 at PORT, and on 127.0.0.1 at PORT + 1 for the exec
+ * cases, whose server lines must not mix with the plain cases'. */
 static int server(int port)
 {
-	struct pollfd p[4];
+	struct pollfd p[6];
 	char buf[65536];
 
 	signal(SIGPIPE, SIG_IGN);
 	p[0].fd = bound("127.0.0.1", port, SOCK_STREAM);
 	p[1].fd = bound("::1", port, SOCK_STREAM);
-	p[2].fd = bound("127.0.0.1", port, SOCK_DGRAM);
-	p[3].fd = bound("::1", port, SOCK_DGRAM);
-	for (int i = 0; i < 4; i++) {
+	p[2].fd = bound("127.0.0.1", port + 1, SOCK_STREAM);
+	p[3].fd = bound("127.0.0.1", port, SOCK_DGRAM);
+	p[4].fd = bound("::1", port, SOCK_DGRAM);
+	p[5].fd = bound("127.0.0.1", port + 1, SOCK_DGRAM);
+	for (int i = 0; i < 6; i++) {
 		if (p[i].fd < 0) {
 			perror("pf_server: bind");
 			return 1;
@@ -140,9 +144,9 @@ static int server(int port)
 	printf("listening\n");
 	fflush(stdout);
 	for (;;) {
-		if (poll(p, 4, -1) < 0)
+		if (poll(p, 6, -1) < 0)
 			continue;
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < 3; i++) {
 			int fd;
 
 			if (!(p[i].revents & POLLIN))
@@ -162,7 +166,7 @@ static int server(int port)
 				perror("pf_server: write");
 			close(fd);
 		}
-		for (int i = 2; i < 4; i++) {
+		for (int i = 3; i < 6; i++) {
 			struct sockaddr_storage from;
 			socklen_t flen = sizeof(from);
 			ssize_t n;
@@ -489,6 +493,7 @@ struct tcase {
 	char args[256]; /* argv[1..] joined, of the program the flow must name */
 	int rc;
 	const char *mode; /* pf_client's first argument: proto if NULL */
+	int port_off;	  /* the server's port + this */
 };
 
 static int failures;
@@ -614,15 +619,15 @@ static void running_tier(const char *errpath, const char *asked, char *out, size
 static int e2e(const char *agent, const char *tier, const char *outdir, int port)
 {
 	struct tcase cases[] = {
-		{"tcp4", "tcp", "127.0.0.1", 3000, 0, "", 0, NULL},
-		{"tcp6", "tcp", "::1", 3000, 0, "", 0, NULL},
-		{"udp4", "udp", "127.0.0.1", 1000, 0, "", 0, NULL},
-		{"udp6", "udp", "::1", 1000, 0, "", 0, NULL},
+		{"tcp4", "tcp", "127.0.0.1", 3000, 0, "", 0, NULL, 0},
+		{"tcp6", "tcp", "::1", 3000, 0, "", 0, NULL, 0},
+		{"udp4", "udp", "127.0.0.1", 1000, 0, "", 0, NULL, 0},
+		{"udp6", "udp", "::1", 1000, 0, "", 0, NULL, 0},
 		/* A socket kept across an exec: claimed again by the next
 		 * message's hook, which TCP has only in the fentry and
 		 * kprobe tiers. */
-		{"udp4exec", "udp", "127.0.0.1", 1000, 0, "", 0, "udpexec"},
-		{"tcp4exec", "tcp", "127.0.0.1", 3000, 0, "", 0, "tcpexec"},
+		{"udp4exec", "udp", "127.0.0.1", 1000, 0, "", 0, "udpexec", 1},
+		{"tcp4exec", "tcp", "127.0.0.1", 3000, 0, "", 0, "tcpexec", 1},
 	};
 	char errpath[512], logpath[512], srvpath[512], portstr[16], bytes[16], tag[64], running[32];
 	char *srv_argv[] = {SERVER_PATH, portstr, NULL};
@@ -657,7 +662,8 @@ static int e2e(const char *agent, const char *tier, const char *outdir, int port
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct tcase *c = &cases[i];
 		const char *mode = c->mode ? c->mode : c->proto;
-		char *argv[] = {CLIENT_PATH, (char *)mode, (char *)c->addr, portstr, bytes,
+		char cport[16];
+		char *argv[] = {CLIENT_PATH, (char *)mode, (char *)c->addr, cport, bytes,
 				tag, NULL, NULL};
 		char casearg[32];
 
@@ -665,12 +671,13 @@ static int e2e(const char *agent, const char *tier, const char *outdir, int port
 			c->rc = -1; /* not run */
 			continue;
 		}
+		snprintf(cport, sizeof(cport), "%d", port + c->port_off);
 		snprintf(bytes, sizeof(bytes), "%ld", c->bytes);
 		snprintf(tag, sizeof(tag), "run-%s-%d", tier, (int)getpid());
 		snprintf(casearg, sizeof(casearg), "case=%s", c->name);
 		argv[6] = casearg;
 		snprintf(c->args, sizeof(c->args), "%s%s %s %s %s %s %s", mode, c->mode ? "2" : "",
-			 c->addr, portstr, bytes, tag, casearg);
+			 c->addr, cport, bytes, tag, casearg);
 		printf("case %s\n", c->name); /* progress for the host's log */
 		c->pid = spawn(argv, NULL);
 		c->rc = reap(c->pid, 20000);
@@ -693,8 +700,8 @@ static int e2e(const char *agent, const char *tier, const char *outdir, int port
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (cases[i].rc < 0 && !cases[i].pid)
 			continue;
-		check_client(tier, log, &cases[i], port);
-		check_server(tier, log, &cases[i], spid, port);
+		check_client(tier, log, &cases[i], port + cases[i].port_off);
+		check_server(tier, log, &cases[i], spid, port + cases[i].port_off);
 	}
 	if (failures) {
 		printf("--- agent log (tier %s)\n", tier);
