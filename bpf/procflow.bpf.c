@@ -418,12 +418,8 @@ int BPF_PROG(pf_exit, struct task_struct *p)
 
 /* ---- socket ownership ----------------------------------------------------- */
 
-/*
- * The current thread group uses the socket @cookie in process context:
- * record it as the owner. Only call this from hooks that run in the
- * process that made the call (never from softirq paths, where "current"
- * is whatever task was interrupted).
- */
+/* The caller's exec counter: which program its thread group runs (one
+ * load where bpf_get_current_task_btf() is allowed, else a probe read). */
 static __always_inline __u32 current_exec_id(void)
 {
 	if (cfg_task_btf)
@@ -432,12 +428,15 @@ static __always_inline __u32 current_exec_id(void)
 }
 
 /*
- * claim(), also setting the entry's @role (PF_ROLE_UNKNOWN: left as it is),
- * into @v, the socket's entry as the caller found it, or into a new entry
- * when @v is NULL: a caller that knows the socket has none (it was just
- * made, or a lookup just missed) inserts without a lookup first; an entry
- * made meanwhile makes the insert fail and is claimed instead. Returns 1
- * when the entry names the caller as the owner.
+ * The current thread group uses the socket @cookie in process context:
+ * record it as the owner, and @role (PF_ROLE_UNKNOWN: left as it is), in
+ * @v, the socket's entry as the caller found it, or in a new entry when @v
+ * is NULL: a caller that knows the socket has none (it was just made, or a
+ * lookup just missed) inserts without a lookup first; an entry made
+ * meanwhile makes the insert fail and is claimed instead. Returns 1 when
+ * the entry names the caller as the owner. Only call this from hooks that
+ * run in the process that made the call (never from softirq paths, where
+ * "current" is whatever task was interrupted).
  */
 static __always_inline int claim_at(struct pf_sock_val *v, __u64 cookie, __u64 netns, __u32 how,
 				    __u16 role)
@@ -492,16 +491,26 @@ static __always_inline int claim_at(struct pf_sock_val *v, __u64 cookie, __u64 n
 }
 
 /* claim_at() the entry @cookie has, if any. */
-static __always_inline int claim_role(__u64 cookie, __u64 netns, __u32 how, __u16 role)
+static __always_inline int claim(__u64 cookie, __u64 netns, __u32 how)
 {
 	if (!cookie)
 		return 0;
-	return claim_at(bpf_map_lookup_elem(&socks, &cookie), cookie, netns, how, role);
+	return claim_at(bpf_map_lookup_elem(&socks, &cookie), cookie, netns, how, PF_ROLE_UNKNOWN);
 }
 
-static __always_inline int claim(__u64 cookie, __u64 netns, __u32 how)
+/*
+ * A message claim found socks naming the caller (@v) but no owner kept
+ * with the socket: whether to make the slot now. A socket's first message
+ * claim only marks msg_claims, so that a socket used once (a DNS lookup)
+ * allocates nothing; its second makes it. Only the message hooks write
+ * msg_claims, in process context: a plain store.
+ */
+static __always_inline int keep_owner_now(struct pf_sock_val *v)
 {
-	return claim_role(cookie, netns, how, PF_ROLE_UNKNOWN);
+	if (v->msg_claims)
+		return 1;
+	v->msg_claims = 1;
+	return 0;
 }
 
 /*
@@ -614,14 +623,10 @@ static __always_inline void claim_addr(struct bpf_sock_addr *ctx, __u32 how)
 	} else if (!udp) {
 		return;
 	}
-	/* socks says the caller owns it: keep that with the socket, from
-	 * its second message claim on. Only these hooks write msg_claims,
-	 * in process context: a plain store. */
+	/* socks says the caller owns it: keep that with the socket. */
 	if (!o) {
-		if (!v->msg_claims) {
-			v->msg_claims = 1;
+		if (!keep_owner_now(v))
 			return;
-		}
 		o = bpf_sk_storage_get(&sk_owners, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		if (!o)
 			return;

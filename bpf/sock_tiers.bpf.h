@@ -100,15 +100,10 @@ static __always_inline void own_sock(struct sock *sk, __u32 how, __u32 role, int
 	if (!keep)
 		return;
 	/* A connect() that changed the owner updates a slot the socket has;
-	 * only messages make one. Only these hooks write msg_claims, in
-	 * process context: a plain store. */
+	 * only UDP messages make one (a TCP connection's is its storage). */
 	if (!o) {
-		if (!msg || sk->sk_protocol == IPPROTO_TCP)
+		if (!msg || sk->sk_protocol == IPPROTO_TCP || !keep_owner_now(v))
 			return;
-		if (!v->msg_claims) {
-			v->msg_claims = 1;
-			return;
-		}
 		o = owner_slot(sk, 1);
 		if (!o)
 			return;
