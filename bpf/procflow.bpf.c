@@ -1144,16 +1144,19 @@ int BPF_PROG(pf_tcp_destroy, struct sock *sk)
  * A TCP connection older than the agent (tcpCounting: socket) has no
  * storage entry, so neither the iterator nor its close would see it: make
  * one whose baseline is its counters now, so that it is counted from here
- * on, as a per-packet counter would. Returns @cookie, generated if it was
- * still 0 (a tracing program may, since v5.12).
+ * on, as a per-packet counter would. A connection left out of the log gets
+ * none, as the state tracepoint gives a new one none. Returns @cookie,
+ * generated if it was still 0 (a tracing program may, since v5.12), and
+ * sets *@live when the socket is a logged connection with an entry.
  */
-static __always_inline __u64 sk_flow_adopt(struct file *file, __u64 cookie)
+static __always_inline __u64 sk_flow_adopt(struct file *file, __u64 cookie, int *live)
 {
 	struct socket *sock = bpf_sock_from_file(file);
 	struct pf_sk_flow *f, r = {};
 	struct sock *sk;
 	int state;
 
+	*live = 0;
 	if (!sock)
 		return cookie;
 	sk = sock->sk;
@@ -1167,7 +1170,14 @@ static __always_inline __u64 sk_flow_adopt(struct file *file, __u64 cookie)
 		return cookie;
 	if (!cookie && cfg_tp_cookie)
 		cookie = bpf_get_socket_cookie(sk);
-	if (!cookie || bpf_sk_storage_get(&sk_flows, sk, 0, 0))
+	if (!cookie)
+		return cookie;
+	f = bpf_sk_storage_get(&sk_flows, sk, 0, 0);
+	if (f) {
+		*live = f->cookie && !f->skip;
+		return cookie;
+	}
+	if (sk_left_out(sk))
 		return cookie;
 	f = bpf_sk_storage_get(&sk_flows, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!f)
@@ -1181,8 +1191,8 @@ static __always_inline __u64 sk_flow_adopt(struct file *file, __u64 cookie)
 	f->pkts_out = r.pkts_out;
 	f->proto = IPPROTO_TCP;
 	f->first_ns = bpf_ktime_get_boot_ns();
-	f->skip = !cfg_include_loopback && (addr_loopback(r.laddr) || addr_loopback(r.raddr));
 	f->cookie = cookie;
+	*live = 1;
 	return cookie;
 }
 
@@ -1202,6 +1212,7 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 	__u64 cookie;
 	__u16 family;
 	__u8 proto;
+	int live;
 
 	if (!task || !file)
 		return 0;
@@ -1222,8 +1233,17 @@ int pf_iter_sockets(struct bpf_iter__task_file *ctx)
 	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
 		return 0;
 	cookie = pf_sock_cookie(sk);
-	if (proto == IPPROTO_TCP && cfg_sk_storage && cfg_tcp_sock_counts)
-		cookie = sk_flow_adopt(file, cookie);
+	if (proto == IPPROTO_TCP && cfg_sk_storage && cfg_tcp_sock_counts) {
+		cookie = sk_flow_adopt(file, cookie, &live);
+		/* Claimed at use, a TCP socket has an entry as a listener or a
+		 * logged connection only: one not yet used gets its own when it
+		 * is (connect, listen, accept), one left out of the log none.
+		 * An owner entry for either would take room in socks at every
+		 * scan for no flow (a node's sidecar connections). */
+		if (tcp_claimed_at_use() && !live &&
+		    BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN)
+			return 0;
+	}
 	if (!cookie)
 		return 0;
 	v = bpf_map_lookup_elem(&socks, &cookie);
