@@ -1162,11 +1162,17 @@ static __always_inline __u64 sk_flow_adopt(struct file *file, __u64 cookie, int 
 	sk = sock->sk;
 	if (!sk)
 		return cookie;
-	/* Connected, not yet closed; SYN_SENT and accepted-but-not-yet
-	 * established sockets get their entry from the state tracepoint. */
+	/* Connecting or connected, not yet closed. A socket accepted but not
+	 * yet established gets its entry from the state tracepoint; one in
+	 * SYN_SENT does only when its connect() came after the agent, so one
+	 * connecting at the agent's start is adopted here (or it would never
+	 * be counted: SYN_SENT->ESTABLISHED makes no entry). The state
+	 * tracepoint starts the entry afresh if it sees the connect after
+	 * all. */
 	state = sk->__sk_common.skc_state;
 	if (state != TCP_ESTABLISHED && state != TCP_FIN_WAIT1 && state != TCP_FIN_WAIT2 &&
-	    state != TCP_CLOSE_WAIT && state != TCP_CLOSING && state != TCP_LAST_ACK)
+	    state != TCP_CLOSE_WAIT && state != TCP_CLOSING && state != TCP_LAST_ACK &&
+	    state != TCP_SYN_SENT)
 		return cookie;
 	if (!cookie && cfg_tp_cookie)
 		cookie = bpf_get_socket_cookie(sk);
@@ -1191,6 +1197,10 @@ static __always_inline __u64 sk_flow_adopt(struct file *file, __u64 cookie, int 
 	f->pkts_out = r.pkts_out;
 	f->proto = IPPROTO_TCP;
 	f->first_ns = bpf_ktime_get_boot_ns();
+	/* Only an active open passes SYN_SENT; an established connection's
+	 * role is left to the agent (its listeners' ports). */
+	if (state == TCP_SYN_SENT)
+		f->role = PF_ROLE_SRC;
 	f->cookie = cookie;
 	*live = 1;
 	return cookie;
