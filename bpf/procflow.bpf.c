@@ -1164,11 +1164,10 @@ static __always_inline __u64 sk_flow_adopt(struct file *file, __u64 cookie, int 
 		return cookie;
 	/* Connecting or connected, not yet closed. A socket accepted but not
 	 * yet established gets its entry from the state tracepoint; one in
-	 * SYN_SENT does only when its connect() came after the agent, so one
-	 * connecting at the agent's start is adopted here (or it would never
-	 * be counted: SYN_SENT->ESTABLISHED makes no entry). The state
-	 * tracepoint starts the entry afresh if it sees the connect after
-	 * all. */
+	 * SYN_SENT has one (found below) when the tracepoint, attached before
+	 * this scan, saw its connect(). One connecting since before the agent
+	 * is adopted here, or it would never be counted (SYN_SENT->ESTABLISHED
+	 * makes no entry). */
 	state = sk->__sk_common.skc_state;
 	if (state != TCP_ESTABLISHED && state != TCP_FIN_WAIT1 && state != TCP_FIN_WAIT2 &&
 	    state != TCP_CLOSE_WAIT && state != TCP_CLOSING && state != TCP_LAST_ACK &&
